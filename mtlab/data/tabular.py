@@ -1,0 +1,145 @@
+"""Tensor containers shared by every tabular multi-task dataset.
+
+A dataset is a handful of dense tensors (categorical codes, numeric values, one label column per
+task) that live on the training device; batches are taken by indexing them, never by collating
+Python rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+
+class DataError(ValueError):
+    """Bad input to a data loader; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a model needs to know about the inputs: names and sizes, no data."""
+
+    cat_names: tuple[str, ...]
+    cat_cardinalities: tuple[int, ...]
+    num_names: tuple[str, ...]
+    vocab: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_cat(self) -> int:
+        return len(self.cat_names)
+
+    @property
+    def n_num(self) -> int:
+        return len(self.num_names)
+
+    def without(self, names: set[str]) -> FeatureSpec:
+        keep = [i for i, n in enumerate(self.cat_names) if n not in names]
+        return FeatureSpec(
+            cat_names=tuple(self.cat_names[i] for i in keep),
+            cat_cardinalities=tuple(self.cat_cardinalities[i] for i in keep),
+            num_names=tuple(n for n in self.num_names if n not in names),
+            vocab={k: v for k, v in self.vocab.items() if k not in names},
+        )
+
+
+@dataclass
+class Batch:
+    """Model input for a set of rows: categorical codes [B, C] (int64) and numeric values [B, D]."""
+
+    cat: torch.Tensor
+    num: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.cat.shape[0]
+
+    def to(self, device) -> Batch:
+        return Batch(self.cat.to(device), self.num.to(device))
+
+
+@dataclass
+class TabularSplit:
+    """One split (train, valid or test): features and a label column per task."""
+
+    cat: torch.Tensor  # [N, C] int64
+    num: torch.Tensor  # [N, D] float32
+    labels: torch.Tensor  # [N, T] float32 in {0, 1}
+
+    def __len__(self) -> int:
+        return self.cat.shape[0]
+
+    @property
+    def features(self) -> Batch:
+        return Batch(self.cat, self.num)
+
+    def rows(self, index: torch.Tensor) -> tuple[Batch, torch.Tensor]:
+        """The batch and labels of the given row indices (a tensor on the same device)."""
+        return Batch(self.cat[index], self.num[index]), self.labels[index]
+
+    def to(self, device) -> TabularSplit:
+        return TabularSplit(self.cat.to(device), self.num.to(device), self.labels.to(device))
+
+    def subsample(self, n: int, generator: torch.Generator) -> TabularSplit:
+        if n >= len(self):
+            return self
+        index = torch.randperm(len(self), generator=generator)[:n].sort().values
+        return TabularSplit(self.cat[index], self.num[index], self.labels[index])
+
+
+@dataclass
+class MultiTaskData:
+    """A multi-task dataset: three splits, the feature spec and the task names, in label order."""
+
+    name: str
+    tasks: tuple[str, ...]
+    features: FeatureSpec
+    train: TabularSplit
+    valid: TabularSplit
+    test: TabularSplit
+    source: str = ""
+
+    def to(self, device) -> MultiTaskData:
+        device = torch.device(device)
+        return replace(
+            self,
+            train=self.train.to(device),
+            valid=self.valid.to(device),
+            test=self.test.to(device),
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.cat.device
+
+    def split(self, name: str) -> TabularSplit:
+        if name not in ("train", "valid", "test"):
+            raise DataError(f"unknown split {name!r}; use one of 'train', 'valid', 'test'")
+        return getattr(self, name)
+
+    def subsample(self, fraction: float | None, seed: int = 0) -> MultiTaskData:
+        """Keep a random `fraction` of the rows of every split (for quick profiles)."""
+        if fraction is None or fraction >= 1:
+            return self
+        if not 0 < fraction < 1:
+            raise DataError(f"subsample must be a fraction in (0, 1], got {fraction}")
+        gen = torch.Generator().manual_seed(seed)
+        return replace(
+            self,
+            train=self.train.subsample(max(1, round(len(self.train) * fraction)), gen),
+            valid=self.valid.subsample(max(1, round(len(self.valid) * fraction)), gen),
+            test=self.test.subsample(max(1, round(len(self.test) * fraction)), gen),
+        )
+
+    def select_tasks(self, tasks: list[str] | tuple[str, ...]) -> MultiTaskData:
+        """The same data with only the given tasks, in the given order."""
+        unknown = [t for t in tasks if t not in self.tasks]
+        if unknown:
+            raise DataError(f"unknown task(s) {unknown}; this dataset has {list(self.tasks)}")
+        cols = [self.tasks.index(t) for t in tasks]
+
+        def pick(s: TabularSplit) -> TabularSplit:
+            return TabularSplit(s.cat, s.num, s.labels[:, cols])
+
+        return replace(
+            self, tasks=tuple(tasks), train=pick(self.train), valid=pick(self.valid), test=pick(self.test)
+        )

@@ -1,0 +1,129 @@
+"""Shared building blocks: feature embedding, MLP, and batched experts, gates and towers.
+
+Several networks of the same shape (the experts of a layer, the towers of the tasks, the gates)
+are held as one stacked weight tensor and computed with one batched matmul, never a Python loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..data.tabular import Batch, FeatureSpec
+
+
+class FeatureEmbedding(nn.Module):
+    """Embeds every categorical column with one lookup into a single table (codes shifted by
+    per-column offsets) and concatenates the numeric columns: [B, C·dim + D].
+
+    `copies` > 1 gives each of that many networks its own embedding of the same input, returned as
+    [copies, B, C·dim + D] (Single Task, STEM) — still one lookup.
+    """
+
+    def __init__(self, features: FeatureSpec, dim: int = 4, copies: int = 1, init_std: float = 0.01):
+        super().__init__()
+        self.dim, self.copies, self.n_num = dim, copies, features.n_num
+        sizes = torch.tensor((0, *features.cat_cardinalities), dtype=torch.long)
+        self.register_buffer("offsets", sizes.cumsum(0)[:-1], persistent=False)
+        self.table = nn.Embedding(max(1, int(sizes.sum())), dim * copies)
+        nn.init.normal_(self.table.weight, std=init_std)
+        self.out_dim = features.n_cat * dim + features.n_num
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        emb = self.table(batch.cat + self.offsets)  # [B, C, copies·dim]
+        if self.copies == 1:
+            return torch.cat([emb.flatten(1), batch.num], dim=1)
+        b, c = emb.shape[:2]
+        emb = emb.view(b, c, self.copies, self.dim).permute(2, 0, 1, 3).reshape(self.copies, b, c * self.dim)
+        return torch.cat([emb, batch.num.expand(self.copies, -1, -1)], dim=2)
+
+
+def mlp(in_dim: int, hidden: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
+    """Linear → ReLU (→ Dropout) for each hidden size."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    return nn.Sequential(*layers)
+
+
+class ParallelLinear(nn.Module):
+    """`n` independent linear layers in one batched matmul.
+
+    Input [B, in] (the same input for all n) or [n, B, in]; output [n, B, out]. Each slice is
+    initialized as nn.Linear would be.
+    """
+
+    def __init__(self, n: int, in_dim: int, out_dim: int, bias: bool = True):
+        super().__init__()
+        bound = 1 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound)) if bias else None
+        self.n, self.in_dim, self.out_dim = n, in_dim, out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:  # one input shared by all n: a single [B, in] x [in, n·out] matmul
+            out = (x @ self.weight.transpose(0, 1).reshape(self.in_dim, -1)).view(x.shape[0], self.n, -1)
+            out = out.transpose(0, 1)
+        else:
+            out = torch.matmul(x, self.weight)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, in_dim={self.in_dim}, out_dim={self.out_dim}, bias={self.bias is not None}"
+
+
+class ParallelMLP(nn.Module):
+    """`n` independent MLPs of the same shape (the experts of a layer, the towers of the tasks),
+    computed together: [B, in] or [n, B, in] → [n, B, hidden[-1]]."""
+
+    def __init__(self, n: int, in_dim: int, hidden: Sequence[int], dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [ParallelLinear(n, in_dim, width), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            in_dim = width
+        self.net = nn.Sequential(*layers)
+        self.n, self.out_dim = n, in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) if len(self.net) else x.expand(self.n, *x.shape[-2:])
+
+
+class Experts(ParallelMLP):
+    """A layer of experts: `n_experts` MLPs on the same input, [B, in] → [E, B, out]."""
+
+
+class Gate(nn.Module):
+    """`n_gates` softmax gates over `n_experts`: [B, in] → weights [G, B, E] summing to one."""
+
+    def __init__(self, n_gates: int, in_dim: int, n_experts: int, bias: bool = True):
+        super().__init__()
+        self.proj = ParallelLinear(n_gates, in_dim, n_experts, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.proj(x), dim=-1)
+
+
+def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """Gate-weighted sum of expert outputs: weights [G, B, E], experts [E, B, H] → [G, B, H]."""
+    return torch.einsum("gbe,ebh->gbh", weights, experts)
+
+
+class Towers(nn.Module):
+    """One tower per task ending in a logit: [B, in] or [T, B, in] → logits [B, T]."""
+
+    def __init__(self, n_tasks: int, in_dim: int, hidden: Sequence[int] = (64, 32), dropout: float = 0.0):
+        super().__init__()
+        self.body = ParallelMLP(n_tasks, in_dim, hidden, dropout)
+        self.head = ParallelLinear(n_tasks, self.body.out_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).squeeze(-1).transpose(0, 1)

@@ -1,0 +1,25 @@
+"""Shared Bottom (Caruana, 1997): one network shared by all tasks, a tower per task on top.
+
+    h = MLP_shared(Emb(x));   logit_t = Tower_t(h)        (MPT-Rec, Table 2, "Shared Bottom")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .base import MultiTaskModel, register
+from .layers import FeatureEmbedding, Towers, mlp
+
+
+@register("shared_bottom")
+class SharedBottom(MultiTaskModel):
+    def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
+                 tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+        super().__init__(features, tasks)
+        self.emb_dim, self.bottom, self.tower, self.dropout = emb_dim, tuple(bottom), tuple(tower), dropout
+        self.embedding = FeatureEmbedding(features, emb_dim)
+        self.shared = mlp(self.embedding.out_dim, bottom, dropout)
+        self.towers = Towers(len(self.tasks), bottom[-1] if bottom else self.embedding.out_dim, tower, dropout)
+
+    def forward(self, batch):
+        return self.towers(self.shared(self.embedding(batch)))

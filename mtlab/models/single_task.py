@@ -1,0 +1,27 @@
+"""Single Task: an independent network per task (own embeddings, bottom and tower); no sharing.
+
+The baseline of every multi-task table (MPT-Rec, Table 2, "Single Task"). The T networks have the
+same shape, so they are computed together as batched matmuls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .base import MultiTaskModel, register
+from .layers import FeatureEmbedding, ParallelMLP, Towers
+
+
+@register("single_task")
+class SingleTask(MultiTaskModel):
+    def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
+                 tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+        super().__init__(features, tasks)
+        self.emb_dim, self.bottom, self.tower, self.dropout = emb_dim, tuple(bottom), tuple(tower), dropout
+        n = len(self.tasks)
+        self.embedding = FeatureEmbedding(features, emb_dim, copies=n)
+        self.bottoms = ParallelMLP(n, self.embedding.out_dim, bottom, dropout)
+        self.towers = Towers(n, self.bottoms.out_dim, tower, dropout)
+
+    def forward(self, batch):
+        return self.towers(self.bottoms(self.embedding(batch)))

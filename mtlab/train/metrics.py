@@ -1,0 +1,57 @@
+"""Evaluation (per-task AUC and log loss, via scikit-learn) and model accounting (parameters, FLOPs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import log_loss, roc_auc_score
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..data.tabular import Batch, TabularSplit
+
+
+@torch.no_grad()
+def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
+    """Predicted probabilities [N, T] as a NumPy array, computed in chunks on the split's device."""
+    was_training = model.training
+    model.eval()
+    chunks = [torch.sigmoid(model(Batch(split.cat[i:i + batch_size], split.num[i:i + batch_size])))
+              for i in range(0, len(split), batch_size)]
+    model.train(was_training)
+    return torch.cat(chunks).float().cpu().numpy()
+
+
+def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks) -> dict[str, dict[str, float]]:
+    """{task: {"auc": …, "logloss": …}}; AUC is NaN when a split holds only one class of a task."""
+    out = {}
+    for t, name in enumerate(tasks):
+        y, p = labels[:, t], probs[:, t]
+        auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+        out[name] = {"auc": auc, "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))}
+    return out
+
+
+def evaluate(model, split: TabularSplit, tasks, batch_size: int = 65536) -> dict[str, dict[str, float]]:
+    return task_metrics(split.labels.cpu().numpy(), predict(model, split, batch_size), tasks)
+
+
+def count_parameters(model, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def flops_per_sample(model, batch: Batch, training: bool = False) -> float:
+    """FLOPs of one forward pass (or of a training step: forward + backward of the summed logits)
+    per row, counted by torch.utils.flop_counter. Embedding lookups count as zero FLOPs."""
+    was_training = model.training
+    model.train(training)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if training:
+            model(batch).sum().backward()
+        else:
+            with torch.no_grad():
+                model(batch)
+    if training:
+        model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return counter.get_total_flops() / len(batch)
