@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .census import TASKS as CENSUS_TASKS
 from .census import load_census
-from .fetch import SOURCES, data_dir, fetch
+from .download import SOURCES, data_dir, fetch
 from .synthetic import make_synthetic
 from .tabular import Batch, DataError, FeatureSpec, MultiTaskData, TabularSplit
 

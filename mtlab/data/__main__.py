@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .fetch import SOURCES, fetch
+from .download import SOURCES, fetch
 from .tabular import DataError
 
 

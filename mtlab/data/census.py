@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .fetch import require_files
+from .download import require_files
 from .tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 
 COLUMNS = (
@@ -132,7 +132,7 @@ def load_census(
     def encode(frame: pd.DataFrame) -> TabularSplit:
         # code 0 is the unknown bucket: a category never seen in the training file
         cat = np.stack(
-            [pd.Categorical(frame[c].astype(str), categories=vocab[c]).codes + 1 for c in cat_cols],
+            [pd.Index(vocab[c]).get_indexer(frame[c].astype(str)) + 1 for c in cat_cols],  # -1 → 0
             axis=1,
         ).astype(np.int64)
         num = ((frame[num_cols] - mean) / std).to_numpy(np.float32, copy=True)

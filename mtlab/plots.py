@@ -1,0 +1,43 @@
+"""Figures for the notebooks (matplotlib / seaborn). Each returns its Figure and draws nothing else."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+
+def correlation_heatmap(corr: pd.DataFrame, title: str = "Pearson correlation between task labels"):
+    fig, ax = plt.subplots(figsize=(1.2 * len(corr) + 2.5, 1.0 * len(corr) + 1.5))
+    sns.heatmap(corr, annot=True, fmt=".3f", cmap="vlag", vmin=-1, vmax=1, square=True, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: pd.DataFrame, tasks, metric: str = "valid_auc"):
+    """One panel per task: `metric` per epoch, a line per model (mean over seeds, band = ± std)."""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sns.lineplot(data=histories, x="epoch", y=f"{metric}_{task}", hue="model", errorbar="sd",
+                     marker="o", ax=ax)
+        ax.set_title(f"{task}: {metric.replace('_', ' ')}")
+        ax.set_ylabel(metric.replace("_", " "))
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(results: pd.DataFrame, metric: str = "auc", title: str = "Test AUC (mean ± std over seeds)"):
+    """A bar per model and task with ± std error bars; each task on its own axis (scales differ)."""
+    tasks = list(dict.fromkeys(results["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        part = results[results["task"] == task]
+        sns.barplot(data=part, x="model", y=metric, errorbar="sd", capsize=0.2, ax=ax)
+        low = (part.groupby("model")[metric].mean() - 3 * part.groupby("model")[metric].std().fillna(0)).min()
+        ax.set_ylim(max(0.0, min(low, part[metric].min()) - 0.002), None)
+        ax.set_title(task)
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,75 @@
+"""Execute the notebooks as a papermill batch into runs/<timestamp>/ and write a summary."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+RUNS_DIR = Path(__file__).resolve().parents[1] / "runs"
+
+
+def find_notebooks(names=None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """All notebooks in `folder` (sorted), or the named ones ('00_quickstart' or a path)."""
+    available = sorted(folder.glob("*.ipynb"))
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        path = Path(name)
+        if not path.exists():
+            path = folder / (name if name.endswith(".ipynb") else f"{name}.ipynb")
+        if not path.exists():
+            raise ValueError(f"notebook {name!r} not found; available: {', '.join(p.stem for p in available)}")
+        chosen.append(path)
+    return chosen
+
+
+def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None = None,
+                  device: str = "auto", log=print) -> tuple[pd.DataFrame, Path]:
+    """Run each notebook with papermill (parameters: profile, device), carrying on past failures.
+
+    Returns the summary (notebook, status, seconds, output, error) and the run folder, where
+    summary.md and summary.csv are written.
+    """
+    import papermill as pm  # the notebook extra; imported here so the core works without it
+
+    from .experiments.profiles import get_profile
+
+    get_profile(profile, device=device)  # bad values fail before any notebook starts
+    paths = find_notebooks(notebooks)
+    out = Path(out) if out else RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in paths:
+        target = out / path.name
+        log(f"[{path.stem}] running ({profile} profile) …")
+        start = time.perf_counter()
+        status, error = "ok", ""
+        try:
+            pm.execute_notebook(str(path), str(target), parameters={"profile": profile, "device": device},
+                                cwd=str(path.parent), progress_bar=False, log_output=False)
+        except Exception as exc:  # a failing notebook is reported, and the batch goes on
+            status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+        seconds = time.perf_counter() - start
+        log(f"[{path.stem}] {status} in {seconds:.1f} s{(': ' + error) if error else ''}")
+        rows.append({"notebook": path.name, "status": status, "seconds": round(seconds, 1),
+                     "output": str(target), "error": error})
+    summary = pd.DataFrame(rows, columns=["notebook", "status", "seconds", "output", "error"])
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "summary.md").write_text(_markdown(summary, profile, device))
+    log(f"summary: {out / 'summary.md'}")
+    return summary, out
+
+
+def _markdown(summary: pd.DataFrame, profile: str, device: str) -> str:
+    lines = [f"# mtlab run: {len(summary)} notebook(s), profile {profile}, device {device}", "",
+             f"{(summary['status'] == 'ok').sum()} ok, {(summary['status'] != 'ok').sum()} failed, "
+             f"{summary['seconds'].sum():.1f} s in all", "",
+             "| notebook | status | seconds | output | error |", "|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        lines.append(f"| {r.notebook} | {r.status} | {r.seconds} | {r.output} | {r.error} |")
+    return "\n".join(lines) + "\n"

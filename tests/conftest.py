@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from mtlab.data import make_synthetic
+from mtlab.data.census import COLUMNS, NUMERIC
+
+MARITAL = ["Never married", "Married-civilian spouse present", "Divorced", "Widowed"]
+EDUCATION = ["High school graduate", "Children", "Bachelors degree(BA AB BS)", "Some college but no degree"]
+
+
+def fake_census_rows(n: int, rng: np.random.Generator, unseen: bool = False) -> list[str]:
+    """Rows in the raw Census-Income format (no header, ', ' separated)."""
+    rows = []
+    for i in range(n):
+        values = []
+        for col in COLUMNS:
+            if col == "income":
+                values.append("50000+." if rng.random() < 0.3 else "- 50000.")
+            elif col == "marital_status":
+                values.append(MARITAL[rng.integers(len(MARITAL))])
+            elif col == "education":
+                values.append(EDUCATION[rng.integers(len(EDUCATION))])
+            elif col == "sex":
+                values.append("Female" if rng.random() < 0.5 else "Male")
+            elif col == "hispanic_origin":
+                values.append("NA" if rng.random() < 0.5 else "All other")  # "NA" is a real category
+            elif col == "instance_weight":
+                values.append(f"{rng.uniform(100, 3000):.2f}")
+            elif col in NUMERIC:
+                values.append(str(int(rng.integers(0, 90))))
+            elif col == "race" and unseen and i == 0:
+                values.append("Unseen race")
+            else:
+                values.append("ABC"[rng.integers(3)])
+        rows.append(", ".join(values))
+    return rows
+
+
+@pytest.fixture
+def census_root(tmp_path):
+    """A data folder holding small fake Census-Income files (the loader's format, not real data)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "census-income"
+    folder.mkdir()
+    (folder / "census_income_train.csv").write_text("\n".join(fake_census_rows(300, rng)) + "\n")
+    (folder / "census_income_test.csv").write_text("\n".join(fake_census_rows(200, rng, unseen=True)) + "\n")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    return make_synthetic(n_samples=4000, rho=0.8, dim=16, n_cat=3, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
