@@ -1,0 +1,98 @@
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from mtlab.cli import main
+from mtlab.experiments import compare_models, get_profile, summarize, summary_table
+from mtlab.runner import find_notebooks, run_notebooks
+
+
+def test_help_lists_models_datasets_and_tasks(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for word in ("shared_bottom", "single_task", "census-income", "synthetic", "income", "marital",
+                 "education", "sex", "quick", "full"):
+        assert word in text
+
+
+def test_train_writes_json(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    code = main(["train", "--data", "synthetic", "--model", "shared_bottom", "--tasks", "t1,t2",
+                 "--profile", "quick", "--seed", "0", "--device", "cpu", "--epochs", "2",
+                 "--option", "bottom=[32,16]", "--json", str(out), "--quiet"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in ("test", "valid", "trainable_params", "flops_per_sample", "epochs", "seconds", "device"):
+        assert key in result
+    assert set(result["test"]) == {"t1", "t2"} and set(result["test"]["t1"]) == {"auc", "logloss"}
+    assert result["epochs"] == 2 and result["device"] == "cpu" and result["trainable_params"] > 0
+
+
+def test_train_bad_input_says_what_to_do(tmp_path, capsys):
+    assert main(["train", "--data", "synthetic", "--tasks", "t1,t9", "--quiet"]) == 2
+    assert "unknown task" in capsys.readouterr().err
+    assert main(["train", "--data", "synthetic", "--option", "nope=1", "--quiet"]) == 2
+    assert "its options" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "no_such_model"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_profile_errors_name_allowed_values():
+    with pytest.raises(ValueError, match="allowed values: quick, full"):
+        get_profile("fast")
+    with pytest.raises(ValueError, match="auto, cpu, cuda"):
+        get_profile("quick", device="gpu")
+    with pytest.raises(ValueError, match="seeds"):
+        get_profile("quick", seeds=[])
+    with pytest.raises(ValueError, match="subsample"):
+        get_profile("quick", subsample=2)
+    assert get_profile("full", seeds=3, subsample=1).seeds == (3,)
+
+
+def test_compare_models_tidy_frame_and_summary(synthetic):
+    profile = get_profile("quick", seeds=[0, 1], device="cpu")
+    results, histories = compare_models(synthetic, ["single_task", "shared_bottom"], profile,
+                                        {"shared_bottom": {"bottom": (16,)}}, epochs=2, quiet=True)
+    assert len(results) == 2 * 2 * 2 and results["auc"].between(0.5, 1).all()
+    assert set(histories["model"]) == {"single_task", "shared_bottom"} and histories["epoch"].max() == 2
+    stats = summarize(results)
+    one = results[(results.model == "single_task") & (results.task == "t1")]["auc"]
+    row = stats[(stats.model == "single_task") & (stats.task == "t1")].iloc[0]
+    assert row["mean"] == pytest.approx(one.mean()) and row["std"] == pytest.approx(one.std())
+    table = summary_table(results)
+    assert list(table.index) == ["single_task", "shared_bottom"] and "±" in table.loc["single_task", "t1"]
+
+
+def notebook(path, source):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_runner_goes_on_past_a_failing_notebook(tmp_path):
+    good = notebook(tmp_path / "a_good.ipynb", "assert profile == 'quick'\nprint('fine')")
+    bad = notebook(tmp_path / "b_bad.ipynb", "raise RuntimeError('broken on purpose')")
+    also = notebook(tmp_path / "c_good.ipynb", "x = 1")
+    summary, folder = run_notebooks("quick", [str(good), str(bad), str(also)], tmp_path / "run",
+                                    log=lambda *_: None)
+    assert list(summary["status"]) == ["ok", "failed", "ok"]
+    assert "broken on purpose" in summary.loc[1, "error"]
+    assert (folder / "a_good.ipynb").exists() and (folder / "c_good.ipynb").exists()
+    assert pd.read_csv(folder / "summary.csv")["status"].tolist() == ["ok", "failed", "ok"]
+    assert "1 failed" in (folder / "summary.md").read_text()
+
+
+def test_runner_rejects_unknown_notebook_and_profile(tmp_path):
+    with pytest.raises(ValueError, match="available: 00_quickstart"):
+        find_notebooks(["99_nothing"])
+    with pytest.raises(ValueError, match="allowed values"):
+        run_notebooks("slow", out=tmp_path)
