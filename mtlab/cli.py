@@ -82,7 +82,7 @@ def cmd_train(args) -> int:
                  if v is not None}
     result = train_one(args.model, data, profile, args.seed, parse_options(args.option),
                        checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet, **overrides)
-    result.pop("history")
+    result.pop("history"), result.pop("pruning")
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

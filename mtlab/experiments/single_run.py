@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import torch
@@ -9,6 +10,7 @@ import torch
 from ..data import MultiTaskData, load_dataset
 from ..models import build_model
 from ..train import TrainConfig, count_parameters, evaluate, fit, flops_per_sample, seed_everything
+from ..train.pruning import find_task_masks
 from .profiles import Profile, get_profile
 
 
@@ -34,6 +36,11 @@ def train_one(
     seed_everything(seed)
     net = build_model(model, data.features, data.tasks, **(model_options or {}))
     config = train_config(profile, seed, **train_overrides)
+    start = time.perf_counter()
+    pruning = None
+    if hasattr(net, "masked_layers") and not resume:  # Sparse Sharing, CSRec: find the task subnets first
+        pruning = find_task_masks(net, data, config)
+    prepare_seconds = time.perf_counter() - start
     result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
     device_data = data.to(result.device)
     probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
@@ -48,9 +55,10 @@ def train_one(
         "flops_per_sample": flops_per_sample(net, probe),
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
-        "seconds": result.seconds,
+        "seconds": result.seconds + prepare_seconds,
         "device": result.device,
         "history": result.history,
+        "pruning": pruning,
     }
 
 

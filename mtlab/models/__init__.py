@@ -1,6 +1,6 @@
-"""Multi-task models, each registered by name: `build_model("shared_bottom", features, tasks)`."""
+"""Multi-task models, each registered by name: `build_model("mmoe", features, tasks, **options)`."""
 
-from . import shared_bottom, single_task  # noqa: F401  (registers the models)
-from .base import MODELS, MultiTaskModel, build_model, register
+from . import csrec, mmoe, mpt_rec, ple, shared_bottom, single_task, sparse_sharing, stem  # noqa: F401
+from .base import MODELS, MultiTaskModel, Step, build_model, register, task_losses
 
-__all__ = ["MODELS", "MultiTaskModel", "build_model", "register"]
+__all__ = ["MODELS", "MultiTaskModel", "Step", "build_model", "register", "task_losses"]

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.tabular import Batch, FeatureSpec
 
 MODELS: dict[str, type[MultiTaskModel]] = {}
+
+
+def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy per task: [B, T] logits and labels → [T]."""
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(0)
+
+
+@dataclass
+class Step:
+    """Where a training step stands, for models whose loss depends on it (schedules, per-row state)."""
+
+    rows: torch.Tensor  # indices of the batch's rows in the training split
+    n_rows: int  # size of the training split
+    epoch: int  # 0-based
+    progress: float  # fraction of all planned training steps done, in [0, 1]
 
 
 class MultiTaskModel(nn.Module):
@@ -27,6 +45,14 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, batch: Batch):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def training_loss(self, batch: Batch, labels: torch.Tensor, step: Step):
+        """Per-task losses [T] (weighted and summed by the trainer) and an extra scalar loss or None.
+
+        Models with auxiliary objectives (adversarial, contrastive) override this; the default is
+        the per-task BCE of `forward`.
+        """
+        return task_losses(self(batch), labels), None
 
     def config(self) -> dict:
         """The keyword hyperparameters this model was built with."""

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.tabular import MultiTaskData
+from ..models.base import Step
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .metrics import evaluate
@@ -67,11 +67,6 @@ def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Ad
     return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
 
 
-def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy per task: [B, T] logits and labels → [T]."""
-    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(0)
-
-
 def fit(
     model: torch.nn.Module,
     data: MultiTaskData,
@@ -104,6 +99,7 @@ def fit(
         state = _restore(load_checkpoint(checkpoint), model, optimizer, shuffle)
 
     n = len(data.train)
+    steps_per_epoch = -(-n // config.batch_size)
     last = state["epoch"] if state["stopped"] else config.epochs  # an early-stopped run stays stopped
     bar = tqdm(range(state["epoch"], last), disable=config.quiet, unit="epoch",
                desc=f"{type(model).__name__}", initial=state["epoch"], total=config.epochs)
@@ -112,11 +108,14 @@ def fit(
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
         loss_sum = torch.zeros(len(tasks), device=device)
-        for i in range(0, n, config.batch_size):
-            batch, labels = data.train.rows(order[i:i + config.batch_size])
-            losses = task_losses(model(batch), labels)
+        for step_in_epoch, i in enumerate(range(0, n, config.batch_size)):
+            rows = order[i:i + config.batch_size]
+            batch, labels = data.train.rows(rows)
+            progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
+            losses, extra = model.training_loss(batch, labels, Step(rows, n, epoch, progress))
+            loss = weights @ losses if extra is None else weights @ losses + extra
             optimizer.zero_grad(set_to_none=True)
-            (weights @ losses).backward()
+            loss.backward()
             optimizer.step()
             loss_sum += losses.detach() * len(labels)
         train_losses = (loss_sum / n).tolist()  # .tolist() waits for the device: timing is honest

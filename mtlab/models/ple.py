@@ -1,0 +1,73 @@
+"""PLE: Progressive Layered Extraction (Tang et al., RecSys 2020, Eq. 1–6).
+
+Each extraction level (a CGC layer) has `n_shared` shared experts and `n_specific` experts per task.
+Task t's gate mixes its own experts and the shared ones, on task t's input of that level:
+    g_t = softmax(W_t h_t),   h_t' = Σ g_t · [E_t,1(h_t) … E_t,m(h_t), E_s,1(h_s) … ]        (Eq. 1–4)
+Below the last level a shared gate mixes *all* experts into the next shared input h_s' (Eq. 5).
+Level 1 takes h_t = h_s = Emb(x). `n_levels=1` is CGC. The towers read the last level's h_t.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .base import MultiTaskModel, register
+from .layers import Experts, FeatureEmbedding, Gate, Towers, mix
+
+
+class ExtractionLevel(nn.Module):
+    """One CGC layer: task inputs [T, B, in] (or one shared [B, in]) and shared input [B, in]."""
+
+    def __init__(self, n_tasks, in_dim, expert, n_shared, n_specific, last: bool, dropout: float):
+        super().__init__()
+        self.n_tasks, self.n_shared, self.n_specific = n_tasks, n_shared, n_specific
+        self.specific = Experts(n_tasks * n_specific, in_dim, expert, dropout)
+        self.shared = Experts(n_shared, in_dim, expert, dropout)
+        self.task_gates = Gate(n_tasks, in_dim, n_specific + n_shared)
+        self.shared_gate = None if last else Gate(1, in_dim, n_tasks * n_specific + n_shared)
+        self.out_dim = self.specific.out_dim
+
+    def forward(self, task_in: torch.Tensor, shared_in: torch.Tensor):
+        t, m = self.n_tasks, self.n_specific
+        if task_in.dim() == 2:  # level 1: every task reads the same input
+            specific = self.specific(task_in)
+        else:  # each task's m experts read that task's input
+            b, d = task_in.shape[1:]
+            specific = self.specific(task_in.unsqueeze(1).expand(t, m, b, d).reshape(t * m, b, d))
+        shared = self.shared(shared_in)  # [S, B, H]
+        b, h = shared.shape[1:]
+        per_task = torch.cat([specific.view(t, m, b, h), shared.unsqueeze(0).expand(t, -1, -1, -1)], dim=1)
+        task_out = torch.einsum("tbe,tebh->tbh", self.task_gates(task_in), per_task)
+        if self.shared_gate is None:
+            return task_out, None
+        shared_out = mix(self.shared_gate(shared_in), torch.cat([specific, shared]))[0]
+        return task_out, shared_out
+
+
+@register("ple")
+class PLE(MultiTaskModel):
+    def __init__(self, features, tasks, emb_dim: int = 4, n_levels: int = 1, n_shared: int = 1,
+                 n_specific: int = 1, expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32),
+                 dropout: float = 0.0):
+        super().__init__(features, tasks)
+        if n_levels < 1 or n_shared < 1 or n_specific < 1:
+            raise ValueError("PLE needs n_levels, n_shared and n_specific of at least 1")
+        self.emb_dim, self.n_levels, self.n_shared, self.n_specific = emb_dim, n_levels, n_shared, n_specific
+        self.expert, self.tower, self.dropout = tuple(expert), tuple(tower), dropout
+        self.embedding = FeatureEmbedding(features, emb_dim)
+        levels, in_dim = [], self.embedding.out_dim
+        for level in range(n_levels):
+            levels.append(ExtractionLevel(len(self.tasks), in_dim, expert, n_shared, n_specific,
+                                          last=level == n_levels - 1, dropout=dropout))
+            in_dim = levels[-1].out_dim
+        self.levels = nn.ModuleList(levels)
+        self.towers = Towers(len(self.tasks), in_dim, tower, dropout)
+
+    def forward(self, batch):
+        task_in = shared_in = self.embedding(batch)
+        for level in self.levels:
+            task_in, shared_in = level(task_in, shared_in)
+        return self.towers(task_in)

@@ -1,0 +1,51 @@
+"""STEM: Shared and Task-specific EMbeddings (Su et al., AAAI 2024; "STEM-Net").
+
+Every task has its own embedding table besides a shared one (one lookup for all of them). Shared
+experts read the shared embedding; task t's experts read task t's embedding. Task t's gate, on its
+own embedding, mixes the shared experts, its own experts and the *other* tasks' experts — the last
+with their gradient stopped ("all forward, task-specific backward"):
+
+    h_t = Σ_e g_t,e · [E_shared(x_s) ; E_t(x_t) ; sg(E_u(x_u)) for u ≠ t],   logit_t = Tower_t(h_t)
+
+so task t's loss never reaches the other tasks' experts or embeddings. (The MPT-Rec release
+overwrites its list of specific outputs in a loop, so one task's expert never learns; not here.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .base import MultiTaskModel, register
+from .layers import Experts, FeatureEmbedding, Gate, Towers
+
+
+@register("stem")
+class STEM(MultiTaskModel):
+    def __init__(self, features, tasks, emb_dim: int = 4, n_shared: int = 1, n_specific: int = 1,
+                 expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+        super().__init__(features, tasks)
+        self.emb_dim, self.n_shared, self.n_specific = emb_dim, n_shared, n_specific
+        self.expert, self.tower, self.dropout = tuple(expert), tuple(tower), dropout
+        t = len(self.tasks)
+        self.embedding = FeatureEmbedding(features, emb_dim, copies=t + 1)  # copy 0 is shared
+        in_dim = self.embedding.out_dim
+        self.shared = Experts(n_shared, in_dim, expert, dropout)
+        self.specific = Experts(t * n_specific, in_dim, expert, dropout)
+        self.gates = Gate(t, in_dim, n_shared + t * n_specific)
+        self.towers = Towers(t, self.specific.out_dim, tower, dropout)
+        owner = torch.arange(t).repeat_interleave(n_specific)  # which task owns each specific expert
+        self.register_buffer("own", owner[None, :] == torch.arange(t)[:, None], persistent=False)  # [T, T·m]
+
+    def forward(self, batch):
+        emb = self.embedding(batch)  # [T+1, B, in]
+        t, m = len(self.tasks), self.n_specific
+        b, d = emb.shape[1:]
+        shared = self.shared(emb[0])  # [S, B, H]
+        specific = self.specific(emb[1:].unsqueeze(1).expand(t, m, b, d).reshape(t * m, b, d))  # [T·m, B, H]
+        # task t sees every specific expert, but only its own with gradient: [T, T·m, B, H]
+        seen = torch.where(self.own[:, :, None, None], specific, specific.detach())
+        experts = torch.cat([shared.unsqueeze(0).expand(t, -1, -1, -1), seen], dim=1)
+        fused = torch.einsum("tbe,tebh->tbh", self.gates(emb[1:]), experts)
+        return self.towers(fused)
