@@ -12,15 +12,13 @@ def batch_of(data, n=64):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_forward_shape_and_every_parameter_gets_gradient(name, synthetic):
+def test_forward_shape(name, synthetic):  # gradient flow: tests/test_zoo.py
     torch.manual_seed(0)
     model = build_model(name, synthetic.features, synthetic.tasks)
-    batch, labels = batch_of(synthetic)
-    logits = model(batch)
-    assert logits.shape == (64, len(synthetic.tasks))
-    nn.functional.binary_cross_entropy_with_logits(logits, labels).backward()
-    for pname, p in model.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {pname}"
+    batch, _ = batch_of(synthetic)
+    assert model(batch).shape == (64, len(synthetic.tasks))
+    three = build_model(name, synthetic.features, ("a", "b", "c"))
+    assert three(batch).shape == (64, 3)
 
 
 def test_single_task_networks_are_independent(synthetic):
@@ -69,7 +67,7 @@ def test_feature_embedding_single_lookup_with_offsets(synthetic):
 
 
 def test_build_model_errors(synthetic):
-    with pytest.raises(ValueError, match="registered models: shared_bottom, single_task"):
+    with pytest.raises(ValueError, match="registered models: csrec, mmoe, mpt_rec, ple, shared_bottom"):
         build_model("mmoe_typo", synthetic.features, synthetic.tasks)
     with pytest.raises(ValueError, match="its options: emb_dim, bottom, tower, dropout"):
         build_model("shared_bottom", synthetic.features, synthetic.tasks, hidden=3)
