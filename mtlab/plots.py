@@ -41,3 +41,20 @@ def metric_bars(results: pd.DataFrame, metric: str = "auc", title: str = "Test A
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def gain_bars(gains: pd.DataFrame, title: str = "AUC gain over Single Task by task correlation ρ"):
+    """Mean AUC gain over Single Task per model, one panel per task, a bar colour per ρ."""
+    tasks = list(dict.fromkeys(gains["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        part = gains[(gains["task"] == task) & (gains["model"] != "single_task")]
+        sns.barplot(data=part, x="model", y="gain_vs_single_task", hue=part["rho"].astype(str), ax=ax)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(task)
+        ax.set_ylabel("AUC − Single Task AUC")
+        ax.tick_params(axis="x", rotation=30)
+        ax.legend(title="ρ")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -19,22 +20,54 @@ def compare_models(
     models: Sequence[str],
     profile: Profile,
     model_options: dict[str, dict] | None = None,
+    results_path: str | Path | None = None,
     **train_overrides,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every model with every seed of the profile.
 
     Returns (results, histories): results has one row per model × seed × task with the test AUC and
     log loss (columns RESULT_COLUMNS); histories has one row per model × seed × epoch.
+    results_path: a CSV that every finished run is appended to (histories beside it, *.history.csv);
+        runs already in it are loaded instead of trained again, so a long batch can be resumed.
     """
-    rows, histories = [], []
+    done, (old_results, old_histories) = _load_done(results_path)
+    rows, histories = [old_results], [old_histories]
     for model in models:
         for seed in profile.seeds:
+            if (model, seed) in done:
+                continue
             out = train_one(model, data, profile, seed, (model_options or {}).get(model), **train_overrides)
-            for task, metrics in out["test"].items():
-                rows.append({"model": model, "seed": seed, "task": task, **metrics,
-                             **{k: out[k] for k in ("trainable_params", "flops_per_sample", "seconds", "epochs")}})
-            histories.append(out["history"].assign(model=model, seed=seed))
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS), pd.concat(histories, ignore_index=True)
+            new = pd.DataFrame([{"model": model, "seed": seed, "task": task, **metrics,
+                                 **{k: out[k] for k in ("trainable_params", "flops_per_sample", "seconds", "epochs")}}
+                                for task, metrics in out["test"].items()], columns=RESULT_COLUMNS)
+            history = out["history"].assign(model=model, seed=seed)
+            rows.append(new)
+            histories.append(history)
+            if results_path:
+                _append(new, Path(results_path))
+                _append(history, _history_path(results_path))
+    results = pd.concat([f for f in rows if len(f)], ignore_index=True)
+    histories = pd.concat([f for f in histories if len(f)], ignore_index=True)
+    wanted = lambda f: f[f["model"].isin(models) & f["seed"].isin(profile.seeds)].reset_index(drop=True)  # noqa: E731
+    return wanted(results), wanted(histories)
+
+
+def _history_path(results_path) -> Path:
+    return Path(results_path).with_suffix(".history.csv")
+
+
+def _load_done(results_path):
+    empty = pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame()
+    if not results_path or not Path(results_path).exists():
+        return set(), empty
+    results = pd.read_csv(results_path)
+    history = pd.read_csv(_history_path(results_path)) if _history_path(results_path).exists() else pd.DataFrame()
+    return set(zip(results["model"], results["seed"])), (results, history)
+
+
+def _append(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
 def summarize(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:

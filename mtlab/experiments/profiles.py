@@ -15,13 +15,16 @@ class Profile:
     patience: int
     batch_size: int
     seeds: tuple[int, ...]
+    synthetic_samples: int  # rows generated for synthetic studies (not subsampled)
     device: str = "auto"
 
 
 PROFILES = {
-    "quick": Profile("quick", subsample=0.1, epochs=4, patience=2, batch_size=512, seeds=(0, 1)),
+    "quick": Profile("quick", subsample=0.1, epochs=4, patience=2, batch_size=512, seeds=(0, 1),
+                     synthetic_samples=6_000),
     # The MPT-Rec release's Census-Income setup: batch 256, up to 30 epochs, patience 5, 5 seeds.
-    "full": Profile("full", subsample=None, epochs=30, patience=5, batch_size=256, seeds=(0, 1, 2, 3, 4)),
+    "full": Profile("full", subsample=None, epochs=30, patience=5, batch_size=256, seeds=(0, 1, 2, 3, 4),
+                    synthetic_samples=20_000),
 }
 
 
