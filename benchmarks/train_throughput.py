@@ -7,6 +7,10 @@ popular MTL recsys libraries feed their models).
 Prints, per model and batch size, samples/s of one training epoch for each pipeline, the ratio of the
 bare loop to mtlab (aim: ≤ 1.3), mtlab's speed-up over the DataLoader pipeline, and peak memory
 (CUDA: max allocated; CPU: the process's peak resident set size so far).
+
+All three pipelines compute the same loss, the model's own `training_loss` (the adversarial term of
+MPT-Rec and the contrastive term of CSRec included). The subnet search of Sparse Sharing and CSRec
+happens once before training and is not part of an epoch.
 """
 
 from __future__ import annotations
@@ -18,11 +22,10 @@ import time
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from mtlab.data import load_dataset
-from mtlab.models import MODELS, build_model
+from mtlab.models import MODELS, Step, build_model
 from mtlab.train import TrainConfig, fit, resolve_device, seed_everything
 
 
@@ -54,9 +57,12 @@ def bare_loop_epoch(name, data, batch_size, device) -> float:
     sync(device)
     start = time.perf_counter()
     order = torch.randperm(len(train), device=device)
-    for i in range(0, len(train), batch_size):
-        batch, labels = train.rows(order[i:i + batch_size])
-        loss = F.binary_cross_entropy_with_logits(model(batch), labels)
+    n_steps = -(-len(train) // batch_size)
+    for step, i in enumerate(range(0, len(train), batch_size)):
+        rows = order[i:i + batch_size]
+        batch, labels = train.rows(rows)
+        losses, extra = model.training_loss(batch, labels, Step(rows, len(train), 0, step / n_steps))
+        loss = losses.sum() if extra is None else losses.sum() + extra
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -77,7 +83,7 @@ class RowDataset(Dataset):
         return len(self.labels[self.tasks[0]])
 
     def __getitem__(self, i):
-        return {name: values[i] for name, values in self.columns.items()}, \
+        return i, {name: values[i] for name, values in self.columns.items()}, \
             {name: values[i] for name, values in self.labels.items()}
 
 
@@ -91,13 +97,14 @@ def dataloader_epoch(name, data, batch_size, device, max_batches: int = 30) -> f
     dataset = RowDataset(data.train, data.features, data.tasks)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
     rows, start = 0, time.perf_counter()
-    for step, (x, y) in enumerate(loader):
+    for step, (index, x, y) in enumerate(loader):
         if step == max_batches:
             break
         batch = Batch(torch.stack([x[n] for n in dataset.cat_names], 1).to(device),
                       torch.stack([x[n] for n in dataset.num_names], 1).float().to(device))
         labels = torch.stack([y[t] for t in dataset.tasks], 1).to(device)
-        loss = F.binary_cross_entropy_with_logits(model(batch), labels)
+        losses, extra = model.training_loss(batch, labels, Step(index.to(device), len(dataset), 0, step / len(loader)))
+        loss = losses.sum() if extra is None else losses.sum() + extra
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .data import DATASETS, DataError, SOURCES
+from .data import DATASETS, SOURCES, DataError
 from .experiments import PROFILES, get_profile, load_for_profile, train_one
 from .models import MODELS
 from .train.device import DEVICES

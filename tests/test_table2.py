@@ -2,9 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtlab.experiments import (PAPER_TABLE2, beside_paper, check_models, compare_models, correlation_statement,
-                               get_profile, ordering_agreement, ordering_statement, paired_p, significance,
-                               synthetic_correlation_study)
+from mtlab.experiments import (
+    PAPER_TABLE2,
+    beside_paper,
+    check_models,
+    compare_models,
+    correlation_statement,
+    get_profile,
+    ordering_agreement,
+    ordering_statement,
+    paired_p,
+    significance,
+    synthetic_correlation_study,
+)
 
 
 def fake_results(means: dict[str, tuple[float, float]], seeds=(0, 1, 2), spread=0.001, seed=0) -> pd.DataFrame:

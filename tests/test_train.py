@@ -4,8 +4,17 @@ from torch import nn
 
 from mtlab.data import Batch
 from mtlab.models import build_model
-from mtlab.train import (TrainConfig, count_parameters, evaluate, fit, flops_per_sample, load_checkpoint,
-                         resolve_device, save_checkpoint, seed_everything)
+from mtlab.train import (
+    TrainConfig,
+    count_parameters,
+    evaluate,
+    fit,
+    flops_per_sample,
+    load_checkpoint,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+)
 from mtlab.train import checkpoint as checkpoint_module
 
 FAST = dict(epochs=3, batch_size=256, quiet=True, device="cpu")

@@ -10,9 +10,9 @@ and test with a fixed seed (as in the MPT-Rec release).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
