@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
@@ -15,10 +17,14 @@ def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
     """Predicted probabilities [N, T] as a NumPy array, computed in chunks on the split's device."""
     was_training = model.training
     model.eval()
-    chunks = [torch.sigmoid(model(Batch(split.cat[i:i + batch_size], split.num[i:i + batch_size])))
-              for i in range(0, len(split), batch_size)]
+    logits = torch.cat([model(Batch(split.cat[i:i + batch_size], split.num[i:i + batch_size]))
+                        for i in range(0, len(split), batch_size)])
     model.train(was_training)
-    return torch.cat(chunks).float().cpu().numpy()
+    # The sigmoid runs per task on its own contiguous column: vectorized kernels round the tail of a
+    # buffer differently, so one [N, T] call would let a task's probabilities depend on how many
+    # other tasks sit beside it (bit-identical old-task predictions after adding a task need this).
+    return torch.stack([torch.sigmoid(logits[:, t].contiguous()) for t in range(logits.shape[1])], 1) \
+        .float().cpu().numpy()
 
 
 def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks) -> dict[str, dict[str, float]]:
@@ -40,18 +46,24 @@ def count_parameters(model, trainable_only: bool = True) -> int:
 
 
 def flops_per_sample(model, batch: Batch, training: bool = False) -> float:
-    """FLOPs of one forward pass (or of a training step: forward + backward of the summed logits)
-    per row, counted by torch.utils.flop_counter. Embedding lookups count as zero FLOPs."""
-    was_training = model.training
-    model.train(training)
+    """FLOPs per row of one forward pass, or of a training step (the model's own training loss,
+    forward and backward; run on a copy, so no state of `model` moves), counted by
+    torch.utils.flop_counter. Embedding lookups count as zero FLOPs; frozen parts of a model count in
+    the forward pass of a training step (they run) but not in its backward pass."""
     counter = FlopCounterMode(display=False)
-    with counter:
-        if training:
-            model(batch).sum().backward()
-        else:
-            with torch.no_grad():
-                model(batch)
     if training:
-        model.zero_grad(set_to_none=True)
-    model.train(was_training)
+        from ..models.base import Step  # train imports models; models never import train
+
+        clone = copy.deepcopy(model).train()
+        labels = torch.zeros(len(batch), len(clone.tasks), device=batch.cat.device)
+        rows = torch.arange(len(batch), device=batch.cat.device)
+        with counter:
+            losses, extra = clone.training_loss(batch, labels, Step(rows, len(batch), 0, 0.5))
+            (losses.sum() if extra is None else losses.sum() + extra).backward()
+    else:
+        was_training = model.training
+        model.eval()
+        with counter, torch.no_grad():
+            model(batch)
+        model.train(was_training)
     return counter.get_total_flops() / len(batch)

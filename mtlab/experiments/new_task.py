@@ -1,0 +1,178 @@
+"""MPT-Rec Sec. 4.3: a new task T3 beside T1 = income and T2 = marital status on Census-Income.
+
+Table 3 — fine-tuning schemes on a frozen pre-trained model (and MAML): T3 AUC, trainable
+parameters and training FLOPs per sample, each also as % of full training of the same model on all
+three tasks, and T1/T2 AUC before and after. Table 4 / Fig. 1 — negative transfer: the change of T1
+and T2 AUC when T3 joins full training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from ..data import MultiTaskData
+from ..data.census import task_def
+from ..train import count_parameters, evaluate, flops_per_sample
+from ..train.new_task import fine_tune, maml, pretrain
+from .profiles import Profile
+from .single_run import load_for_profile, train_config
+
+EXISTING = ("income", "marital")
+FULL_TRAINING_MODELS = ("shared_bottom", "mmoe", "ple", "stem", "mpt_rec")
+FINE_TUNING_MODELS = ("shared_bottom", "mmoe", "ple", "mpt_rec")
+SCHEME_NAMES = {"shared_bottom": "Shared Bottom*", "mmoe": "MMoE*", "ple": "PLE*", "mpt_rec": "MPT-Rec",
+                "maml": "MAML"}
+
+# MPT-Rec paper, Table 3 (Census-Income, T3 = education): AUC, trainable parameters and FLOPs, the
+# last two also as % of full training.
+PAPER_TABLE3 = pd.DataFrame(
+    [("maml", 0.8563, "26k", None, "19M", None), ("shared_bottom", 0.8133, "21k", 21.2, "3M", 10.8),
+     ("mmoe", 0.8497, "21k", 9.4, "3M", 4.7), ("ple", 0.8617, "118k", 26.0, "30M", 26.2),
+     ("mpt_rec", 0.8626, "27k", 9.3, "7M", 8.7)],
+    columns=["model", "paper_t3_auc", "paper_params", "paper_params_pct", "paper_flops", "paper_flops_pct"])
+
+# Table 4: the sign of the change of T1 / T2 AUC when T3 joins full training.
+PAPER_TABLE4 = pd.DataFrame(
+    [("education", "income", "shared_bottom", "+"), ("education", "income", "mmoe", "+"),
+     ("education", "income", "ple", "-"), ("education", "income", "stem", "-"),
+     ("education", "marital", "shared_bottom", "-"), ("education", "marital", "mmoe", "+"),
+     ("education", "marital", "ple", "+"), ("education", "marital", "stem", "-")]
+    + [("sex", task, model, "-") for task in EXISTING for model in ("shared_bottom", "mmoe", "ple", "stem")],
+    columns=["new_task", "task", "model", "paper_sign"])
+# Pearson correlations the paper reports (Sec. 4.3.1).
+PAPER_CORRELATIONS = {"education": {"T3-T1": 0.186, "T3-T2": 0.142, "T1-T2": 0.178},
+                      "sex": {"T3-T1": 0.158, "T3-T2": 0.063, "T1-T2": 0.178}}
+
+
+def load_new_task_data(new_task: str, profile: Profile, seed: int = 0) -> MultiTaskData:
+    """Census-Income with T1, T2 and the new task T3 (its column out of the features for every stage)."""
+    task_def(new_task)  # a clear error for an unknown task before any loading
+    if new_task in EXISTING:
+        raise ValueError(f"the new task must differ from the existing tasks {EXISTING}")
+    return load_for_profile("census-income", [*EXISTING, new_task], profile, seed=seed)
+
+
+def label_correlations(data3: MultiTaskData) -> dict[str, float]:
+    """Pearson correlation of the training labels: T3–T1, T3–T2, T1–T2."""
+    y = data3.train.labels.T
+    corr = torch.corrcoef(y)
+    return {"T3-T1": float(corr[2, 0]), "T3-T2": float(corr[2, 1]), "T1-T2": float(corr[0, 1])}
+
+
+def _probe(data: MultiTaskData, device):
+    return data.to(device).train.rows(torch.arange(min(256, len(data.train)), device=device))[0]
+
+
+def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str] = FINE_TUNING_MODELS,
+                   include_maml: bool = True, model_options: dict | None = None,
+                   head_options: dict | None = None, **train_overrides) -> pd.DataFrame:
+    """Table 3: one row per scheme × seed (see the module docstring)."""
+    data2 = data3.select_tasks(data3.tasks[:2])
+    t1, t2, t3 = data3.tasks
+    rows = []
+    for seed in profile.seeds:
+        config = train_config(profile, seed, quiet=True, **train_overrides)
+        for name in models:
+            options = (model_options or {}).get(name, {})
+            base, base_fit = pretrain(name, data2, config, **options)
+            before = evaluate(base, data2.to(base_fit.device).test, data2.tasks)
+            full, full_fit = pretrain(name, data3, config, **options)
+            device = full_fit.device
+            full_scores = evaluate(full, data3.to(device).test, data3.tasks)
+            tuned, fit_result = fine_tune(base, data3, config, **(head_options or {}).get(name, {}))
+            after = evaluate(tuned, data3.to(device).test, data3.tasks)
+            probe = _probe(data3, device)
+            rows.append({
+                "scheme": SCHEME_NAMES[name], "model": name, "seed": seed, "t3_auc": after[t3]["auc"],
+                "full_t3_auc": full_scores[t3]["auc"],
+                "trainable_params": count_parameters(tuned), "full_params": count_parameters(full),
+                "train_flops_per_sample": flops_per_sample(tuned, probe, training=True),
+                "full_train_flops_per_sample": flops_per_sample(full, probe, training=True),
+                "seconds": fit_result.seconds, "full_seconds": full_fit.seconds,
+                "t1_before": before[t1]["auc"], "t1_after": after[t1]["auc"],
+                "t2_before": before[t2]["auc"], "t2_after": after[t2]["auc"],
+                "t1_full": full_scores[t1]["auc"], "t2_full": full_scores[t2]["auc"],
+            })
+        if include_maml:
+            model, fit_result = maml(data3, config)
+            device = fit_result.device
+            scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
+            reference = [r for r in rows if r["seed"] == seed and r["model"] == "shared_bottom"]
+            probe = _probe(data3, device)
+            rows.append({
+                "scheme": "MAML", "model": "maml", "seed": seed, "t3_auc": scores[t3]["auc"],
+                "full_t3_auc": reference[0]["full_t3_auc"] if reference else float("nan"),
+                "trainable_params": count_parameters(model),
+                "full_params": reference[0]["full_params"] if reference else float("nan"),
+                "train_flops_per_sample": flops_per_sample(model, probe, training=True),
+                "full_train_flops_per_sample": reference[0]["full_train_flops_per_sample"] if reference else float("nan"),
+                "seconds": fit_result.seconds, "full_seconds": float("nan"),
+            })
+    table = pd.DataFrame(rows)
+    table["params_pct_of_full"] = 100 * table["trainable_params"] / table["full_params"]
+    table["flops_pct_of_full"] = 100 * table["train_flops_per_sample"] / table["full_train_flops_per_sample"]
+    table["t3_auc_pct_of_full"] = 100 * table["t3_auc"] / table["full_t3_auc"]
+    return table
+
+
+def summarize_new_task(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 as in the paper: mean ± std over seeds per scheme, with the paper's figures beside."""
+    def pm(col):
+        g = table.groupby("model", sort=False)[col]
+        return g.mean().map("{:.4f}".format) + " ± " + g.std().fillna(0).map("{:.4f}".format)
+
+    out = pd.DataFrame({
+        "scheme": table.groupby("model", sort=False)["scheme"].first(),
+        "T3 AUC": pm("t3_auc"),
+        "trainable params": table.groupby("model", sort=False)["trainable_params"].mean().round().astype(int),
+        "params % of full": table.groupby("model", sort=False)["params_pct_of_full"].mean().round(1),
+        "train FLOPs/sample": table.groupby("model", sort=False)["train_flops_per_sample"].mean().round().astype(int),
+        "FLOPs % of full": table.groupby("model", sort=False)["flops_pct_of_full"].mean().round(1),
+        "T3 AUC % of full": table.groupby("model", sort=False)["t3_auc_pct_of_full"].mean().round(1),
+    })
+    if "t1_before" in table:
+        for t in ("t1", "t2"):
+            delta = (table[f"{t}_after"] - table[f"{t}_before"]).groupby(table["model"], sort=False)
+            out[f"max |{t.upper()} AUC change|"] = delta.apply(lambda d: d.abs().max())
+    return out.reset_index().merge(PAPER_TABLE3, on="model", how="left")
+
+
+def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education", "sex"),
+                      models: Sequence[str] = FULL_TRAINING_MODELS, model_options: dict | None = None,
+                      **train_overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 4 / Fig. 1: for each new task and model, T1 and T2 AUC of the two-task model and of
+    full training with T3, per seed. Returns (runs, correlations)."""
+    rows, corrs = [], []
+    for new_task in new_tasks:
+        data3 = load_new_task_data(new_task, profile)
+        data2 = data3.select_tasks(data3.tasks[:2])
+        corrs.append({"new_task": new_task, **label_correlations(data3),
+                      **{f"paper {k}": v for k, v in PAPER_CORRELATIONS.get(new_task, {}).items()}})
+        for name in models:
+            options = (model_options or {}).get(name, {})
+            for seed in profile.seeds:
+                config = train_config(profile, seed, quiet=True, **train_overrides)
+                two, fit2 = pretrain(name, data2, config, **options)
+                three, _ = pretrain(name, data3, config, **options)
+                s2 = evaluate(two, data2.to(fit2.device).test, data2.tasks)
+                s3 = evaluate(three, data3.to(fit2.device).test, data3.tasks)
+                for task in data2.tasks:
+                    rows.append({"new_task": new_task, "model": name, "seed": seed, "task": task,
+                                 "auc_two_tasks": s2[task]["auc"], "auc_with_new_task": s3[task]["auc"],
+                                 "delta": s3[task]["auc"] - s2[task]["auc"]})
+    return pd.DataFrame(rows), pd.DataFrame(corrs)
+
+
+def summarize_negative_transfer(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std of the AUC change per new task, model and existing task, our sign beside the paper's."""
+    g = runs.groupby(["new_task", "task", "model"], sort=False)["delta"]
+    out = g.agg(["mean", "std"]).reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    out["change (mean ± std)"] = [f"{m:+.4f} ± {s:.4f}" for m, s in zip(out["mean"], out["std"])]
+    out["our_sign"] = out["mean"].map(lambda m: "+" if m > 0 else "-")
+    out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
+    out["same_sign"] = out["our_sign"] == out["paper_sign"]
+    return out
