@@ -58,3 +58,50 @@ def gain_bars(gains: pd.DataFrame, title: str = "AUC gain over Single Task by ta
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def negative_transfer_bars(runs: pd.DataFrame, title: str = "Change of existing-task AUC when T3 joins full training"):
+    """Fig. 1 / Table 4: mean ± std of the AUC change per model, a panel per new task, a bar per task."""
+    new_tasks = list(dict.fromkeys(runs["new_task"]))
+    fig, axes = plt.subplots(1, len(new_tasks), figsize=(5.5 * len(new_tasks), 3.6), squeeze=False)
+    for ax, new_task in zip(axes[0], new_tasks):
+        sns.barplot(data=runs[runs["new_task"] == new_task], x="model", y="delta", hue="task", errorbar="sd",
+                    capsize=0.15, ax=ax)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(f"T3 = {new_task}")
+        ax.set_ylabel("AUC with T3 − AUC without")
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bars(ablations: pd.DataFrame):
+    """Figs. 4 and 5: T3 AUC per variant (mean ± std over seeds), a panel per figure."""
+    figures = list(dict.fromkeys(ablations["figure"]))
+    fig, axes = plt.subplots(1, len(figures), figsize=(5 * len(figures), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], figures):
+        part = ablations[ablations["figure"] == name]
+        sns.barplot(data=part, x="variant", y="t3_auc", errorbar="sd", capsize=0.2, ax=ax)
+        ax.set_ylim(max(0.0, part["t3_auc"].min() - 0.02), min(1.0, part["t3_auc"].max() + 0.01))
+        ax.set_title(name)
+        ax.set_ylabel("T3 test AUC")
+    fig.tight_layout()
+    return fig
+
+
+def tsne_panels(points: pd.DataFrame, scores: pd.DataFrame):
+    """Fig. 6: a t-SNE scatter per model, coloured by representation kind, the separation in the title."""
+    models = list(dict.fromkeys(points["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        sns.scatterplot(data=points[points["model"] == model], x="x", y="y", hue="kind", s=6, linewidth=0,
+                        alpha=0.6, ax=ax)
+        score = scores.set_index("model").loc[model]
+        ax.set_title(f"{model}\nsilhouette {score['silhouette']:.2f}, "
+                     f"probe acc. {score['probe_balanced_accuracy']:.2f}")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xlabel(""), ax.set_ylabel("")
+        ax.legend(markerscale=3, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -64,3 +64,105 @@ class QuickstartPanel:
 
     def _ipython_display_(self):
         display(self.widget)
+
+
+NEW_TASK_CHOICES = ("education", "sex", "race=White", "citizenship=Native- Born in the United States",
+                    "full_or_part_time_employment_stat=Children or Armed Forces")
+
+
+class NewTaskPanel:
+    """Pick the new task T3, the adversarial weight β_cls of MPT-Rec pre-training and the prompt
+    temperature T, press Run: `experiment(new_task, beta_cls, temperature)` retrains on a small
+    subsample (one seed) and returns (table, figure), which are shown."""
+
+    def __init__(self, experiment, new_task: str = "education", beta_cls: float = 0.1, temperature: float = 150.0):
+        self.experiment = experiment
+        style = {"description_width": "initial"}
+        self.new_task = w.Dropdown(options=NEW_TASK_CHOICES, value=new_task, description="new task T3", style=style)
+        self.beta_cls = w.FloatSlider(value=beta_cls, min=0.0, max=1.0, step=0.05, description="adversarial weight β",
+                                      continuous_update=False, style=style)
+        self.temperature = w.FloatLogSlider(value=temperature, base=10, min=0, max=3, step=0.1,
+                                            description="prompt temperature T", continuous_update=False, style=style)
+        self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.status, self.output = w.Label(), w.Output()
+        self.button.on_click(lambda _: self.run())
+        self.widget = w.VBox([w.HBox([self.new_task, self.beta_cls, self.temperature]),
+                              w.HBox([self.button, self.status]), self.output])
+        self.runs, self.last_table = 0, None
+
+    def run(self):
+        self.button.disabled = True
+        self.status.value = f"training with T3 = {self.new_task.value} …"
+        try:
+            table, fig = self.experiment(self.new_task.value, self.beta_cls.value, self.temperature.value)
+            self.runs, self.last_table = self.runs + 1, table
+            with self.output:
+                self.output.clear_output(wait=True)
+                plt.show(fig)
+                display(table)
+            self.status.value = (f"run {self.runs}: T3 = {self.new_task.value}, β = {self.beta_cls.value:.2f}, "
+                                 f"T = {self.temperature.value:.0f}")
+        finally:
+            self.button.disabled = False
+        return table
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
+def _small_profile(device: str):
+    return get_profile("quick", seeds=[0], device=device, subsample=0.05)
+
+
+def negative_transfer_panel(device: str = "auto", models=("shared_bottom", "mmoe", "mpt_rec")) -> NewTaskPanel:
+    from .experiments.new_task import negative_transfer, summarize_negative_transfer
+    from .plots import negative_transfer_bars
+
+    def experiment(new_task, beta_cls, temperature):
+        runs, _ = negative_transfer(_small_profile(device), [new_task], models, {"mpt_rec": {"beta_cls": beta_cls}})
+        return summarize_negative_transfer(runs), negative_transfer_bars(runs)
+
+    return NewTaskPanel(experiment)
+
+
+def prompt_tuning_panel(device: str = "auto") -> NewTaskPanel:
+    from .experiments.new_task import load_new_task_data, new_task_table, summarize_new_task
+    from .plots import metric_bars
+
+    def experiment(new_task, beta_cls, temperature):
+        profile = _small_profile(device)
+        table = new_task_table(load_new_task_data(new_task, profile), profile, ["shared_bottom", "mpt_rec"],
+                               include_maml=False, model_options={"mpt_rec": {"beta_cls": beta_cls}},
+                               head_options={"mpt_rec": {"temperature": temperature}})
+        bars = table.assign(task=new_task, auc=table["t3_auc"])
+        return summarize_new_task(table), metric_bars(bars, title="T3 test AUC after fine-tuning")
+
+    return NewTaskPanel(experiment)
+
+
+def ablation_panel(device: str = "auto") -> NewTaskPanel:
+    from .experiments.ablations import prompt_ablations
+    from .experiments.new_task import load_new_task_data
+    from .plots import ablation_bars
+
+    def experiment(new_task, beta_cls, temperature):
+        profile = _small_profile(device)
+        table = prompt_ablations(load_new_task_data(new_task, profile), profile, beta_cls, temperature)
+        return table, ablation_bars(table)
+
+    return NewTaskPanel(experiment)
+
+
+def tsne_panel(device: str = "auto") -> NewTaskPanel:
+    from .experiments.ablations import tsne_study
+    from .experiments.new_task import load_new_task_data
+    from .plots import tsne_panels
+
+    def experiment(new_task, beta_cls, temperature):
+        profile = _small_profile(device)
+        data3 = load_new_task_data(new_task, profile)
+        points, scores = tsne_study(data3.select_tasks(data3.tasks[:2]), profile, ("mpt_rec",), n=400,
+                                    model_options={"mpt_rec": {"beta_cls": beta_cls}})
+        return scores, tsne_panels(points, scores)
+
+    return NewTaskPanel(experiment)

@@ -147,3 +147,26 @@ def test_new_task_table_on_synthetic(three_tasks):
     assert (tuned["train_flops_per_sample"] < tuned["full_train_flops_per_sample"]).all()  # no backward into the base
     summary = summarize_new_task(table)
     assert list(summary["scheme"]) == ["Shared Bottom*", "MPT-Rec", "MAML"] and "paper_t3_auc" in summary
+
+
+def test_separation_measures_on_hand_made_clusters():
+    import numpy as np
+
+    from mtlab.experiments.ablations import separation
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0, 0, 0], [5, 0, 0, 0], [0, 5, 0, 0]])  # shared at the origin
+    apart = np.concatenate([c + rng.normal(0, 0.1, (60, 4)) for c in centres])
+    kinds = np.repeat(["shared", "specific: a", "specific: b"], 60)
+    far = separation(apart, kinds)
+    assert far["silhouette"] > 0.9 and far["probe_balanced_accuracy"] == 1.0
+    mixed = separation(rng.normal(0, 1, (180, 4)), kinds)
+    assert abs(mixed["silhouette"]) < 0.1 and mixed["probe_balanced_accuracy"] < 0.7
+
+
+@pytest.mark.parametrize("name", ["mpt_rec", "ple", "stem"])
+def test_representations_for_tsne(name, three_tasks):
+    from mtlab.experiments.ablations import representations
+    data2 = three_tasks.select_tasks(three_tasks.tasks[:2])
+    model = build_model(name, data2.features, data2.tasks, **SMALL.get(name, dict(expert=(32, 16), tower=(8,))))
+    vectors, kinds = representations(model, data2, n=50)
+    assert vectors.shape == (150, 16) and list(dict.fromkeys(kinds)) == ["shared", "specific: t1", "specific: t2"]

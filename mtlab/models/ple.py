@@ -66,6 +66,15 @@ class PLE(MultiTaskModel):
         self.levels = nn.ModuleList(levels)
         self.towers = Towers(len(self.tasks), in_dim, tower, dropout)
 
+    def shared_repr(self, batch) -> torch.Tensor:
+        """Mean output of the first level's shared experts: [B, H]."""
+        return self.levels[0].shared(self.embedding(batch)).mean(0)
+
+    def specific_repr(self, batch) -> torch.Tensor:
+        """Mean output of each task's first-level experts: [T, B, H]."""
+        out = self.levels[0].specific(self.embedding(batch))
+        return out.view(len(self.tasks), self.n_specific, *out.shape[1:]).mean(1)
+
     def forward(self, batch):
         task_in = shared_in = self.embedding(batch)
         for level in self.levels:

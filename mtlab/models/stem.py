@@ -38,12 +38,26 @@ class STEM(MultiTaskModel):
         owner = torch.arange(t).repeat_interleave(n_specific)  # which task owns each specific expert
         self.register_buffer("own", owner[None, :] == torch.arange(t)[:, None], persistent=False)  # [T, T·m]
 
-    def forward(self, batch):
+    def _experts(self, batch):
         emb = self.embedding(batch)  # [T+1, B, in]
         t, m = len(self.tasks), self.n_specific
         b, d = emb.shape[1:]
         shared = self.shared(emb[0])  # [S, B, H]
         specific = self.specific(emb[1:].unsqueeze(1).expand(t, m, b, d).reshape(t * m, b, d))  # [T·m, B, H]
+        return emb, shared, specific
+
+    def shared_repr(self, batch) -> torch.Tensor:
+        """Mean output of the shared experts: [B, H]."""
+        return self._experts(batch)[1].mean(0)
+
+    def specific_repr(self, batch) -> torch.Tensor:
+        """Mean output of each task's experts: [T, B, H]."""
+        specific = self._experts(batch)[2]
+        return specific.view(len(self.tasks), self.n_specific, *specific.shape[1:]).mean(1)
+
+    def forward(self, batch):
+        emb, shared, specific = self._experts(batch)
+        t = len(self.tasks)
         # task t sees every specific expert, but only its own with gradient: [T, T·m, B, H]
         seen = torch.where(self.own[:, :, None, None], specific, specific.detach())
         experts = torch.cat([shared.unsqueeze(0).expand(t, -1, -1, -1), seen], dim=1)
