@@ -8,8 +8,9 @@ shared weights W is
 
 i.e. task t learns through its subnet and unlearns what the contrastive subnet (the parameters
 that are not common to all tasks) would contribute to it. Here the second term is the gradient of
-−contrast_weight · Σ_t L_t(W ⊙ C), computed with the towers' parameters detached, so that it reaches
-only the masked weights, as the update rule says.
+−contrast_weight · Σ_t L_t(W ⊙ C), computed on the detached embedding, with the biases and the towers'
+parameters detached, so that it reaches only the masked weights W, as the update rule says (letting
+it reach the embedding or the biases turns it into unbounded gradient ascent on them).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class CSRec(SparseSharing):
         losses = task_losses(self.towers(self.shared(x)), labels)
         if not self.contrast_weight:
             return losses, None
-        contrast = self.shared(x, self.contrastive_masks())  # [1, B, H]: one subnet for all tasks
+        contrast = self.shared(x.detach(), self.contrastive_masks(), detach_bias=True)  # [1, B, H]: one subnet
         frozen_towers = {k: v.detach() for k, v in self.towers.named_parameters()}
         contrast_logits = functional_call(self.towers, frozen_towers, (contrast.expand(len(self.tasks), -1, -1),))
         return losses, -self.contrast_weight * task_losses(contrast_logits, labels).sum()

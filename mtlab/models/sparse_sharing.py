@@ -31,9 +31,9 @@ class MaskedLinear(nn.Module):
         self.bias = nn.Parameter(reference.bias.detach().clone())
         self.register_buffer("mask", torch.ones(n, in_dim, out_dim))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, detach_bias: bool = False) -> torch.Tensor:
         weight = self.weight * (self.mask if mask is None else mask)  # [n, in, out]
-        return torch.matmul(x, weight) + self.bias
+        return torch.matmul(x, weight) + (self.bias.detach() if detach_bias else self.bias)
 
 
 class MaskedMLP(nn.Module):
@@ -46,9 +46,10 @@ class MaskedMLP(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.out_dim = in_dim
 
-    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None,
+                detach_bias: bool = False) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
-            x = self.dropout(torch.relu(layer(x, None if masks is None else masks[i])))
+            x = self.dropout(torch.relu(layer(x, None if masks is None else masks[i], detach_bias)))
         return x
 
 
