@@ -170,3 +170,17 @@ def test_representations_for_tsne(name, three_tasks):
     model = build_model(name, data2.features, data2.tasks, **SMALL.get(name, dict(expert=(32, 16), tower=(8,))))
     vectors, kinds = representations(model, data2, n=50)
     assert vectors.shape == (150, 16) and list(dict.fromkeys(kinds)) == ["shared", "specific: t1", "specific: t2"]
+
+
+def test_new_task_table_resumes_from_results_file(three_tasks, tmp_path, monkeypatch):
+    import mtlab.experiments.new_task as module
+    calls = []
+    real = module.pretrain
+    monkeypatch.setattr(module, "pretrain", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    profile = get_profile("quick", seeds=[0], device="cpu")
+    path = tmp_path / "table3.csv"
+    options = dict(models=["shared_bottom"], include_maml=False, model_options=SMALL, epochs=1, batch_size=256)
+    first = new_task_table(three_tasks, profile, results_path=path, **options)
+    assert calls == ["shared_bottom", "shared_bottom"]  # the two-task model and full training
+    again = new_task_table(three_tasks, profile, results_path=path, **options)
+    assert len(calls) == 2 and again["t3_auc"].tolist() == pytest.approx(first["t3_auc"].tolist())

@@ -10,6 +10,7 @@ import pandas as pd
 from ..data import MultiTaskData
 from .profiles import Profile
 from .single_run import train_one
+from .store import append_rows, done_keys, load_rows
 
 RESULT_COLUMNS = ["model", "seed", "task", "auc", "logloss", "trainable_params", "flops_per_sample",
                   "seconds", "epochs"]
@@ -30,7 +31,9 @@ def compare_models(
     results_path: a CSV that every finished run is appended to (histories beside it, *.history.csv);
         runs already in it are loaded instead of trained again, so a long batch can be resumed.
     """
-    done, (old_results, old_histories) = _load_done(results_path)
+    old_results = load_rows(results_path)
+    old_histories = load_rows(_history_path(results_path)) if results_path else pd.DataFrame()
+    done = done_keys(old_results, ["model", "seed"])
     rows, histories = [old_results], [old_histories]
     for model in models:
         for seed in profile.seeds:
@@ -43,9 +46,8 @@ def compare_models(
             history = out["history"].assign(model=model, seed=seed)
             rows.append(new)
             histories.append(history)
-            if results_path:
-                _append(new, Path(results_path))
-                _append(history, _history_path(results_path))
+            append_rows(new, results_path)
+            append_rows(history, _history_path(results_path) if results_path else None)
     results = pd.concat([f for f in rows if len(f)], ignore_index=True)
     histories = pd.concat([f for f in histories if len(f)], ignore_index=True)
     wanted = lambda f: f[f["model"].isin(models) & f["seed"].isin(profile.seeds)].reset_index(drop=True)  # noqa: E731
@@ -54,20 +56,6 @@ def compare_models(
 
 def _history_path(results_path) -> Path:
     return Path(results_path).with_suffix(".history.csv")
-
-
-def _load_done(results_path):
-    empty = pd.DataFrame(columns=RESULT_COLUMNS), pd.DataFrame()
-    if not results_path or not Path(results_path).exists():
-        return set(), empty
-    results = pd.read_csv(results_path)
-    history = pd.read_csv(_history_path(results_path)) if _history_path(results_path).exists() else pd.DataFrame()
-    return set(zip(results["model"], results["seed"])), (results, history)
-
-
-def _append(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
 def summarize(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:

@@ -19,6 +19,7 @@ from ..train import count_parameters, evaluate, flops_per_sample
 from ..train.new_task import fine_tune, maml, pretrain
 from .profiles import Profile
 from .single_run import load_for_profile, train_config
+from .store import append_rows, done_keys, load_rows
 
 EXISTING = ("income", "marital")
 FULL_TRAINING_MODELS = ("shared_bottom", "mmoe", "ple", "stem", "mpt_rec")
@@ -68,14 +69,24 @@ def _probe(data: MultiTaskData, device):
 
 def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str] = FINE_TUNING_MODELS,
                    include_maml: bool = True, model_options: dict | None = None,
-                   head_options: dict | None = None, **train_overrides) -> pd.DataFrame:
-    """Table 3: one row per scheme × seed (see the module docstring)."""
+                   head_options: dict | None = None, results_path=None, **train_overrides) -> pd.DataFrame:
+    """Table 3: one row per scheme × seed (see the module docstring).
+    results_path: a CSV every finished row is appended to; rows already there are not run again."""
     data2 = data3.select_tasks(data3.tasks[:2])
     t1, t2, t3 = data3.tasks
-    rows = []
+    stored = load_rows(results_path)
+    done = done_keys(stored, ["model", "seed"])
+    rows = stored.to_dict("records")
+
+    def keep(row):
+        rows.append(row)
+        append_rows(pd.DataFrame([row]), results_path)
+
     for seed in profile.seeds:
         config = train_config(profile, seed, quiet=True, **train_overrides)
         for name in models:
+            if (name, seed) in done:
+                continue
             options = (model_options or {}).get(name, {})
             base, base_fit = pretrain(name, data2, config, **options)
             before = evaluate(base, data2.to(base_fit.device).test, data2.tasks)
@@ -85,7 +96,7 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
             tuned, fit_result = fine_tune(base, data3, config, **(head_options or {}).get(name, {}))
             after = evaluate(tuned, data3.to(device).test, data3.tasks)
             probe = _probe(data3, device)
-            rows.append({
+            keep({
                 "scheme": SCHEME_NAMES[name], "model": name, "seed": seed, "t3_auc": after[t3]["auc"],
                 "full_t3_auc": full_scores[t3]["auc"],
                 "trainable_params": count_parameters(tuned), "full_params": count_parameters(full),
@@ -96,13 +107,13 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
                 "t2_before": before[t2]["auc"], "t2_after": after[t2]["auc"],
                 "t1_full": full_scores[t1]["auc"], "t2_full": full_scores[t2]["auc"],
             })
-        if include_maml:
+        if include_maml and ("maml", seed) not in done:
             model, fit_result = maml(data3, config)
             device = fit_result.device
             scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
             reference = [r for r in rows if r["seed"] == seed and r["model"] == "shared_bottom"]
             probe = _probe(data3, device)
-            rows.append({
+            keep({
                 "scheme": "MAML", "model": "maml", "seed": seed, "t3_auc": scores[t3]["auc"],
                 "full_t3_auc": reference[0]["full_t3_auc"] if reference else float("nan"),
                 "trainable_params": count_parameters(model),
@@ -112,6 +123,8 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
                 "seconds": fit_result.seconds, "full_seconds": float("nan"),
             })
     table = pd.DataFrame(rows)
+    wanted = [*models, *(["maml"] if include_maml else [])]
+    table = table[table["model"].isin(wanted) & table["seed"].isin(profile.seeds)].reset_index(drop=True)
     table["params_pct_of_full"] = 100 * table["trainable_params"] / table["full_params"]
     table["flops_pct_of_full"] = 100 * table["train_flops_per_sample"] / table["full_train_flops_per_sample"]
     table["t3_auc_pct_of_full"] = 100 * table["t3_auc"] / table["full_t3_auc"]
@@ -142,10 +155,13 @@ def summarize_new_task(table: pd.DataFrame) -> pd.DataFrame:
 
 def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education", "sex"),
                       models: Sequence[str] = FULL_TRAINING_MODELS, model_options: dict | None = None,
-                      **train_overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      results_path=None, **train_overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 4 / Fig. 1: for each new task and model, T1 and T2 AUC of the two-task model and of
-    full training with T3, per seed. Returns (runs, correlations)."""
-    rows, corrs = [], []
+    full training with T3, per seed. Returns (runs, correlations).
+    results_path: a CSV every finished run is appended to; runs already there are not run again."""
+    stored = load_rows(results_path)
+    done = done_keys(stored, ["new_task", "model", "seed"])
+    rows, corrs = stored.to_dict("records"), []
     for new_task in new_tasks:
         data3 = load_new_task_data(new_task, profile)
         data2 = data3.select_tasks(data3.tasks[:2])
@@ -154,16 +170,21 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
         for name in models:
             options = (model_options or {}).get(name, {})
             for seed in profile.seeds:
+                if (new_task, name, seed) in done:
+                    continue
                 config = train_config(profile, seed, quiet=True, **train_overrides)
                 two, fit2 = pretrain(name, data2, config, **options)
                 three, _ = pretrain(name, data3, config, **options)
                 s2 = evaluate(two, data2.to(fit2.device).test, data2.tasks)
                 s3 = evaluate(three, data3.to(fit2.device).test, data3.tasks)
-                for task in data2.tasks:
-                    rows.append({"new_task": new_task, "model": name, "seed": seed, "task": task,
-                                 "auc_two_tasks": s2[task]["auc"], "auc_with_new_task": s3[task]["auc"],
-                                 "delta": s3[task]["auc"] - s2[task]["auc"]})
-    return pd.DataFrame(rows), pd.DataFrame(corrs)
+                new = [{"new_task": new_task, "model": name, "seed": seed, "task": task,
+                        "auc_two_tasks": s2[task]["auc"], "auc_with_new_task": s3[task]["auc"],
+                        "delta": s3[task]["auc"] - s2[task]["auc"]} for task in data2.tasks]
+                rows += new
+                append_rows(pd.DataFrame(new), results_path)
+    runs = pd.DataFrame(rows)
+    runs = runs[runs["new_task"].isin(new_tasks) & runs["model"].isin(models) & runs["seed"].isin(profile.seeds)]
+    return runs.reset_index(drop=True), pd.DataFrame(corrs)
 
 
 def summarize_negative_transfer(runs: pd.DataFrame) -> pd.DataFrame:
