@@ -34,10 +34,14 @@ def metric_bars(results: pd.DataFrame, metric: str = "auc", title: str = "Test A
     for ax, task in zip(axes[0], tasks):
         part = results[results["task"] == task]
         sns.barplot(data=part, x="model", y=metric, errorbar="sd", capsize=0.2, ax=ax)
-        low = (part.groupby("model")[metric].mean() - 3 * part.groupby("model")[metric].std().fillna(0)).min()
-        ax.set_ylim(max(0.0, min(low, part[metric].min()) - 0.002), None)
+        stats = part.groupby("model")[metric].agg(["mean", "std"]).fillna(0)
+        low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
+        pad = max(0.25 * (high - low), 0.001)  # zoom on the differences: bars start near the lowest
+        ax.set_ylim(max(0.0, low - 2 * pad), high + pad if metric != "auc" else min(1.0, high + pad))
         ax.set_title(task)
-        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="x", rotation=35)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -53,7 +57,9 @@ def gain_bars(gains: pd.DataFrame, title: str = "AUC gain over Single Task by ta
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(task)
         ax.set_ylabel("AUC − Single Task AUC")
-        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="x", rotation=35)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
         ax.legend(title="ρ")
     fig.suptitle(title)
     fig.tight_layout()
