@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -33,11 +34,14 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     """Run each notebook with papermill (parameters: profile, device), carrying on past failures.
 
     Returns the summary (notebook, status, seconds, output, error) and the run folder, where
-    summary.md and summary.csv are written.
+    summary.md, summary.csv and report.html are written; each notebook's tables go to a folder
+    named after it (see mtlab.experiments.artifacts).
     """
     import papermill as pm  # the notebook extra; imported here so the core works without it
 
+    from .experiments.artifacts import ENV
     from .experiments.profiles import get_profile
+    from .report import write_report
 
     get_profile(profile, device=device)  # bad values fail before any notebook starts
     paths = find_notebooks(notebooks)
@@ -49,11 +53,18 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         log(f"[{path.stem}] running ({profile} profile) …")
         start = time.perf_counter()
         status, error = "ok", ""
+        previous = os.environ.get(ENV)
+        os.environ[ENV] = str(out / path.stem)  # the kernel inherits it: tables land beside the notebook
         try:
             pm.execute_notebook(str(path), str(target), parameters={"profile": profile, "device": device},
                                 cwd=str(path.parent), progress_bar=False, log_output=False)
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+        finally:
+            if previous is None:
+                del os.environ[ENV]
+            else:
+                os.environ[ENV] = previous
         seconds = time.perf_counter() - start
         log(f"[{path.stem}] {status} in {seconds:.1f} s{(': ' + error) if error else ''}")
         rows.append({"notebook": path.name, "status": status, "seconds": round(seconds, 1),
@@ -61,7 +72,8 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     summary = pd.DataFrame(rows, columns=["notebook", "status", "seconds", "output", "error"])
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(_markdown(summary, profile, device))
-    log(f"summary: {out / 'summary.md'}")
+    report = write_report(out, summary, profile)
+    log(f"summary: {out / 'summary.md'}; report: {report}")
     return summary, out
 
 

@@ -96,3 +96,31 @@ def test_runner_rejects_unknown_notebook_and_profile(tmp_path):
         find_notebooks(["99_nothing"])
     with pytest.raises(ValueError, match="allowed values"):
         run_notebooks("slow", out=tmp_path)
+
+
+def test_batch_report_collects_tables_and_figures(tmp_path):
+    source = (
+        "import pandas as pd\n"
+        "import matplotlib.pyplot as plt\n"
+        "from IPython.display import display\n"
+        "from mtlab.experiments.artifacts import record\n"
+        "record('table2_vs_paper', pd.DataFrame({'model': ['mmoe'], 'auc': [0.95], 'paper_auc': [0.9494]}))\n"
+        "record('table2_vs_paper', pd.DataFrame({'model': ['ple'], 'auc': [0.94]}))\n"
+        "fig, ax = plt.subplots(); ax.plot([1, 2]); display(fig)"
+    )
+    nb = notebook(tmp_path / "a_tables.ipynb", source)
+    summary, folder = run_notebooks("quick", [str(nb)], tmp_path / "run", log=lambda *_: None)
+    assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
+    assert (folder / "a_tables" / "table2_vs_paper.csv").exists() and (folder / "a_tables" / "table2_vs_paper-2.csv").exists()
+    manifest = json.loads((folder / "a_tables" / "manifest.json").read_text())
+    assert [m["file"] for m in manifest] == ["table2_vs_paper.csv", "table2_vs_paper-2.csv"]
+    report = (folder / "report.html").read_text()
+    assert "0.9494" in report and "data:image/png;base64," in report and "git commit" in report
+    assert "http" not in report.split("<body>")[1].replace("http-equiv", "")  # nothing fetched from elsewhere
+
+
+def test_record_is_a_no_op_outside_a_batch(tmp_path, monkeypatch):
+    from mtlab.experiments.artifacts import ENV, record
+    monkeypatch.delenv(ENV, raising=False)
+    frame = pd.DataFrame({"a": [1]})
+    assert record("x", frame) is frame and not list(tmp_path.iterdir())

@@ -16,6 +16,7 @@ from sklearn.model_selection import cross_val_score
 from ..data import MultiTaskData
 from ..train import evaluate
 from ..train.new_task import fine_tune, pretrain
+from .artifacts import record
 from .profiles import Profile
 from .single_run import train_config
 
@@ -49,7 +50,7 @@ def prompt_ablations(data3: MultiTaskData, profile: Profile, beta_cls: float = 0
             tuned, result = fine_tune(bases[key], data3, config, temperature=temperature, **head_options)
             auc = evaluate(tuned, data3.to(result.device).test, data3.tasks)[new]["auc"]
             rows.append({"figure": figure, "variant": variant, "seed": seed, "t3_auc": auc})
-    return pd.DataFrame(rows)
+    return record("ablations", pd.DataFrame(rows), "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
 
 
 @torch.no_grad()
@@ -93,4 +94,5 @@ def tsne_study(data: MultiTaskData, profile: Profile, models: Sequence[str] = ("
         xy = TSNE(n_components=2, init="pca", perplexity=30, random_state=seed).fit_transform(vectors)
         points.append(pd.DataFrame({"model": name, "kind": kinds, "x": xy[:, 0], "y": xy[:, 1]}))
         scores.append({"model": name, **separation(vectors, kinds, seed)})
-    return pd.concat(points, ignore_index=True), pd.DataFrame(scores)
+    return (pd.concat(points, ignore_index=True),
+            record("tsne_separation", pd.DataFrame(scores), "Fig. 6: separation of shared and specific representations"))
