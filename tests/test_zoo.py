@@ -170,7 +170,7 @@ def test_csrec_contrastive_term(synthetic):
     losses, extra = model.training_loss(batch, labels, step_for(rows))
     assert extra < 0  # − Σ_t L_t(W ⊙ C)
     extra.backward()
-    untouched = [*model.towers.parameters(), *model.embedding.parameters(), *(l.bias for l in model.masked_layers())]
+    untouched = [*model.towers.parameters(), *model.embedding.parameters(), *(layer.bias for layer in model.masked_layers())]
     assert all(p.grad is None for p in untouched)  # the contrastive term reaches the masked weights W only
     w = model.masked_layers()[0]
     assert (w.weight.grad[contrast[0][0] == 0] == 0).all() and w.weight.grad.abs().sum() > 0
