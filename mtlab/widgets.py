@@ -3,9 +3,14 @@ this module."""
 
 from __future__ import annotations
 
+import io
+import threading
+
 import ipywidgets as w
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
+from matplotlib.figure import Figure
 
 from .data import MultiTaskData
 from .experiments import compare_models, get_profile, summary_table
@@ -13,9 +18,9 @@ from .plots import learning_curves
 
 
 class QuickstartPanel:
-    """Sliders for learning rate, hidden size and epochs, and a Run button that retrains the models
-    on a subsample of `data` (at most `max_rows` training rows, so a run takes seconds) and redraws
-    the learning curves and the AUC table."""
+    """Sliders for learning rate, hidden size and epochs: releasing a slider (or pressing Run)
+    retrains the models on a subsample of `data` (at most `max_rows` training rows, so a run takes
+    seconds) and redraws the learning curves and the AUC table."""
 
     def __init__(self, data: MultiTaskData, models=("single_task", "shared_bottom"), device: str = "auto",
                  seed: int = 0, max_rows: int = 10_000):
@@ -32,6 +37,8 @@ class QuickstartPanel:
         self.status = w.Label()
         self.output = w.Output()
         self.button.on_click(lambda _: self.run())
+        for slider in (self.lr, self.hidden, self.epochs):  # a moved slider retrains and redraws at once
+            slider.observe(lambda _: self.run(), names="value")
         self.widget = w.VBox([w.HBox([self.lr, self.hidden, self.epochs]), w.HBox([self.button, self.status]),
                               self.output])
         self.runs = 0
@@ -54,7 +61,8 @@ class QuickstartPanel:
             with self.output:
                 self.output.clear_output(wait=True)
                 fig = learning_curves(histories, self.data.tasks)
-                plt.show(fig)
+                display(fig)
+                plt.close(fig)
                 display(self.last_table)
             self.status.value = (f"run {self.runs}: lr={self.lr.value:.0e}, hidden={self.hidden.value}, "
                                  f"epochs={self.epochs.value}")
@@ -98,7 +106,8 @@ class NewTaskPanel:
             self.runs, self.last_table = self.runs + 1, table
             with self.output:
                 self.output.clear_output(wait=True)
-                plt.show(fig)
+                display(fig)
+                plt.close(fig)
                 display(table)
             self.status.value = (f"run {self.runs}: T3 = {self.new_task.value}, β = {self.beta_cls.value:.2f}, "
                                  f"T = {self.temperature.value:.0f}")
@@ -166,3 +175,131 @@ def tsne_panel(device: str = "auto") -> NewTaskPanel:
         return scores, tsne_panels(points, scores)
 
     return NewTaskPanel(experiment)
+
+
+class Explorer:
+    """Pick a dataset, a model (any registered one), tasks and hyperparameters; Run trains in a
+    background thread while the learning curve redraws after every epoch; Stop ends the run after
+    the current epoch; every finished run is added to a results table for comparison.
+
+    Figures go to an Image widget and tables to an HTML widget, both updated as widget state, which
+    is safe from the training thread (an Output widget is not)."""
+
+    WEIGHTINGS = {"equal (EW)": None}  # gradient-combination strategies join here with mtlab.weighting
+
+    def __init__(self, device: str = "auto", subsample: float = 0.05):
+        from .data import DATASETS
+        from .models import MODELS
+
+        style = {"description_width": "initial"}
+        self.device = device
+        self.dataset = w.Dropdown(options=list(DATASETS), value="census-income", description="dataset", style=style)
+        self.model = w.Dropdown(options=sorted(MODELS), value="mmoe", description="model", style=style)
+        self.tasks = w.SelectMultiple(description="tasks", rows=4, style=style)
+        self.weighting = w.Dropdown(options=list(self.WEIGHTINGS), description="weighting", style=style)
+        self.lr = w.FloatLogSlider(value=1e-3, base=10, min=-4, max=-1, step=0.25, description="learning rate", style=style)
+        self.epochs = w.IntSlider(value=5, min=1, max=30, description="epochs", style=style)
+        self.batch = w.Dropdown(options=[128, 256, 512, 1024, 4096], value=512, description="batch", style=style)
+        self.subsample = w.FloatLogSlider(value=subsample, base=10, min=-2, max=0, step=0.1,
+                                          description="data fraction", style=style)
+        self.run_button = w.Button(description="Run", button_style="primary", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.progress = w.IntProgress(min=0, max=1, description="epochs")
+        self.status = w.Label()
+        self.curve = w.Image(format="png")
+        self.table = w.HTML()
+        self.dataset.observe(lambda _: self._task_options(), names="value")
+        self._task_options()
+        self.run_button.on_click(lambda _: self.run(wait=False))
+        self.stop_button.on_click(lambda _: self._stop.set())
+        self.widget = w.VBox([
+            w.HBox([self.dataset, self.model, self.weighting]),
+            w.HBox([self.tasks, w.VBox([self.lr, self.epochs, self.batch, self.subsample])]),
+            w.HBox([self.run_button, self.stop_button, self.progress, self.status]),
+            self.curve, self.table])
+        self.results: list[dict] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _task_options(self):
+        from .data import DATASETS
+
+        names = [t for t in DATASETS[self.dataset.value][2] if t not in ("column=value", "t1 … tN")]
+        if self.dataset.value == "synthetic":
+            names = ["t1", "t2", "t3"]
+        self.tasks.options = names
+        self.tasks.value = tuple(names[:2])
+
+    def run(self, wait: bool = True):
+        """Train with the current choices; `wait=False` (the Run button) trains in a thread."""
+        if self._thread and self._thread.is_alive():
+            return None
+        self._stop.clear()
+        if wait:
+            return self._train()
+        self._thread = threading.Thread(target=self._train, daemon=True)
+        self._thread.start()
+        return None
+
+    def _train(self):
+        from .experiments import get_profile, load_for_profile, train_one
+
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        history: list[dict] = []
+        try:
+            tasks = list(self.tasks.value)
+            if not tasks:
+                raise ValueError("pick at least one task")
+            profile = get_profile("quick", seeds=[0], device=self.device, subsample=self.subsample.value)
+            self.status.value = f"loading {self.dataset.value} …"
+            options = {"n_tasks": 3, "n_samples": 20_000} if self.dataset.value == "synthetic" else {}
+            data = load_for_profile(self.dataset.value, tasks, profile, **options)
+            self.progress.max, self.progress.value = self.epochs.value, 0
+            self.status.value = f"training {self.model.value} on {', '.join(tasks)} …"
+
+            def on_epoch(row):
+                history.append(row)
+                self.progress.value = row["epoch"]
+                self.curve.value = _png(_curve_figure(history, tasks))
+                return self._stop.is_set()
+
+            out = train_one(self.model.value, data, profile, 0, lr=self.lr.value, epochs=self.epochs.value,
+                            batch_size=self.batch.value, patience=0, quiet=True, on_epoch=on_epoch,
+                            task_weights=self.WEIGHTINGS[self.weighting.value])
+            self.results.append({"run": len(self.results) + 1, "dataset": self.dataset.value, "model": self.model.value,
+                                 "lr": self.lr.value, "epochs": out["epochs"], "batch": self.batch.value,
+                                 **{f"test AUC {t}": m["auc"] for t, m in out["test"].items()},
+                                 "params": out["trainable_params"], "seconds": round(out["seconds"], 1)})
+            self.table.value = pd.DataFrame(self.results).to_html(index=False, float_format=lambda v: f"{v:.4f}")
+            self.status.value = "stopped" if self._stop.is_set() else f"done in {out['seconds']:.1f} s"
+            return out
+        except Exception as err:  # shown in the panel: a thread has nowhere else to report to
+            self.status.value = f"error: {err}"
+            if not self._thread or threading.current_thread() is not self._thread:
+                raise
+            return None
+        finally:
+            self.run_button.disabled, self.stop_button.disabled = False, True
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
+def _curve_figure(history: list[dict], tasks):
+    """Drawn on a bare Figure, not through pyplot: pyplot is not thread-safe."""
+    frame = pd.DataFrame(history)
+    fig = Figure(figsize=(9, 3.2))
+    loss_ax, auc_ax = fig.subplots(1, 2)
+    loss_ax.plot(frame["epoch"], frame["train_loss"], marker="o")
+    loss_ax.set_title("training loss"), loss_ax.set_xlabel("epoch")
+    for task in tasks:
+        auc_ax.plot(frame["epoch"], frame[f"valid_auc_{task}"], marker="o", label=task)
+    auc_ax.set_title("validation AUC"), auc_ax.set_xlabel("epoch"), auc_ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()

@@ -1,0 +1,54 @@
+"""The notebook panels, driven without a browser (the browser test is tests/test_browser.py)."""
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from mtlab.widgets import Explorer, QuickstartPanel  # noqa: E402
+
+
+def explorer_on_synthetic(**kw):
+    explorer = Explorer(device="cpu", subsample=1.0)
+    explorer.dataset.value = "synthetic"
+    explorer.model.value = "shared_bottom"
+    explorer.tasks.value = ("t1", "t3")
+    explorer.batch.value = 512
+    for name, value in kw.items():
+        getattr(explorer, name).value = value
+    return explorer
+
+
+def test_explorer_runs_in_a_thread_and_accumulates_results():
+    explorer = explorer_on_synthetic(epochs=2)
+    assert explorer.run(wait=False) is None
+    explorer._thread.join(timeout=120)
+    assert explorer.status.value.startswith("done"), explorer.status.value
+    assert explorer.curve.value[:4] == b"\x89PNG" and explorer.progress.value == 2
+    explorer.model.value = "mmoe"
+    explorer.run(wait=True)
+    assert [r["model"] for r in explorer.results] == ["shared_bottom", "mmoe"]
+    assert "test AUC t3" in explorer.table.value and not explorer.run_button.disabled
+
+
+def test_explorer_stop_ends_after_the_current_epoch():
+    explorer = explorer_on_synthetic(epochs=30)
+    explorer.run(wait=False)
+    explorer._stop.set()  # what the Stop button does
+    explorer._thread.join(timeout=120)
+    assert explorer.results[-1]["epochs"] == 1 and explorer.status.value == "stopped"
+
+
+def test_explorer_reports_bad_choices_in_the_panel():
+    explorer = explorer_on_synthetic()
+    explorer.tasks.value = ()
+    explorer.run(wait=False)
+    explorer._thread.join(timeout=30)
+    assert explorer.status.value == "error: pick at least one task" and not explorer.results
+
+
+def test_quickstart_panel_redraws_when_a_slider_moves(synthetic):
+    panel = QuickstartPanel(synthetic, device="cpu", max_rows=800)
+    panel.epochs.value = 1
+    assert panel.runs == 1  # moving a slider retrains and redraws
+    panel.hidden.value = 32
+    assert panel.runs == 2 and list(panel.last_table.columns) == list(synthetic.tasks)
