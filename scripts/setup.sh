@@ -28,6 +28,6 @@ if ! python -c "import torch" 2>/dev/null; then
   echo "setup: installing $spec"
   python -m pip install --quiet "$spec"
 fi
-python -m pip install --quiet -e ".[notebook,dev]"
+python -m pip install --quiet -e ".[notebook,dev,browser]"
 python -m mtlab.data fetch census-income
 python -c "import torch, mtlab; print(f'setup: mtlab {mtlab.__version__}, torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"

@@ -1,0 +1,125 @@
+"""A real browser on the quickstart notebook: JupyterLab headless on loopback, Debian's Chromium driven
+by Playwright. Run all cells, move a slider, check that the plot re-rendered and no cell shows an
+error, and save a screenshot into runs/browser/.
+
+Marked `browser`; skipped where Chromium or Playwright is missing (.ci/run installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(url: str):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """A JupyterLab server on loopback serving a copy of 00_quickstart; yields (base url, token)."""
+    root, settings = tmp_path / "root", tmp_path / "settings"
+    root.mkdir()
+    shutil.copy(ROOT / "notebooks" / "00_quickstart.ipynb", root)
+    for path, value in {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
+                        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}.items():
+        (settings / path).parent.mkdir(parents=True, exist_ok=True)
+        (settings / path).write_text(json.dumps(value))
+    port, token = free_port(), "mtlab-browser-test"
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                api(f"{base}/api/status?token={token}")
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not start within 60 s")
+        yield base, token
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_kernel_idle(base: str, token: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        sessions = api(f"{base}/api/sessions?token={token}")
+        if sessions and all(s["kernel"]["execution_state"] == "idle" for s in sessions):
+            return
+        time.sleep(0.5)
+    pytest.fail("the notebook's kernel did not become idle")
+
+
+def plot_source(page) -> str:
+    """The src of the last figure drawn inside the widget panel's output area."""
+    images = page.locator(".widget-output img")
+    return images.last.get_attribute("src") if images.count() else ""
+
+
+def test_quickstart_in_a_real_browser(jupyter_lab):
+    base, token = jupyter_lab
+    shots = ROOT / "runs" / "browser" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    shots.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab/tree/00_quickstart.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+        wait_kernel_idle(base, token)
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        page.wait_for_selector(".widget-output img", timeout=300_000)  # the panel has drawn its first plot
+        wait_kernel_idle(base, token, timeout=300)
+        before = plot_source(page)
+        assert before
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.focus()
+        page.keyboard.press("ArrowRight")  # move the learning-rate slider one step
+        page.wait_for_function(
+            "before => { const imgs = document.querySelectorAll('.widget-output img');"
+            " return imgs.length && imgs[imgs.length - 1].src !== before; }", arg=before, timeout=300_000)
+        wait_kernel_idle(base, token, timeout=300)
+        assert plot_source(page) != before  # the plot re-rendered
+        errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+        assert errors.count() == 0, errors.first.inner_text()
+        page.locator(".widget-output img").last.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "00_quickstart.png"), full_page=False)
+        browser.close()
+    assert (shots / "00_quickstart.png").stat().st_size > 10_000
