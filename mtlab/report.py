@@ -21,7 +21,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 h1{font-size:1.6rem}h2{border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2.5rem}h3{font-size:1.05rem}
 table{border-collapse:collapse;font-size:.82rem;margin:.5rem 0 1rem}th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.failed{color:#b00;font-weight:bold}.ok{color:#070}
-img{max-width:100%;border:1px solid #eee;margin:.4rem 0}.meta td{text-align:left}.scroll{overflow-x:auto}
+img{max-width:100%;border:1px solid #eee;margin:.4rem 0}summary{margin:.6rem 0;cursor:pointer}.meta td{text-align:left}.scroll{overflow-x:auto}
 """
 
 
@@ -97,7 +97,9 @@ def write_report(run_dir: Path, summary: pd.DataFrame, profile: str) -> Path:
         tables = _tables(run_dir / stem)
         beside = [t for t in tables if "paper" in t[0]]
         for title, frame in beside + [t for t in tables if t not in beside]:
-            parts.append(f"<h3>{html.escape(title)}</h3>{_table_html(frame)}")
+            folded = "" if len(frame) <= 40 else " (click to unfold)"  # long per-epoch tables stay folded
+            parts.append(f"<details{' open' if not folded else ''}><summary><b>{html.escape(title)}</b>{folded}"
+                         f"</summary>{_table_html(frame)}</details>")
         for png in _figures(run_dir / r.notebook):
             parts.append(f"<img alt='figure of {html.escape(stem)}' src='data:image/png;base64,{png}'>")
     parts.append("</body></html>")

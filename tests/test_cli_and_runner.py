@@ -116,6 +116,7 @@ def test_batch_report_collects_tables_and_figures(tmp_path):
     assert [m["file"] for m in manifest] == ["table2_vs_paper.csv", "table2_vs_paper-2.csv"]
     report = (folder / "report.html").read_text()
     assert "0.9494" in report and "data:image/png;base64," in report and "git commit" in report
+    assert "table2_vs_paper.csv" in report.split("table2_vs_paper-2.csv")[0]  # the paper comparison first
     assert "http" not in report.split("<body>")[1].replace("http-equiv", "")  # nothing fetched from elsewhere
 
 
