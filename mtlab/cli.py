@@ -12,6 +12,7 @@ from .data import DATASETS, SOURCES, DataError
 from .experiments import PROFILES, get_profile, load_for_profile, train_one
 from .models import MODELS
 from .train.device import DEVICES
+from .weighting import STRATEGIES
 
 
 def catalog() -> str:
@@ -19,6 +20,7 @@ def catalog() -> str:
     for name, (_, description, tasks) in DATASETS.items():
         lines.append(f"  {name}: {description}")
         lines += [f"      {task}: {text}" for task, text in tasks.items()]
+    lines.append("weighting strategies: " + ", ".join(STRATEGIES))
     lines.append("profiles: " + ", ".join(f"{p.name} (subsample {p.subsample or 'none'}, {p.epochs} epochs, "
                                           f"{len(p.seeds)} seeds)" for p in PROFILES.values()))
     return "\n".join(lines)
@@ -41,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--weighting", default=None, choices=list(STRATEGIES),
+                       help="gradient-combination strategy (default: the plain sum of task losses)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="model hyperparameter, VALUE as JSON (e.g. --option 'bottom=[128,64]')")
     train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file, written every epoch")
@@ -78,8 +82,8 @@ def cmd_train(args) -> int:
     profile = get_profile(args.profile, seeds=[args.seed], device=args.device, subsample=args.subsample)
     tasks = args.tasks.split(",") if args.tasks else None
     data = load_for_profile(args.data, tasks, profile, seed=args.seed)
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr))
-                 if v is not None}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("weighting", args.weighting)) if v is not None}
     result = train_one(args.model, data, profile, args.seed, parse_options(args.option),
                        checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet, **overrides)
     result.pop("history"), result.pop("pruning")

@@ -185,7 +185,8 @@ class Explorer:
     Figures go to an Image widget and tables to an HTML widget, both updated as widget state, which
     is safe from the training thread (an Output widget is not)."""
 
-    WEIGHTINGS = {"equal (EW)": None}  # gradient-combination strategies join here with mtlab.weighting
+    WEIGHTINGS = {"equal (EW)": None, "uncertainty (UW)": "uw", "DWA": "dwa", "random (RLW)": "rlw",
+                  "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g"}
 
     def __init__(self, device: str = "auto", subsample: float = 0.05):
         from .data import DATASETS
@@ -265,8 +266,9 @@ class Explorer:
 
             out = train_one(self.model.value, data, profile, 0, lr=self.lr.value, epochs=self.epochs.value,
                             batch_size=self.batch.value, patience=0, quiet=True, on_epoch=on_epoch,
-                            task_weights=self.WEIGHTINGS[self.weighting.value])
+                            weighting=self.WEIGHTINGS[self.weighting.value])
             self.results.append({"run": len(self.results) + 1, "dataset": self.dataset.value, "model": self.model.value,
+                                 "weighting": self.weighting.value,
                                  "lr": self.lr.value, "epochs": out["epochs"], "batch": self.batch.value,
                                  **{f"test AUC {t}": m["auc"] for t, m in out["test"].items()},
                                  "params": out["trainable_params"], "seconds": round(out["seconds"], 1)})

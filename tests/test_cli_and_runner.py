@@ -15,7 +15,7 @@ def test_help_lists_models_datasets_and_tasks(capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for word in ("shared_bottom", "single_task", "census-income", "synthetic", "income", "marital",
-                 "education", "sex", "quick", "full"):
+                 "education", "sex", "quick", "full", "pcgrad", "cagrad"):
         assert word in text
 
 
@@ -23,7 +23,7 @@ def test_train_writes_json(tmp_path, capsys):
     out = tmp_path / "out.json"
     code = main(["train", "--data", "synthetic", "--model", "shared_bottom", "--tasks", "t1,t2",
                  "--profile", "quick", "--seed", "0", "--device", "cpu", "--epochs", "2",
-                 "--option", "bottom=[32,16]", "--json", str(out), "--quiet"])
+                 "--option", "bottom=[32,16]", "--weighting", "pcgrad", "--json", str(out), "--quiet"])
     assert code == 0
     result = json.loads(out.read_text())
     for key in ("test", "valid", "trainable_params", "flops_per_sample", "epochs", "seconds", "device"):

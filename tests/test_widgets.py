@@ -25,8 +25,10 @@ def test_explorer_runs_in_a_thread_and_accumulates_results():
     assert explorer.status.value.startswith("done"), explorer.status.value
     assert explorer.curve.value[:4] == b"\x89PNG" and explorer.progress.value == 2
     explorer.model.value = "mmoe"
+    explorer.weighting.value = "PCGrad"
     explorer.run(wait=True)
-    assert [r["model"] for r in explorer.results] == ["shared_bottom", "mmoe"]
+    assert [(r["model"], r["weighting"]) for r in explorer.results] == [("shared_bottom", "equal (EW)"),
+                                                                         ("mmoe", "PCGrad")]
     assert "test AUC t3" in explorer.table.value and not explorer.run_button.disabled
 
 

@@ -46,6 +46,11 @@ class MultiTaskModel(nn.Module):
     def forward(self, batch: Batch):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters more than one task can reach (everything but the per-task towers): where
+        gradient-combination strategies combine the tasks' gradients."""
+        return [p for name, p in self.named_parameters() if not name.startswith(("towers.", "head."))]
+
     def training_loss(self, batch: Batch, labels: torch.Tensor, step: Step):
         """Per-task losses [T] (weighted and summed by the trainer) and an extra scalar loss or None.
 

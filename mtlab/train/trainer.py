@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..data.tabular import MultiTaskData
 from ..models.base import Step
+from ..weighting import build_weighting
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .metrics import evaluate
@@ -32,6 +33,8 @@ class TrainConfig:
     l2_dense: float = 0.0  # L2 on every other parameter
     task_weights: Sequence[float] | None = None  # per-task BCE weights; None = all 1
     patience: int = 5  # epochs without a better mean validation AUC before stopping; 0 = never stop
+    weighting: str | None = None  # a gradient-combination strategy of mtlab.weighting; None = weighted sum
+    weighting_options: dict | None = None
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 65536
@@ -55,15 +58,17 @@ class FitResult:
     device: str
 
 
-def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Adam:
-    """Adam with separate L2 (coupled weight decay) for embedding tables and dense parameters."""
+def optimizer_for(model: torch.nn.Module, config: TrainConfig, strategy=None) -> torch.optim.Adam:
+    """Adam with separate L2 (coupled weight decay) for embedding tables and dense parameters; a
+    weighting strategy's own parameters (UW's log-variances) train without decay."""
     emb, dense = [], []
     for module in model.modules():
         for p in module.parameters(recurse=False):
             if p.requires_grad:
                 (emb if isinstance(module, torch.nn.Embedding) else dense).append(p)
     groups = [{"params": emb, "weight_decay": config.l2_embedding},
-              {"params": dense, "weight_decay": config.l2_dense}]
+              {"params": dense, "weight_decay": config.l2_dense},
+              {"params": list(strategy.parameters()) if strategy is not None else [], "weight_decay": 0.0}]
     return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
 
 
@@ -89,14 +94,17 @@ def fit(
     weights = torch.as_tensor(config.task_weights or [1.0] * len(tasks), dtype=torch.float32, device=device)
     if weights.numel() != len(tasks):
         raise ValueError(f"task_weights has {weights.numel()} entries for {len(tasks)} tasks {list(tasks)}")
-    optimizer = optimizer_for(model, config)
+    strategy = (build_weighting(config.weighting, len(tasks), **(config.weighting_options or {})).to(device)
+                if config.weighting else None)
+    shared = model.shared_parameters() if strategy is not None else []
+    optimizer = optimizer_for(model, config, strategy)
     shuffle = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)  # dropout and any other global randomness during training
 
     state = {"epoch": 0, "history": [], "best_score": float("-inf"), "best_epoch": 0,
              "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False}
     if resume and checkpoint and Path(checkpoint).exists():
-        state = _restore(load_checkpoint(checkpoint), model, optimizer, shuffle)
+        state = _restore(load_checkpoint(checkpoint), model, optimizer, shuffle, strategy)
 
     n = len(data.train)
     steps_per_epoch = -(-n // config.batch_size)
@@ -113,9 +121,13 @@ def fit(
             batch, labels = data.train.rows(rows)
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
             losses, extra = model.training_loss(batch, labels, Step(rows, n, epoch, progress))
-            loss = weights @ losses if extra is None else weights @ losses + extra
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if strategy is None:
+                (weights @ losses if extra is None else weights @ losses + extra).backward()
+            else:  # auxiliary terms keep their plain gradient; the strategy combines the tasks'
+                if extra is not None:
+                    extra.backward(retain_graph=True)
+                strategy.backward(weights * losses, shared, epoch)
             optimizer.step()
             loss_sum += losses.detach() * len(labels)
         train_losses = (loss_sum / n).tolist()  # .tolist() waits for the device: timing is honest
@@ -137,7 +149,7 @@ def fit(
         stop = stop or bool(config.patience and state["bad_epochs"] >= config.patience)
         state["stopped"] = stop
         if checkpoint:
-            save_checkpoint(_snapshot(state, model, optimizer, shuffle, config), checkpoint)
+            save_checkpoint(_snapshot(state, model, optimizer, shuffle, config, strategy), checkpoint)
         if stop:
             break
     bar.close()
@@ -158,18 +170,22 @@ def _history_row(epoch: int, train_losses: list[float], valid: dict, tasks) -> d
     return row
 
 
-def _snapshot(state: dict, model, optimizer, shuffle: torch.Generator, config: TrainConfig) -> dict:
+def _snapshot(state: dict, model, optimizer, shuffle: torch.Generator, config: TrainConfig, strategy) -> dict:
     return {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "strategy": strategy.state_dict() if strategy is not None else None,
             "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": asdict(config), "model_class": type(model).__name__}
 
 
-def _restore(saved: dict, model, optimizer, shuffle: torch.Generator) -> dict:
+def _restore(saved: dict, model, optimizer, shuffle: torch.Generator, strategy) -> dict:
     if saved.get("model_class") != type(model).__name__:
         raise ValueError(f"checkpoint holds a {saved.get('model_class')}, not a {type(model).__name__}; "
                          "use another checkpoint path or resume=False")
     model.load_state_dict(saved.pop("model"))
+    strategy_state = saved.pop("strategy", None)
+    if strategy is not None and strategy_state is not None:
+        strategy.load_state_dict(strategy_state)
     optimizer.load_state_dict(saved.pop("optimizer"))
     shuffle.set_state(saved.pop("shuffle_rng"))
     torch.set_rng_state(saved.pop("torch_rng"))
