@@ -186,7 +186,8 @@ class Explorer:
     is safe from the training thread (an Output widget is not)."""
 
     WEIGHTINGS = {"equal (EW)": None, "uncertainty (UW)": "uw", "DWA": "dwa", "random (RLW)": "rlw",
-                  "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g"}
+                  "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g",
+                  "GradNorm": "gradnorm", "Nash-MTL": "nash_mtl"}
 
     def __init__(self, device: str = "auto", subsample: float = 0.05):
         from .data import DATASETS

@@ -122,3 +122,24 @@ def test_unknown_strategy_lists_the_available_ones(synthetic):
     with pytest.raises(ValueError, match="unknown weighting 'gradnorm2'; available: ") as err:
         build_weighting("gradnorm2", 2)
     assert all(name in str(err.value) for name in ("ew", "uw", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "imtl_g"))
+
+
+def test_nash_mtl_solves_the_bargaining_equation():
+    combined, alpha = combine("nash_mtl", [[1.0, 0.0], [0.0, 2.0]])
+    # G Gᵀ = diag(1, 4): α₁ = 1/α₁ → 1; 4 α₂ = 1/α₂ → ½; combined = [1, 1]
+    torch.testing.assert_close(alpha, torch.tensor([1.0, 0.5], dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(combined, torch.tensor([1.0, 1.0], dtype=torch.float64), atol=1e-5, rtol=0)
+    g = torch.tensor([[1.0, 0.5, 0.0], [-0.3, 1.0, 0.2], [0.1, 0.1, 2.0]], dtype=torch.float64)
+    _, alpha = build_weighting("nash_mtl", 3).combine(g)
+    torch.testing.assert_close(g @ g.T @ alpha, 1 / alpha, atol=1e-4, rtol=1e-4)
+
+
+def test_gradnorm_moves_weight_to_the_task_with_the_smaller_gradient():
+    strategy = build_weighting("gradnorm", 2, alpha=0.0, lr=0.1)
+    strategy._losses = torch.tensor([1.0, 1.0])
+    strategy.initial_losses = torch.tensor([1.0, 1.0])
+    grads = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    _, used = strategy.combine(grads)
+    assert torch.equal(used, torch.ones(2))  # this step used the current weights
+    w = strategy.task_weights
+    assert w.sum().item() == pytest.approx(2.0) and w[0] > w[1]  # balancing ‖w_t g_t‖

@@ -108,3 +108,68 @@ class IMTLG(GradientCombination):
         rest = grads[:1] @ u.T @ torch.linalg.pinv(d @ u.T)
         alpha = torch.cat([1 - rest.sum(1), rest[0]])
         return alpha @ grads, alpha
+
+
+@register("nash_mtl")
+class NashMTL(GradientCombination):
+    """Nash-MTL (Navon et al., ICML 2022, Eq. 4): the bargaining solution α > 0 with
+    (G Gᵀ α)_t = 1 / α_t for every task, combined gradient Σ α_t g_t. Solved on the T×T Gram matrix
+    by minimizing ‖G Gᵀ α − 1/α‖² over α > 0 (L-BFGS-B; the authors use a sequence of convex
+    programs with cvxpy, which mtlab does not depend on)."""
+
+    def __init__(self, n_tasks: int, max_norm: float = 0.0):
+        super().__init__(n_tasks)
+        self.max_norm = max_norm  # clip the combined gradient's norm (0 = off), as in the authors' code
+
+    def combine(self, grads):
+        gram = (grads @ grads.T).double().cpu().numpy()
+        scale = np.sqrt(max(np.abs(gram).max(), 1e-20))  # solve for unit-scale gradients, then rescale
+        g = gram / scale**2
+
+        def residual(a):
+            r = g @ a - 1 / a
+            jac = 2 * (g.T @ r + r / a**2)
+            return r @ r, jac
+
+        start = np.full(len(grads), 1.0)
+        a = minimize(residual, start, jac=True, method="L-BFGS-B", bounds=[(1e-6, None)] * len(grads),
+                     options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 500}).x / scale
+        alpha = torch.as_tensor(a, dtype=grads.dtype, device=grads.device)
+        combined = alpha @ grads
+        if self.max_norm and combined.norm() > self.max_norm:
+            combined = combined * (self.max_norm / combined.norm())
+        return combined, alpha
+
+
+@register("gradnorm")
+class GradNorm(GradientCombination):
+    """GradNorm (Chen et al., ICML 2018, Eq. 1–2): learnable task weights w (renormalized to sum to T)
+    scale the task gradients; after each step w moves by `lr` down the gradient of
+        Σ_t | w_t ‖g_t‖ − mean_k(w_k ‖g_k‖) · r_t^α |,   r_t = (L_t / L_t(0)) / mean_k(L_k / L_k(0)),
+    the target held constant. g_t is task t's gradient on all shared parameters (the paper uses the
+    last shared layer only: a cheaper approximation of the same quantity)."""
+
+    def __init__(self, n_tasks: int, alpha: float = 1.5, lr: float = 0.025):
+        super().__init__(n_tasks)
+        self.alpha, self.lr = alpha, lr
+        self.register_buffer("task_weights", torch.ones(n_tasks))
+        self.register_buffer("initial_losses", torch.zeros(0))
+        self._losses = None
+
+    def backward(self, losses, shared, epoch=0):
+        self._losses = losses.detach()
+        if self.initial_losses.numel() == 0:
+            self.initial_losses = self._losses.clone()
+        return super().backward(losses, shared, epoch)
+
+    def combine(self, grads):
+        w = self.task_weights.to(grads.dtype).requires_grad_(True)
+        norms = grads.norm(dim=1)
+        ratio = self._losses / self.initial_losses.clamp_min(1e-12)
+        target = ((w * norms).mean() * (ratio / ratio.mean()) ** self.alpha).detach()
+        (step,) = torch.autograd.grad((w * norms - target).abs().sum(), w)
+        with torch.no_grad():
+            new = (self.task_weights - self.lr * step).clamp_min(1e-3)
+            self.task_weights = new * self.n_tasks / new.sum()
+        used = w.detach()
+        return used @ grads, used
