@@ -1,7 +1,7 @@
 """Gradient-combination strategies behind one small interface (`Weighting.backward`), usable by every
 trainer in mtlab: `TrainConfig(weighting="pcgrad")`."""
 
-from . import gradient_based, loss_based  # noqa: F401  (registers the strategies)
+from . import gradient_based, loss_based, pmtrec  # noqa: F401  (registers the strategies)
 from .base import STRATEGIES, GradientCombination, LossWeighting, Weighting
 
 

@@ -1,0 +1,84 @@
+"""PMTRec's per-row weighting and the multi-task MF recommender."""
+
+import pytest
+import torch
+
+from mtlab.data.interactions import make_synthetic_interactions
+from mtlab.models.mf import MFMultiTask
+from mtlab.train.recsys import RecConfig, evaluate_recommender, fit_recommender
+from mtlab.weighting import build_weighting
+
+TASKS = ("rec", "social", "category", "attribute", "align", "rating")
+
+
+@pytest.fixture(scope="module")
+def community_data():
+    return make_synthetic_interactions(n_users=300, n_items=250, p_in=0.2, seed=0)
+
+
+def mf(data, tasks=TASKS, dim=16):
+    torch.manual_seed(0)
+    return MFMultiTask(data.n_users, data.n_items, dim, tasks, n_categories=data.item_categories.shape[1],
+                       attribute_sizes={"community": 5})
+
+
+def test_row_weights_equal_a_per_row_loop_and_sum_to_one():
+    torch.manual_seed(0)
+    grads = torch.randn(3, 7, 4)
+    grads[1, 2] = 0  # a row task 2 does not touch
+    strategy = build_weighting("pmtrec", 3, alpha=1.3, tau=0.7)
+    combined, w = strategy.combine_rows(grads, epoch=2)
+    torch.testing.assert_close(w.sum(0), torch.ones(7))
+    for r in range(7):  # the method-notes formulas, one row at a time
+        n = torch.stack([grads[t, r].norm() for t in range(3)])
+        n_tf = n.clone()
+        n_tf[0] = n_tf[0] * 1.3 ** 2
+        weights = torch.softmax(n_tf / n_tf.mean() / 0.7, dim=0)
+        torch.testing.assert_close(w[:, r], weights)
+        expected = sum(weights[t] * grads[t, r] / max(n[t], 1e-20) for t in range(3)) * n.mean()
+        torch.testing.assert_close(combined[r], expected)
+
+
+def test_pmtrec_reduces_to_ew(community_data):
+    model = mf(community_data)
+    rows = torch.arange(256)
+    ew = build_weighting("ew", len(TASKS))
+    pm = build_weighting("pmtrec", len(TASKS), task_focusing=False, tau=1e9, rescale="raw")
+    grads = []
+    for strategy in (ew, pm):
+        model.zero_grad()
+        gen = torch.Generator().manual_seed(1)
+        strategy.backward(model.task_losses(rows, community_data, gen), model.embedding_tables(), epoch=3)
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_without_gmb_weights_are_proportional_to_normalized_norms():
+    strategy = build_weighting("pmtrec", 2, task_focusing=False, balancing=False)
+    w = strategy.row_weights(torch.tensor([[1.0, 3.0], [3.0, 1.0]]), epoch=0)
+    torch.testing.assert_close(w, torch.tensor([[0.25, 0.75], [0.75, 0.25]]))
+
+
+def test_every_task_loss_is_finite_and_reaches_its_head(community_data):
+    model = mf(community_data)
+    losses = model.task_losses(torch.arange(128), community_data)
+    assert losses.shape == (len(TASKS),) and torch.isfinite(losses).all()
+    losses[TASKS.index("category")].backward()
+    assert model.category_head.weight.grad.abs().sum() > 0
+    assert model.user.weight.grad is None or model.user.weight.grad.abs().sum() == 0  # items only
+
+
+@pytest.mark.parametrize("strategy", ["ew", "pmtrec"])
+def test_recommender_learns_the_planted_communities(strategy, community_data):
+    model, history, used = fit_recommender(
+        mf(community_data), community_data,
+        RecConfig(epochs=8, batch_size=256, lr=0.02, weighting=strategy, device="cpu", quiet=True, patience=0))
+    test = evaluate_recommender(model, community_data, "test")
+    assert test["recall@40"] > 2 * 40 / community_data.n_items, test  # random ranking: ≈ 40 / n_items
+    assert list(history["epoch"]) == list(range(1, 9))
+    if strategy == "pmtrec":
+        user_weights = used.last_weights[0]
+        assert user_weights.shape[0] == len(TASKS)
+        torch.testing.assert_close(user_weights.sum(0), torch.ones(user_weights.shape[1]))
+        assert user_weights.std(1).max() > 0  # personalized: rows differ
