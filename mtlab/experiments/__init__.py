@@ -4,9 +4,19 @@ from .compare import RESULT_COLUMNS, compare_models, summarize, summary_table
 from .profiles import PROFILES, Profile, get_profile
 from .quickstart import label_correlation, label_summary, split_sizes
 from .single_run import load_for_profile, train_config, train_one
-from .table2 import (DISPLAY_NAMES, PAPER_TABLE2, TABLE2_MODELS, beside_paper, check_models,
-                     correlation_statement, ordering_agreement, ordering_statement, paired_p, significance,
-                     synthetic_correlation_study)
+from .table2 import (
+                     DISPLAY_NAMES,
+                     PAPER_TABLE2,
+                     TABLE2_MODELS,
+                     beside_paper,
+                     check_models,
+                     correlation_statement,
+                     ordering_agreement,
+                     ordering_statement,
+                     paired_p,
+                     significance,
+                     synthetic_correlation_study,
+)
 
 __all__ = [
     "DISPLAY_NAMES", "PAPER_TABLE2", "PROFILES", "Profile", "RESULT_COLUMNS", "TABLE2_MODELS", "beside_paper",
