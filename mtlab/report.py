@@ -46,8 +46,14 @@ def environment() -> dict[str, str]:
             "host": platform.node()}
 
 
+def _number(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4f}"
+
+
 def _table_html(frame: pd.DataFrame) -> str:
-    return '<div class="scroll">' + frame.to_html(float_format=lambda v: f"{v:.4f}", na_rep="–", border=0) + "</div>"
+    index = not isinstance(frame.index, pd.RangeIndex)
+    return ('<div class="scroll">' + frame.to_html(float_format=_number, na_rep="–", border=0, index=index)
+            + "</div>")
 
 
 def _figures(notebook: Path) -> list[str]:
@@ -72,7 +78,8 @@ def _tables(folder: Path) -> list[tuple[str, pd.DataFrame]]:
     for entry in json.loads(manifest.read_text()):
         path = folder / entry["file"]
         if path.exists():
-            out.append((entry["title"] + f" ({entry['file']})", pd.read_csv(path)))
+            frame = pd.read_csv(path, index_col=0 if entry.get("indexed") else None)
+            out.append((entry["title"] + f" ({entry['file']})", frame))
     return out
 
 

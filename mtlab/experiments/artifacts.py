@@ -28,8 +28,9 @@ def record(name: str, frame: pd.DataFrame, title: str = "") -> pd.DataFrame:
     stem, n = name, 2
     while f"{stem}.csv" in taken:  # the same function called twice in a notebook
         stem, n = f"{name}-{n}", n + 1
-    frame.to_csv(folder / f"{stem}.csv", index=not isinstance(frame.index, pd.RangeIndex))
+    indexed = not isinstance(frame.index, pd.RangeIndex)  # e.g. a correlation matrix's task names
+    frame.to_csv(folder / f"{stem}.csv", index=indexed)
     manifest.append({"file": f"{stem}.csv", "name": stem, "title": title or name.replace("_", " "),
-                     "rows": len(frame), "columns": [str(c) for c in frame.columns]})
+                     "rows": len(frame), "columns": [str(c) for c in frame.columns], "indexed": indexed})
     manifest_path.write_text(json.dumps(manifest, indent=1))
     return frame
