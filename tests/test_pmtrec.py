@@ -82,3 +82,34 @@ def test_recommender_learns_the_planted_communities(strategy, community_data):
         assert user_weights.shape[0] == len(TASKS)
         torch.testing.assert_close(user_weights.sum(0), torch.ones(user_weights.shape[1]))
         assert user_weights.std(1).max() > 0  # personalized: rows differ
+
+
+def test_pmtrec_experiment_functions_on_synthetic():
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.pmtrec import (
+        alpha_tau_grid,
+        load_rec_dataset,
+        pmtrec_ablations,
+        pmtrec_benchmark,
+        summarize_benchmark,
+        tasks_for,
+        weight_summary,
+        weight_trajectory,
+    )
+    profile = get_profile("quick", seeds=[0], device="cpu")
+    small = dict(epochs=2, batch_size=512)
+    runs = pmtrec_benchmark(["synthetic"], ["ew", "pmtrec"], profile, **small)
+    assert list(runs["strategy"]) == ["ew", "pmtrec"] and runs["ndcg@40"].between(0, 1).all()
+    assert "±" in summarize_benchmark(runs).iloc[0]["ndcg@40"]
+    data = load_rec_dataset("synthetic")
+    assert tasks_for(data)[:2] == ("rec", "social")
+    grid = alpha_tau_grid(data, profile, alphas=(1.0, 1.2), taus=(1.0,), **small)
+    assert grid.shape == (2, 1) and grid.notna().all().all()
+    ablations = pmtrec_ablations(data, profile, **small)
+    assert list(ablations["variant"]) == ["PMTRec", "without Task Focusing", "without GMB", "single task (rec only)"]
+    trajectory = weight_trajectory(data, profile, **small)
+    assert set(trajectory["epoch"]) == {1, 2} and set(trajectory["task"]) == set(tasks_for(data))
+    summary = weight_summary(trajectory)
+    assert summary.groupby("epoch")["mean"].sum().round(6).eq(1).all()  # mean weights over tasks sum to one
+    with pytest.raises(ValueError, match="allowed values: ml-100k, ml-1m, synthetic"):
+        load_rec_dataset("filmtrust")
