@@ -114,3 +114,78 @@ def tsne_panels(points: pd.DataFrame, scores: pd.DataFrame):
         ax.legend(markerscale=3, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def rec_metric_bars(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40"),
+                    title: str = "Test metrics per strategy (mean ± std over seeds)"):
+    """A panel per dataset and metric, a bar per weighting strategy, PMTRec in its own colour."""
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(5.2 * len(metrics), 3.4 * len(datasets)),
+                             squeeze=False)
+    for row, dataset in zip(axes, datasets):
+        part = runs[runs["dataset"] == dataset].assign(kind=lambda f: f["strategy"].map(
+            lambda s: {"pmtrec": "PMTRec", "single_task": "no auxiliary task"}.get(s, "baseline")))
+        for ax, metric in zip(row, metrics):
+            sns.barplot(data=part, x="strategy", y=metric, hue="kind", dodge=False, errorbar="sd", capsize=0.2,
+                        palette={"PMTRec": "tab:red", "baseline": "tab:gray", "no auxiliary task": "tab:blue"}, legend=False, ax=ax)
+            stats = part.groupby("strategy")[metric].agg(["mean", "std"]).fillna(0)
+            low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
+            ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.1 * (high - low) + 1e-4)
+            ax.set_title(f"{dataset}: {metric}")
+            ax.set_xlabel("")
+            _slant_labels(ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def alpha_tau_heatmap(grid: pd.DataFrame, metric: str = "ndcg@40"):
+    """The α × τ grid (rows α, columns τ) with the best cell outlined."""
+    fig, ax = plt.subplots(figsize=(1.1 * grid.shape[1] + 2.5, 0.8 * grid.shape[0] + 1.8))
+    sns.heatmap(grid, annot=True, fmt=".4f", cmap="viridis", ax=ax, cbar_kws={"label": metric})
+    best = divmod(int(grid.to_numpy().argmax()), grid.shape[1])
+    ax.add_patch(plt.Rectangle((best[1], best[0]), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
+    ax.set_xlabel("τ (Gradient Magnitude Balancing temperature)")
+    ax.set_ylabel("α (Task Focusing base)")
+    ax.set_title(f"PMTRec {metric} over α × τ (best outlined)")
+    fig.tight_layout()
+    return fig
+
+
+def user_weight_figure(trajectory: pd.DataFrame, n_users: int = 6, seed: int = 0):
+    """The personalization made visible. Left: the distribution of each task's per-user weight at the
+    first, middle and last epoch. Right: the main task's weight of a few users, epoch by epoch."""
+    epochs = sorted(trajectory["epoch"].unique())
+    shown = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    sns.boxplot(data=trajectory[trajectory["epoch"].isin(shown)], x="task", y="weight", hue="epoch",
+                fliersize=1, ax=left)
+    left.set_title("per-user task weights (one point per user)")
+    main = trajectory["task"].iloc[0]
+    every_epoch = trajectory.groupby("user")["epoch"].nunique()
+    candidates = every_epoch[every_epoch == len(epochs)].index.to_series()
+    if candidates.empty:  # no user in every epoch's last batch: the most frequent ones
+        candidates = every_epoch.sort_values(ascending=False).index.to_series()
+    users = candidates.sample(min(n_users, len(candidates)), random_state=seed)
+    part = trajectory[(trajectory["task"] == main) & trajectory["user"].isin(users)]
+    sns.lineplot(data=part, x="epoch", y="weight", hue="user", marker="o", palette="tab10", ax=right, legend=False)
+    median = trajectory[trajectory["task"] == main].groupby("epoch")["weight"].median()
+    right.plot(median.index, median.to_numpy(), color="black", linestyle="--", label="median over users")
+    right.legend()
+    right.set_title(f"weight of '{main}' for {len(users)} users over epochs")
+    fig.tight_layout()
+    return fig
+
+
+def rec_ablation_bars(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40")):
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.barplot(data=ablations, x="variant", y=metric, errorbar="sd", capsize=0.2, ax=ax)
+        stats = ablations.groupby("variant")[metric].agg(["mean", "std"]).fillna(0)
+        low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
+        ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.1 * (high - low) + 1e-4)
+        ax.set_xlabel("")
+        _slant_labels(ax)
+    fig.suptitle("PMTRec ablations (mean ± std over seeds)")
+    fig.tight_layout()
+    return fig

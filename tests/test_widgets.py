@@ -54,3 +54,20 @@ def test_quickstart_panel_redraws_when_a_slider_moves(synthetic):
     assert panel.runs == 1  # moving a slider retrains and redraws
     panel.hidden.value = 32
     assert panel.runs == 2 and list(panel.last_table.columns) == list(synthetic.tasks)
+
+
+def test_alpha_tau_panel_retrains_when_a_slider_moves():
+    import pandas as pd
+
+    from mtlab.data.interactions import make_synthetic_interactions
+    from mtlab.widgets import AlphaTauPanel
+
+    grid = pd.DataFrame([[0.1, 0.3], [0.2, 0.25]], index=pd.Index([1.0, 1.1], name="alpha"),
+                        columns=pd.Index([0.5, 1.0], name="tau"))
+    panel = AlphaTauPanel(make_synthetic_interactions(n_users=200, n_items=150, seed=0), device="cpu", epochs=2,
+                          grid=grid)
+    first = panel.run()
+    assert 0 < first["ndcg@40"] <= 1 and panel.runs == 1
+    panel.tau.value = 5.0  # released slider: retrains at once
+    assert panel.runs == 2 and "τ = 5.00" in panel.status.value
+    assert "grid best: α = 1.0, τ = 1.0" in panel.status.value

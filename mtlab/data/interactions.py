@@ -32,6 +32,7 @@ class InteractionData:
     category_names: tuple[str, ...] = ()
     user_attributes: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [n_users] codes
     social: torch.Tensor | None = None  # [E, 2] long user–user links
+    item_links: torch.Tensor | None = None  # [E, 2] long item–item links (e.g. also-viewed)
     source: str = ""
 
     def to(self, device) -> InteractionData:
@@ -39,7 +40,7 @@ class InteractionData:
         return replace(self, train=move(self.train), valid=move(self.valid), test=move(self.test),
                        train_ratings=move(self.train_ratings), item_categories=move(self.item_categories),
                        user_attributes={k: v.to(device) for k, v in self.user_attributes.items()},
-                       social=move(self.social))
+                       social=move(self.social), item_links=move(self.item_links))
 
     def split(self, name: str) -> torch.Tensor:
         if name not in ("train", "valid", "test"):

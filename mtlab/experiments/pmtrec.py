@@ -7,33 +7,60 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from ..data.download import data_dir
 from ..data.interactions import InteractionData, load_movielens, make_synthetic_interactions
+from ..data.rec_files import load_amazon, load_epinions, load_filmtrust
+from ..data.tabular import DataError
 from ..models.mf import MFMultiTask
 from ..train.device import seed_everything
 from ..train.recsys import RecConfig, evaluate_recommender, fit_recommender
 from .artifacts import record
 from .profiles import Profile
+from .store import append_rows, done_keys, load_rows
 
-REC_DATASETS = ("ml-100k", "ml-1m", "synthetic")
+REC_DATASETS = ("ml-100k", "ml-1m", "filmtrust", "synthetic", "epinions", "amazon")  # last two: bring the files
 BASELINES = ("ew", "uw", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "imtl_g", "gradnorm", "nash_mtl")
+# A reference row, not a weighting: the same recommender trained on BPR alone (no auxiliary task).
+SINGLE_TASK = "single_task"
 # PMTRec paper: its largest gain, NDCG@40 on Amazon Office (not available offline).
 PAPER_HEADLINE = "PMTRec improves NDCG@40 by up to 11.58 % over the best baseline (Amazon Office)"
 REC_EPOCHS = {"quick": 10, "full": 100}
+# The benchmark's datasets per profile: the full one is the closing table's (ML-1M and FilmTrust).
+BENCHMARK_DATASETS = {"quick": ("ml-100k", "filmtrust"), "full": ("ml-1m", "filmtrust")}
 
 
 def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
+    """A recommendation dataset by name. `epinions` reads data/epinions/ (trustlet.org files);
+    `amazon` reads the one reviews/ratings file and the one `meta*` file in data/amazon/."""
     if name == "synthetic":
         return make_synthetic_interactions(n_users=600, n_items=500, p_in=0.15, seed=seed)
     if name in ("ml-100k", "ml-1m"):
         return load_movielens(name, seed=seed)
+    if name == "filmtrust":
+        return load_filmtrust(seed=seed)
+    if name == "epinions":
+        return load_epinions(seed=seed)
+    if name == "amazon":
+        folder = data_dir() / "amazon"
+        files = sorted(folder.glob("*")) if folder.exists() else []
+        meta = [f for f in files if f.name.startswith("meta")]
+        reviews = [f for f in files if f not in meta and f.name.endswith((".json", ".json.gz", ".csv", ".csv.gz"))]
+        if len(meta) != 1 or len(reviews) != 1:
+            raise DataError(f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
+                            f"{folder} (found {[f.name for f in files]}), or call "
+                            "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths")
+        return load_amazon(reviews[0], meta[0], seed=seed)
     raise ValueError(f"unknown recommendation dataset {name!r}; allowed values: {', '.join(REC_DATASETS)}")
 
 
 def tasks_for(data: InteractionData) -> tuple[str, ...]:
     """rec first, then every auxiliary task the data supports."""
-    tasks = ["rec", "category", "attribute", "align"]
-    if data.social is not None:
-        tasks.insert(1, "social")
+    tasks = ["rec"]
+    tasks += ["social"] if data.social is not None else []
+    tasks += ["coview"] if data.item_links is not None else []
+    tasks += ["category"] if data.item_categories is not None and data.item_categories.shape[1] else []
+    tasks += ["attribute"] if data.user_attributes else []
+    tasks.append("align")
     if data.train_ratings is not None and float(data.train_ratings.std()) > 0:
         tasks.append("rating")
     return tuple(tasks)
@@ -60,17 +87,31 @@ def train_recommender(data: InteractionData, strategy: str, profile: Profile, se
 
 
 def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile: Profile,
-                     **overrides) -> pd.DataFrame:
-    """Every strategy on every dataset with every seed: test Recall@K and NDCG@K, one row per run."""
-    rows = []
+                     results_path=None, **overrides) -> pd.DataFrame:
+    """Every strategy on every dataset with every seed: test Recall@K and NDCG@K, one row per run.
+    The strategy "single_task" trains on the recommendation task alone, for reference.
+    results_path: a CSV every finished run is appended to; runs already there are not run again."""
+    stored = load_rows(results_path)
+    done = done_keys(stored, ["dataset", "strategy", "seed"])
+    rows = stored.to_dict("records")
     for name in datasets:
-        data = load_rec_dataset(name)
+        data = None
         for strategy in strategies:
             for seed in profile.seeds:
-                out = train_recommender(data, strategy, profile, seed, **overrides)
-                rows.append({"dataset": name, "strategy": strategy, "seed": seed, **out["test"],
-                             "epochs": out["epochs"], "seconds": out["seconds"]})
-    return record("pmtrec_benchmark", pd.DataFrame(rows), "every strategy, dataset and seed: test metrics")
+                if (name, strategy, seed) in done:
+                    continue
+                data = data or load_rec_dataset(name)
+                if strategy == SINGLE_TASK:
+                    out = train_recommender(data, "ew", profile, seed, tasks=("rec",), **overrides)
+                else:
+                    out = train_recommender(data, strategy, profile, seed, **overrides)
+                row = {"dataset": name, "strategy": strategy, "seed": seed, **out["test"],
+                       "epochs": out["epochs"], "seconds": out["seconds"]}
+                rows.append(row)
+                append_rows(pd.DataFrame([row]), results_path)
+    runs = pd.DataFrame(rows)
+    runs = runs[runs["dataset"].isin(datasets) & runs["strategy"].isin(strategies) & runs["seed"].isin(profile.seeds)]
+    return record("pmtrec_benchmark", runs.reset_index(drop=True), "every strategy, dataset and seed: test metrics")
 
 
 def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
@@ -81,8 +122,8 @@ def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) ->
     gains = []
     for dataset in runs["dataset"].unique():
         part = means.loc[dataset]
-        if "pmtrec" in part.index and len(part) > 1:
-            best = part.drop(index="pmtrec").max()
+        if "pmtrec" in part.index and len(part.drop(index=[SINGLE_TASK], errors="ignore")) > 1:
+            best = part.drop(index=["pmtrec", SINGLE_TASK], errors="ignore").max()
             gains.append({"dataset": dataset, **{f"PMTRec vs best baseline, {m}": f"{100 * (part.loc['pmtrec', m] / best[m] - 1):+.2f} %"
                                                  for m in metrics}})
     record("pmtrec_gain", pd.DataFrame(gains), "PMTRec's change over the best baseline")
@@ -116,27 +157,83 @@ def pmtrec_ablations(data: InteractionData, profile: Profile, **overrides) -> pd
 
 
 def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **overrides) -> pd.DataFrame:
-    """The per-user task weights of PMTRec after each epoch (the last batch's touched users):
-    one row per epoch, task and user."""
+    """PMTRec's per-user task weights after each epoch (the users of the epoch's last batch): one
+    row per epoch, user and task; `.attrs["test"]` holds the trained model's test metrics."""
     frames = []
 
     def capture(row, strategy):
-        users = strategy.last_weights[0]  # [T, users touched]
-        frames.append(pd.DataFrame({"epoch": row["epoch"], "task": [t for t in tasks for _ in range(users.shape[1])],
-                                    "weight": users.flatten().cpu().numpy()}))
+        weights, users = strategy.last_weights[0].cpu(), strategy.last_rows[0].cpu()  # [T, U], [U]
+        frames.append(pd.DataFrame({"epoch": row["epoch"], "user": users.repeat(len(tasks)).numpy(),
+                                    "task": [t for t in tasks for _ in range(len(users))],
+                                    "weight": weights.flatten().numpy()}))
         return False
 
     tasks = tasks_for(data)
-    train_recommender(data, "pmtrec", profile, seed, tasks=tasks, on_epoch=capture, **overrides)
-    return pd.concat(frames, ignore_index=True)
+    out = train_recommender(data, "pmtrec", profile, seed, tasks=tasks, on_epoch=capture, **overrides)
+    trajectory = pd.concat(frames, ignore_index=True)
+    trajectory.attrs["test"] = out["test"]
+    return trajectory
 
 
 def weight_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
-    """Quartiles of the per-user weight of each task, per epoch."""
-    table = trajectory.groupby(["epoch", "task"])["weight"].describe()[["mean", "25%", "50%", "75%"]].reset_index()
-    return record("pmtrec_weights", table, "per-user task weights: quartiles per epoch")
+    """Quartiles of the per-user weight of each task, per epoch, and how personal the weights are:
+    the spread (std) of a task's weight across users."""
+    table = trajectory.groupby(["epoch", "task"], sort=False)["weight"].describe()
+    table = table[["mean", "std", "25%", "50%", "75%"]].reset_index()
+    return record("pmtrec_weights", table, "per-user task weights: mean, spread and quartiles per epoch")
 
 
-__all__ = ["ABLATIONS", "BASELINES", "PAPER_HEADLINE", "alpha_tau_grid", "load_rec_dataset", "pmtrec_ablations",
-           "pmtrec_benchmark", "summarize_benchmark", "tasks_for", "train_recommender", "weight_summary",
-           "weight_trajectory"]
+def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
+    g = ablations.groupby("variant", sort=False)[list(metrics)]
+    table = g.mean().round(4).astype(str) + " ± " + g.std().fillna(0).round(4).astype(str)
+    return record("pmtrec_ablations_summary", table.reset_index(), "PMTRec ablations, mean ± std over seeds")
+
+
+def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("ew", "pmtrec"),
+                         **overrides) -> pd.DataFrame:
+    """Which auxiliary task helps or hurts the recommendation task: test NDCG@40 and Recall@40 of
+    rec alone, of rec with each auxiliary task the data supports, and of rec with all of them, under
+    each strategy; mean over the profile's seeds, with the change against rec alone."""
+    aux = [t for t in tasks_for(data) if t != "rec"]
+    task_sets = {"rec alone": ("rec",), **{f"rec + {t}": ("rec", t) for t in aux}, "rec + all": tasks_for(data)}
+    rows = []
+    for label, tasks in task_sets.items():
+        for strategy in strategies if len(tasks) > 1 else strategies[:1]:
+            for seed in profile.seeds:
+                out = train_recommender(data, strategy, profile, seed, tasks=tasks, **overrides)
+                rows.append({"tasks": label, "strategy": strategy if len(tasks) > 1 else "-", "seed": seed,
+                             **{m: out["test"][m] for m in ("recall@40", "ndcg@40")}})
+    runs = pd.DataFrame(rows)
+    table = runs.groupby(["tasks", "strategy"], sort=False)[["recall@40", "ndcg@40"]].mean()
+    alone = table.loc[("rec alone", "-"), "ndcg@40"]
+    table["ndcg@40 change vs rec alone"] = (100 * (table["ndcg@40"] / alone - 1)).map("{:+.1f} %".format)
+    return record("pmtrec_auxiliary_tasks", table.round(4).reset_index(), "each auxiliary task beside rec alone")
+
+
+def best_cell(grid: pd.DataFrame) -> dict:
+    """The (α, τ) with the highest score in an alpha_tau_grid, and that score."""
+    alpha, tau = grid.stack().idxmax()
+    return {"alpha": alpha, "tau": tau, "score": float(grid.loc[alpha, tau])}
+
+
+def headline_statement(runs: pd.DataFrame, metric: str = "ndcg@40") -> str:
+    """PMTRec's change over the best baseline per dataset, in words, beside the paper's claim."""
+    means = runs.groupby(["dataset", "strategy"])[metric].mean()
+    parts = []
+    for dataset in dict.fromkeys(runs["dataset"]):
+        part = means.loc[dataset]
+        single = part.get(SINGLE_TASK)
+        part = part.drop(index=[SINGLE_TASK], errors="ignore")
+        if "pmtrec" not in part.index or len(part) < 2:
+            continue
+        best = part.drop(index="pmtrec")
+        change = 100 * (part["pmtrec"] / best.max() - 1)
+        parts.append(f"{dataset}: PMTRec {part['pmtrec']:.4f} vs best baseline {best.idxmax()} {best.max():.4f} "
+                     f"({change:+.2f} %; PMTRec ranks {int((part > part['pmtrec']).sum()) + 1} of {len(part)} strategies"
+                     + (f"; recommendation alone, without auxiliary tasks: {single:.4f}" if single is not None else "") + ")")
+    return f"{metric}, ours — " + "; ".join(parts) + f". Paper: {PAPER_HEADLINE}."
+
+
+__all__ = ["ABLATIONS", "BASELINES", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
+           "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations",
+           "summarize_benchmark", "tasks_for", "train_recommender", "weight_summary", "weight_trajectory"]

@@ -3,11 +3,13 @@
 User and item embedding tables are the encoder; every task reads them:
 - rec        BPR (Rendle et al., 2009): −log σ(e_u·e_i − e_u·e_j) over sampled negatives j
 - social     BPR on user–user links: −log σ(e_u·e_v − e_u·e_w)
+- coview     BPR on item–item links (e.g. Amazon's also-viewed), likewise
 - category   multi-label BCE of a linear head on the item embedding
 - rating     MSE of a bilinear head e_uᵀ W e_i + b on the training ratings of the batch's pairs
 - attribute  cross-entropy of a linear head per user attribute (age, gender, occupation …)
 - align      alignment + uniformity of normalized embeddings (Wang & Isola, ICML 2020)
-Negatives are drawn for the whole batch at once (vectorized).
+Negatives are drawn for the whole batch at once (vectorized), and each table's touched rows are
+gathered once (`batch_losses`), which lets per-row weighting work on those rows only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-AUX_TASKS = ("social", "category", "rating", "attribute", "align")
+AUX_TASKS = ("social", "coview", "category", "rating", "attribute", "align")
+USER_IDS = ("u", "sa", "sb", "sw")  # batch users; social links: anchor, linked, sampled other user
+ITEM_IDS = ("i", "j", "ca", "cb", "cw")  # batch items, negatives; item links (also-viewed) likewise
 UNIFORM_ROWS = 256
 
 
@@ -37,7 +41,7 @@ class MFMultiTask(nn.Module):
         if "category" in tasks:
             self.category_head = nn.Linear(dim, n_categories)
         if "rating" in tasks:
-            self.rating_head = nn.Bilinear(dim, dim, 1)
+            self.rating_head = BilinearScore(dim)
         if "attribute" in tasks:
             self.attribute_heads = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in (attribute_sizes or {}).items()})
 
@@ -50,34 +54,78 @@ class MFMultiTask(nn.Module):
 
     def task_losses(self, rows: torch.Tensor, data, generator: torch.Generator | None = None) -> torch.Tensor:
         """Losses [T] in `self.tasks` order for a batch of training rows (indices into data.train)."""
-        u, i = data.train[rows, 0], data.train[rows, 1]
-        eu, ei = self.user(u), self.item(i)
-        out = []
-        for task in self.tasks:
-            if task == "rec":
-                j = torch.randint(self.n_items, (len(u),), device=u.device, generator=generator)
-                out.append(-F.logsigmoid((eu * ei).sum(1) - (eu * self.item(j)).sum(1)).mean())
-            elif task == "social":
-                out.append(self._social_loss(data, len(u), generator))
-            elif task == "category":
-                out.append(F.binary_cross_entropy_with_logits(self.category_head(ei), data.item_categories[i]))
-            elif task == "rating":
-                out.append(F.mse_loss(self.rating_head(eu, ei).squeeze(1), data.train_ratings[rows]))
-            elif task == "attribute":
-                out.append(sum(F.cross_entropy(head(eu), data.user_attributes[k][u])
-                               for k, head in self.attribute_heads.items()))
-            elif task == "align":
-                nu, ni = F.normalize(eu, dim=1), F.normalize(ei, dim=1)
-                align = (nu - ni).norm(dim=1).pow(2).mean()
-                # uniformity on the first UNIFORM_ROWS rows: all pairs of a large batch cost B² for little gain
-                uniform = sum(torch.pdist(x[:UNIFORM_ROWS]).pow(2).mul(-2).exp().mean().log() for x in (nu, ni)) / 2
-                out.append(align + uniform)
-        return torch.stack(out)
+        return torch.stack(self.batch_losses(rows, data, generator)[0])
 
-    def _social_loss(self, data, size: int, generator) -> torch.Tensor:
-        links = data.social
-        pick = torch.randint(len(links), (size,), device=links.device, generator=generator)
-        a, b = links[pick, 0], links[pick, 1]
-        w = torch.randint(self.user.num_embeddings, (size,), device=links.device, generator=generator)
-        ea = self.user(a)
-        return -F.logsigmoid((ea * self.user(b)).sum(1) - (ea * self.user(w)).sum(1)).mean()
+    def batch_losses(self, rows: torch.Tensor, data, generator: torch.Generator | None = None):
+        """(the T losses as a list, [(row ids, gathered rows)] per table of `embedding_tables()`): a
+        list, so that one task's gradient traverses only its own graph. Every id the
+        tasks need (batch pairs, sampled negatives, links) is drawn first; each table's touched rows
+        are then gathered once, so a weighting strategy can take per-task gradients on those rows
+        (`mtlab.weighting.TableRows`) instead of on the whole tables."""
+        ids = self._sample_ids(rows, data, generator)
+        emb, touched = {}, []
+        for table, keys in ((self.user.weight, USER_IDS), (self.item.weight, ITEM_IDS)):
+            keys = [k for k in keys if k in ids]
+            index, position = torch.unique(torch.cat([ids[k] for k in keys]), return_inverse=True)
+            values = table[index]
+            for key, part in zip(keys, position.split([len(ids[k]) for k in keys])):
+                emb[key] = values[part]
+            touched.append((index, values))
+        return [self._loss(task, emb, ids, rows, data) for task in self.tasks], touched
+
+    def _sample_ids(self, rows, data, generator) -> dict[str, torch.Tensor]:
+        """User ids (u, and a/b/w of social links) and item ids (i, negatives j, and a/b/w of
+        item links) of one batch; negatives and links are drawn for the whole batch at once."""
+        u, i = data.train[rows, 0], data.train[rows, 1]
+        size, device = len(u), u.device
+        ids = {"u": u, "i": i}
+        draw = lambda n: torch.randint(n, (size,), device=device, generator=generator)  # noqa: E731
+        if "rec" in self.tasks:
+            ids["j"] = draw(self.n_items)
+        for task, links, n, prefix in (("social", data.social, self.user.num_embeddings, "s"),
+                                       ("coview", data.item_links, self.n_items, "c")):
+            if task in self.tasks:
+                pick = draw(len(links))
+                ids[prefix + "a"], ids[prefix + "b"], ids[prefix + "w"] = links[pick, 0], links[pick, 1], draw(n)
+        return ids
+
+    def _loss(self, task, emb, ids, rows, data) -> torch.Tensor:
+        eu, ei = emb["u"], emb["i"]
+        if task == "rec":
+            return bpr(eu, ei, emb["j"])
+        if task == "social":
+            return bpr(emb["sa"], emb["sb"], emb["sw"])
+        if task == "coview":
+            return bpr(emb["ca"], emb["cb"], emb["cw"])
+        if task == "category":
+            return F.binary_cross_entropy_with_logits(self.category_head(ei), data.item_categories[ids["i"]])
+        if task == "rating":
+            return F.mse_loss(self.rating_head(eu, ei), data.train_ratings[rows])
+        if task == "attribute":
+            return sum(F.cross_entropy(head(eu), data.user_attributes[k][ids["u"]])
+                       for k, head in self.attribute_heads.items())
+        # align: alignment + uniformity of the normalized embeddings
+        nu, ni = F.normalize(eu, dim=1), F.normalize(ei, dim=1)
+        align = (nu - ni).norm(dim=1).pow(2).mean()
+        # uniformity on the first UNIFORM_ROWS rows: all pairs of a large batch cost B² for little gain
+        uniform = sum(torch.pdist(x[:UNIFORM_ROWS]).pow(2).mul(-2).exp().mean().log() for x in (nu, ni)) / 2
+        return align + uniform
+
+
+class BilinearScore(nn.Module):
+    """e_uᵀ W e_i + b per pair, as one matmul and a row-wise dot. nn.Bilinear computes the same
+    but its backward (aten::_trilinear) was most of an ML-1M training step on the CPU."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        bound = dim ** -0.5  # nn.Bilinear's initialization
+        self.weight = nn.Parameter(torch.empty(dim, dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(1).uniform_(-bound, bound))
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return ((left @ self.weight) * right).sum(1) + self.bias
+
+
+def bpr(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """BPR: −log σ(a·p − a·n), averaged."""
+    return -F.logsigmoid((anchor * positive).sum(1) - (anchor * negative).sum(1)).mean()

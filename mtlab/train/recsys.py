@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.interactions import InteractionData
-from ..weighting import build_weighting
+from ..weighting import TableRows, build_weighting
 from .device import resolve_device
 from .ranking import ranking_metrics
 
@@ -28,6 +28,7 @@ class RecConfig:
     weighting_options: dict | None = None
     patience: int = 5  # epochs without a better validation NDCG@k; 0 = never stop
     k: int = 40  # the K of the early-stopping metric
+    gather_rows: bool = True  # strategies see the touched embedding rows (False: the whole tables)
     seed: int = 0
     device: str = "auto"
     quiet: bool = False
@@ -53,6 +54,7 @@ def fit_recommender(model, data: InteractionData, config: RecConfig | None = Non
     shuffle = torch.Generator().manual_seed(config.seed)
     sampler = torch.Generator(device=device).manual_seed(config.seed)
     tables = model.embedding_tables()
+    gathered = config.gather_rows and hasattr(model, "batch_losses")  # per-task gradients on touched rows
     n, history, best, best_state, bad = len(data.train), [], float("-inf"), None, 0
     for epoch in tqdm(range(config.epochs), disable=config.quiet, unit="epoch", desc=config.weighting):
         start = time.perf_counter()
@@ -61,11 +63,15 @@ def fit_recommender(model, data: InteractionData, config: RecConfig | None = Non
         sums = torch.zeros(len(model.tasks), device=device)
         for i in range(0, n, config.batch_size):
             rows = order[i:i + config.batch_size]
-            losses = model.task_losses(rows, data, sampler)
+            if gathered:
+                losses, touched = model.batch_losses(rows, data, sampler)
+                shared = [TableRows(t, index, values) for t, (index, values) in zip(tables, touched)]
+            else:
+                losses, shared = model.task_losses(rows, data, sampler), tables
             optimizer.zero_grad(set_to_none=True)
-            strategy.backward(losses, tables, epoch)
+            strategy.backward(losses, shared, epoch)
             optimizer.step()
-            sums += losses.detach() * len(rows)
+            sums += torch.stack(list(losses)).detach() * len(rows)
         row = {"epoch": epoch + 1, **{f"loss_{t}": v for t, v in zip(model.tasks, (sums / n).tolist())}}
         row["train_seconds"] = time.perf_counter() - start
         row.update({f"valid_{k}": v for k, v in evaluate_recommender(model, data, "valid", (config.k,)).items()})

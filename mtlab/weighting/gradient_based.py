@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from .base import GradientCombination, register
+from .base import GradientCombination, register, split_losses
 
 NO_WEIGHTS = float("nan")
 
@@ -157,7 +157,7 @@ class GradNorm(GradientCombination):
         self._losses = None
 
     def backward(self, losses, shared, epoch=0):
-        self._losses = losses.detach()
+        self._losses = split_losses(losses)[1].detach()
         if self.initial_losses.numel() == 0:
             self.initial_losses = self._losses.clone()
         return super().backward(losses, shared, epoch)

@@ -12,7 +12,9 @@ as `shared/papers/method-notes.md` lays out:
               = T · Σ_t w[r,t] · g[r,t]                               rescale="raw"
 
 All rows at once (tensors [T, rows, dim]), never a loop over users. Dense parameters (the heads) get
-the plain sum of the task gradients. With task_focusing=False, balancing=True, a very large τ and
+the plain sum of the task gradients. Given `TableRows` (the rows a batch touched, gathered once), the
+per-task gradients are taken on those rows only: T small backward passes through each task's own
+part of the graph, plus the plain backward for the dense parameters. With task_focusing=False, balancing=True, a very large τ and
 rescale="raw", every w is 1/T and the update is exactly EW's.
 """
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Weighting, register
+from .base import TableRows, Weighting, register, split_losses
 
 
 @register("pmtrec")
@@ -33,6 +35,7 @@ class PMTRec(Weighting):
         self.alpha, self.tau, self.task_focusing, self.balancing = alpha, tau, task_focusing, balancing
         self.rescale, self.main_task = rescale, main_task
         self.last_weights: list[torch.Tensor] = []  # per table: [T, rows touched] of the last step
+        self.last_rows: list[torch.Tensor] = []  # per table: the ids of those rows
 
     def row_weights(self, norms: torch.Tensor, epoch: int) -> torch.Tensor:
         """w [T, R] from the gradient norms n [T, R] (columns sum to one)."""
@@ -50,22 +53,46 @@ class PMTRec(Weighting):
         w = self.row_weights(norms, epoch)
         if self.rescale == "raw":
             return len(grads) * torch.einsum("tr,trd->rd", w, grads), w
-        units = grads / norms.clamp_min(1e-20)[..., None]
-        return torch.einsum("tr,trd->rd", w, units) * norms.mean(0)[:, None], w
+        # Σ_t w·g/n · n̄ without materializing the unit directions [T, R, d]
+        scale = w / norms.clamp_min(1e-20) * norms.mean(0, keepdim=True)
+        return torch.einsum("tr,trd->rd", scale, grads), w
 
     def backward(self, losses, shared, epoch=0):
-        """`shared`: the embedding tables (the 2-D ones are combined per row); every other parameter gets
-        the plain sum."""
-        tables = [p for p in shared if p.requires_grad and p.dim() == 2]
-        per_task = [torch.autograd.grad(losses[t], tables, retain_graph=True, allow_unused=True)
-                    for t in range(len(losses))]
-        losses.sum().backward()  # dense parameters: the plain sum
-        self.last_weights = []
-        for k, table in enumerate(tables):
-            grads = torch.stack([g[k] if g[k] is not None else torch.zeros_like(table) for g in per_task])
-            touched = grads.abs().sum(dim=(0, 2)) > 0
-            combined, w = self.combine_rows(grads[:, touched], epoch)
-            table.grad = torch.zeros_like(table)
-            table.grad[touched] = combined
+        """`shared`: embedding tables, as `TableRows` or as whole 2-D parameters, combined per row;
+        every other parameter gets the plain sum of the task gradients."""
+        per_task, losses = split_losses(losses)
+        blocks = [s for s in shared if isinstance(s, TableRows)]
+        blocks += [s for s in shared if not isinstance(s, TableRows) and s.requires_grad and s.dim() == 2]
+        inputs = [b.values if isinstance(b, TableRows) else b for b in blocks]
+        grads = [[torch.zeros_like(x) for x in inputs] for _ in per_task]
+        for t, loss in enumerate(per_task):
+            if not loss.requires_grad:
+                continue
+            # One backward per task, each through that task's own graph only: the hooks keep the task's
+            # gradient of every table's rows and stop it there (the combined one is written below), while
+            # the dense parameters accumulate the plain sum over tasks, with no extra backward pass.
+            hooks = [x.register_hook(lambda g, t=t, k=k: self._keep(grads, t, k, g)) for k, x in enumerate(inputs)]
+            loss.backward(retain_graph=t < len(per_task) - 1)
+            for hook in hooks:
+                hook.remove()
+        self.last_weights, self.last_rows = [], []
+        for k, block in enumerate(blocks):
+            task_grads = torch.stack([g[k] for g in grads])
+            if isinstance(block, TableRows):
+                combined, w = self.combine_rows(task_grads, epoch)
+                block.table.grad = torch.zeros_like(block.table)
+                block.table.grad[block.index] = combined
+                self.last_rows.append(block.index)
+            else:  # a whole table: only the rows some task touched
+                touched = task_grads.abs().sum(dim=(0, 2)) > 0
+                combined, w = self.combine_rows(task_grads[:, touched], epoch)
+                block.grad = torch.zeros_like(block)
+                block.grad[touched] = combined
+                self.last_rows.append(touched.nonzero().squeeze(1))
             self.last_weights.append(w.detach())
         return torch.stack([w.mean(1) for w in self.last_weights]).mean(0) if self.last_weights else losses.new_ones(len(losses))
+
+    @staticmethod
+    def _keep(grads, t, k, grad):
+        grads[t][k] = grads[t][k] + grad  # a row block reached twice (retain_graph) adds up
+        return torch.zeros_like(grad)
