@@ -29,14 +29,17 @@ def test_row_weights_equal_a_per_row_loop_and_sum_to_one():
     strategy = build_weighting("pmtrec", 3, alpha=1.3, tau=0.7)
     combined, w = strategy.combine_rows(grads, epoch=2)
     torch.testing.assert_close(w.sum(0), torch.ones(7))
-    for r in range(7):  # the method-notes formulas, one row at a time
-        n = torch.stack([grads[t, r].norm() for t in range(3)])
-        n_tf = n.clone()
-        n_tf[0] = n_tf[0] * 1.3 ** 2
+    for r in range(7):  # the method-notes formulas, one row at a time, over the tasks reaching the row
+        tasks = [t for t in range(3) if grads[t, r].norm() > 0]
+        n = torch.stack([grads[t, r].norm() for t in tasks])
+        n_tf = n * torch.tensor([1.3 ** 2 if t == 0 else 1.0 for t in tasks])
         weights = torch.softmax(n_tf / n_tf.mean() / 0.7, dim=0)
-        torch.testing.assert_close(w[:, r], weights)
-        expected = sum(weights[t] * grads[t, r] / max(n[t], 1e-20) for t in range(3)) * n.mean()
+        full = torch.zeros(3)
+        full[tasks] = weights
+        torch.testing.assert_close(w[:, r], full)
+        expected = sum(weights[k] * grads[t, r] / n[k] for k, t in enumerate(tasks)) * n.mean()
         torch.testing.assert_close(combined[r], expected)
+    assert w[1, 2] == 0  # task 1 does not reach row 2: no share of its weight
 
 
 def test_pmtrec_reduces_to_ew(community_data):

@@ -9,13 +9,16 @@ as `shared/papers/method-notes.md` lays out:
            = n̂[r,:] / Σ_t n̂[r,t]                                     (without GMB: proportional)
     E.grad[r] = Σ_t w[r,t] · g[r,t] / n[r,t] · n̄[r]                   rescale="unit" (default): unit
                                                                       directions at the mean magnitude n̄
-              = T · Σ_t w[r,t] · g[r,t]                               rescale="raw"
+              = T_r · Σ_t w[r,t] · g[r,t]                             rescale="raw"
+
+where t runs over the T_r tasks whose gradient reaches row r (n[r,t] > 0): a task that never touches
+a table (item categories on a user's row) takes no share of that row's weight.
 
 All rows at once (tensors [T, rows, dim]), never a loop over users. Dense parameters (the heads) get
 the plain sum of the task gradients. Given `TableRows` (the rows a batch touched, gathered once), the
 per-task gradients are taken on those rows only: T small backward passes through each task's own
 part of the graph, plus the plain backward for the dense parameters. With task_focusing=False, balancing=True, a very large τ and
-rescale="raw", every w is 1/T and the update is exactly EW's.
+rescale="raw", every w is 1/T_r and the update is exactly EW's.
 """
 
 from __future__ import annotations
@@ -38,23 +41,29 @@ class PMTRec(Weighting):
         self.last_rows: list[torch.Tensor] = []  # per table: the ids of those rows
 
     def row_weights(self, norms: torch.Tensor, epoch: int) -> torch.Tensor:
-        """w [T, R] from the gradient norms n [T, R] (columns sum to one)."""
+        """w [T, R] from the gradient norms n [T, R]. Only the tasks whose gradient reaches a row take
+        part in its weights (an item-only task gets no share of a user's row); each column sums to one
+        over those tasks."""
         norms = norms.clone()
         if self.task_focusing:
             norms[self.main_task] *= self.alpha ** epoch
-        normalized = norms / norms.mean(0, keepdim=True).clamp_min(1e-20)
+        reaches = norms > 0
+        count = reaches.sum(0, keepdim=True).clamp_min(1)
+        normalized = norms / (norms.sum(0, keepdim=True) / count).clamp_min(1e-20)  # n / mean over reaching tasks
         if self.balancing:
-            return torch.softmax(normalized / self.tau, dim=0)
+            w = torch.softmax((normalized / self.tau).masked_fill(~reaches, float("-inf")), dim=0)
+            return torch.nan_to_num(w)  # a row no task reaches: no weight at all
         return normalized / normalized.sum(0, keepdim=True).clamp_min(1e-20)
 
     def combine_rows(self, grads: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """grads [T, R, d] of the touched rows → (combined [R, d], weights [T, R])."""
         norms = grads.norm(dim=2)  # [T, R]
         w = self.row_weights(norms, epoch)
+        count = (norms > 0).sum(0).clamp_min(1)  # tasks reaching each row
         if self.rescale == "raw":
-            return len(grads) * torch.einsum("tr,trd->rd", w, grads), w
-        # Σ_t w·g/n · n̄ without materializing the unit directions [T, R, d]
-        scale = w / norms.clamp_min(1e-20) * norms.mean(0, keepdim=True)
+            return torch.einsum("tr,trd->rd", w * count, grads), w
+        # Σ_t w·g/n · n̄ (n̄: mean norm of the reaching tasks), without materializing unit directions
+        scale = w / norms.clamp_min(1e-20) * (norms.sum(0) / count)
         return torch.einsum("tr,trd->rd", scale, grads), w
 
     def backward(self, losses, shared, epoch=0):
