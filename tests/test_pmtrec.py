@@ -113,7 +113,7 @@ def test_pmtrec_experiment_functions_on_synthetic():
     trajectory = weight_trajectory(data, profile, **small)
     assert set(trajectory["epoch"]) == {1, 2} and set(trajectory["task"]) == set(tasks_for(data))
     summary = weight_summary(trajectory)
-    assert summary.groupby("epoch")["mean"].sum().round(6).eq(1).all()  # mean weights over tasks sum to one
+    assert summary.groupby("epoch")["mean"].sum().sub(1).abs().lt(1e-4).all()  # mean weights over tasks sum to one
     with pytest.raises(ValueError, match="allowed values: ml-100k, ml-1m, filmtrust, synthetic"):
         load_rec_dataset("netflix")
 

@@ -157,12 +157,15 @@ def pmtrec_ablations(data: InteractionData, profile: Profile, **overrides) -> pd
 
 
 def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **overrides) -> pd.DataFrame:
-    """PMTRec's per-user task weights after each epoch (the users of the epoch's last batch): one
-    row per epoch, user and task; `.attrs["test"]` holds the trained model's test metrics."""
+    """PMTRec's per-user task weights after each epoch (the users of the epoch's last batch that
+    some task's gradient reached): one row per epoch, user and task; `.attrs["test"]` holds the
+    trained model's test metrics."""
     frames = []
 
     def capture(row, strategy):
         weights, users = strategy.last_weights[0].cpu(), strategy.last_rows[0].cpu()  # [T, U], [U]
+        reached = weights.sum(0) > 0  # a gathered row whose gradient is exactly zero in every task has no weights
+        weights, users = weights[:, reached], users[reached]
         frames.append(pd.DataFrame({"epoch": row["epoch"], "user": users.repeat(len(tasks)).numpy(),
                                     "task": [t for t in tasks for _ in range(len(users))],
                                     "weight": weights.flatten().numpy()}))
