@@ -189,3 +189,10 @@ def test_weight_trajectory_tracks_users_and_the_study_helpers(community_data):
     assert "best baseline mgda 0.2000 (+10.00 %; PMTRec ranks 1 of 3 strategies" in statement
     assert "without auxiliary tasks: 0.3000" in statement
     assert len(pmtrec_benchmark(["synthetic"], [SINGLE_TASK], profile, epochs=1, batch_size=512)) == 1
+
+
+def test_a_link_task_without_links_says_so():
+    data = make_synthetic_interactions(n_users=50, n_items=40, seed=0)
+    model = MFMultiTask(data.n_users, data.n_items, 8, ("rec", "coview"))
+    with pytest.raises(ValueError, match="'coview' needs item links"):
+        model.task_losses(torch.arange(16), data)

@@ -57,10 +57,10 @@ class MFMultiTask(nn.Module):
         return torch.stack(self.batch_losses(rows, data, generator)[0])
 
     def batch_losses(self, rows: torch.Tensor, data, generator: torch.Generator | None = None):
-        """(the T losses as a list, [(row ids, gathered rows)] per table of `embedding_tables()`): a
-        list, so that one task's gradient traverses only its own graph. Every id the
-        tasks need (batch pairs, sampled negatives, links) is drawn first; each table's touched rows
-        are then gathered once, so a weighting strategy can take per-task gradients on those rows
+        """(the T losses as a list, [(row ids, gathered rows)] per table of `embedding_tables()`).
+        A list, so that one task's gradient traverses only its own graph. Every id the tasks need
+        (batch pairs, sampled negatives, links) is drawn first; each table's touched rows are then
+        gathered once, so a weighting strategy can take per-task gradients on those rows
         (`mtlab.weighting.TableRows`) instead of on the whole tables."""
         ids = self._sample_ids(rows, data, generator)
         emb, touched = {}, []
@@ -85,6 +85,9 @@ class MFMultiTask(nn.Module):
         for task, links, n, prefix in (("social", data.social, self.user.num_embeddings, "s"),
                                        ("coview", data.item_links, self.n_items, "c")):
             if task in self.tasks:
+                if links is None:
+                    raise ValueError(f"task {task!r} needs {'social' if task == 'social' else 'item'} links, "
+                                     f"which {getattr(data, 'name', 'this dataset')} does not have; drop the task")
                 pick = draw(len(links))
                 ids[prefix + "a"], ids[prefix + "b"], ids[prefix + "w"] = links[pick, 0], links[pick, 1], draw(n)
         return ids
