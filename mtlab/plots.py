@@ -116,6 +116,13 @@ def tsne_panels(points: pd.DataFrame, scores: pd.DataFrame):
     return fig
 
 
+def _zoom_on_bars(ax, grouped) -> None:
+    """y limits that show the differences between bars of mean ± std (grouped: one group per bar)."""
+    stats = grouped.agg(["mean", "std"]).fillna(0)
+    low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
+    ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.1 * (high - low) + 1e-4)
+
+
 def rec_metric_bars(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40"),
                     title: str = "Test metrics per strategy (mean ± std over seeds)"):
     """A panel per dataset and metric, a bar per weighting strategy, PMTRec in its own colour."""
@@ -128,9 +135,7 @@ def rec_metric_bars(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40"),
         for ax, metric in zip(row, metrics):
             sns.barplot(data=part, x="strategy", y=metric, hue="kind", dodge=False, errorbar="sd", capsize=0.2,
                         palette={"PMTRec": "tab:red", "baseline": "tab:gray", "no auxiliary task": "tab:blue"}, legend=False, ax=ax)
-            stats = part.groupby("strategy")[metric].agg(["mean", "std"]).fillna(0)
-            low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
-            ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.1 * (high - low) + 1e-4)
+            _zoom_on_bars(ax, part.groupby("strategy")[metric])
             ax.set_title(f"{dataset}: {metric}")
             ax.set_xlabel("")
             _slant_labels(ax)
@@ -181,9 +186,7 @@ def rec_ablation_bars(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40"))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         sns.barplot(data=ablations, x="variant", y=metric, errorbar="sd", capsize=0.2, ax=ax)
-        stats = ablations.groupby("variant")[metric].agg(["mean", "std"]).fillna(0)
-        low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
-        ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.1 * (high - low) + 1e-4)
+        _zoom_on_bars(ax, ablations.groupby("variant")[metric])
         ax.set_xlabel("")
         _slant_labels(ax)
     fig.suptitle("PMTRec ablations (mean ± std over seeds)")
