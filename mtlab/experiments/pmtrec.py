@@ -114,11 +114,16 @@ def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile
     return record("pmtrec_benchmark", runs.reset_index(drop=True), "every strategy, dataset and seed: test metrics")
 
 
+def mean_pm_std(grouped) -> pd.DataFrame:
+    """'mean ± std' over each group (a std of one seed counts as 0), to four decimals."""
+    return grouped.mean().round(4).astype(str) + " ± " + grouped.std().fillna(0).round(4).astype(str)
+
+
 def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
     """Mean ± std per dataset and strategy, and PMTRec's relative change over the best baseline."""
-    g = runs.groupby(["dataset", "strategy"], sort=False)
-    table = g[list(metrics)].mean().round(4).astype(str) + " ± " + g[list(metrics)].std().fillna(0).round(4).astype(str)
-    means = g[list(metrics)].mean()
+    g = runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)]
+    table = mean_pm_std(g)
+    means = g.mean()
     gains = []
     for dataset in runs["dataset"].unique():
         part = means.loc[dataset]
@@ -187,8 +192,7 @@ def weight_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
-    g = ablations.groupby("variant", sort=False)[list(metrics)]
-    table = g.mean().round(4).astype(str) + " ± " + g.std().fillna(0).round(4).astype(str)
+    table = mean_pm_std(ablations.groupby("variant", sort=False)[list(metrics)])
     return record("pmtrec_ablations_summary", table.reset_index(), "PMTRec ablations, mean ± std over seeds")
 
 

@@ -15,17 +15,17 @@ where t runs over the T_r tasks whose gradient reaches row r (n[r,t] > 0): a tas
 a table (item categories on a user's row) takes no share of that row's weight.
 
 All rows at once (tensors [T, rows, dim]), never a loop over users. Dense parameters (the heads) get
-the plain sum of the task gradients. Given `TableRows` (the rows a batch touched, gathered once), the
-per-task gradients are taken on those rows only: T small backward passes through each task's own
-part of the graph, plus the plain backward for the dense parameters. With task_focusing=False, balancing=True, a very large τ and
-rescale="raw", every w is 1/T_r and the update is exactly EW's.
+the plain sum of the task gradients. Given `TableRows` (the rows a batch touched, gathered once) and
+the losses as a list, there is one backward pass per task, each through that task's own part of the
+graph; the dense parameters accumulate their sum during those passes. With task_focusing=False,
+balancing=True, a very large τ and rescale="raw", every w is 1/T_r and the update is exactly EW's.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import TableRows, Weighting, register, split_losses
+from .base import TableRows, Weighting, register, set_grad
 
 
 @register("pmtrec")
@@ -69,7 +69,7 @@ class PMTRec(Weighting):
     def backward(self, losses, shared, epoch=0):
         """`shared`: embedding tables, as `TableRows` or as whole 2-D parameters, combined per row;
         every other parameter gets the plain sum of the task gradients."""
-        per_task, losses = split_losses(losses)
+        per_task = list(losses)
         blocks = [s for s in shared if isinstance(s, TableRows)]
         blocks += [s for s in shared if not isinstance(s, TableRows) and s.requires_grad and s.dim() == 2]
         inputs = [b.values if isinstance(b, TableRows) else b for b in blocks]
@@ -89,8 +89,7 @@ class PMTRec(Weighting):
             task_grads = torch.stack([g[k] for g in grads])
             if isinstance(block, TableRows):
                 combined, w = self.combine_rows(task_grads, epoch)
-                block.table.grad = torch.zeros_like(block.table)
-                block.table.grad[block.index] = combined
+                set_grad(block, combined)
                 self.last_rows.append(block.index)
             else:  # a whole table: only the rows some task touched
                 touched = task_grads.abs().sum(dim=(0, 2)) > 0
@@ -99,7 +98,7 @@ class PMTRec(Weighting):
                 block.grad[touched] = combined
                 self.last_rows.append(touched.nonzero().squeeze(1))
             self.last_weights.append(w.detach())
-        return torch.stack([w.mean(1) for w in self.last_weights]).mean(0) if self.last_weights else losses.new_ones(len(losses))
+        return torch.stack([w.mean(1) for w in self.last_weights]).mean(0) if self.last_weights else per_task[0].new_ones(len(per_task))
 
     @staticmethod
     def _keep(grads, t, k, grad):
