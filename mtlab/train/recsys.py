@@ -16,6 +16,7 @@ from ..data.interactions import InteractionData
 from ..weighting import TableRows, build_weighting
 from .device import resolve_device
 from .ranking import ranking_metrics
+from .trainer import fused_on
 
 
 @dataclass
@@ -49,7 +50,7 @@ def fit_recommender(model, data: InteractionData, config: RecConfig | None = Non
     data, model = data.to(device), model.to(device)
     strategy = build_weighting(config.weighting, len(model.tasks), **(config.weighting_options or {})).to(device)
     optimizer = torch.optim.Adam([*model.parameters(), *strategy.parameters()], lr=config.lr,
-                                 weight_decay=config.weight_decay)
+                                 weight_decay=config.weight_decay, fused=fused_on(model))
     torch.manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
     sampler = torch.Generator(device=device).manual_seed(config.seed)

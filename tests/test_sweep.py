@@ -1,0 +1,81 @@
+"""The parallel sweep: its plan, Table 4 runs taken from Table 3's, worker processes, resuming."""
+
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from mtlab.experiments import get_profile
+from mtlab.experiments.new_task import (
+    _maml_reference,
+    load_new_task_data,
+    negative_transfer,
+    negative_transfer_from_table3,
+    new_task_table,
+)
+from mtlab.experiments.sweep import plan, run_sweep
+
+
+def test_plan_has_one_job_per_seed_and_model_dearest_first():
+    full = get_profile("full")
+    assert len(plan(["table3"], full)) == 5 * 5  # Shared Bottom*, MMoE*, PLE*, MPT-Rec, MAML
+    assert len(plan(["table4"], full)) == 5 * 2 * 5  # seeds × new tasks × models
+    # with Table 3 in the sweep, Table 4 skips the education runs that Table 3 trains anyway
+    both = plan(["table3", "table4"], full)
+    assert len(both) == 25 + 50 - 5 * 4
+    assert not any(j.table == "table4" and j.key.startswith("education-") and "stem" not in j.key for j in both)
+    pmtrec = plan(["pmtrec"], full)
+    assert len(pmtrec) == 5 * 2 * 12 and {j.kwargs["dataset"] for j in pmtrec} == {"ml-1m", "filmtrust"}
+    assert [j.cost for j in pmtrec] == sorted((j.cost for j in pmtrec), reverse=True)
+    assert all(j.kwargs["profile"].seeds == (int(j.key.rsplit("-", 1)[1]),) for j in both + pmtrec)
+    with pytest.raises(ValueError, match="table3, table4, pmtrec"):
+        plan(["table5"], full)
+
+
+@pytest.fixture
+def fake_census(census_root, monkeypatch):
+    """The fake Census-Income files as the data folder (also for spawned worker processes)."""
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(census_root))
+    return replace(get_profile("quick", seeds=[0], device="cpu", subsample=1), epochs=1)
+
+
+def test_table4_runs_from_table3_equal_negative_transfer(fake_census):
+    profile = fake_census
+    data3 = load_new_task_data("education", profile)
+    table3 = new_task_table(data3, profile, models=["shared_bottom"], include_maml=False)
+    runs, _ = negative_transfer(profile, ["education"], ["shared_bottom"])
+    derived = negative_transfer_from_table3(table3, "education")
+    key = ["new_task", "model", "seed", "task"]
+    pd.testing.assert_frame_equal(derived.sort_values(key).reset_index(drop=True),
+                                  runs[derived.columns].sort_values(key).reset_index(drop=True))
+
+
+def test_maml_takes_the_full_training_reference_of_its_seed():
+    table = pd.DataFrame([
+        {"model": "shared_bottom", "seed": 0, "full_t3_auc": 0.8, "full_params": 100, "full_train_flops_per_sample": 10},
+        {"model": "shared_bottom", "seed": 1, "full_t3_auc": 0.9, "full_params": 100, "full_train_flops_per_sample": 20},
+        {"model": "maml", "seed": 1},
+        {"model": "maml", "seed": 2},  # no Shared Bottom run of this seed: no reference
+    ])
+    out = _maml_reference(table)
+    assert out.loc[2, ["full_t3_auc", "full_params", "full_train_flops_per_sample"]].tolist() == [0.9, 100, 20]
+    assert out.loc[3, ["full_t3_auc", "full_params"]].isna().all()
+    assert _maml_reference(table[table["model"] == "maml"])["full_params"].isna().all()
+
+
+def test_sweep_runs_jobs_in_worker_processes_and_resumes(fake_census, tmp_path):
+    lines = []
+    merged = run_sweep(["table4"], fake_census, tmp_path, workers=2, log=lines.append)
+    table4 = merged["table4"]
+    assert len(table4) == 2 * 5 * 2  # new tasks × models × existing tasks, one seed
+    assert set(table4["model"]) == {"shared_bottom", "mmoe", "ple", "stem", "mpt_rec"}
+    assert not any("FAILED" in line for line in lines), lines
+    assert len(list((tmp_path / "table4").glob("*.done"))) == 10
+    stored = pd.read_csv(tmp_path / "table4.csv")
+    assert len(stored) == len(table4)
+    # the notebook's call with the merged file trains nothing and returns the same runs
+    runs, _ = negative_transfer(fake_census, results_path=tmp_path / "table4.csv")
+    assert len(runs) == len(table4)
+    again = []
+    run_sweep(["table4"], fake_census, tmp_path, workers=2, log=again.append)
+    assert again[0].startswith("sweep: 0 jobs")
