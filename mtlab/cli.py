@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--notebooks", nargs="*", default=None, help="names like 00_quickstart (default: all)")
     run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<timestamp>)")
     run.add_argument("--device", default="auto")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a notebook parameter, VALUE as JSON or a plain string (e.g. --param "
+                          "results_path=runs/full/table4.csv); a KEY ending in _path is made absolute")
 
     sweep = sub.add_parser("sweep", help="run a table's runs in parallel worker processes (resumable), "
                                          "merged into CSVs the notebooks read through results_path")
@@ -110,7 +113,11 @@ def cmd_train(args) -> int:
 def cmd_run(args) -> int:
     from .runner import run_notebooks
 
-    summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device)
+    parameters = parse_options(args.param)
+    for key, value in parameters.items():  # the notebooks run in notebooks/: anchor paths here
+        if key.endswith("_path") and isinstance(value, str):
+            parameters[key] = str(Path(value).resolve())
+    summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device, parameters=parameters)
     return 0 if (summary["status"] == "ok").all() else 1
 
 

@@ -30,9 +30,11 @@ def find_notebooks(names=None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None = None,
-                  device: str = "auto", log=print) -> tuple[pd.DataFrame, Path]:
+                  device: str = "auto", log=print, parameters: dict | None = None) -> tuple[pd.DataFrame, Path]:
     """Run each notebook with papermill (parameters: profile, device), carrying on past failures.
 
+    parameters: more papermill parameters for every notebook run (e.g. {"results_path": ...}); a
+    notebook runs in its own folder, so give paths absolute.
     Returns the summary (notebook, status, seconds, output, error) and the run folder, where
     summary.md, summary.csv and report.html are written; each notebook's tables go to a folder
     named after it (see mtlab.experiments.artifacts).
@@ -56,7 +58,7 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         previous = os.environ.get(ENV)
         os.environ[ENV] = str(out / path.stem)  # the kernel inherits it: tables land beside the notebook
         try:
-            pm.execute_notebook(str(path), str(target), parameters={"profile": profile, "device": device},
+            pm.execute_notebook(str(path), str(target), parameters={**(parameters or {}), "profile": profile, "device": device},
                                 cwd=str(path.parent), progress_bar=False, log_output=False)
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"

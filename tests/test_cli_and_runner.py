@@ -125,3 +125,20 @@ def test_record_is_a_no_op_outside_a_batch(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     frame = pd.DataFrame({"a": [1]})
     assert record("x", frame) is frame and not list(tmp_path.iterdir())
+
+
+def test_run_passes_notebook_parameters_with_paths_made_absolute(tmp_path, monkeypatch):
+    nb = notebook(tmp_path / "a_params.ipynb", "import os\nassert os.path.isabs(results_path), results_path\n"
+                                               "assert os.path.exists(results_path) and seeds == [1, 2]")
+    (tmp_path / "table.csv").write_text("x\n1\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--notebooks", str(nb), "--out", str(tmp_path / "run"),
+                 "--param", "results_path=table.csv", "--param", "seeds=[1, 2]"])
+    assert code == 0, pd.read_csv(tmp_path / "run" / "summary.csv")["error"].tolist()
+
+
+def test_sweep_bad_input_names_the_allowed_values(tmp_path, capsys):
+    assert main(["sweep", "table9", "--out", str(tmp_path)]) == 2
+    assert "allowed values: table3, table4, pmtrec" in capsys.readouterr().err
+    assert main(["sweep", "table3", "--workers", "0", "--out", str(tmp_path)]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
