@@ -6,9 +6,9 @@ file builds the table without training again.
     python -m mtlab sweep table3 table4 pmtrec --profile full --workers 12 --out runs/full
 
 Every job is an ordinary experiment-function call restricted to one seed, so a sweep computes
-exactly what the notebook would, only in parallel. On one GPU the worker processes share the
-device: a step of these small models is mostly kernel launches, so several processes keep it busier
-than one. Jobs already finished (a `.done` marker beside their CSV) are skipped, so an interrupted
+exactly what the notebook would, only in parallel. On one GPU the worker processes take turns on
+the device; a step of these small models is hundreds of tiny kernels, so a GPU is saturated by a few
+processes (README, GPU). Jobs already finished (a `.done` marker beside their CSV) are skipped, so an interrupted
 sweep resumes; `deadline_s` stops handing out new jobs after that many seconds.
 """
 
@@ -142,12 +142,13 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
 
 def merge(out: str | Path, new_task: str = "education") -> dict[str, pd.DataFrame]:
     """Concatenate every table's job CSVs into out/<table>.csv; Table 4 also gets the runs that Table 3
-    trained for its new task."""
+    trained for its new task. Table 3 takes only the jobs of `new_task` (its rows do not name T3)."""
     from .new_task import negative_transfer_from_table3
 
     out, merged = Path(out), {}
     for table in TABLES:
-        parts = [pd.read_csv(f) for f in sorted((out / table).glob("*.csv"))] if (out / table).exists() else []
+        pattern = f"{new_task}-*.csv" if table == "table3" else "*.csv"
+        parts = [pd.read_csv(f) for f in sorted((out / table).glob(pattern))]
         merged[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not merged["table3"].empty:
         derived = negative_transfer_from_table3(merged["table3"], new_task)
