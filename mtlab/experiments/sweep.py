@@ -14,7 +14,9 @@ sweep resumes; `deadline_s` stops handing out new jobs after that many seconds.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +29,7 @@ import pandas as pd
 from .profiles import Profile
 
 TABLES = ("table3", "table4", "pmtrec")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass
@@ -118,7 +121,7 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
     log(f"sweep: {len(jobs)} jobs to run with {workers} workers into {out}")
     start, failures = time.perf_counter(), []
     # spawn, not fork: a forked CUDA context is unusable in the child
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with _one_thread_workers(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending, queue = set(), list(jobs)
         while queue or pending:
             while queue and len(pending) < workers and (deadline_s is None or time.perf_counter() - start < deadline_s):
@@ -138,6 +141,23 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
     merged = merge(out, new_task)
     log(f"sweep: finished in {time.perf_counter() - start:.0f} s; failed: {failures or 'none'}")
     return merged
+
+
+@contextlib.contextmanager
+def _one_thread_workers():
+    """Workers start with every native thread pool at one thread. torch.set_num_threads(1) in the
+    worker is not enough: pools sized at start-up (OpenMP, OpenBLAS) kept a second thread spinning,
+    measured at ~45 % of a core per worker, which halved a 2-core sweep and overloaded a 16-core one."""
+    saved = {var: os.environ.get(var) for var in THREAD_VARS}
+    os.environ.update({var: "1" for var in THREAD_VARS})
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def merge(out: str | Path, new_task: str = "education") -> dict[str, pd.DataFrame]:
