@@ -116,7 +116,7 @@ def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile
 
 def mean_pm_std(grouped) -> pd.DataFrame:
     """'mean ± std' over each group (a std of one seed counts as 0), to four decimals."""
-    return grouped.mean().round(4).astype(str) + " ± " + grouped.std().fillna(0).round(4).astype(str)
+    return grouped.mean().map("{:.4f}".format) + " ± " + grouped.std().fillna(0).map("{:.4f}".format)
 
 
 def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
