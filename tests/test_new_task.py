@@ -184,3 +184,19 @@ def test_new_task_table_resumes_from_results_file(three_tasks, tmp_path, monkeyp
     assert calls == ["shared_bottom", "shared_bottom"]  # the two-task model and full training
     again = new_task_table(three_tasks, profile, results_path=path, **options)
     assert len(calls) == 2 and again["t3_auc"].tolist() == pytest.approx(first["t3_auc"].tolist())
+
+
+def test_negative_transfer_summary_tests_the_change_against_zero():
+    import pandas as pd
+
+    from mtlab.experiments.new_task import summarize_negative_transfer
+
+    rows = [("education", "income", "shared_bottom", d) for d in (1e-3, 2e-3, 3e-3)]  # t = 2√3, df = 2
+    rows += [("education", "income", "mpt_rec", d) for d in (-1e-3, 1e-3, 0.0)]
+    table = summarize_negative_transfer(pd.DataFrame(rows, columns=["new_task", "task", "model", "delta"]))
+    sb, mpt = (table[table["model"] == m].iloc[0] for m in ("shared_bottom", "mpt_rec"))
+    # Two-sided p of Student's t with 2 degrees of freedom: 1 - |t| / sqrt(t² + 2).
+    t = 2e-3 / (1e-3 / 3 ** 0.5)
+    assert sb["p (paired t)"] == pytest.approx(1 - t / (t * t + 2) ** 0.5)
+    assert not sb["significant"] and sb["same_sign"]  # the paper's sign for SB is "+"
+    assert mpt["p (paired t)"] == pytest.approx(1.0) and pd.isna(mpt["same_sign"])  # not in the paper's table

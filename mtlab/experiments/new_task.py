@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import torch
+from scipy.stats import ttest_1samp
 
 from ..data import MultiTaskData
 from ..data.census import task_def
@@ -210,13 +211,28 @@ def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str) -> p
                         columns=["new_task", "model", "seed", "task", "auc_two_tasks", "auc_with_new_task", "delta"])
 
 
-def summarize_negative_transfer(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of the AUC change per new task, model and existing task, our sign beside the paper's."""
+def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Mean ± std of the AUC change per new task, model and existing task, our sign beside the paper's.
+
+    `p (paired t)` tests the change against zero over seeds (a paired t-test of the AUC with T3 against
+    the AUC without it, seed by seed); `significant` is p < alpha. On Census-Income the changes are a few
+    ten-thousandths of AUC, so a sign is only worth comparing where the change is significant.
+    `same_sign` is missing where the paper gives no sign (MPT-Rec is not in its Table 4)."""
     g = runs.groupby(["new_task", "task", "model"], sort=False)["delta"]
-    out = g.agg(["mean", "std"]).reset_index()
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["p (paired t)"] = g.apply(_p_value_against_zero).to_numpy()
     out["std"] = out["std"].fillna(0.0)
     out["change (mean ± std)"] = [f"{m:+.4f} ± {s:.4f}" for m, s in zip(out["mean"], out["std"])]
     out["our_sign"] = out["mean"].map(lambda m: "+" if m > 0 else "-")
+    out["significant"] = out["p (paired t)"] < alpha
     out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
-    out["same_sign"] = out["our_sign"] == out["paper_sign"]
+    out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
     return record("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
+
+
+def _p_value_against_zero(deltas: pd.Series) -> float:
+    """Two-sided one-sample t-test of the per-seed changes against 0 (NaN for fewer than 2 seeds or
+    identical changes, where the test is undefined)."""
+    if len(deltas) < 2 or deltas.nunique() < 2:
+        return float("nan")
+    return float(ttest_1samp(deltas.to_numpy(), 0.0).pvalue)
