@@ -191,9 +191,11 @@ def test_negative_transfer_summary_tests_the_change_against_zero():
 
     from mtlab.experiments.new_task import summarize_negative_transfer
 
-    rows = [("education", "income", "shared_bottom", d) for d in (1e-3, 2e-3, 3e-3)]  # t = 2√3, df = 2
-    rows += [("education", "income", "mpt_rec", d) for d in (-1e-3, 1e-3, 0.0)]
-    table = summarize_negative_transfer(pd.DataFrame(rows, columns=["new_task", "task", "model", "delta"]))
+    changes = {"shared_bottom": (1e-3, 2e-3, 3e-3), "mpt_rec": (-1e-3, 1e-3, 0.0)}  # SB: t = 2√3, df = 2
+    rows = [("education", "income", model, seed, 0.9, 0.9 + d, d)
+            for model, deltas in changes.items() for seed, d in enumerate(deltas)]
+    table = summarize_negative_transfer(pd.DataFrame(rows, columns=[
+        "new_task", "task", "model", "seed", "auc_two_tasks", "auc_with_new_task", "delta"]))
     sb, mpt = (table[table["model"] == m].iloc[0] for m in ("shared_bottom", "mpt_rec"))
     # Two-sided p of Student's t with 2 degrees of freedom: 1 - |t| / sqrt(t² + 2).
     t = 2e-3 / (1e-3 / 3 ** 0.5)

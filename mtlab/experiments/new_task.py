@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 import torch
-from scipy.stats import ttest_1samp
 
 from ..data import MultiTaskData
 from ..data.census import task_def
@@ -22,6 +21,7 @@ from .artifacts import record
 from .profiles import Profile
 from .single_run import load_for_profile, train_config
 from .store import append_rows, done_keys, load_rows
+from .table2 import paired_p
 
 EXISTING = ("income", "marital")
 FULL_TRAINING_MODELS = ("shared_bottom", "mmoe", "ple", "stem", "mpt_rec")
@@ -218,9 +218,10 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     the AUC without it, seed by seed); `significant` is p < alpha. On Census-Income the changes are a few
     ten-thousandths of AUC, so a sign is only worth comparing where the change is significant.
     `same_sign` is missing where the paper gives no sign (MPT-Rec is not in its Table 4)."""
-    g = runs.groupby(["new_task", "task", "model"], sort=False)["delta"]
-    out = g.agg(["mean", "std", "count"]).reset_index()
-    out["p (paired t)"] = g.apply(_p_value_against_zero).to_numpy()
+    groups = runs.groupby(["new_task", "task", "model"], sort=False)
+    out = groups["delta"].agg(["mean", "std", "count"]).reset_index()
+    out["p (paired t)"] = [paired_p(g.set_index("seed")["auc_with_new_task"], g.set_index("seed")["auc_two_tasks"])
+                           for _, g in groups]
     out["std"] = out["std"].fillna(0.0)
     out["change (mean ± std)"] = [f"{m:+.4f} ± {s:.4f}" for m, s in zip(out["mean"], out["std"])]
     out["our_sign"] = out["mean"].map(lambda m: "+" if m > 0 else "-")
@@ -229,10 +230,3 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
     return record("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
 
-
-def _p_value_against_zero(deltas: pd.Series) -> float:
-    """Two-sided one-sample t-test of the per-seed changes against 0 (NaN for fewer than 2 seeds or
-    identical changes, where the test is undefined)."""
-    if len(deltas) < 2 or deltas.nunique() < 2:
-        return float("nan")
-    return float(ttest_1samp(deltas.to_numpy(), 0.0).pvalue)
