@@ -74,7 +74,7 @@ class QuickstartPanel:
         display(self.widget)
 
 
-NEW_TASK_CHOICES = ("education", "sex", "race=White", "citizenship=Native- Born in the United States",
+NEW_TASK_CHOICES = ("education", "bachelors", "sex", "race=White", "citizenship=Native- Born in the United States",
                     "full_or_part_time_employment_stat=Children or Armed Forces")
 
 

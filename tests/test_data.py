@@ -176,6 +176,19 @@ def test_real_census_no_feature_equals_a_label():
         assert (purity < 0.999).all(), (data.features.cat_names[j], purity)
 
 
+@pytest.mark.skipif(not (fetch_module.data_dir() / "census-income" / "census_income_train.csv").exists(),
+                    reason="real Census-Income not fetched (python -m mtlab.data fetch census-income)")
+def test_bachelors_is_the_papers_education_by_its_label_correlations():
+    """MPT-Rec Sec. 4.3.1 gives |Pearson| of T3 "Education" with income 0.186 and with marital status
+    0.142, and of "Sex" 0.158 and 0.063; T1-T2 0.178."""
+    from mtlab.experiments.new_task import label_correlations
+
+    data = load_census(["income", "marital", "bachelors", "sex"])
+    for t3, (c1, c2) in {"bachelors": (0.186, 0.142), "sex": (0.158, 0.063)}.items():
+        corr = label_correlations(data.select_tasks(["income", "marital", t3]))
+        assert (abs(corr["T3-T1"]), abs(corr["T3-T2"]), abs(corr["T1-T2"])) == pytest.approx((c1, c2, 0.178), abs=5e-4)
+
+
 def test_registry_download_of_an_old_sdist_gets_build_constraints(tmp_path, monkeypatch):
     """FilmTrust's archive is an sdist whose setup.py imports pkg_resources: pip must build its
     metadata with an older setuptools, passed as build constraints (nothing is installed)."""

@@ -45,8 +45,14 @@ PAPER_TABLE4 = pd.DataFrame(
      ("education", "marital", "ple", "+"), ("education", "marital", "stem", "-")]
     + [("sex", task, model, "-") for task in EXISTING for model in ("shared_bottom", "mmoe", "ple", "stem")],
     columns=["new_task", "task", "model", "paper_sign"])
+# The paper's "Education" is our `bachelors` task by its label correlations (mtlab/data/census.py); our
+# `education` (at least college, as in the MMoE paper) is a related, easier task. The paper's education
+# figures are shown beside both.
+PAPER_TABLE4 = pd.concat([PAPER_TABLE4, PAPER_TABLE4[PAPER_TABLE4["new_task"] == "education"]
+                          .assign(new_task="bachelors")], ignore_index=True)
 # Pearson correlations the paper reports (Sec. 4.3.1).
 PAPER_CORRELATIONS = {"education": {"T3-T1": 0.186, "T3-T2": 0.142, "T1-T2": 0.178},
+                      "bachelors": {"T3-T1": 0.186, "T3-T2": 0.142, "T1-T2": 0.178},
                       "sex": {"T3-T1": 0.158, "T3-T2": 0.063, "T1-T2": 0.178}}
 
 
