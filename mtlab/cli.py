@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from .data import DATASETS, SOURCES, DataError
+from .data import DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
 from .experiments import PROFILES, get_profile, load_for_profile, train_one
 from .models import MODELS
 from .train.device import DEVICES
@@ -20,6 +21,10 @@ def catalog() -> str:
     for name, (_, description, tasks) in DATASETS.items():
         lines.append(f"  {name}: {description}")
         lines += [f"      {task}: {text}" for task, text in tasks.items()]
+    lines.append("recommendation datasets (model mf) and the tasks each supports:")
+    for name, (_, description, tasks) in REC_DATASETS.items():
+        lines.append(f"  {name}: {description}; tasks: {', '.join(tasks)}")
+    lines += [f"      {task}: {text}" for task, text in REC_TASKS.items()]
     lines.append("weighting strategies: " + ", ".join(STRATEGIES))
     lines.append("profiles: " + ", ".join(f"{p.name} (subsample {p.subsample or 'none'}, {p.epochs} epochs, "
                                           f"{len(p.seeds)} seeds)" for p in PROFILES.values()))
@@ -33,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train and evaluate one model; write JSON",
                            epilog=catalog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--data", default="census-income", choices=list(DATASETS))
+    train.add_argument("--data", default="census-income", choices=[*DATASETS, *REC_DATASETS])
     train.add_argument("--model", default="shared_bottom", choices=sorted(MODELS))
     train.add_argument("--tasks", default=None, help="comma-separated task names (default: the dataset's)")
     train.add_argument("--profile", default="quick", choices=list(PROFILES))
@@ -44,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--lr", type=float, default=None)
     train.add_argument("--weighting", default=None, choices=list(STRATEGIES),
-                       help="gradient-combination strategy (default: the plain sum of task losses)")
+                       help="multi-task weighting strategy (default: ew, the plain sum of task losses)")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="model hyperparameter, VALUE as JSON (e.g. --option 'bottom=[128,64]')")
     train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file, written every epoch")
@@ -80,40 +85,77 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def parse_options(pairs: list[str]) -> dict:
+def parse_options(pairs: list[str], flag: str = "--option", json_only: bool = True) -> dict:
+    """KEY=VALUE pairs, VALUE as JSON (with json_only=False a value that is not JSON is a string)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--option {pair!r}: expected KEY=VALUE")
+        if not sep or not key:
+            raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE")
         try:
             options[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if json_only:
+                raise ValueError(f"{flag} {pair!r}: the value is not JSON ({err.msg}); write numbers as 3, lists as "
+                                 "[128,64], strings in double quotes, e.g. 'grl=\"constant\"'") from err
             options[key] = value
     return options
 
 
+def check_output_path(path: Path | None, flag: str) -> None:
+    """Fail before training, not after: a folder, or a parent that cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'out.json'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"{flag} {path}: cannot write into {existing}; choose a writable folder")
+
+
 def cmd_train(args) -> int:
+    check_output_path(args.json, "--json")
+    check_output_path(args.checkpoint, "--checkpoint")
+    if args.resume and args.checkpoint is None:
+        raise ValueError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
     profile = get_profile(args.profile, seeds=[args.seed], device=args.device, subsample=args.subsample)
-    tasks = args.tasks.split(",") if args.tasks else None
+    tasks = [t for t in args.tasks.split(",")] if args.tasks else None
+    if tasks is not None and (not all(tasks) or len(set(tasks)) != len(tasks)):
+        raise ValueError(f"--tasks {args.tasks!r}: give distinct task names separated by commas")
+    rec = args.data in REC_DATASETS
+    if rec != (args.model == "mf"):
+        raise ValueError(f"model {args.model!r} does not train on {args.data!r}: the recommendation datasets "
+                         f"({', '.join(REC_DATASETS)}) take model mf, the others every model but mf")
     data = load_for_profile(args.data, tasks, profile, seed=args.seed)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("weighting", args.weighting)) if v is not None}
     result = train_one(args.model, data, profile, args.seed, parse_options(args.option),
-                       checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet, **overrides)
-    result.pop("history"), result.pop("pruning")
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+                       checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+                       tasks=tasks if rec else None, **overrides)
+    result.pop("history"), result.pop("preparation")
+    text = json.dumps(result, indent=2, allow_nan=False)
     print(text)
+    if args.json:
+        try:
+            write_atomic(args.json, text + "\n")
+        except OSError as err:
+            print(f"error: could not write {args.json} ({err}); the result is printed above", file=sys.stderr)
+            return 1
     return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def cmd_run(args) -> int:
     from .runner import run_notebooks
 
-    parameters = parse_options(args.param)
+    parameters = parse_options(args.param, "--param", json_only=False)
     for key, value in parameters.items():  # the notebooks run in notebooks/: anchor paths here
         if key.endswith("_path") and isinstance(value, str):
             parameters[key] = str(Path(value).resolve())

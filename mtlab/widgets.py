@@ -124,7 +124,7 @@ def _small_profile(device: str):
 
 
 def negative_transfer_panel(device: str = "auto", models=("shared_bottom", "mmoe", "mpt_rec")) -> NewTaskPanel:
-    from .experiments.new_task import negative_transfer, summarize_negative_transfer
+    from .experiments.new_task_tables import negative_transfer, summarize_negative_transfer
     from .plots import negative_transfer_bars
 
     def experiment(new_task, beta_cls, temperature):
@@ -135,7 +135,7 @@ def negative_transfer_panel(device: str = "auto", models=("shared_bottom", "mmoe
 
 
 def prompt_tuning_panel(device: str = "auto") -> NewTaskPanel:
-    from .experiments.new_task import load_new_task_data, new_task_table, summarize_new_task
+    from .experiments.new_task_tables import load_new_task_data, new_task_table, summarize_new_task
     from .plots import metric_bars
 
     def experiment(new_task, beta_cls, temperature):
@@ -151,7 +151,7 @@ def prompt_tuning_panel(device: str = "auto") -> NewTaskPanel:
 
 def ablation_panel(device: str = "auto") -> NewTaskPanel:
     from .experiments.ablations import prompt_ablations
-    from .experiments.new_task import load_new_task_data
+    from .experiments.new_task_tables import load_new_task_data
     from .plots import ablation_bars
 
     def experiment(new_task, beta_cls, temperature):
@@ -164,7 +164,7 @@ def ablation_panel(device: str = "auto") -> NewTaskPanel:
 
 def tsne_panel(device: str = "auto") -> NewTaskPanel:
     from .experiments.ablations import tsne_study
-    from .experiments.new_task import load_new_task_data
+    from .experiments.new_task_tables import load_new_task_data
     from .plots import tsne_panels
 
     def experiment(new_task, beta_cls, temperature):
@@ -238,23 +238,24 @@ class Explorer:
     Figures go to an Image widget and tables to an HTML widget, both updated as widget state, which
     is safe from the training thread (an Output widget is not)."""
 
-    WEIGHTINGS = {"equal (EW)": None, "uncertainty (UW)": "uw", "DWA": "dwa", "random (RLW)": "rlw",
+    WEIGHTINGS = {"equal (EW)": "ew", "uncertainty (UW)": "uw", "DWA": "dwa", "random (RLW)": "rlw",
                   "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g",
-                  "GradNorm": "gradnorm", "Nash-MTL": "nash_mtl"}
+                  "GradNorm": "gradnorm", "Nash-MTL": "nash_mtl", "PMTRec (recommender)": "pmtrec"}
+    REC_LOCAL = ("ml-100k", "ml-1m", "filmtrust", "rec-synthetic")  # recommendation data offered here
 
     def __init__(self, device: str = "auto", subsample: float = 0.05):
         from .data import DATASETS
-        from .models import MODELS
 
         style = {"description_width": "initial"}
         self.device = device
-        self.dataset = w.Dropdown(options=list(DATASETS), value="census-income", description="dataset", style=style)
-        self.model = w.Dropdown(options=sorted(MODELS), value="mmoe", description="model", style=style)
+        self.dataset = w.Dropdown(options=[*DATASETS, *self.REC_LOCAL], value="census-income",
+                                  description="dataset", style=style)
+        self.model = w.Dropdown(description="model", style=style)
         self.tasks = w.SelectMultiple(description="tasks", rows=4, style=style)
         self.weighting = w.Dropdown(options=list(self.WEIGHTINGS), description="weighting", style=style)
         self.lr = w.FloatLogSlider(value=1e-3, base=10, min=-4, max=-1, step=0.25, description="learning rate", style=style)
         self.epochs = w.IntSlider(value=5, min=1, max=30, description="epochs", style=style)
-        self.batch = w.Dropdown(options=[128, 256, 512, 1024, 4096], value=512, description="batch", style=style)
+        self.batch = w.Dropdown(options=[128, 256, 512, 1024, 2048, 4096], value=512, description="batch", style=style)
         self.subsample = w.FloatLogSlider(value=subsample, base=10, min=-2, max=0, step=0.1,
                                           description="data fraction", style=style)
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
@@ -277,11 +278,19 @@ class Explorer:
         self._thread: threading.Thread | None = None
 
     def _task_options(self):
-        from .data import DATASETS
+        """Tasks and models of the chosen dataset: a recommendation dataset trains MF on rec and its
+        auxiliary tasks; the tabular ones every other model."""
+        from .data import DATASETS, REC_DATASETS
+        from .models import MODELS
 
-        names = [t for t in DATASETS[self.dataset.value][2] if t not in ("column=value", "t1 … tN")]
-        if self.dataset.value == "synthetic":
-            names = ["t1", "t2", "t3"]
+        if self.dataset.value in REC_DATASETS:
+            names, models, chosen = list(REC_DATASETS[self.dataset.value][2]), ["mf"], "mf"
+        else:
+            names = [t for t in DATASETS[self.dataset.value][2] if t not in ("column=value", "t1 … tN")]
+            names = ["t1", "t2", "t3"] if self.dataset.value == "synthetic" else names
+            models = sorted(n for n in MODELS if n != "mf")
+            chosen = self.model.value if self.model.value in models else "mmoe"
+        self.model.options, self.model.value = models, chosen
         self.tasks.options = names
         self.tasks.value = tuple(names[:2])
 
@@ -309,10 +318,13 @@ class Explorer:
             self.status.value = f"loading {self.dataset.value} …"
             options = {"n_tasks": 3, "n_samples": 20_000} if self.dataset.value == "synthetic" else {}
             data = load_for_profile(self.dataset.value, tasks, profile, **options)
+            rec = self.model.value == "mf"
+            if rec and tasks[0] != "rec":
+                raise ValueError("a recommender's tasks start with rec: pick rec and any auxiliary tasks")
             self.progress.max, self.progress.value = self.epochs.value, 0
             self.status.value = f"training {self.model.value} on {', '.join(tasks)} …"
 
-            def on_epoch(row):
+            def on_epoch(row, strategy):
                 history.append(row)
                 self.progress.value = row["epoch"]
                 self.curve.value = _png(_curve_figure(history, tasks))
@@ -320,12 +332,13 @@ class Explorer:
 
             out = train_one(self.model.value, data, profile, 0, lr=self.lr.value, epochs=self.epochs.value,
                             batch_size=self.batch.value, patience=0, quiet=True, on_epoch=on_epoch,
-                            weighting=self.WEIGHTINGS[self.weighting.value])
+                            weighting=self.WEIGHTINGS[self.weighting.value], tasks=tasks if rec else None)
+            scores = ({f"test {k}": v for k, v in out["test"]["rec"].items() if k.endswith("@40")} if rec
+                      else {f"test AUC {t}": m["auc"] for t, m in out["test"].items()})
             self.results.append({"run": len(self.results) + 1, "dataset": self.dataset.value, "model": self.model.value,
                                  "weighting": self.weighting.value,
                                  "lr": self.lr.value, "epochs": out["epochs"], "batch": self.batch.value,
-                                 **{f"test AUC {t}": m["auc"] for t, m in out["test"].items()},
-                                 "params": out["trainable_params"], "seconds": round(out["seconds"], 1)})
+                                 **scores, "params": out["trainable_params"], "seconds": round(out["seconds"], 1)})
             self.table.value = pd.DataFrame(self.results).to_html(index=False, float_format=lambda v: f"{v:.4f}")
             self.status.value = "stopped" if self._stop.is_set() else f"done in {out['seconds']:.1f} s"
             return out
@@ -348,9 +361,15 @@ def _curve_figure(history: list[dict], tasks):
     loss_ax, auc_ax = fig.subplots(1, 2)
     loss_ax.plot(frame["epoch"], frame["train_loss"], marker="o")
     loss_ax.set_title("training loss"), loss_ax.set_xlabel("epoch")
-    for task in tasks:
-        auc_ax.plot(frame["epoch"], frame[f"valid_auc_{task}"], marker="o", label=task)
-    auc_ax.set_title("validation AUC"), auc_ax.set_xlabel("epoch"), auc_ax.legend()
+    if "valid_ndcg@40_rec" in frame:  # a recommender: the ranking curve
+        for metric in ("ndcg@40", "recall@40"):
+            auc_ax.plot(frame["epoch"], frame[f"valid_{metric}_rec"], marker="o", label=metric)
+        auc_ax.set_title("validation ranking (rec)")
+    else:
+        for task in tasks:
+            auc_ax.plot(frame["epoch"], frame[f"valid_auc_{task}"], marker="o", label=task)
+        auc_ax.set_title("validation AUC")
+    auc_ax.set_xlabel("epoch"), auc_ax.legend()
     fig.tight_layout()
     return fig
 

@@ -181,7 +181,7 @@ def test_real_census_no_feature_equals_a_label():
 def test_bachelors_is_the_papers_education_by_its_label_correlations():
     """MPT-Rec Sec. 4.3.1 gives |Pearson| of T3 "Education" with income 0.186 and with marital status
     0.142, and of "Sex" 0.158 and 0.063; T1-T2 0.178."""
-    from mtlab.experiments.new_task import label_correlations
+    from mtlab.experiments.new_task_tables import label_correlations
 
     data = load_census(["income", "marital", "bachelors", "sex"])
     for t3, (c1, c2) in {"bachelors": (0.186, 0.142), "sex": (0.158, 0.063)}.items():

@@ -3,15 +3,17 @@ import torch
 from torch import nn
 
 from mtlab.data import Batch
-from mtlab.models import MODELS, build_model
+from mtlab.models import MODELS, MultiTaskModel, build_model
 from mtlab.models.layers import Experts, FeatureEmbedding, Gate, ParallelLinear, Towers, mix
+
+TABULAR = sorted(n for n, c in MODELS.items() if issubclass(c, MultiTaskModel))
 
 
 def batch_of(data, n=64):
     return data.train.rows(torch.arange(n))
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", TABULAR)
 def test_forward_shape(name, synthetic):  # gradient flow: tests/test_zoo.py
     torch.manual_seed(0)
     model = build_model(name, synthetic.features, synthetic.tasks)
@@ -67,7 +69,7 @@ def test_feature_embedding_single_lookup_with_offsets(synthetic):
 
 
 def test_build_model_errors(synthetic):
-    with pytest.raises(ValueError, match="registered models: csrec, mmoe, mpt_rec, ple, shared_bottom"):
+    with pytest.raises(ValueError, match="registered models: csrec, mf, mmoe, mpt_rec, ple, shared_bottom"):
         build_model("mmoe_typo", synthetic.features, synthetic.tasks)
     with pytest.raises(ValueError, match="its options: emb_dim, bottom, tower, dropout"):
         build_model("shared_bottom", synthetic.features, synthetic.tasks, hidden=3)

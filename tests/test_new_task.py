@@ -6,11 +6,12 @@ from torch import nn
 
 from mtlab.data import FeatureSpec, make_synthetic
 from mtlab.experiments import get_profile
-from mtlab.experiments.new_task import load_new_task_data, new_task_table, summarize_new_task
+from mtlab.experiments.new_task_tables import load_new_task_data, new_task_table, summarize_new_task
 from mtlab.models import build_model
-from mtlab.models.new_task import PromptHead, attach_new_task
+from mtlab.models.maml import inner_step
+from mtlab.models.new_task_heads import PromptHead, attach_new_task
 from mtlab.train import TrainConfig, count_parameters, evaluate, predict, seed_everything
-from mtlab.train.new_task import fine_tune, inner_step, maml, pretrain
+from mtlab.train.new_task_protocols import fine_tune, maml, pretrain
 
 SMALL = {"shared_bottom": dict(bottom=(32, 16), tower=(8,)), "mmoe": dict(expert=(32, 16), tower=(8,)),
          "ple": dict(expert=(32, 16), tower=(8,)), "mpt_rec": dict(expert=(32, 16), tower=(8,))}
@@ -66,14 +67,14 @@ def test_prompt_weight_variants_reduce_to_their_formulas():
     data, base = hand_case()
     x = torch.randn(5, base.embedding.out_dim)
     old = base.task_embedding.weight.detach()
-    fixed = PromptHead(base, weighting="fixed")
+    fixed = PromptHead(base, prompt_weights="fixed")
     torch.testing.assert_close(fixed.task_weights(x, old), torch.full((5, 2), 0.5))  # FW: 1/K
-    tes = PromptHead(base, weighting="task")
+    tes = PromptHead(base, prompt_weights="task")
     with torch.no_grad():
         tes.task_embedding.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0]))
     expected = torch.softmax(torch.tensor([1.0, 2.0]), 0)  # softmax(e_new · e_k) = softmax([1, 2])
     torch.testing.assert_close(tes.task_weights(x, old), expected.expand(5, 2))
-    inst = PromptHead(base, weighting="instance", temperature=2.0)
+    inst = PromptHead(base, prompt_weights="instance", temperature=2.0)
     h = inst.projection(x)
     torch.testing.assert_close(inst.task_weights(x, old), torch.softmax(h @ old.T / 2.0, dim=1))
     assert not any(p.requires_grad for p in tes.projection.parameters())  # unused, not counted
@@ -81,7 +82,7 @@ def test_prompt_weight_variants_reduce_to_their_formulas():
 
 def test_prompt_head_combines_as_eq_12_to_14():
     data, base = hand_case()
-    head = PromptHead(base, weighting="fixed", tower=(4,))
+    head = PromptHead(base, prompt_weights="fixed", tower=(4,))
     batch, _ = data.train.rows(torch.arange(3))
     x = base.embedding(batch)
     shared, specific = base.shared_repr(batch), base.specific_repr(batch)
@@ -173,7 +174,7 @@ def test_representations_for_tsne(name, three_tasks):
 
 
 def test_new_task_table_resumes_from_results_file(three_tasks, tmp_path, monkeypatch):
-    import mtlab.experiments.new_task as module
+    import mtlab.experiments.new_task_tables as module
     calls = []
     real = module.pretrain
     monkeypatch.setattr(module, "pretrain", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
@@ -189,7 +190,7 @@ def test_new_task_table_resumes_from_results_file(three_tasks, tmp_path, monkeyp
 def test_negative_transfer_summary_tests_the_change_against_zero():
     import pandas as pd
 
-    from mtlab.experiments.new_task import summarize_negative_transfer
+    from mtlab.experiments.new_task_tables import summarize_negative_transfer
 
     changes = {"shared_bottom": (1e-3, 2e-3, 3e-3), "mpt_rec": (-1e-3, 1e-3, 0.0)}  # SB: t = 2√3, df = 2
     rows = [("education", "income", model, seed, 0.9, 0.9 + d, d)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mtlab.experiments import get_profile
-from mtlab.experiments.new_task import (
+from mtlab.experiments.new_task_tables import (
     _maml_reference,
     load_new_task_data,
     negative_transfer,

@@ -76,7 +76,7 @@ def test_checkpoint_of_other_model_is_refused(synthetic, tmp_path):
     seed_everything(0)
     fit(build_model("shared_bottom", synthetic.features, synthetic.tasks), synthetic,
         TrainConfig(**{**FAST, "epochs": 1}), checkpoint=path)
-    with pytest.raises(ValueError, match="holds a SharedBottom"):
+    with pytest.raises(ValueError, match="model: 'SharedBottom' in the checkpoint, 'SingleTask' now"):
         fit(build_model("single_task", synthetic.features, synthetic.tasks), synthetic,
             TrainConfig(**{**FAST, "epochs": 2}), checkpoint=path, resume=True)
 
@@ -105,7 +105,7 @@ def test_on_epoch_callback_can_stop(synthetic):
     seed_everything(0)
     model = build_model("shared_bottom", synthetic.features, synthetic.tasks)
     out = fit(model, synthetic, TrainConfig(**{**FAST, "epochs": 5}),
-              on_epoch=lambda row: seen.append(row) or len(seen) == 2)  # a Stop button after epoch 2
+              on_epoch=lambda row, strategy: seen.append(row) or len(seen) == 2)  # a Stop button after epoch 2
     assert out.epochs == 2 and [r["epoch"] for r in seen] == [1, 2]
 
 

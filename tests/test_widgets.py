@@ -71,3 +71,15 @@ def test_alpha_tau_panel_retrains_when_a_slider_moves():
     panel.tau.value = 5.0  # released slider: retrains at once
     assert panel.runs == 2 and "τ = 5.00" in panel.status.value
     assert "grid best: α = 1.0, τ = 1.0" in panel.status.value
+
+
+def test_explorer_trains_the_recommender_with_pmtrec():
+    explorer = Explorer(device="cpu")
+    explorer.dataset.value = "rec-synthetic"
+    assert explorer.model.options == ("mf",) and explorer.tasks.value == ("rec", "align")
+    explorer.weighting.value = "PMTRec (recommender)"
+    explorer.epochs.value, explorer.batch.value, explorer.lr.value = 2, 1024, 0.01
+    out = explorer.run(wait=True)
+    assert explorer.status.value.startswith("done"), explorer.status.value
+    assert set(out["test"]["rec"]) >= {"ndcg@40", "recall@40"} and explorer.curve.value[:4] == b"\x89PNG"
+    assert "test ndcg@40" in explorer.table.value

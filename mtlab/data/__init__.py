@@ -1,12 +1,25 @@
-"""Datasets as tensors: real data first (Census-Income), plus a synthetic generator."""
+"""Datasets as tensors: tabular multi-task data (Census-Income, synthetic) and recommendation data
+(MovieLens, FilmTrust, Epinions, Amazon, synthetic communities), each loaded by name."""
 
 from __future__ import annotations
 
 from .census import TASKS as CENSUS_TASKS
 from .census import load_census
 from .download import SOURCES, data_dir, fetch
+from .interactions import (
+    InteractionData,
+    InteractionSpec,
+    load_movielens,
+    make_synthetic_interactions,
+)
+from .rec_files import load_amazon, load_epinions, load_filmtrust
 from .synthetic import make_synthetic
 from .tabular import Batch, DataError, FeatureSpec, MultiTaskData, TabularSplit
+
+REC_TASKS = {"rec": "BPR on the user's items (always first)", "social": "BPR on user-user links",
+             "coview": "BPR on item-item links", "category": "item categories (multi-label)",
+             "rating": "the training ratings (regression)", "attribute": "user attributes (classification)",
+             "align": "alignment + uniformity of the embeddings"}
 
 # name -> (loader, one-line description, {task: description})
 DATASETS = {
@@ -22,12 +35,68 @@ DATASETS = {
         {"t1 … tN": "tasks of the generator, pairwise cosine rho"},
     ),
 }
+# recommendation data (model `mf`): name -> (loader, description, tasks it supports)
+REC_DATASETS = {
+    "ml-100k": (lambda seed: load_movielens("ml-100k", seed=seed), "MovieLens-100K (GroupLens); fetch first",
+                ("rec", "category", "attribute", "align", "rating")),
+    "ml-1m": (lambda seed: load_movielens("ml-1m", seed=seed), "MovieLens-1M (GroupLens); fetch first",
+              ("rec", "category", "attribute", "align", "rating")),
+    "filmtrust": (lambda seed: load_filmtrust(seed=seed), "FilmTrust ratings and trust links; fetch first",
+                  ("rec", "social", "align", "rating")),
+    "epinions": (lambda seed: load_epinions(seed=seed), "Epinions (trustlet.org files in data/epinions/)",
+                 ("rec", "social", "align", "rating")),
+    "amazon": (None, "Amazon reviews + metadata (files in data/amazon/)", ("rec", "coview", "category", "align", "rating")),
+    "rec-synthetic": (lambda seed: make_synthetic_interactions(n_users=600, n_items=500, p_in=0.15, seed=seed),
+                      "planted-community interactions (no download)", ("rec", "align")),
+}
+
+
+def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
+    """A recommendation dataset by name. `amazon` reads the one reviews/ratings file and the one
+    `meta*` file in data/amazon/."""
+    name = "rec-synthetic" if name == "synthetic" else name  # the tabular "synthetic" is another generator
+    if name == "amazon":
+        folder = data_dir() / "amazon"
+        files = sorted(folder.glob("*")) if folder.exists() else []
+        meta = [f for f in files if f.name.startswith("meta")]
+        reviews = [f for f in files if f not in meta and f.name.endswith((".json", ".json.gz", ".csv", ".csv.gz"))]
+        if len(meta) != 1 or len(reviews) != 1:
+            raise DataError(f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
+                            f"{folder} (found {[f.name for f in files]}), or call "
+                            "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths")
+        return load_amazon(reviews[0], meta[0], seed=seed)
+    if name not in REC_DATASETS:
+        raise DataError(f"unknown recommendation dataset {name!r}; available: {', '.join(REC_DATASETS)}")
+    return REC_DATASETS[name][0](seed)
+
+
+def check_rec_tasks(data: InteractionData, tasks) -> tuple[str, ...]:
+    """The tasks to train on `data` (default: every one it supports), refused with the allowed ones."""
+    tasks = tuple(tasks or data.tasks)
+    duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
+    if duplicates:
+        raise DataError(f"task(s) {duplicates} given twice; name each task once")
+    unsupported = [t for t in tasks if t not in data.tasks]
+    if unsupported or not tasks or tasks[0] != "rec":
+        raise DataError(f"tasks {list(tasks)}: on {data.name} the tasks are 'rec' first, then any of "
+                        f"{', '.join(t for t in data.tasks if t != 'rec')}")
+    return tasks
 
 
 def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: int = 0, **options):
-    """Load a registered dataset by name. `tasks` picks and orders tasks (default: the dataset's)."""
+    """Load a registered dataset by name. `tasks` picks and orders tasks (default: the dataset's).
+    A recommendation dataset is returned whole (its tasks are chosen when the model is built)."""
+    if name in REC_DATASETS:  # one fixed per-user split; a run's seed varies initialization and sampling
+        data = load_rec_dataset(name)
+        check_rec_tasks(data, tasks)
+        return data
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join([*DATASETS, *REC_DATASETS])}")
+    if tasks is not None:
+        tasks = tuple(tasks)
+        duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
+        if duplicates:
+            raise DataError(f"task(s) {duplicates} given twice; name each task once")
     if name == "census-income":
         return load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
     if tasks:
@@ -37,6 +106,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
 
 
 __all__ = [
-    "Batch", "DATASETS", "DataError", "FeatureSpec", "MultiTaskData", "SOURCES", "TabularSplit",
+    "Batch", "DATASETS", "DataError", "FeatureSpec", "InteractionData", "InteractionSpec", "MultiTaskData",
+    "REC_DATASETS", "REC_TASKS", "SOURCES", "TabularSplit", "check_rec_tasks", "load_rec_dataset",
     "data_dir", "fetch", "load_census", "load_dataset", "make_synthetic",
 ]

@@ -17,6 +17,16 @@ from .download import require_files
 from .tabular import DataError
 
 
+@dataclass(frozen=True)
+class InteractionSpec:
+    """What a recommender needs to know about its data to be built: sizes, no data."""
+
+    n_users: int
+    n_items: int
+    n_categories: int = 0
+    attribute_sizes: tuple[tuple[str, int], ...] = ()  # (attribute, number of codes)
+
+
 @dataclass
 class InteractionData:
     """Implicit feedback as (user, item) index pairs per split, plus side information."""
@@ -41,6 +51,25 @@ class InteractionData:
                        train_ratings=move(self.train_ratings), item_categories=move(self.item_categories),
                        user_attributes={k: v.to(device) for k, v in self.user_attributes.items()},
                        social=move(self.social), item_links=move(self.item_links))
+
+    @property
+    def spec(self) -> InteractionSpec:
+        return InteractionSpec(self.n_users, self.n_items,
+                               self.item_categories.shape[1] if self.item_categories is not None else 0,
+                               tuple((k, int(v.max()) + 1) for k, v in self.user_attributes.items()))
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """rec first, then every auxiliary task the data support (the default task set)."""
+        tasks = ["rec"]
+        tasks += ["social"] if self.social is not None else []
+        tasks += ["coview"] if self.item_links is not None else []
+        tasks += ["category"] if self.item_categories is not None and self.item_categories.shape[1] else []
+        tasks += ["attribute"] if self.user_attributes else []
+        tasks.append("align")
+        if self.train_ratings is not None and float(self.train_ratings.std()) > 0:
+            tasks.append("rating")
+        return tuple(tasks)
 
     def split(self, name: str) -> torch.Tensor:
         if name not in ("train", "valid", "test"):

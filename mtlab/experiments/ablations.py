@@ -15,7 +15,7 @@ from sklearn.model_selection import cross_val_score
 
 from ..data import MultiTaskData
 from ..train import evaluate
-from ..train.new_task import fine_tune, pretrain
+from ..train.new_task_protocols import fine_tune, pretrain
 from .artifacts import record
 from .profiles import Profile
 from .single_run import train_config
@@ -26,9 +26,9 @@ VARIANTS = {
     ("Fig. 4", "Share"): ({}, {"use": "shared"}),
     ("Fig. 4", "Specific"): ({}, {"use": "specific"}),
     ("Fig. 4", "-GAN"): ({"adversarial": False}, {}),
-    ("Fig. 5", "FW"): ({}, {"weighting": "fixed"}),
-    ("Fig. 5", "TES"): ({}, {"weighting": "task"}),
-    ("Fig. 5", "MPT-Rec (instance)"): ({}, {"weighting": "instance"}),
+    ("Fig. 5", "FW"): ({}, {"prompt_weights": "fixed"}),
+    ("Fig. 5", "TES"): ({}, {"prompt_weights": "task"}),
+    ("Fig. 5", "MPT-Rec (instance)"): ({}, {"prompt_weights": "instance"}),
 }
 
 

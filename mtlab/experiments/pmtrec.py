@@ -7,83 +7,34 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..data.download import data_dir
-from ..data.interactions import InteractionData, load_movielens, make_synthetic_interactions
-from ..data.rec_files import load_amazon, load_epinions, load_filmtrust
-from ..data.tabular import DataError
-from ..models.mf import MFMultiTask
-from ..train.device import seed_everything
-from ..train.recsys import RecConfig, evaluate_recommender, fit_recommender
+from ..data import InteractionData, load_rec_dataset
 from .artifacts import record
 from .profiles import Profile
+from .single_run import train_one
 from .store import append_rows, done_keys, load_rows
 
-REC_DATASETS = ("ml-100k", "ml-1m", "filmtrust", "synthetic", "epinions", "amazon")  # last two: bring the files
 BASELINES = ("ew", "uw", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "imtl_g", "gradnorm", "nash_mtl")
 # A reference row, not a weighting: the same recommender trained on BPR alone (no auxiliary task).
 SINGLE_TASK = "single_task"
 # PMTRec paper: its largest gain, NDCG@40 on Amazon Office (not available offline).
 PAPER_HEADLINE = "PMTRec improves NDCG@40 by up to 11.58 % over the best baseline (Amazon Office)"
-REC_EPOCHS = {"quick": 10, "full": 100}
 # The benchmark's datasets per profile: the full one is the closing table's (ML-1M and FilmTrust).
 BENCHMARK_DATASETS = {"quick": ("ml-100k", "filmtrust"), "full": ("ml-1m", "filmtrust")}
 
 
-def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
-    """A recommendation dataset by name. `epinions` reads data/epinions/ (trustlet.org files);
-    `amazon` reads the one reviews/ratings file and the one `meta*` file in data/amazon/."""
-    if name == "synthetic":
-        return make_synthetic_interactions(n_users=600, n_items=500, p_in=0.15, seed=seed)
-    if name in ("ml-100k", "ml-1m"):
-        return load_movielens(name, seed=seed)
-    if name == "filmtrust":
-        return load_filmtrust(seed=seed)
-    if name == "epinions":
-        return load_epinions(seed=seed)
-    if name == "amazon":
-        folder = data_dir() / "amazon"
-        files = sorted(folder.glob("*")) if folder.exists() else []
-        meta = [f for f in files if f.name.startswith("meta")]
-        reviews = [f for f in files if f not in meta and f.name.endswith((".json", ".json.gz", ".csv", ".csv.gz"))]
-        if len(meta) != 1 or len(reviews) != 1:
-            raise DataError(f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
-                            f"{folder} (found {[f.name for f in files]}), or call "
-                            "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths")
-        return load_amazon(reviews[0], meta[0], seed=seed)
-    raise ValueError(f"unknown recommendation dataset {name!r}; allowed values: {', '.join(REC_DATASETS)}")
-
-
 def tasks_for(data: InteractionData) -> tuple[str, ...]:
     """rec first, then every auxiliary task the data supports."""
-    tasks = ["rec"]
-    tasks += ["social"] if data.social is not None else []
-    tasks += ["coview"] if data.item_links is not None else []
-    tasks += ["category"] if data.item_categories is not None and data.item_categories.shape[1] else []
-    tasks += ["attribute"] if data.user_attributes else []
-    tasks.append("align")
-    if data.train_ratings is not None and float(data.train_ratings.std()) > 0:
-        tasks.append("rating")
-    return tuple(tasks)
-
-
-def rec_config(profile: Profile, seed: int, **overrides) -> RecConfig:
-    base = dict(epochs=REC_EPOCHS[profile.name], batch_size=2048, lr=5e-3, patience=profile.patience + 3,
-                seed=seed, device=profile.device, quiet=True)
-    return RecConfig(**{**base, **overrides})
+    return data.tasks
 
 
 def train_recommender(data: InteractionData, strategy: str, profile: Profile, seed: int, tasks=None,
-                      dim: int = 64, on_epoch=None, **overrides) -> dict:
-    seed_everything(seed)
-    tasks = tasks or tasks_for(data)
-    model = MFMultiTask(data.n_users, data.n_items, dim, tasks,
-                        n_categories=data.item_categories.shape[1] if data.item_categories is not None else 0,
-                        attribute_sizes={k: int(v.max()) + 1 for k, v in data.user_attributes.items()})
-    model, history, used = fit_recommender(model, data, rec_config(profile, seed, weighting=strategy, **overrides),
-                                           on_epoch=on_epoch)
-    return {"test": evaluate_recommender(model, data.to(next(model.parameters()).device), "test"),
-            "history": history, "strategy": used, "epochs": len(history),
-            "seconds": float(history["train_seconds"].sum())}
+                      on_epoch=None, model_options: dict | None = None, **overrides) -> dict:
+    """MF with `tasks` (default: all the data support) trained by `strategy` in the one fit loop
+    (`train_one`), the profile's recommender settings. "test" holds rec's Recall@K / NDCG@K."""
+    out = train_one("mf", data, profile, seed, model_options, on_epoch=on_epoch, tasks=tasks,
+                    weighting=strategy, quiet=True, **overrides)
+    return {**out, "test": out["test"]["rec"], "test_tasks": out["test"],
+            "seconds": float(out["history"]["train_seconds"].sum())}
 
 
 def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile: Profile,

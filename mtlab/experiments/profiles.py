@@ -8,6 +8,17 @@ from ..train.device import resolve_device
 
 
 @dataclass(frozen=True)
+class RecSettings:
+    """The recommender's training settings in a profile (every interaction is used in both)."""
+
+    epochs: int
+    patience: int  # on validation NDCG@40
+    batch_size: int = 2048
+    lr: float = 5e-3
+    dim: int = 64
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     subsample: float | None  # fraction of rows of every split; None = all
@@ -16,15 +27,16 @@ class Profile:
     batch_size: int
     seeds: tuple[int, ...]
     synthetic_samples: int  # rows generated for synthetic studies (not subsampled)
+    rec: RecSettings = RecSettings(epochs=10, patience=5)
     device: str = "auto"
 
 
 PROFILES = {
     "quick": Profile("quick", subsample=0.1, epochs=4, patience=2, batch_size=512, seeds=(0, 1),
-                     synthetic_samples=6_000),
+                     synthetic_samples=6_000, rec=RecSettings(epochs=10, patience=5)),
     # The MPT-Rec release's Census-Income setup: batch 256, up to 30 epochs, patience 5, 5 seeds.
     "full": Profile("full", subsample=None, epochs=30, patience=5, batch_size=256, seeds=(0, 1, 2, 3, 4),
-                    synthetic_samples=20_000),
+                    synthetic_samples=20_000, rec=RecSettings(epochs=100, patience=8)),
 }
 
 

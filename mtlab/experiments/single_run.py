@@ -2,69 +2,97 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 
-from ..data import MultiTaskData, load_dataset
+from ..data import InteractionData, MultiTaskData, check_rec_tasks, load_dataset
 from ..models import build_model
-from ..train import TrainConfig, count_parameters, evaluate, fit, flops_per_sample, seed_everything
-from ..train.pruning import find_task_masks
+from ..train import (
+    TrainConfig,
+    count_parameters,
+    evaluator_for,
+    fit,
+    flops_per_sample,
+    seed_everything,
+)
 from .profiles import Profile, get_profile
 
 
-def train_config(profile: Profile, seed: int, **overrides) -> TrainConfig:
-    base = dict(epochs=profile.epochs, patience=profile.patience, batch_size=profile.batch_size,
-                seed=seed, device=profile.device)
+def train_config(profile: Profile, seed: int, family: str = "tabular", **overrides) -> TrainConfig:
+    """The profile's training configuration for a model family ("tabular" or "rec"), with overrides."""
+    if family == "rec":
+        rec = profile.rec
+        base = dict(epochs=rec.epochs, patience=rec.patience, batch_size=rec.batch_size, lr=rec.lr,
+                    seed=seed, device=profile.device)
+    elif family == "tabular":
+        base = dict(epochs=profile.epochs, patience=profile.patience, batch_size=profile.batch_size,
+                    seed=seed, device=profile.device)
+    else:
+        raise ValueError(f"unknown model family {family!r}; use 'tabular' or 'rec'")
     return TrainConfig(**{**base, **overrides})
 
 
 def train_one(
     model: str,
-    data: MultiTaskData,
+    data: MultiTaskData | InteractionData,
     profile: Profile,
     seed: int = 0,
     model_options: dict | None = None,
     checkpoint=None,
     resume: bool = False,
     on_epoch=None,
+    tasks: Sequence[str] | None = None,
     **train_overrides,
 ) -> dict:
     """Build `model` (seeded), fit it, evaluate it. Returns the JSON-shaped result of `mtlab train`
-    plus the epoch history (as a DataFrame, under "history")."""
+    plus the epoch history (as a DataFrame, under "history") and the preparation log ("preparation").
+    `tasks`: a recommender's tasks (default: every one the data support); tabular data carry theirs."""
     seed_everything(seed)
-    net = build_model(model, data.features, data.tasks, **(model_options or {}))
-    config = train_config(profile, seed, **train_overrides)
-    start = time.perf_counter()
-    pruning = None
-    if hasattr(net, "masked_layers") and not resume:  # Sparse Sharing, CSRec: find the task subnets first
-        pruning = find_task_masks(net, data, config)
-    prepare_seconds = time.perf_counter() - start
-    result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
+    rec = isinstance(data, InteractionData)
+    if rec:
+        tasks = check_rec_tasks(data, tasks)
+        options = {"dim": profile.rec.dim, **(model_options or {})}
+        net = build_model(model, data.spec, tasks, **options)
+    else:
+        if tasks is not None and tuple(tasks) != tuple(data.tasks):
+            data = data.select_tasks(tasks)
+        net = build_model(model, data.features, data.tasks, **(model_options or {}))
+    config = train_config(profile, seed, "rec" if rec else "tabular", **train_overrides)
+    identity = {"dataset": data.name, "data_source": getattr(data, "source", ""), "n_train": len(data.train)}
+    result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
     device_data = data.to(result.device)
-    probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
-    return {
+    evaluator = evaluator_for(device_data, config.eval_batch_size)
+    last = result.history.iloc[-1] if len(result.history) else {}
+    out = {
         "model": model,
         "dataset": data.name,
-        "tasks": list(data.tasks),
+        "tasks": list(net.tasks),
         "seed": seed,
-        "test": evaluate(net, device_data.test, data.tasks, config.eval_batch_size),
-        "valid": evaluate(net, device_data.valid, data.tasks, config.eval_batch_size),
+        "test": evaluator(net, device_data, "test"),
+        "valid": evaluator(net, device_data, "valid"),
         "trainable_params": count_parameters(net),
-        "flops_per_sample": flops_per_sample(net, probe),
+        "weights": {t: _number(last.get(f"weight_{t}")) for t in net.tasks},  # None: the strategy gives none
         "epochs": result.epochs,
         "best_epoch": result.best_epoch,
-        "seconds": result.seconds + prepare_seconds,
+        "seconds": result.seconds,
         "device": result.device,
         "history": result.history,
-        "pruning": pruning,
+        "preparation": result.preparation,
     }
+    if not rec:
+        probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
+        out["flops_per_sample"] = flops_per_sample(net, probe)
+    return out
+
+
+def _number(value) -> float | None:
+    return None if value is None or value != value else float(value)
 
 
 def load_for_profile(dataset: str, tasks: Sequence[str] | None, profile: Profile, seed: int = 0,
-                     **options) -> MultiTaskData:
-    """Load a dataset with the profile's subsampling."""
+                     **options) -> MultiTaskData | InteractionData:
+    """Load a dataset with the profile's subsampling (recommendation data: every interaction)."""
     return load_dataset(dataset, tasks=tasks, subsample=profile.subsample, seed=seed, **options)
 
 

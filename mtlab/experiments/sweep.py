@@ -41,14 +41,14 @@ class Job:
 
 
 def _table3(profile: Profile, new_task: str, results_path: str, model: str) -> None:
-    from .new_task import load_new_task_data, new_task_table
+    from .new_task_tables import load_new_task_data, new_task_table
     is_maml = model == "maml"
     new_task_table(load_new_task_data(new_task, profile), profile, models=[] if is_maml else [model],
                    include_maml=is_maml, results_path=results_path)
 
 
 def _table4(profile: Profile, new_task: str, results_path: str, model: str) -> None:
-    from .new_task import negative_transfer
+    from .new_task_tables import negative_transfer
     negative_transfer(profile, [new_task], [model], results_path=results_path)
 
 
@@ -66,7 +66,7 @@ def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("educ
     Table 4's runs for Table 3's new task and its fine-tuning models are not planned: Table 3 trains
     the same two-task and three-task models (same data, configuration and seeds) and its rows give
     them (`new_task.negative_transfer_from_table3`)."""
-    from .new_task import FINE_TUNING_MODELS, FULL_TRAINING_MODELS
+    from .new_task_tables import FINE_TUNING_MODELS, FULL_TRAINING_MODELS
     from .pmtrec import BASELINES, BENCHMARK_DATASETS, SINGLE_TASK
 
     unknown = [t for t in tables if t not in TABLES]
@@ -163,7 +163,7 @@ def _one_thread_workers():
 def merge(out: str | Path, new_task: str = "education") -> dict[str, pd.DataFrame]:
     """Concatenate every table's job CSVs into out/<table>.csv; Table 4 also gets the runs that Table 3
     trained for its new task. Table 3 takes only the jobs of `new_task` (its rows do not name T3)."""
-    from .new_task import negative_transfer_from_table3
+    from .new_task_tables import negative_transfer_from_table3
 
     out, merged = Path(out), {}
     for table in TABLES:

@@ -1,6 +1,15 @@
 """Multi-task models, each registered by name: `build_model("mmoe", features, tasks, **options)`."""
 
-from . import csrec, mmoe, mpt_rec, ple, shared_bottom, single_task, sparse_sharing, stem  # noqa: F401
-from .base import MODELS, MultiTaskModel, Step, build_model, register, task_losses
+from . import csrec, mf, mmoe, mpt_rec, ple, shared_bottom, single_task, sparse_sharing, stem  # noqa: F401
+from .base import (
+    MODELS,
+    MultiTaskModel,
+    Step,
+    StepOutput,
+    TaskModel,
+    build_model,
+    register,
+    task_losses,
+)
 
-__all__ = ["MODELS", "MultiTaskModel", "Step", "build_model", "register", "task_losses"]
+__all__ = ["MODELS", "MultiTaskModel", "Step", "StepOutput", "TaskModel", "build_model", "register", "task_losses"]

@@ -1,4 +1,12 @@
-"""The interface every mtlab model follows, and the registry that builds one by name."""
+"""The interface every mtlab model follows, and the registry that builds one by name.
+
+A model tells the fit loop three things (`TaskModel`): a training step's per-task losses
+(`training_step`), which of its parameters the tasks *share* (`shared_parameters`, declared by
+structure, never guessed by name), and any phase that must run before training
+(`preparation`, e.g. the subnet search of Sparse Sharing). Every parameter (or element, see
+`SharedPart`) it does not declare shared is reached by at most one task's loss: gradient-combination
+strategies combine the shared ones and leave every other parameter its own task's gradient.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +19,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.tabular import Batch, FeatureSpec
+from ..sharing import SharedPart, TableRows  # noqa: F401  (re-exported: what shared_parameters returns)
 
-MODELS: dict[str, type[MultiTaskModel]] = {}
+MODELS: dict[str, type[TaskModel]] = {}
 
 
 def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy per task: [B, T] logits and labels → [T]."""
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(0)
+
+
+@dataclass
+class StepOutput:
+    """What one training step gives the fit loop and its weighting strategy."""
+
+    losses: torch.Tensor | list  # [T] tensor, or a list of T scalars (each through its own graph)
+    shared: list  # nn.Parameter | SharedPart | TableRows: what a strategy combines
+    extra: torch.Tensor | None = None  # an auxiliary loss outside the tasks (plain gradient)
 
 
 @dataclass
@@ -30,7 +48,54 @@ class Step:
     progress: float  # fraction of all planned training steps done, in [0, 1]
 
 
-class MultiTaskModel(nn.Module):
+class TaskModel(nn.Module):
+    """What the fit loop needs of any model: tasks, a training step, the declared sharing."""
+
+    tasks: tuple[str, ...]
+    preparation: str | None = None  # a phase the fit loop runs first (mtlab.train.PREPARATIONS)
+
+    def prepared(self) -> bool:
+        """Whether the preparation phase has run (models without one: always)."""
+        return True
+
+    def shared_parameters(self) -> list:
+        """The parameters (or `SharedPart`s) that two or more tasks' losses reach, by structure."""
+        raise NotImplementedError(f"{type(self).__name__} must declare which parameters its tasks share")
+
+    def training_step(self, data, rows: torch.Tensor, step: Step, generator: torch.Generator | None) -> StepOutput:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """The keyword hyperparameters this model was built with."""
+        names = list(inspect.signature(type(self).__init__).parameters)[3:]
+        return {n: getattr(self, n) for n in names}
+
+
+def at_least(minimum: int, **values) -> None:
+    """Refuse an integer hyperparameter below `minimum`, naming the allowed range."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+
+
+def layer_sizes(**values) -> None:
+    """Refuse hidden-layer lists holding anything but positive integers."""
+    for name, sizes in values.items():
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
+            raise ValueError(f"{name} must be a list of positive integers (layer widths), got {list(sizes)!r}")
+
+
+def in_unit_interval(**values) -> None:
+    for name, value in values.items():
+        if not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def parameters_of(*modules: nn.Module | None) -> list[nn.Parameter]:
+    return [p for m in modules if m is not None for p in m.parameters()]
+
+
+class MultiTaskModel(TaskModel):
     """Maps a Batch to one logit per task: `forward(batch) -> [B, T]`, columns in `self.tasks` order.
 
     Constructors take the feature spec, the task names and keyword hyperparameters only (no data),
@@ -46,10 +111,10 @@ class MultiTaskModel(nn.Module):
     def forward(self, batch: Batch):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters more than one task can reach (everything but the per-task towers): where
-        gradient-combination strategies combine the tasks' gradients."""
-        return [p for name, p in self.named_parameters() if not name.startswith(("towers.", "head."))]
+    def training_step(self, data, rows, step, generator=None) -> StepOutput:
+        batch, labels = data.train.rows(rows)
+        losses, extra = self.training_loss(batch, labels, step)
+        return StepOutput(losses, self.shared_parameters(), extra)
 
     def training_loss(self, batch: Batch, labels: torch.Tensor, step: Step):
         """Per-task losses [T] (weighted and summed by the trainer) and an extra scalar loss or None.
@@ -58,11 +123,6 @@ class MultiTaskModel(nn.Module):
         the per-task BCE of `forward`.
         """
         return task_losses(self(batch), labels), None
-
-    def config(self) -> dict:
-        """The keyword hyperparameters this model was built with."""
-        names = list(inspect.signature(type(self).__init__).parameters)[3:]
-        return {n: getattr(self, n) for n in names}
 
 
 def register(name: str):
@@ -76,8 +136,9 @@ def register(name: str):
     return add
 
 
-def build_model(name: str, features: FeatureSpec, tasks: Sequence[str], **config) -> MultiTaskModel:
-    """Build a registered model from feature sizes, task names and hyperparameters."""
+def build_model(name: str, features, tasks: Sequence[str], **config) -> TaskModel:
+    """Build a registered model from its input spec (a FeatureSpec for the tabular models, an
+    InteractionSpec for `mf`), task names and hyperparameters."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(MODELS))}")
     cls = MODELS[name]
@@ -85,4 +146,8 @@ def build_model(name: str, features: FeatureSpec, tasks: Sequence[str], **config
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ValueError(f"model {name!r} has no option(s) {unknown}; its options: {', '.join(allowed)}")
+    tasks = tuple(tasks)
+    duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
+    if duplicates:
+        raise ValueError(f"task(s) {duplicates} given twice; name each task once")
     return cls(features, tasks, **config)

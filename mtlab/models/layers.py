@@ -21,19 +21,32 @@ class FeatureEmbedding(nn.Module):
 
     `copies` > 1 gives each of that many networks its own embedding of the same input, returned as
     [copies, B, C·dim + D] (Single Task, STEM) — still one lookup.
+
+    `shared_first=True` keeps copy 0 in a table of its own (`shared_table`): STEM's shared copy and its
+    task copies are then separate parameters, so no tensor mixes shared and task-private columns. The
+    values (and the random stream used to draw them) are those of the one-table layout.
     """
 
-    def __init__(self, features: FeatureSpec, dim: int = 4, copies: int = 1, init_std: float = 0.01):
+    def __init__(self, features: FeatureSpec, dim: int = 4, copies: int = 1, init_std: float = 0.01,
+                 shared_first: bool = False):
         super().__init__()
         self.dim, self.copies, self.n_num = dim, copies, features.n_num
         sizes = torch.tensor((0, *features.cat_cardinalities), dtype=torch.long)
         self.register_buffer("offsets", sizes.cumsum(0)[:-1], persistent=False)
         self.table = nn.Embedding(max(1, int(sizes.sum())), dim * copies)
         nn.init.normal_(self.table.weight, std=init_std)
+        self.shared_table = None
+        if shared_first:
+            full = self.table.weight.detach()
+            self.shared_table = nn.Embedding.from_pretrained(full[:, :dim].clone(), freeze=False)
+            self.table = nn.Embedding.from_pretrained(full[:, dim:].clone(), freeze=False)
         self.out_dim = features.n_cat * dim + features.n_num
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        emb = self.table(batch.cat + self.offsets)  # [B, C, copies·dim]
+        codes = batch.cat + self.offsets
+        emb = self.table(codes)  # [B, C, copies·dim]
+        if self.shared_table is not None:
+            emb = torch.cat([self.shared_table(codes), emb], dim=2)
         if self.copies == 1:
             return torch.cat([emb.flatten(1), batch.num], dim=1)
         b, c = emb.shape[:2]

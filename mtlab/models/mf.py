@@ -20,37 +20,67 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.interactions import InteractionSpec
+from ..sharing import TableRows
+from .base import StepOutput, TaskModel, at_least, register
+
 AUX_TASKS = ("social", "coview", "category", "rating", "attribute", "align")
 USER_IDS = ("u", "sa", "sb", "sw")  # batch users; social links: anchor, linked, sampled other user
 ITEM_IDS = ("i", "j", "ca", "cb", "cw")  # batch items, negatives; item links (also-viewed) likewise
 UNIFORM_ROWS = 256
 
 
-class MFMultiTask(nn.Module):
-    def __init__(self, n_users: int, n_items: int, dim: int = 64, tasks: Sequence[str] = ("rec",),
-                 n_categories: int = 0, attribute_sizes: dict[str, int] | None = None):
+# which sampled ids each task's loss reads (a row read by two or more tasks is shared in that step)
+TASK_IDS = {"rec": ("u", "i", "j"), "social": ("sa", "sb", "sw"), "coview": ("ca", "cb", "cw"),
+            "category": ("i",), "rating": ("u", "i"), "attribute": ("u",), "align": ("u", "i")}
+
+
+@register("mf")
+class MFMultiTask(TaskModel):
+    """Built from an `InteractionSpec` (`data.spec`): `build_model("mf", data.spec, tasks, dim=64)`."""
+
+    def __init__(self, spec: InteractionSpec, tasks: Sequence[str] = ("rec",), dim: int = 64):
         super().__init__()
         unknown = [t for t in tasks if t != "rec" and t not in AUX_TASKS]
         if unknown or "rec" not in tasks:
             raise ValueError(f"tasks must include 'rec' and may add {', '.join(AUX_TASKS)}; got {list(tasks)}")
-        self.tasks, self.n_items = tuple(tasks), n_items
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
+        at_least(1, dim=dim)
+        if "category" in tasks and not spec.n_categories:
+            raise ValueError("task 'category' needs item categories, which this dataset does not have; drop the task")
+        if "attribute" in tasks and not spec.attribute_sizes:
+            raise ValueError("task 'attribute' needs user attributes, which this dataset does not have; drop the task")
+        self.spec, self.dim = spec, dim
+        self.tasks, self.n_items = tuple(tasks), spec.n_items
+        self.user = nn.Embedding(spec.n_users, dim)
+        self.item = nn.Embedding(spec.n_items, dim)
         nn.init.normal_(self.user.weight, std=0.1)
         nn.init.normal_(self.item.weight, std=0.1)
         if "category" in tasks:
-            self.category_head = nn.Linear(dim, n_categories)
+            self.category_head = nn.Linear(dim, spec.n_categories)
         if "rating" in tasks:
             self.rating_head = BilinearScore(dim)
         if "attribute" in tasks:
-            self.attribute_heads = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in (attribute_sizes or {}).items()})
+            self.attribute_heads = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in spec.attribute_sizes})
+
+    def config(self) -> dict:
+        return {"dim": self.dim}
 
     def embedding_tables(self) -> list[nn.Parameter]:
         return [self.user.weight, self.item.weight]
 
+    def shared_parameters(self) -> list:
+        """Whole tables, for strategies called outside a training step; a step declares exactly the
+        rows two or more tasks read (`training_step`). The heads are each one task's own."""
+        return self.embedding_tables() if len(self.tasks) > 1 else []
+
     def scores(self, users: torch.Tensor) -> torch.Tensor:
         """Preference of the given users for every item: [U, n_items]."""
         return self.user(users) @ self.item.weight.T
+
+    def training_step(self, data, rows, step, generator=None) -> StepOutput:
+        losses, touched = self.batch_losses(rows, data, generator)
+        return StepOutput(losses, [TableRows(t, index, values) for t, (index, values)
+                                   in zip(self.embedding_tables(), touched)])
 
     def task_losses(self, rows: torch.Tensor, data, generator: torch.Generator | None = None) -> torch.Tensor:
         """Losses [T] in `self.tasks` order for a batch of training rows (indices into data.train)."""
@@ -60,17 +90,28 @@ class MFMultiTask(nn.Module):
         """(the T losses as a list, [(row ids, gathered rows)] per table of `embedding_tables()`).
         A list, so that one task's gradient traverses only its own graph. Every id the tasks need
         (batch pairs, sampled negatives, links) is drawn first; each table's touched rows are then
-        gathered once, so a weighting strategy can take per-task gradients on those rows
-        (`mtlab.weighting.TableRows`) instead of on the whole tables."""
+        gathered once, in two parts: the rows two or more tasks read (returned, for a weighting
+        strategy to take per-task gradients on them: `mtlab.weighting.TableRows`) and the rows one
+        task reads (a sampled negative, a linked user), whose gradient is that task's alone."""
         ids = self._sample_ids(rows, data, generator)
         emb, touched = {}, []
         for table, keys in ((self.user.weight, USER_IDS), (self.item.weight, ITEM_IDS)):
             keys = [k for k in keys if k in ids]
             index, position = torch.unique(torch.cat([ids[k] for k in keys]), return_inverse=True)
-            values = table[index]
+            readers = torch.zeros(len(index), dtype=torch.long, device=index.device)
+            for task in self.tasks:
+                reads = torch.zeros(len(index), dtype=torch.bool, device=index.device)
+                for key, part in zip(keys, position.split([len(ids[k]) for k in keys])):
+                    if key in TASK_IDS[task]:
+                        reads[part] = True
+                readers += reads
+            shared = readers >= 2
+            order = torch.cat([shared.nonzero().squeeze(1), (~shared).nonzero().squeeze(1)])
+            shared_values = table[index[order[:int(shared.sum())]]]
+            values = torch.cat([shared_values, table[index[order[len(shared_values):]]]])[order.argsort()]
             for key, part in zip(keys, position.split([len(ids[k]) for k in keys])):
                 emb[key] = values[part]
-            touched.append((index, values))
+            touched.append((index[shared], shared_values))
         return [self._loss(task, emb, ids, rows, data) for task in self.tasks], touched
 
     def _sample_ids(self, rows, data, generator) -> dict[str, torch.Tensor]:

@@ -30,7 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import MultiTaskModel, register, task_losses
+from .base import (
+    MultiTaskModel,
+    at_least,
+    in_unit_interval,
+    layer_sizes,
+    parameters_of,
+    register,
+    task_losses,
+)
 from .layers import Experts, FeatureEmbedding, Gate, Towers, mlp
 
 
@@ -65,8 +73,9 @@ class MPTRec(MultiTaskModel):
         super().__init__(features, tasks)
         if grl not in ("dann", "constant"):
             raise ValueError(f"grl must be 'dann' or 'constant', got {grl!r}")
-        if assign_every < 1:
-            raise ValueError(f"assign_every must be at least 1, got {assign_every}")
+        at_least(1, emb_dim=emb_dim, assign_every=assign_every)
+        layer_sizes(expert=expert, tower=tower, classifier=classifier)
+        in_unit_interval(dropout=dropout)
         self.emb_dim, self.expert, self.tower, self.dropout = emb_dim, tuple(expert), tuple(tower), dropout
         self.adversarial, self.beta_gen, self.beta_cls = adversarial, beta_gen, beta_cls
         self.grl, self.grl_lambda, self.classifier = grl, grl_lambda, tuple(classifier)
@@ -99,6 +108,12 @@ class MPTRec(MultiTaskModel):
         g = self.gates(x)  # [K, B, 2]
         fused = g[..., :1] * aware + g[..., 1:] * shared  # Eq. 7
         return shared, self.towers(fused)  # Eq. 8 logits [B, K]
+
+    def shared_parameters(self):
+        """The embedding and the shared expert. Task-specific experts, task embeddings, gates and
+        towers are task k's own (row k of each stacked tensor); the task classifier is reached by
+        the adversarial loss only."""
+        return parameters_of(self.embedding, self.shared_expert)
 
     def forward(self, batch):
         return self._parts(batch)[1]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import MultiTaskModel, register
+from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import Experts, FeatureEmbedding, Gate, Towers, mix
 
 
@@ -53,8 +53,9 @@ class PLE(MultiTaskModel):
                  n_specific: int = 1, expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32),
                  dropout: float = 0.0):
         super().__init__(features, tasks)
-        if n_levels < 1 or n_shared < 1 or n_specific < 1:
-            raise ValueError("PLE needs n_levels, n_shared and n_specific of at least 1")
+        at_least(1, emb_dim=emb_dim, n_levels=n_levels, n_shared=n_shared, n_specific=n_specific)
+        layer_sizes(expert=expert, tower=tower)
+        in_unit_interval(dropout=dropout)
         self.emb_dim, self.n_levels, self.n_shared, self.n_specific = emb_dim, n_levels, n_shared, n_specific
         self.expert, self.tower, self.dropout = tuple(expert), tuple(tower), dropout
         self.embedding = FeatureEmbedding(features, emb_dim)
@@ -74,6 +75,18 @@ class PLE(MultiTaskModel):
         """Mean output of each task's first-level experts: [T, B, H]."""
         out = self.levels[0].specific(self.embedding(batch))
         return out.view(len(self.tasks), self.n_specific, *out.shape[1:]).mean(1)
+
+    def shared_parameters(self):
+        """The embedding, every level's shared experts and shared gate; a level's task-specific
+        experts below the last level (the shared gate mixes them into every task's path), and its
+        task gates below the last two levels (their output feeds such experts)."""
+        last = self.n_levels - 1
+        shared = parameters_of(self.embedding)
+        for i, level in enumerate(self.levels):
+            shared += parameters_of(level.shared, level.shared_gate)
+            shared += parameters_of(level.specific) if i < last else []
+            shared += parameters_of(level.task_gates) if i < last - 1 else []
+        return shared
 
     def forward(self, batch):
         task_in = shared_in = self.embedding(batch)

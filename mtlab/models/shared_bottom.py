@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import MultiTaskModel, register
+from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import FeatureEmbedding, Towers, mlp
 
 
@@ -16,10 +16,16 @@ class SharedBottom(MultiTaskModel):
     def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
                  tower: Sequence[int] = (64, 32), dropout: float = 0.0):
         super().__init__(features, tasks)
+        at_least(1, emb_dim=emb_dim)
+        layer_sizes(bottom=bottom, tower=tower)
+        in_unit_interval(dropout=dropout)
         self.emb_dim, self.bottom, self.tower, self.dropout = emb_dim, tuple(bottom), tuple(tower), dropout
         self.embedding = FeatureEmbedding(features, emb_dim)
         self.shared = mlp(self.embedding.out_dim, bottom, dropout)
         self.towers = Towers(len(self.tasks), bottom[-1] if bottom else self.embedding.out_dim, tower, dropout)
+
+    def shared_parameters(self):
+        return parameters_of(self.embedding, self.shared)
 
     def forward(self, batch):
         return self.towers(self.shared(self.embedding(batch)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import MultiTaskModel, register
+from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, register
 from .layers import FeatureEmbedding, ParallelMLP, Towers
 
 
@@ -17,11 +17,17 @@ class SingleTask(MultiTaskModel):
     def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
                  tower: Sequence[int] = (64, 32), dropout: float = 0.0):
         super().__init__(features, tasks)
+        at_least(1, emb_dim=emb_dim)
+        layer_sizes(bottom=bottom, tower=tower)
+        in_unit_interval(dropout=dropout)
         self.emb_dim, self.bottom, self.tower, self.dropout = emb_dim, tuple(bottom), tuple(tower), dropout
         n = len(self.tasks)
         self.embedding = FeatureEmbedding(features, emb_dim, copies=n)
         self.bottoms = ParallelMLP(n, self.embedding.out_dim, bottom, dropout)
         self.towers = Towers(n, self.bottoms.out_dim, tower, dropout)
+
+    def shared_parameters(self):
+        return []  # each task's network is its own (the stacked tensors hold one slice per task)
 
     def forward(self, batch):
         return self.towers(self.bottoms(self.embedding(batch)))

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import MultiTaskModel, register
+from .base import (
+    MultiTaskModel,
+    SharedPart,
+    at_least,
+    in_unit_interval,
+    layer_sizes,
+    parameters_of,
+    register,
+)
 from .layers import FeatureEmbedding, Towers
 
 
@@ -62,12 +70,32 @@ class SparseSharing(MultiTaskModel):
         super().__init__(features, tasks)
         if not 0 < prune_rate < 1:
             raise ValueError(f"prune_rate must be in (0, 1), got {prune_rate}")
+        at_least(1, emb_dim=emb_dim, prune_epochs=prune_epochs)
+        at_least(0, prune_rounds=prune_rounds, prune_warmup_epochs=prune_warmup_epochs)
+        layer_sizes(bottom=bottom, tower=tower)
+        in_unit_interval(dropout=dropout, prune_min_sparsity=prune_min_sparsity)
+        self.register_buffer("subnets_found", torch.tensor(False))  # saved with the weights: a resume skips the search
         self.emb_dim, self.bottom, self.tower, self.dropout = emb_dim, tuple(bottom), tuple(tower), dropout
         self.prune_rounds, self.prune_rate, self.prune_min_sparsity = prune_rounds, prune_rate, prune_min_sparsity
         self.prune_epochs, self.prune_warmup_epochs = prune_epochs, prune_warmup_epochs
         self.embedding = FeatureEmbedding(features, emb_dim)
         self.shared = MaskedMLP(len(self.tasks), self.embedding.out_dim, bottom, dropout)
         self.towers = Towers(len(self.tasks), self.shared.out_dim, tower, dropout)
+
+    preparation = "subnet_search"  # the fit loop finds the task masks first (mtlab.train.pruning)
+
+    def shared_parameters(self):
+        """The embedding, the bottom's biases, and the bottom weights in two or more tasks' masks
+        (before the subnet search every mask is all ones: all of them)."""
+        shared = parameters_of(self.embedding)
+        for layer in self.masked_layers():
+            overlap = layer.mask.sum(0) >= 2
+            shared.append(layer.weight if bool(overlap.all()) else SharedPart(layer.weight, overlap))
+            shared.append(layer.bias)
+        return shared
+
+    def prepared(self) -> bool:
+        return bool(self.subnets_found)
 
     def masked_layers(self) -> list[MaskedLinear]:
         return list(self.shared.layers)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import MultiTaskModel, register
+from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import Experts, FeatureEmbedding, Gate, Towers
 
 
@@ -26,10 +26,14 @@ class STEM(MultiTaskModel):
     def __init__(self, features, tasks, emb_dim: int = 4, n_shared: int = 1, n_specific: int = 1,
                  expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32), dropout: float = 0.0):
         super().__init__(features, tasks)
+        at_least(1, emb_dim=emb_dim, n_shared=n_shared, n_specific=n_specific)
+        layer_sizes(expert=expert, tower=tower)
+        in_unit_interval(dropout=dropout)
         self.emb_dim, self.n_shared, self.n_specific = emb_dim, n_shared, n_specific
         self.expert, self.tower, self.dropout = tuple(expert), tuple(tower), dropout
         t = len(self.tasks)
-        self.embedding = FeatureEmbedding(features, emb_dim, copies=t + 1)  # copy 0 is shared
+        # copy 0 (shared) in a table of its own: the task copies are each task's alone
+        self.embedding = FeatureEmbedding(features, emb_dim, copies=t + 1, shared_first=True)
         in_dim = self.embedding.out_dim
         self.shared = Experts(n_shared, in_dim, expert, dropout)
         self.specific = Experts(t * n_specific, in_dim, expert, dropout)
@@ -37,6 +41,11 @@ class STEM(MultiTaskModel):
         self.towers = Towers(t, self.specific.out_dim, tower, dropout)
         owner = torch.arange(t).repeat_interleave(n_specific)  # which task owns each specific expert
         self.register_buffer("own", owner[None, :] == torch.arange(t)[:, None], persistent=False)  # [T, T·m]
+
+    def shared_parameters(self):
+        """The shared embedding copy and the shared experts. Task t's embedding columns, experts,
+        gate and tower are its own: the other tasks see task t's experts with the gradient stopped."""
+        return parameters_of(self.embedding.shared_table, self.shared)
 
     def _experts(self, batch):
         emb = self.embedding(batch)  # [T+1, B, in]

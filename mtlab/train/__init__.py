@@ -1,12 +1,18 @@
-"""Training: the fit loop, metrics, parameter and FLOP accounting, checkpoints, devices."""
+"""Training: the one fit loop, evaluators, metrics, parameter and FLOP accounting, checkpoints, devices."""
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .device import resolve_device, seed_everything
+from .evaluation import BinaryEvaluator, RankingEvaluator, evaluator_for
 from .metrics import count_parameters, evaluate, flops_per_sample, predict, task_metrics
-from .trainer import FitResult, TrainConfig, fit
+from .pruning import find_task_masks
+from .trainer import DivergenceError, FitResult, TrainConfig, fit
+
+# A model's preparation phase by the name it declares (`TaskModel.preparation`): run by `fit` first.
+PREPARATIONS = {"subnet_search": find_task_masks}
 
 __all__ = [
-    "FitResult", "TrainConfig", "count_parameters", "evaluate", "fit", "flops_per_sample",
-    "load_checkpoint", "predict", "resolve_device", "save_checkpoint", "seed_everything",
+    "PREPARATIONS", "BinaryEvaluator", "CheckpointError", "DivergenceError", "FitResult", "RankingEvaluator",
+    "TrainConfig", "count_parameters", "evaluate", "evaluator_for", "find_task_masks", "fit",
+    "flops_per_sample", "load_checkpoint", "predict", "resolve_device", "save_checkpoint", "seed_everything",
     "task_metrics",
 ]

@@ -35,7 +35,7 @@ def find_task_masks(model, data: MultiTaskData, config: TrainConfig) -> pd.DataF
     layers = model.masked_layers()
     quiet = replace(config, patience=0, quiet=True)
     if model.prune_warmup_epochs:
-        fit(model, data, replace(quiet, epochs=model.prune_warmup_epochs))
+        fit(model, data, replace(quiet, epochs=model.prune_warmup_epochs), prepare=False)
     start = copy.deepcopy(model.state_dict())
     masks_of = lambda t: [layer.mask[t].clone() for layer in layers]  # noqa: E731
     chosen, log = [], []
@@ -46,7 +46,7 @@ def find_task_masks(model, data: MultiTaskData, config: TrainConfig) -> pd.DataF
             for layer, mask in zip(layers, current):
                 layer.mask[t] = mask
             one_task = [1.0 if i == t else 0.0 for i in range(len(data.tasks))]
-            fit(model, data, replace(quiet, epochs=model.prune_epochs, task_weights=one_task))
+            fit(model, data, replace(quiet, epochs=model.prune_epochs, task_weights=one_task), prepare=False)
             auc = evaluate(model, data.valid.to(next(model.parameters()).device), data.tasks)[task]["auc"]
             sparsity = float(model.sparsity()[t])
             candidates.append((auc, sparsity, masks_of(t)))
@@ -62,4 +62,5 @@ def find_task_masks(model, data: MultiTaskData, config: TrainConfig) -> pd.DataF
         for layer, mask in zip(layers, masks):
             layer.mask[t] = mask
     model.zero_pruned_weights()
+    model.subnets_found.fill_(True)
     return pd.DataFrame(log)

@@ -1,61 +1,96 @@
-"""The fit loop: whole dataset as tensors on the device, batches by permuted index, Adam, per-task
-BCE, early stopping on mean validation AUC with best weights restored, atomic resumable checkpoints.
+"""The one fit loop, for every model family: the census multi-task models, the MF recommender with
+auxiliary tasks, fine-tuning heads and prompt tuning, MAML's meta-training.
+
+One epoch: the training rows in a seeded random order, in batches; for each batch the model gives
+its per-task losses, what it shares and any auxiliary loss (`TaskModel.training_step`), the
+weighting strategy fills the gradients (`Weighting.backward`), Adam steps. Then the evaluator of the
+data's task kind scores the validation split (binary tasks: AUC and log loss; ranking: full-ranking
+Recall/NDCG), early stopping watches one named metric with the best weights restored, and an atomic
+checkpoint holds everything an exact resume needs (weights, optimizer, strategy, every RNG state).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ..data.tabular import MultiTaskData
-from ..models.base import Step
-from ..weighting import build_weighting
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..models.base import Step, StepOutput
+from ..weighting import STRATEGIES, build_weighting
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .device import resolve_device
-from .metrics import evaluate
+from .evaluation import evaluator_for
+
+
+class DivergenceError(ValueError):
+    """Training produced a non-finite loss or metric; the message says where and what to try."""
 
 
 @dataclass
 class TrainConfig:
-    """Training hyperparameters (defaults: the MPT-Rec release's Census-Income setup)."""
+    """Training hyperparameters of every model family (defaults: the MPT-Rec release's
+    Census-Income setup; the recommendation profiles set their own, see experiments.profiles)."""
 
     epochs: int = 30
     batch_size: int = 256
     lr: float = 1e-3
     l2_embedding: float = 0.0  # L2 on embedding tables (Adam weight decay)
     l2_dense: float = 0.0  # L2 on every other parameter
-    task_weights: Sequence[float] | None = None  # per-task BCE weights; None = all 1
-    patience: int = 5  # epochs without a better mean validation AUC before stopping; 0 = never stop
-    weighting: str | None = None  # a gradient-combination strategy of mtlab.weighting; None = weighted sum
-    weighting_options: dict | None = None
+    task_weights: Sequence[float] | None = None  # per-task loss weights; None = all 1
+    patience: int = 5  # epochs without a better validation `monitor` before stopping; 0 = never stop
+    weighting: str = "ew"  # the multi-task strategy of mtlab.weighting
+    weighting_options: dict = field(default_factory=dict)
+    monitor: str | None = None  # the validation metric early stopping watches; None = the evaluator's default
+    restore_best: bool = True  # end with the weights of the best validation epoch (else the last)
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 65536
     quiet: bool = False
 
     def __post_init__(self):
+        if self.weighting is None:  # the old spelling of the plain (weighted) sum
+            self.weighting = "ew"
+        self.weighting_options = dict(self.weighting_options or {})
         for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise ValueError(f"patience must be an integer of at least 0 (0 = never stop), got {self.patience!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("l2_embedding", "l2_dense"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be at least 0, got {getattr(self, name)!r}")
+        if self.weighting not in STRATEGIES:
+            raise ValueError(f"unknown weighting {self.weighting!r}; available: {', '.join(STRATEGIES)}")
+
+    def identity(self) -> dict:
+        """The settings that change the steps taken: a checkpoint is resumed only under the same ones.
+        `epochs` and `patience` may change (train a finished run longer); so may where and how quietly
+        it runs. (MPT-Rec's reversal schedule follows the planned epochs: extend it knowingly.)"""
+        ignored = ("quiet", "device", "eval_batch_size", "epochs", "patience")
+        return {k: v for k, v in asdict(self).items() if k not in ignored}
 
 
 @dataclass
 class FitResult:
     model: torch.nn.Module  # with the best validation weights restored
-    history: pd.DataFrame  # one row per epoch
+    history: pd.DataFrame  # one row per epoch (see `history_row`)
     best_epoch: int
     epochs: int  # epochs actually run
-    seconds: float  # training time (all sessions, if resumed)
+    seconds: float  # training time (all sessions, if resumed; preparation included)
     device: str
+    strategy: torch.nn.Module | None = None  # the weighting strategy, in its final state
+    preparation: pd.DataFrame | None = None  # the log of the model's preparation phase (subnet search)
+    monitor: str = ""  # the history column early stopping watched
 
 
 def optimizer_for(model: torch.nn.Module, config: TrainConfig, strategy=None) -> torch.optim.Adam:
@@ -78,125 +113,209 @@ def fused_on(model: torch.nn.Module) -> bool | None:
     return True if next(model.parameters()).is_cuda else None
 
 
-def fit(
-    model: torch.nn.Module,
-    data: MultiTaskData,
-    config: TrainConfig | None = None,
-    checkpoint: str | Path | None = None,
-    resume: bool = False,
-    on_epoch: Callable[[dict], bool | None] | None = None,
-) -> FitResult:
-    """Train `model` on `data.train`, early-stopping on the mean AUC over `data.valid`.
+OnEpoch = Callable[[dict, torch.nn.Module], "bool | None"]
+
+
+def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path | None = None,
+        resume: bool = False, on_epoch: OnEpoch | None = None, prepare: bool = True,
+        identity: dict | None = None) -> FitResult:
+    """Train `model` on `data.train`, early-stopping on `config.monitor` over `data.valid`.
 
     checkpoint: a file written atomically after every epoch; with resume=True training continues
-        from it (same result as an uninterrupted run: RNG states are saved too).
-    on_epoch: called with each epoch's history row; returning True stops training (a Stop button).
+        from it (the same result as an uninterrupted run: RNG and strategy states are saved too). A
+        checkpoint of another run (model, its options, tasks, data, seed or training settings) is
+        refused, naming the difference; resume=True without a checkpoint file starts fresh (and says so).
+    on_epoch(row, strategy): called with each epoch's history row and the weighting strategy;
+        returning True stops training (a Stop button).
+    prepare: run the model's preparation phase (e.g. Sparse Sharing's subnet search) when it has
+        not run yet; the phase itself trains with prepare=False.
+    identity: what else identifies the run in a checkpoint (the command line adds the dataset).
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
     data = data.to(device)
     model.to(device)
-    tasks = data.tasks
+    tasks = tuple(model.tasks)
+    if hasattr(data, "features") and tuple(data.tasks) != tasks:
+        raise ValueError(f"the model predicts tasks {list(tasks)} but the data hold {list(data.tasks)}; "
+                         "build the model with the data's tasks, in the same order")
+    evaluator = evaluator_for(data, config.eval_batch_size)
+    monitor = f"valid_{config.monitor or evaluator.default_monitor}"
     weights = torch.as_tensor(config.task_weights or [1.0] * len(tasks), dtype=torch.float32, device=device)
     if weights.numel() != len(tasks):
         raise ValueError(f"task_weights has {weights.numel()} entries for {len(tasks)} tasks {list(tasks)}")
-    strategy = (build_weighting(config.weighting, len(tasks), **(config.weighting_options or {})).to(device)
-                if config.weighting else None)
-    shared = model.shared_parameters() if strategy is not None else []
+    unit_weights = bool((weights == 1).all())
+    strategy = build_weighting(config.weighting, len(tasks), **config.weighting_options).to(device)
     optimizer = optimizer_for(model, config, strategy)
-    shuffle = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)  # dropout and any other global randomness during training
+    run_identity = {"model": type(model).__name__, "model_config": _plain(model.config()), "tasks": list(tasks),
+                    "train": _plain(config.identity()), **_plain(identity or {})}
 
     state = {"epoch": 0, "history": [], "best_score": float("-inf"), "best_epoch": 0,
              "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False}
+    generators = None
     if resume and checkpoint and Path(checkpoint).exists():
-        state = _restore(load_checkpoint(checkpoint), model, optimizer, shuffle, strategy)
+        state, generators = _restore(load_checkpoint(checkpoint), run_identity, model, optimizer, strategy, checkpoint)
+    elif resume and checkpoint and not config.quiet:
+        print(f"no checkpoint at {checkpoint}: starting a fresh run (it will be written there)")
+
+    preparation, start = None, time.perf_counter()
+    if prepare and getattr(model, "preparation", None) and not model.prepared():
+        from . import PREPARATIONS  # the phases live in train; models only name theirs
+
+        preparation = PREPARATIONS[model.preparation](model, data, config)
+        state["seconds"] += time.perf_counter() - start
+
+    shuffle = torch.Generator().manual_seed(config.seed)  # batch order
+    sampler = torch.Generator(device=device).manual_seed(config.seed)  # negatives, links (recommenders)
+    if generators is None:
+        torch.manual_seed(config.seed)  # dropout and any other global randomness during training
+    else:
+        _set_generators(generators, shuffle, sampler)
 
     n = len(data.train)
     steps_per_epoch = -(-n // config.batch_size)
     last = state["epoch"] if state["stopped"] else config.epochs  # an early-stopped run stays stopped
-    bar = tqdm(range(state["epoch"], last), disable=config.quiet, unit="epoch",
-               desc=f"{type(model).__name__}", initial=state["epoch"], total=config.epochs)
+    bar = tqdm(range(state["epoch"], last), disable=config.quiet, unit="epoch", initial=state["epoch"],
+               total=config.epochs, desc=f"{type(model).__name__} {config.weighting}")
     for epoch in bar:
         start = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=shuffle).to(device)
         loss_sum = torch.zeros(len(tasks), device=device)
+        weight_sum = torch.zeros(len(tasks), device=device)
         for step_in_epoch, i in enumerate(range(0, n, config.batch_size)):
             rows = order[i:i + config.batch_size]
-            batch, labels = data.train.rows(rows)
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
-            losses, extra = model.training_loss(batch, labels, Step(rows, n, epoch, progress))
+            out: StepOutput = model.training_step(data, rows, Step(rows, n, epoch, progress), sampler)
+            losses = out.losses if unit_weights and not isinstance(out.losses, torch.Tensor) \
+                else _weighted(out.losses, weights)
             optimizer.zero_grad(set_to_none=True)
-            if strategy is None:
-                (weights @ losses if extra is None else weights @ losses + extra).backward()
-            else:  # auxiliary terms keep their plain gradient; the strategy combines the tasks'
-                if extra is not None:
-                    extra.backward(retain_graph=True)
-                strategy.backward(weights * losses, shared, epoch)
+            used = strategy.backward(losses, out.shared, epoch, out.extra)
             optimizer.step()
-            loss_sum += losses.detach() * len(labels)
+            loss_sum += _stacked(out.losses).detach() * len(rows)
+            weight_sum += used.detach().to(device, torch.float32)
         train_losses = (loss_sum / n).tolist()  # .tolist() waits for the device: timing is honest
+        _check_finite(train_losses, tasks, epoch + 1, config)
         train_seconds = time.perf_counter() - start
-        valid = evaluate(model, data.valid, tasks, config.eval_batch_size)
-        row = _history_row(epoch + 1, train_losses, valid, tasks)
+        valid = evaluator(model, data, "valid")
+        row = history_row(epoch + 1, train_losses, (weight_sum / steps_per_epoch).tolist(), valid, tasks)
         row["train_seconds"] = train_seconds
         state["seconds"] += time.perf_counter() - start
         row["seconds"] = state["seconds"]
+        if monitor not in row:
+            raise ValueError(f"monitor {monitor[6:]!r} is not a validation metric here; "
+                             f"choose one of {', '.join(k[6:] for k in row if k.startswith('valid_'))}")
+        if not math.isfinite(row[monitor]):
+            raise DivergenceError(f"validation {monitor[6:]} is {row[monitor]} after epoch {epoch + 1}: the model "
+                                  f"diverged or a task's validation labels are all one class; try a lower learning "
+                                  f"rate (now {config.lr:g}) and check the data")
         state["history"].append(row)
         state["epoch"] = epoch + 1
-        if row["valid_auc_mean"] > state["best_score"]:
-            state.update(best_score=row["valid_auc_mean"], best_epoch=epoch + 1, bad_epochs=0,
+        if row[monitor] > state["best_score"]:
+            state.update(best_score=row[monitor], best_epoch=epoch + 1, bad_epochs=0,
                          best_state=copy.deepcopy(model.state_dict()))
         else:
             state["bad_epochs"] += 1
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", auc=f"{row['valid_auc_mean']:.4f}")
-        stop = bool(on_epoch and on_epoch(row))
+        bar.set_postfix(loss=f"{sum(train_losses):.4f}", **{monitor[6:]: f"{row[monitor]:.4f}"})
+        stop = bool(on_epoch and on_epoch(row, strategy))
         stop = stop or bool(config.patience and state["bad_epochs"] >= config.patience)
         state["stopped"] = stop
         if checkpoint:
-            save_checkpoint(_snapshot(state, model, optimizer, shuffle, config, strategy), checkpoint)
+            save_checkpoint(_snapshot(state, model, optimizer, strategy, shuffle, sampler, run_identity), checkpoint)
         if stop:
             break
     bar.close()
-    if state["best_state"] is not None:
+    if config.restore_best and state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     return FitResult(model, pd.DataFrame(state["history"]), state["best_epoch"], state["epoch"],
-                     state["seconds"], str(device))
+                     state["seconds"], str(device), strategy, preparation, monitor)
 
 
-def _history_row(epoch: int, train_losses: list[float], valid: dict, tasks) -> dict:
+def history_row(epoch: int, train_losses: list[float], weights: list[float], valid: dict, tasks) -> dict:
+    """One schema for every family: epoch, train_loss (sum), train_loss_<task>, weight_<task> (the
+    strategy's mean weight over the epoch's steps; NaN where it gives none), valid_<metric>_<task>
+    for every metric the evaluator gives, and valid_<metric>_mean over the tasks that have it."""
     row: dict = {"epoch": epoch, "train_loss": sum(train_losses)}
     for name, loss in zip(tasks, train_losses):
         row[f"train_loss_{name}"] = loss
+    for name, weight in zip(tasks, weights):
+        row[f"weight_{name}"] = weight
+    means: dict[str, list[float]] = {}
     for name in tasks:
-        row[f"valid_auc_{name}"] = valid[name]["auc"]
-        row[f"valid_logloss_{name}"] = valid[name]["logloss"]
-    row["valid_auc_mean"] = sum(valid[t]["auc"] for t in tasks) / len(tasks)
+        for metric, value in valid.get(name, {}).items():
+            row[f"valid_{metric}_{name}"] = value
+            means.setdefault(metric, []).append(value)
+    for metric, values in means.items():
+        row[f"valid_{metric}_mean"] = sum(values) / len(values)
     return row
 
 
-def _snapshot(state: dict, model, optimizer, shuffle: torch.Generator, config: TrainConfig, strategy) -> dict:
+def _weighted(losses, weights: torch.Tensor):
+    if isinstance(losses, torch.Tensor):
+        return weights * losses
+    return [w * loss for w, loss in zip(weights, losses)]
+
+
+def _stacked(losses) -> torch.Tensor:
+    return losses if isinstance(losses, torch.Tensor) else torch.stack(list(losses))
+
+
+def _check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConfig) -> None:
+    bad = [t for t, v in zip(tasks, train_losses) if not math.isfinite(v)]
+    if bad:
+        raise DivergenceError(f"training diverged in epoch {epoch}: the loss of task(s) {', '.join(bad)} is not "
+                              f"finite; try a lower learning rate (now {config.lr:g}), e.g. --lr {config.lr / 10:g}")
+
+
+def _plain(value):
+    """A JSON-like copy (tuples as lists) for comparing run identities."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _snapshot(state, model, optimizer, strategy, shuffle, sampler, identity: dict) -> dict:
     return {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "strategy": strategy.state_dict() if strategy is not None else None,
-            "shuffle_rng": shuffle.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "config": asdict(config), "model_class": type(model).__name__}
+            "strategy": strategy.state_dict(), "identity": identity,
+            "generators": {"shuffle": shuffle.get_state(), "sampler": sampler.get_state(),
+                           "torch": torch.get_rng_state(),
+                           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
 
-def _restore(saved: dict, model, optimizer, shuffle: torch.Generator, strategy) -> dict:
-    if saved.get("model_class") != type(model).__name__:
-        raise ValueError(f"checkpoint holds a {saved.get('model_class')}, not a {type(model).__name__}; "
-                         "use another checkpoint path or resume=False")
-    model.load_state_dict(saved.pop("model"))
-    strategy_state = saved.pop("strategy", None)
-    if strategy is not None and strategy_state is not None:
-        strategy.load_state_dict(strategy_state)
-    optimizer.load_state_dict(saved.pop("optimizer"))
-    shuffle.set_state(saved.pop("shuffle_rng"))
-    torch.set_rng_state(saved.pop("torch_rng"))
-    cuda_rng = saved.pop("cuda_rng")
-    if cuda_rng is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_rng)
-    saved.pop("config"), saved.pop("model_class")
-    return saved
+def _restore(saved: dict, identity: dict, model, optimizer, strategy, path) -> tuple[dict, dict]:
+    theirs = saved.get("identity")
+    if theirs != identity:
+        raise CheckpointError(f"checkpoint {path} belongs to another run ({_differences(theirs or {}, identity)}); "
+                              "use another --checkpoint path, or the checkpoint's settings, or train without --resume")
+    try:
+        model.load_state_dict(saved.pop("model"))
+        strategy.load_state_dict(saved.pop("strategy"))
+        optimizer.load_state_dict(saved.pop("optimizer"))
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this model ({err}); delete it or train without "
+                              "--resume") from err
+    saved.pop("identity")
+    return saved, saved.pop("generators")
+
+
+def _set_generators(generators: dict, shuffle, sampler) -> None:
+    shuffle.set_state(generators["shuffle"])
+    sampler.set_state(generators["sampler"])
+    torch.set_rng_state(generators["torch"])
+    if generators["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(generators["cuda"])
+
+
+def _differences(theirs: dict, ours: dict, prefix: str = "") -> str:
+    """'seed: 0 in the checkpoint, 1 now; …' for the keys that differ."""
+    out = []
+    for key in sorted(set(theirs) | set(ours)):
+        a, b = theirs.get(key, "—"), ours.get(key, "—")
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _differences(a, b, f"{prefix}{key}.")
+            out += [inner] if inner else []
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} in the checkpoint, {b!r} now")
+    return "; ".join(out)

@@ -9,17 +9,22 @@ stack into every task's graph (as zeros), so T per-task passes would cost T full
 
 fills `.grad` of every parameter that the losses reach. Loss-weighting strategies weight the losses
 and call backward once. Gradient-combination strategies take each task's gradient on the shared
-parameters (one autograd pass per task), combine them into one, and give the task-specific
-parameters their own tasks' gradients (the plain backward of the summed losses).
+parameters (one autograd pass per task), combine them into one, and give every other parameter its
+own task's gradient: the backward of the summed losses (or of the losses weighted by the strategy's
+weights, `private_weighted = True`, where the method's paper trains the task-specific parameters on
+the weighted loss). `shared` is what the model declares (`TaskModel.shared_parameters`, or a step's
+`StepOutput.shared`): whole parameters, `SharedPart`s or `TableRows` (mtlab.sharing). `extra`, an
+auxiliary loss outside the tasks (an adversarial term), gets its plain gradient everywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ..sharing import SharedPart, TableRows, parameter_of
 
 STRATEGIES: dict[str, type[Weighting]] = {}
 
@@ -33,16 +38,6 @@ def register(name: str):
     return add
 
 
-@dataclass
-class TableRows:
-    """The rows of an embedding `table` a batch touched: `values` = table[index] (index unique), in
-    the graph of the losses."""
-
-    table: nn.Parameter
-    index: torch.Tensor
-    values: torch.Tensor
-
-
 def split_losses(losses) -> tuple[list[torch.Tensor], torch.Tensor]:
     """(the T losses one by one, the losses as a tensor [T])."""
     if isinstance(losses, torch.Tensor):
@@ -52,17 +47,39 @@ def split_losses(losses) -> tuple[list[torch.Tensor], torch.Tensor]:
 
 def differentiable(shared) -> list[torch.Tensor]:
     """What gradients are taken on: the gathered rows of a TableRows, else the parameter itself."""
-    return [s.values if isinstance(s, TableRows) else s for s in shared]
+    return [s.values if isinstance(s, TableRows) else parameter_of(s) for s in shared]
+
+
+def selected(target, full: torch.Tensor) -> torch.Tensor:
+    """The shared elements of `full` (a tensor shaped like the target's parameter, or like a
+    TableRows' gathered rows), flattened."""
+    if isinstance(target, SharedPart):
+        return full[target.mask.expand_as(full)]
+    return full.flatten()
 
 
 def set_grad(target, grad: torch.Tensor) -> None:
-    """Write a combined gradient of a parameter or of a table's gathered rows into `.grad`
-    (replacing what the plain backward left there)."""
+    """Write a combined gradient into the shared elements' `.grad` (replacing what the plain
+    backward left there); every other element keeps its own."""
+    param = parameter_of(target)
+    if param.grad is None:
+        param.grad = torch.zeros_like(param)
     if isinstance(target, TableRows):
-        target.table.grad = torch.zeros_like(target.table)
-        target.table.grad[target.index] = grad
+        param.grad[target.index] = grad.view(len(target.index), *param.shape[1:])
+    elif isinstance(target, SharedPart):
+        param.grad[target.mask.expand_as(param)] = grad.flatten()
     else:
-        target.grad = grad.clone()
+        param.grad = grad.reshape(param.shape).clone()
+
+
+def _rows_grad(target) -> torch.Tensor | None:
+    """The current `.grad` of a target's shared elements, flattened (None when there is none)."""
+    param = parameter_of(target)
+    if param.grad is None:
+        return None
+    if isinstance(target, TableRows):
+        return param.grad[target.index].flatten().clone()
+    return selected(target, param.grad).clone()
 
 
 class Weighting(nn.Module):
@@ -72,8 +89,8 @@ class Weighting(nn.Module):
         super().__init__()
         self.n_tasks = n_tasks
 
-    def backward(self, losses: torch.Tensor, shared: Sequence[nn.Parameter | TableRows],
-                 epoch: int = 0) -> torch.Tensor:
+    def backward(self, losses: torch.Tensor, shared: Sequence[nn.Parameter | SharedPart | TableRows],
+                 epoch: int = 0, extra: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -85,37 +102,49 @@ class LossWeighting(Weighting):
         w = self.weights(losses, epoch)
         return (w * losses).sum(), w
 
-    def backward(self, losses, shared, epoch=0):
+    def backward(self, losses, shared, epoch=0, extra=None):
         total, w = self.loss(split_losses(losses)[1], epoch)
-        total.backward()
+        (total if extra is None else total + extra).backward()
         return w.detach()
 
 
 class GradientCombination(Weighting):
     """Per-task gradients on the shared parameters G [T, P] → one combined gradient [P]."""
 
+    private_weighted = False  # task-specific parameters: the plain sum of the task gradients
+
     def combine(self, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (combined gradient [P], the task weights it amounts to [T] or NaNs)."""
         raise NotImplementedError
 
-    def backward(self, losses, shared, epoch=0):
-        per_task, losses = split_losses(losses)
-        shared = [s for s in shared if isinstance(s, TableRows) or s.requires_grad]
-        inputs = differentiable(shared)
+    def task_gradients(self, per_task, inputs, shared) -> torch.Tensor:
+        """G [T, P]: each task's gradient on the shared elements, one autograd pass per task."""
         rows = []
-        for t in range(len(losses)):
-            grads = (torch.autograd.grad(per_task[t], inputs, retain_graph=True, allow_unused=True)
-                     if per_task[t].requires_grad else [None] * len(inputs))  # a frozen task: no gradient
-            rows.append(torch.cat([(g if g is not None else torch.zeros_like(x)).flatten()
-                                   for g, x in zip(grads, inputs)]))
-        combined, weights = self.combine(torch.stack(rows))
-        params = [s.table if isinstance(s, TableRows) else s for s in shared]
-        before = [None if p.grad is None else p.grad.clone() for p in params]  # e.g. an auxiliary loss's
-        losses.sum().backward()  # task-specific parameters: their own task's gradient
+        for loss in per_task:
+            grads = (torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+                     if loss.requires_grad else [None] * len(inputs))  # a frozen task: no gradient
+            rows.append(torch.cat([selected(s, g if g is not None else torch.zeros_like(x))
+                                   for g, x, s in zip(grads, inputs, shared)]))
+        return torch.stack(rows)
+
+    def backward(self, losses, shared, epoch=0, extra=None):
+        per_task, losses = split_losses(losses)
+        if extra is not None:
+            extra.backward(retain_graph=True)
+        shared = [s for s in shared if isinstance(s, TableRows) or parameter_of(s).requires_grad]
+        shared = [s for s in shared if selected(s, differentiable([s])[0].detach()).numel()]
+        if not shared:  # nothing shared (Single Task, a one-task model): each task its own gradient
+            losses.sum().backward()
+            return torch.ones_like(losses.detach())
+        inputs = differentiable(shared)
+        combined, weights = self.combine(self.task_gradients(per_task, inputs, shared))
+        earlier = [_rows_grad(s) for s in shared]  # e.g. an auxiliary loss's, kept on top
+        private = (weights.detach().to(losses.dtype) * losses).sum() if self.private_weighted else losses.sum()
+        private.backward()
         offset = 0
-        for target, x, p, earlier in zip(shared, inputs, params, before):  # shared: the combined gradient
-            set_grad(target, combined[offset:offset + x.numel()].view_as(x))
-            if earlier is not None:
-                p.grad += earlier
-            offset += x.numel()
+        for target, x, before in zip(shared, inputs, earlier):  # shared: the combined gradient
+            size = selected(target, x.detach()).numel()
+            part = combined[offset:offset + size]
+            set_grad(target, part if before is None else part + before)
+            offset += size
         return weights

@@ -117,6 +117,8 @@ class NashMTL(GradientCombination):
     by minimizing ‖G Gᵀ α − 1/α‖² over α > 0 (L-BFGS-B; the authors use a sequence of convex
     programs with cvxpy, which mtlab does not depend on)."""
 
+    private_weighted = True  # the authors' code steps on Σ_t α_t L_t: task-specific parameters get α_t g_t
+
     def __init__(self, n_tasks: int, max_norm: float = 0.0):
         super().__init__(n_tasks)
         self.max_norm = max_norm  # clip the combined gradient's norm (0 = off), as in the authors' code
@@ -153,14 +155,16 @@ class GradNorm(GradientCombination):
         super().__init__(n_tasks)
         self.alpha, self.lr = alpha, lr
         self.register_buffer("task_weights", torch.ones(n_tasks))
-        self.register_buffer("initial_losses", torch.zeros(0))
+        self.register_buffer("initial_losses", torch.full((n_tasks,), float("nan")))  # L_t(0), set at step 1
         self._losses = None
 
-    def backward(self, losses, shared, epoch=0):
+    private_weighted = True  # Eq. 1: L = Σ_t w_t L_t trains every parameter
+
+    def backward(self, losses, shared, epoch=0, extra=None):
         self._losses = split_losses(losses)[1].detach()
-        if self.initial_losses.numel() == 0:
+        if bool(self.initial_losses.isnan().any()):
             self.initial_losses = self._losses.clone()
-        return super().backward(losses, shared, epoch)
+        return super().backward(losses, shared, epoch, extra)
 
     def combine(self, grads):
         w = self.task_weights.to(grads.dtype).requires_grad_(True)

@@ -40,18 +40,30 @@ class DynamicWeightAverage(LossWeighting):
 
     def __init__(self, n_tasks: int, temperature: float = 2.0):
         super().__init__(n_tasks)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature!r}")
         self.temperature = temperature
-        self.epoch_sums: dict[int, torch.Tensor] = {}
-        self.epoch_counts: dict[int, int] = {}
+        # buffers, so that a checkpoint holds them and a resumed run weights as an uninterrupted one
+        self.register_buffer("epoch", torch.tensor(-1))  # the epoch being summed
+        self.register_buffer("running_sum", torch.zeros(n_tasks))  # of this epoch's step losses
+        self.register_buffer("running_steps", torch.tensor(0))
+        self.register_buffer("previous_means", torch.full((2, n_tasks), float("nan")))  # epochs e−2, e−1
 
     def weights(self, losses, epoch):
         detached = losses.detach()
-        self.epoch_sums[epoch] = self.epoch_sums.get(epoch, torch.zeros_like(detached)) + detached
-        self.epoch_counts[epoch] = self.epoch_counts.get(epoch, 0) + 1
-        if epoch < 2 or epoch - 2 not in self.epoch_sums:
+        if epoch != int(self.epoch):
+            done = self.running_sum / self.running_steps if int(self.running_steps) else torch.full_like(detached, float("nan"))
+            consecutive = epoch == int(self.epoch) + 1
+            self.previous_means = torch.stack([self.previous_means[1], done]) if consecutive \
+                else torch.full_like(self.previous_means, float("nan"))
+            self.epoch.fill_(epoch)
+            self.running_sum.zero_()
+            self.running_steps.zero_()
+        self.running_sum += detached
+        self.running_steps += 1
+        if epoch < 2 or bool(self.previous_means.isnan().any()):
             return torch.ones_like(detached)
-        mean = lambda e: self.epoch_sums[e] / self.epoch_counts[e]  # noqa: E731
-        ratio = mean(epoch - 1) / mean(epoch - 2)
+        ratio = self.previous_means[1] / self.previous_means[0]
         return self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
 
 

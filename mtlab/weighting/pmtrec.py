@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import TableRows, Weighting, register, set_grad
+from ..sharing import TableRows
+from .base import Weighting, register, set_grad
 
 
 @register("pmtrec")
@@ -66,10 +67,12 @@ class PMTRec(Weighting):
         scale = w / norms.clamp_min(1e-20) * (norms.sum(0) / count)
         return torch.einsum("tr,trd->rd", scale, grads), w
 
-    def backward(self, losses, shared, epoch=0):
+    def backward(self, losses, shared, epoch=0, extra=None):
         """`shared`: embedding tables, as `TableRows` or as whole 2-D parameters, combined per row;
         every other parameter gets the plain sum of the task gradients."""
         per_task = list(losses)
+        if extra is not None:
+            extra.backward(retain_graph=True)
         blocks = [s for s in shared if isinstance(s, TableRows)]
         blocks += [s for s in shared if not isinstance(s, TableRows) and s.requires_grad and s.dim() == 2]
         inputs = [b.values if isinstance(b, TableRows) else b for b in blocks]
@@ -98,7 +101,8 @@ class PMTRec(Weighting):
                 block.grad[touched] = combined
                 self.last_rows.append(touched.nonzero().squeeze(1))
             self.last_weights.append(w.detach())
-        return torch.stack([w.mean(1) for w in self.last_weights]).mean(0) if self.last_weights else per_task[0].new_ones(len(per_task))
+        rows = [w for w in self.last_weights if w.shape[1]]
+        return torch.cat(rows, 1).mean(1) if rows else per_task[0].new_ones(len(per_task))  # mean over rows
 
     @staticmethod
     def _keep(grads, t, k, grad):

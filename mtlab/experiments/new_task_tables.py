@@ -16,7 +16,7 @@ import torch
 from ..data import MultiTaskData
 from ..data.census import task_def
 from ..train import count_parameters, evaluate, flops_per_sample
-from ..train.new_task import fine_tune, maml, pretrain
+from ..train.new_task_protocols import fine_tune, maml, pretrain
 from .artifacts import record
 from .profiles import Profile
 from .single_run import load_for_profile, train_config

@@ -32,6 +32,9 @@ class FrozenBaseNewTask(MultiTaskModel):
         self.base.requires_grad_(False)
         self.base.eval()
 
+    def shared_parameters(self):
+        return []  # the base is frozen; the head is the new task's alone
+
     def train(self, mode: bool = True):
         super().train(mode)
         self.base.eval()  # frozen means frozen, in training too
@@ -96,9 +99,9 @@ class PromptHead(nn.Module):
     """MPT-Rec prompt tuning for a new task (Eq. 10–15), everything of the base frozen:
 
         H = LayerNorm(W₂ ReLU(W₁ x))                                   (Eq. 10, projection)
-        a = softmax(H · [e_1 … e_K] / T)      per instance            (Eq. 11, weighting="instance")
-          = softmax(e_new · [e_1 … e_K])      per task (TES)           (weighting="task")
-          = 1/K                               fixed (FW)               (weighting="fixed")
+        a = softmax(H · [e_1 … e_K] / T)      per instance            (Eq. 11, prompt_weights="instance")
+          = softmax(e_new · [e_1 … e_K])      per task (TES)           (prompt_weights="task")
+          = 1/K                               fixed (FW)               (prompt_weights="fixed")
         h_new = Σ_k a_k h_k                                           (Eq. 12)
         ĥ = h_new ⊙ e_new                                             (Eq. 13)
         z = g₀ ĥ + g₁ h_s,   g = softmax(W_g x)                        (Eq. 14; use="both")
@@ -109,13 +112,13 @@ class PromptHead(nn.Module):
     """
 
     def __init__(self, base, projection: Sequence[int] = (64,), temperature: float = 150.0,
-                 weighting: str = "instance", use: str = "both", tower: Sequence[int] = (64, 32)):
+                 prompt_weights: str = "instance", use: str = "both", tower: Sequence[int] = (64, 32)):
         super().__init__()
-        if weighting not in ("instance", "task", "fixed"):
-            raise ValueError(f"weighting must be 'instance', 'task' or 'fixed', got {weighting!r}")
+        if prompt_weights not in ("instance", "task", "fixed"):
+            raise ValueError(f"prompt_weights must be 'instance', 'task' or 'fixed', got {prompt_weights!r}")
         if use not in ("both", "shared", "specific"):
             raise ValueError(f"use must be 'both', 'shared' or 'specific', got {use!r}")
-        self.temperature, self.weighting, self.use = temperature, weighting, use
+        self.temperature, self.prompt_weights, self.use = temperature, prompt_weights, use
         in_dim, hidden = base.embedding.out_dim, base.task_embedding.embedding_dim
         layers, width = [], in_dim
         for size in projection:
@@ -125,15 +128,15 @@ class PromptHead(nn.Module):
         self.task_embedding = nn.Parameter(torch.randn(hidden))  # e_new, initialized as nn.Embedding
         self.gate = Gate(1, in_dim, 2, bias=False)
         self.tower = Towers(1, hidden, tower)
-        if weighting != "instance":  # the projection is not used: do not count it as trained
+        if prompt_weights != "instance":  # the projection is not used: do not count it as trained
             self.projection.requires_grad_(False)
 
     def task_weights(self, x: torch.Tensor, old_embeddings: torch.Tensor) -> torch.Tensor:
         """a: [B, K] (Eq. 11 and its FW / TES variants)."""
         k = old_embeddings.shape[0]
-        if self.weighting == "fixed":
+        if self.prompt_weights == "fixed":
             return x.new_full((x.shape[0], k), 1.0 / k)
-        if self.weighting == "task":
+        if self.prompt_weights == "task":
             return torch.softmax(old_embeddings @ self.task_embedding, dim=0).expand(x.shape[0], k)
         return torch.softmax(self.projection(x) @ old_embeddings.T / self.temperature, dim=1)
 

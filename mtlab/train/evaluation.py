@@ -1,0 +1,72 @@
+"""The evaluator of each task kind, chosen by the data: binary tasks (tabular data) are scored by
+AUC and log loss; a recommender (interaction data) by full-ranking Recall@K and NDCG@K of `rec`,
+and each auxiliary task by a measure of its own where one exists."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ..data.interactions import InteractionData
+from ..data.tabular import MultiTaskData
+from .metrics import evaluate
+from .ranking import ranking_metrics
+
+RANKING_KS = (10, 20, 40)
+
+
+class BinaryEvaluator:
+    """{task: {"auc", "logloss"}} on a split; early stopping watches the mean AUC by default."""
+
+    default_monitor = "auc_mean"
+
+    def __init__(self, batch_size: int = 65536):
+        self.batch_size = batch_size
+
+    def __call__(self, model, data: MultiTaskData, split: str) -> dict[str, dict[str, float]]:
+        return evaluate(model, data.split(split), model.tasks, self.batch_size)
+
+
+class RankingEvaluator:
+    """rec: Recall@K and NDCG@K by full ranking (training items, and for the test split validation
+    items, excluded); category: AUC of the item-category head over the split's items; attribute:
+    accuracy of the user-attribute heads over the split's users. The other auxiliary tasks (social,
+    coview, rating, align) have no held-out labels in these data: their training loss is in the history."""
+
+    default_monitor = "ndcg@40_rec"
+
+    def __init__(self, ks=RANKING_KS):
+        self.ks = tuple(ks)
+
+    @torch.no_grad()
+    def __call__(self, model, data: InteractionData, split: str) -> dict[str, dict[str, float]]:
+        was_training = model.training
+        model.eval()
+        exclude = [data.train] + ([data.valid] if split == "test" else [])
+        pairs = data.split(split)
+        out = {"rec": ranking_metrics(model.scores, data.n_users, data.n_items, pairs, exclude, self.ks)}
+        if "category" in model.tasks:
+            items = pairs[:, 1].unique()
+            labels = data.item_categories[items].cpu().numpy()
+            probs = torch.sigmoid(model.category_head(model.item(items))).cpu().numpy()
+            keep = (labels.sum(0) > 0) & (labels.sum(0) < len(labels))  # categories with both classes
+            out["category"] = {"auc": float(roc_auc_score(labels[:, keep], probs[:, keep], average="micro"))
+                               if keep.any() else float("nan")}
+        if "attribute" in model.tasks:
+            users = pairs[:, 0].unique()
+            hits = [(head(model.user(users)).argmax(1) == data.user_attributes[k][users]).float().mean().item()
+                    for k, head in model.attribute_heads.items()]
+            out["attribute"] = {"accuracy": float(np.mean(hits))}
+        model.train(was_training)
+        return out
+
+
+def evaluator_for(data, batch_size: int = 65536):
+    """The evaluator of the data's task kind."""
+    if isinstance(data, InteractionData):
+        return RankingEvaluator()
+    if isinstance(data, MultiTaskData):
+        return BinaryEvaluator(batch_size)
+    raise TypeError(f"no evaluator for {type(data).__name__}; mtlab evaluates MultiTaskData (binary tasks) "
+                    "and InteractionData (ranking)")
