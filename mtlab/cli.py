@@ -64,7 +64,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="a notebook parameter, VALUE as JSON or a plain string (e.g. --param "
-                          "results_path=runs/full/table4.csv); a KEY ending in _path is made absolute")
+                          "results_path=runs/full/table4.csv); a KEY ending in _path is made absolute; "
+                          "profile and device are set by --profile and --device only")
+    run.add_argument("--cell-timeout", type=float, default=3600,
+                     help="seconds a cell may run before the notebook is stopped and reported as failed "
+                          "(default 3600: a hang becomes a failure and the batch goes on)")
 
     sweep = sub.add_parser("sweep", help="run a table's runs in parallel worker processes (resumable), "
                                          "merged into CSVs the notebooks read through results_path")
@@ -156,22 +160,38 @@ def cmd_run(args) -> int:
     from .runner import run_notebooks
 
     parameters = parse_options(args.param, "--param", json_only=False)
+    for key in ("profile", "device"):
+        if key in parameters:
+            raise ValueError(f"--param {key}=…: the {key} of a batch is set by --{key} (one source of truth); "
+                             f"allowed profiles: {', '.join(PROFILES)}")
+    if args.cell_timeout <= 0:
+        raise ValueError(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
     for key, value in parameters.items():  # the notebooks run in notebooks/: anchor paths here
         if key.endswith("_path") and isinstance(value, str):
             parameters[key] = str(Path(value).resolve())
-    summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device, parameters=parameters)
+    summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device, parameters=parameters,
+                               cell_timeout=args.cell_timeout)
     return 0 if (summary["status"] == "ok").all() else 1
 
 
 def cmd_sweep(args) -> int:
     from .experiments.sweep import run_sweep
 
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        raise ValueError(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     profile = get_profile(args.profile, seeds=seeds, device=args.device)
-    run_sweep(args.tables, profile, args.out, args.workers, args.deadline, args.new_task,
-              log=lambda line: print(line, flush=True))
+    from .experiments.sweep import SweepError
+
+    try:
+        run_sweep(args.tables, profile, args.out, args.workers, args.deadline, args.new_task,
+                  log=lambda line: print(line, flush=True))
+    except SweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -30,11 +30,13 @@ def find_notebooks(names=None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
 
 
 def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None = None,
-                  device: str = "auto", log=print, parameters: dict | None = None) -> tuple[pd.DataFrame, Path]:
+                  device: str = "auto", log=print, parameters: dict | None = None,
+                  cell_timeout: float = 3600) -> tuple[pd.DataFrame, Path]:
     """Run each notebook with papermill (parameters: profile, device), carrying on past failures.
 
     parameters: more papermill parameters for every notebook run (e.g. {"results_path": ...}); a
     notebook runs in its own folder, so give paths absolute.
+    cell_timeout: seconds one cell may run; past it the notebook fails (reported) and the batch goes on.
     Returns the summary (notebook, status, seconds, output, error) and the run folder, where
     summary.md, summary.csv and report.html are written; each notebook's tables go to a folder
     named after it (see mtlab.experiments.artifacts).
@@ -48,6 +50,9 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     get_profile(profile, device=device)  # bad values fail before any notebook starts
     paths = find_notebooks(notebooks)
     out = Path(out) if out else RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out} already holds a run; give a new folder (or delete it): a report never "
+                         "mixes the tables of two runs")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in paths:
@@ -59,7 +64,8 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         os.environ[ENV] = str(out / path.stem)  # the kernel inherits it: tables land beside the notebook
         try:
             pm.execute_notebook(str(path), str(target), parameters={**(parameters or {}), "profile": profile, "device": device},
-                                cwd=str(path.parent), progress_bar=False, log_output=False)
+                                cwd=str(path.parent), progress_bar=False, log_output=False,
+                                execution_timeout=cell_timeout)
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
         finally:

@@ -98,11 +98,12 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
         if duplicates:
             raise DataError(f"task(s) {duplicates} given twice; name each task once")
     if name == "census-income":
-        return load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
+        data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
+        return data.check_labels()
     if tasks:
         options.setdefault("n_tasks", len(tasks))
     data = make_synthetic(seed=seed, **options).subsample(subsample, seed)
-    return data.select_tasks(tasks) if tasks else data
+    return (data.select_tasks(tasks) if tasks else data).check_labels()
 
 
 __all__ = [

@@ -130,6 +130,19 @@ class MultiTaskData:
             test=self.test.subsample(max(1, round(len(self.test) * fraction)), gen),
         )
 
+    def check_labels(self) -> MultiTaskData:
+        """Refuse a task whose labels are one class in some split: its AUC would be undefined and no
+        best epoch could be chosen."""
+        for split in ("train", "valid", "test"):
+            labels = self.split(split).labels
+            positives = labels.sum(0)
+            for t, task in enumerate(self.tasks):
+                if positives[t] == 0 or positives[t] == len(labels):
+                    kind = "positive" if positives[t] == 0 else "negative"
+                    raise DataError(f"task {task!r} has no {kind} label in the {split} split ({len(labels)} rows) of "
+                                    f"{self.name}: use more rows (a larger subsample) or another task")
+        return self
+
     def select_tasks(self, tasks: list[str] | tuple[str, ...]) -> MultiTaskData:
         """The same data with only the given tasks, in the given order."""
         unknown = [t for t in tasks if t not in self.tasks]

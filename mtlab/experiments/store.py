@@ -1,42 +1,87 @@
-"""Results of long batches, appended to a CSV as each run finishes, so an interrupted batch resumes
-where it stopped instead of starting again."""
+"""Results of long batches, stored in a CSV as each run finishes, so an interrupted batch resumes
+where it stopped instead of starting again. Every write replaces the file atomically (a temporary
+file, then a rename): an interruption leaves the old file or the new one, never half a row. A file
+that is damaged anyway (cut by hand or by a full disk, edited, truncated) is refused with its path
+and line, never reused as results."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 
 import pandas as pd
 
 
-def load_rows(path: str | Path | None) -> pd.DataFrame:
-    """The rows stored so far (an empty frame when there is no file or no path)."""
-    return pd.read_csv(path) if path and Path(path).exists() else pd.DataFrame()
+class ResultsFileError(ValueError):
+    """A results file that cannot be trusted; the message names it, the line and what to do."""
+
+
+def _damaged(path: Path, line: int | None, what: str) -> ResultsFileError:
+    where = f"{path}, line {line}" if line else str(path)
+    return ResultsFileError(f"results file {where}: {what}. It is not reused: repair that line, or move the file "
+                            "away to rerun its runs")
+
+
+def load_rows(path: str | Path | None, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows stored so far (an empty frame when there is no file or no path), checked: the file
+    ends with a whole line, every line has the header's number of fields, the `required` columns
+    are there, and a column of numbers holds numbers in every row."""
+    if not path or not Path(path).exists():
+        return pd.DataFrame()
+    path = Path(path)
+    text = path.read_text()
+    if not text:
+        raise _damaged(path, None, "the file is empty (not even a header)")
+    if not text.endswith("\n"):
+        raise _damaged(path, text.count("\n") + 1, "the last line is cut (no end of line)")
+    lines = list(csv.reader(io.StringIO(text)))
+    header = lines[0]
+    for number, fields in enumerate(lines[1:], start=2):
+        if len(fields) != len(header):
+            raise _damaged(path, number, f"{len(fields)} fields where the header has {len(header)}")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise _damaged(path, 1, f"column(s) {missing} missing")
+    frame = pd.read_csv(io.StringIO(text))
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            bad = numbers.isna() & frame[column].notna()
+            if numbers.notna().sum() > 0 and bad.any() and bad.sum() < len(frame):
+                first = int(bad.to_numpy().nonzero()[0][0])
+                raise _damaged(path, first + 2, f"{column!r} is {frame[column].iloc[first]!r}, not a number")
+    return frame
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def append_rows(frame: pd.DataFrame, path: str | Path | None) -> None:
-    """Append `frame` to the CSV at `path` under the file's own header: CSV rows carry no column names,
-    so rows in another column order would be read back under the wrong names. New columns (or missing
-    ones) make the whole file be rewritten, atomically, with the union of the columns."""
+    """Add `frame`'s rows to the CSV at `path` (checked first, see `load_rows`), rewriting the file
+    atomically; the file's column order is kept, new columns go last."""
     if not path or frame.empty:
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        frame.to_csv(path, index=False)
+    stored = load_rows(path)
+    if stored.empty:
+        write_csv_atomic(frame, path)
         return
-    header = list(pd.read_csv(path, nrows=0).columns)
-    if set(header) == set(frame.columns):
-        frame[header].to_csv(path, mode="a", header=False, index=False)
-        return
-    merged = pd.concat([pd.read_csv(path), frame], ignore_index=True)
-    tmp = path.with_name(path.name + ".tmp")
-    merged.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    columns = [*stored.columns, *[c for c in frame.columns if c not in stored.columns]]
+    write_csv_atomic(pd.concat([stored, frame], ignore_index=True)[columns], path)
 
 
 def done_keys(stored: pd.DataFrame, columns: list[str]) -> set[tuple]:
     """The distinct key tuples already stored (for the runs to skip)."""
     if stored.empty:
         return set()
+    missing = [c for c in columns if c not in stored.columns]
+    if missing:
+        raise ResultsFileError(f"the results file has no column(s) {missing}, which name its runs; it belongs to "
+                               "another table: give another results_path")
     return set(stored[columns].itertuples(index=False, name=None))

@@ -15,18 +15,19 @@ sweep resumes; `deadline_s` stops handing out new jobs after that many seconds.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing
 import os
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from .profiles import Profile
+from .store import write_csv_atomic
 
 TABLES = ("table3", "table4", "pmtrec")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -97,17 +98,26 @@ def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("educ
     return sorted(jobs, key=lambda j: -j.cost)
 
 
+def profile_tag(profile: Profile) -> str:
+    """Names the settings a job's results depend on (profile name and a digest of every setting
+    but the seeds and the device), so a quick run never counts as done for a full sweep."""
+    settings = {k: v for k, v in asdict(profile).items() if k not in ("seeds", "device")}
+    return f"{profile.name}-{hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:10]}"
+
+
 def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
-    """In a worker process: run one job into out/table/key.csv; mark it done. Returns (key, s, error)."""
+    """In a worker process: run one job into out/table/<profile tag>/key.csv; mark it done.
+    Returns (key, seconds, error)."""
     import torch
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
-    folder = Path(out) / job.table
+    folder = Path(out) / job.table / profile_tag(job.kwargs["profile"])
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         RUNNERS[job.table](results_path=str(folder / f"{job.key}.csv"), **job.kwargs)
-    except Exception:  # noqa: BLE001 - one failed job must not end the sweep; its error is reported
-        return f"{job.table}/{job.key}", time.perf_counter() - start, traceback.format_exc()
+    except Exception as err:  # noqa: BLE001 - one failed job must not end the sweep; its error is reported
+        last = str(err).strip().splitlines()[-1][:300] if str(err).strip() else ""
+        return f"{job.table}/{job.key}", time.perf_counter() - start, f"{type(err).__name__}: {last}"
     (folder / f"{job.key}.done").touch()
     return f"{job.table}/{job.key}", time.perf_counter() - start, None
 
@@ -116,8 +126,8 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
               new_task: str = "education", log=print) -> dict[str, pd.DataFrame]:
     """Run the planned jobs not yet done in `workers` processes; then merge each table's CSVs into
     out/<table>.csv (Table 4's also takes Table 3's rows). Returns the merged tables."""
-    out = Path(out)
-    jobs = [j for j in plan(tables, profile, new_task) if not (out / j.table / f"{j.key}.done").exists()]
+    out, tag = Path(out), profile_tag(profile)
+    jobs = [j for j in plan(tables, profile, new_task) if not (out / j.table / tag / f"{j.key}.done").exists()]
     log(f"sweep: {len(jobs)} jobs to run with {workers} workers into {out}")
     start, failures = time.perf_counter(), []
     # spawn, not fork: a forked CUDA context is unusable in the child
@@ -131,16 +141,24 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 key, seconds, error = future.result()
-                log(f"sweep: {key} {'FAILED' if error else 'done'} in {seconds:.0f} s "
+                log(f"sweep: {key} {'FAILED: ' + error if error else 'done'} in {seconds:.0f} s "
                     f"({time.perf_counter() - start:.0f} s since start)")
                 if error:
-                    failures.append(key)
-                    log(error)
+                    failures.append(f"{key}: {error}")
     if queue:
         log(f"sweep: deadline reached, {len(queue)} jobs not started (run again to resume)")
-    merged = merge(out, new_task)
-    log(f"sweep: finished in {time.perf_counter() - start:.0f} s; failed: {failures or 'none'}")
+    merged = merge(out, new_task, tag)
+    log(f"sweep: finished in {time.perf_counter() - start:.0f} s; {len(failures)} job(s) failed")
+    for line in failures:
+        log(f"sweep: failed {line}")
+    if failures:
+        raise SweepError(f"{len(failures)} of {len(jobs)} jobs failed (listed above); fix the cause and run the same "
+                         "command again: finished jobs are kept")
     return merged
+
+
+class SweepError(RuntimeError):
+    """Some jobs of a sweep failed; the others' results are kept and merged."""
 
 
 @contextlib.contextmanager
@@ -160,20 +178,22 @@ def _one_thread_workers():
                 os.environ[var] = value
 
 
-def merge(out: str | Path, new_task: str = "education") -> dict[str, pd.DataFrame]:
-    """Concatenate every table's job CSVs into out/<table>.csv; Table 4 also gets the runs that Table 3
-    trained for its new task. Table 3 takes only the jobs of `new_task` (its rows do not name T3)."""
+def merge(out: str | Path, new_task: str = "education", tag: str = "*") -> dict[str, pd.DataFrame]:
+    """Concatenate every table's job CSVs of the profile `tag` into out/<table>.csv; Table 4 also gets
+    the runs that Table 3 trained for its new task. Table 3 takes only the jobs of `new_task` (its rows
+    do not name T3). A damaged job CSV is refused with its path and line."""
     from .new_task_tables import negative_transfer_from_table3
+    from .store import load_rows
 
     out, merged = Path(out), {}
     for table in TABLES:
         pattern = f"{new_task}-*.csv" if table == "table3" else "*.csv"
-        parts = [pd.read_csv(f) for f in sorted((out / table).glob(pattern))]
+        parts = [load_rows(f) for f in sorted((out / table).glob(f"{tag}/{pattern}"))]
         merged[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not merged["table3"].empty:
         derived = negative_transfer_from_table3(merged["table3"], new_task)
         merged["table4"] = pd.concat([merged["table4"], derived], ignore_index=True)
     for table, frame in merged.items():
         if not frame.empty:
-            frame.to_csv(out / f"{table}.csv", index=False)
+            write_csv_atomic(frame, out / f"{table}.csv")
     return merged

@@ -1,0 +1,188 @@
+"""Nothing silently wrong: each bad input or fault a skeptical user tried gets a clear stop."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+from mtlab.cli import main
+from mtlab.data import DataError, load_dataset, make_synthetic
+from mtlab.experiments.store import ResultsFileError, append_rows, load_rows
+from mtlab.experiments.sweep import Job, plan, profile_tag
+from mtlab.models import build_model
+from mtlab.train import (
+    CheckpointError,
+    DivergenceError,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
+
+FAST = dict(batch_size=128, device="cpu", quiet=True, patience=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_samples=800, n_tasks=2, seed=0)
+
+
+def trained(data, path, **config):
+    seed_everything(0)
+    model = build_model("shared_bottom", data.features, data.tasks, bottom=(16,), tower=(8,))
+    return fit(model, data, TrainConfig(**{**FAST, "epochs": 1, **config}), checkpoint=path)
+
+
+# 1. checkpoints ------------------------------------------------------------------------------------
+
+def test_resume_refuses_another_seed_lr_or_task_order(data, tmp_path):
+    path = tmp_path / "run.pt"
+    trained(data, path)
+    for change, expected in (({"seed": 1}, "seed: 0 in the checkpoint, 1 now"), ({"lr": 0.5}, "lr: 0.001")):
+        seed_everything(0)
+        model = build_model("shared_bottom", data.features, data.tasks, bottom=(16,), tower=(8,))
+        with pytest.raises(CheckpointError, match=expected):
+            fit(model, data, TrainConfig(**{**FAST, "epochs": 2, **change}), checkpoint=path, resume=True)
+    swapped = data.select_tasks(["t2", "t1"])
+    model = build_model("shared_bottom", swapped.features, swapped.tasks, bottom=(16,), tower=(8,))
+    with pytest.raises(CheckpointError, match="tasks: \\['t1', 't2'\\] in the checkpoint, \\['t2', 't1'\\] now"):
+        fit(model, swapped, TrainConfig(**{**FAST, "epochs": 2}), checkpoint=path, resume=True)
+    model = build_model("shared_bottom", data.features, data.tasks, bottom=(32,), tower=(8,))
+    with pytest.raises(CheckpointError, match="model_config.bottom"):
+        fit(model, data, TrainConfig(**{**FAST, "epochs": 2}), checkpoint=path, resume=True)
+
+
+def test_resume_without_a_checkpoint_says_it_starts_fresh(data, tmp_path, capsys):
+    seed_everything(0)
+    model = build_model("shared_bottom", data.features, data.tasks, bottom=(16,), tower=(8,))
+    fit(model, data, TrainConfig(**{**FAST, "epochs": 1, "quiet": False}), checkpoint=tmp_path / "new.pt", resume=True)
+    assert "starting a fresh run" in capsys.readouterr().out and (tmp_path / "new.pt").exists()
+
+
+def test_corrupt_or_unsafe_checkpoints_are_refused(tmp_path):
+    cut = tmp_path / "cut.pt"
+    save_checkpoint({"epoch": 1, "w": torch.ones(100)}, cut)
+    cut.write_bytes(cut.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(cut)
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    crafted = tmp_path / "crafted.pt"
+    torch.save({"epoch": 1, "payload": Exploit()}, crafted)
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_checkpoint(crafted)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_stale_temporary_file_is_cleaned_up_on_the_next_write(tmp_path):
+    (tmp_path / "run.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    save_checkpoint({"epoch": 1}, tmp_path / "run.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]
+
+
+# 2. divergence -------------------------------------------------------------------------------------
+
+def test_a_diverging_loss_stops_with_the_epoch_task_and_a_remedy(data):
+    seed_everything(0)
+    model = build_model("shared_bottom", data.features, data.tasks, bottom=(16,), tower=(8,))
+    with torch.no_grad():
+        model.towers.head.weight[1].fill_(float("nan"))  # task t2 produces NaN from the first step
+    with pytest.raises(DivergenceError, match="epoch 1: the loss of task\\(s\\) [t1, ]*t2 is not finite; try a lower learning rate"):
+        fit(model, data, TrainConfig(**{**FAST, "epochs": 3}))
+
+
+def test_cli_at_a_huge_learning_rate_exits_with_an_error_not_a_result(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    code = main(["train", "--data", "synthetic", "--model", "shared_bottom", "--lr", "1e6", "--epochs", "3",
+                 "--device", "cpu", "--quiet", "--json", str(out)])
+    err = capsys.readouterr().err
+    if code == 0:  # Adam's normalized steps may stay finite: then the result must be finite too
+        assert json.loads(out.read_text())
+    else:
+        assert code == 2 and "lower learning rate" in err and not out.exists()
+
+
+# 3. tasks --------------------------------------------------------------------------------------------
+
+def test_duplicate_tasks_are_refused():
+    with pytest.raises(DataError, match="given twice"):
+        load_dataset("synthetic", tasks=["t1", "t1"], n_samples=300)
+    assert main(["train", "--data", "synthetic", "--tasks", "t1,t1", "--quiet"]) == 2
+
+
+def test_a_task_with_one_class_in_a_split_is_refused_at_load():
+    with pytest.raises(DataError, match="no (positive|negative) label in the (train|valid|test) split"):
+        load_dataset("synthetic", n_samples=60, subsample=0.05)
+
+
+# 5. result files ------------------------------------------------------------------------------------
+
+def test_a_cut_last_line_is_refused_and_never_glued_to_the_next_row(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_rows(pd.DataFrame([{"model": "mmoe", "seed": 0, "auc": 0.9512}]), path)
+    append_rows(pd.DataFrame([{"model": "ple", "seed": 0, "auc": 0.9498}]), path)
+    path.write_text(path.read_text()[:-3])  # "…,0.94" cut mid-value, no end of line
+    with pytest.raises(ResultsFileError, match="line 3: the last line is cut"):
+        load_rows(path)
+    with pytest.raises(ResultsFileError):
+        append_rows(pd.DataFrame([{"model": "stem", "seed": 0, "auc": 0.95}]), path)
+    assert path.read_text().endswith("0.94")  # untouched: nothing appended to a damaged file
+
+
+def test_a_row_with_a_missing_field_or_a_wrong_type_is_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("model,seed,auc\nmmoe,0,0.95\nple,0\n")
+    with pytest.raises(ResultsFileError, match="line 3: 2 fields where the header has 3"):
+        load_rows(path)
+    path.write_text("model,seed,auc\nmmoe,0,0.95\nple,0,0.9x5\n")
+    with pytest.raises(ResultsFileError, match="line 3: 'auc' is '0.9x5', not a number"):
+        load_rows(path)
+
+
+def test_sweep_jobs_of_another_profile_never_count_as_done(tmp_path):
+    from mtlab.experiments import get_profile
+
+    quick, full = get_profile("quick"), get_profile("full")
+    assert profile_tag(quick) != profile_tag(full)
+    assert profile_tag(quick) == profile_tag(get_profile("quick", seeds=[3]))  # seeds are per job
+    job = plan(["table4"], quick)[0]
+    assert isinstance(job, Job) and job.kwargs["profile"].name == "quick"
+
+
+# 6. command line -------------------------------------------------------------------------------------
+
+def test_cli_refuses_bad_json_options_and_bad_ranges(capsys):
+    assert main(["train", "--data", "synthetic", "--option", "bottom=[32,", "--quiet"]) == 2
+    assert "--option 'bottom=[32,': the value is not JSON" in capsys.readouterr().err
+    assert main(["train", "--data", "synthetic", "--model", "mmoe", "--option", "n_experts=0", "--quiet"]) == 2
+    assert "n_experts must be an integer of at least 1, got 0" in capsys.readouterr().err
+    assert main(["train", "--data", "synthetic", "--model", "mmoe", "--option", "n_experts=-2", "--quiet"]) == 2
+
+
+def test_cli_checks_output_paths_before_training(tmp_path, capsys):
+    assert main(["train", "--data", "synthetic", "--json", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["train", "--data", "synthetic", "--checkpoint", str(tmp_path), "--quiet"]) == 2
+    assert main(["train", "--data", "synthetic", "--resume", "--quiet"]) == 2
+    assert "--resume needs --checkpoint" in capsys.readouterr().err
+
+
+def test_cli_sweep_seeds_and_run_params_speak_of_their_flags(tmp_path, capsys):
+    assert main(["sweep", "table3", "--seeds", "a,b", "--out", str(tmp_path)]) == 2
+    assert "--seeds 'a,b': give whole numbers" in capsys.readouterr().err
+    assert main(["run", "--param", "profile=bogus", "--out", str(tmp_path / "r")]) == 2
+    assert "set by --profile" in capsys.readouterr().err
+    assert main(["run", "--param", "oops", "--out", str(tmp_path / "r")]) == 2
+    assert "--param 'oops': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_run_refuses_an_out_folder_that_holds_a_run(tmp_path, capsys):
+    (tmp_path / "summary.csv").write_text("notebook\n")
+    assert main(["run", "--notebooks", "00_quickstart", "--out", str(tmp_path)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
