@@ -46,10 +46,11 @@ def api(url: str):
 
 @pytest.fixture
 def jupyter_lab(tmp_path):
-    """A JupyterLab server on loopback serving a copy of 00_quickstart; yields (base url, token)."""
+    """A JupyterLab server on loopback serving copies of 00_quickstart and 90_explorer; yields (base url, token)."""
     root, settings = tmp_path / "root", tmp_path / "settings"
     root.mkdir()
-    shutil.copy(ROOT / "notebooks" / "00_quickstart.ipynb", root)
+    for name in ("00_quickstart.ipynb", "90_explorer.ipynb"):
+        shutil.copy(ROOT / "notebooks" / name, root)
     for path, value in {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
                         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}.items():
         (settings / path).parent.mkdir(parents=True, exist_ok=True)
@@ -123,3 +124,36 @@ def test_quickstart_in_a_real_browser(jupyter_lab):
         page.screenshot(path=str(shots / "00_quickstart.png"), full_page=False)
         browser.close()
     assert (shots / "00_quickstart.png").stat().st_size > 10_000
+
+
+def test_explorer_trains_the_recommender_with_pmtrec_in_a_real_browser(jupyter_lab):
+    """The explorer's recommendation path: pick a recommendation dataset (the model becomes MF) and
+    PMTRec, press Run, and see the live ranking curve and the run's NDCG in the results table."""
+    base, token = jupyter_lab
+    shots = ROOT / "runs" / "browser" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    shots.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{base}/lab/tree/90_explorer.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+        wait_kernel_idle(base, token)
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        page.wait_for_selector(".widget-dropdown select", timeout=300_000)
+        wait_kernel_idle(base, token, timeout=300)
+        dropdown = lambda label: page.locator(".widget-dropdown", has_text=label).locator("select").first  # noqa: E731
+        dropdown("dataset").select_option(label="rec-synthetic")
+        page.wait_for_function("() => [...document.querySelectorAll('.widget-dropdown select')]"
+                               ".some(s => s.value === 'mf')", timeout=60_000)
+        dropdown("weighting").select_option(label="PMTRec (recommender)")
+        page.locator(".widget-button", has_text="Run").first.click()
+        page.wait_for_function("() => document.body.innerText.includes('test ndcg@40')", timeout=300_000)
+        wait_kernel_idle(base, token, timeout=300)
+        assert page.locator(".widget-label", has_text="done in").count() == 1
+        assert page.locator(".widget-image img").count() >= 1  # the live curve (validation NDCG)
+        errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+        assert errors.count() == 0, errors.first.inner_text()
+        page.screenshot(path=str(shots / "90_explorer_mf_pmtrec.png"), full_page=False)
+        browser.close()
+    assert (shots / "90_explorer_mf_pmtrec.png").stat().st_size > 10_000

@@ -186,3 +186,33 @@ def test_run_refuses_an_out_folder_that_holds_a_run(tmp_path, capsys):
     (tmp_path / "summary.csv").write_text("notebook\n")
     assert main(["run", "--notebooks", "00_quickstart", "--out", str(tmp_path)]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+# 4. data files ---------------------------------------------------------------------------------------
+
+def test_a_fetched_file_cut_later_is_refused_and_fetch_verifies_again(tmp_path, monkeypatch):
+    import shutil
+
+    from mtlab.data import download
+    from mtlab.data.download import data_dir, fetch, require_files
+    from mtlab.data.rec_files import load_filmtrust
+
+    real = data_dir() / "filmtrust"
+    if not (real / "ratings.tab").exists():
+        pytest.skip("FilmTrust not fetched (scripts/setup.sh fetches it)")
+    shutil.copytree(real, tmp_path / "filmtrust")
+    (tmp_path / "filmtrust" / download.STAMP).unlink(missing_ok=True)
+    fetch("filmtrust", root=tmp_path, log=lambda *_: None)  # verifies the files in place, stamps them
+    assert len(load_filmtrust(root=tmp_path).train) > 0
+    ratings = tmp_path / "filmtrust" / "ratings.tab"
+    lines = ratings.read_text().splitlines(keepends=True)
+    ratings.write_text("".join(lines[: len(lines) // 2]))  # cut at a line boundary
+    with pytest.raises(DataError, match="damaged file.*python -m mtlab.data fetch filmtrust"):
+        require_files("filmtrust", tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise RuntimeError("would fetch again")
+
+    monkeypatch.setattr(download, "_from_registry", no_network)
+    with pytest.raises(RuntimeError, match="would fetch again"):  # not "already in": the damaged file is redone
+        fetch("filmtrust", root=tmp_path, log=lambda *_: None)

