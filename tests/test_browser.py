@@ -151,7 +151,8 @@ def test_explorer_trains_the_recommender_with_pmtrec_in_a_real_browser(jupyter_l
         page.wait_for_function("() => document.body.innerText.includes('test ndcg@40')", timeout=300_000)
         wait_kernel_idle(base, token, timeout=300)
         assert page.locator(".widget-label", has_text="done in").count() == 1
-        assert page.locator(".widget-image img").count() >= 1  # the live curve (validation NDCG)
+        curve = page.locator("img.widget-image, .widget-image img")  # the live curve (validation NDCG)
+        assert curve.count() >= 1 and curve.first.get_attribute("src")
         errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
         assert errors.count() == 0, errors.first.inner_text()
         page.screenshot(path=str(shots / "90_explorer_mf_pmtrec.png"), full_page=False)
