@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .data import DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
+from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one
 from .models import MODELS
 from .train.device import DEVICES
@@ -142,18 +143,11 @@ def cmd_train(args) -> int:
     print(text)
     if args.json:
         try:
-            write_atomic(args.json, text + "\n")
+            write_atomic(args.json, (text + "\n").encode())
         except OSError as err:
             print(f"error: could not write {args.json} ({err}); the result is printed above", file=sys.stderr)
             return 1
     return 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def cmd_run(args) -> int:

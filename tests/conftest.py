@@ -4,6 +4,7 @@ import torch
 
 from mtlab.data import make_synthetic
 from mtlab.data.census import COLUMNS, NUMERIC
+from mtlab.data.interactions import make_synthetic_interactions
 
 MARITAL = ["Never married", "Married-civilian spouse present", "Divorced", "Widowed"]
 EDUCATION = ["High school graduate", "Children", "Bachelors degree(BA AB BS)", "Some college but no degree"]
@@ -51,6 +52,18 @@ def census_root(tmp_path):
 @pytest.fixture(scope="session")
 def synthetic():
     return make_synthetic(n_samples=4000, rho=0.8, dim=16, n_cat=3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tabular():
+    """Three synthetic binary tasks, small: for tests that go through every model or strategy."""
+    return make_synthetic(n_samples=900, n_tasks=3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def interactions():
+    """Planted-community interactions with every side information: the recommender's small case."""
+    return make_synthetic_interactions(n_users=150, n_items=120, p_in=0.2, seed=0)
 
 
 @pytest.fixture(autouse=True)

@@ -94,6 +94,15 @@ def plot_source(page) -> str:
     return images.last.get_attribute("src") if images.count() else ""
 
 
+def open_and_run_all(page, base: str, token: str, notebook: str) -> None:
+    """Open `notebook` in JupyterLab once its kernel is idle, and run all its cells."""
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    wait_kernel_idle(base, token)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+
 def test_quickstart_in_a_real_browser(jupyter_lab):
     base, token = jupyter_lab
     shots = ROOT / "runs" / "browser" / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -101,11 +110,7 @@ def test_quickstart_in_a_real_browser(jupyter_lab):
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/00_quickstart.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        wait_kernel_idle(base, token)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run All Cells", exact=True).click()
+        open_and_run_all(page, base, token, "00_quickstart.ipynb")
         page.wait_for_selector(".widget-output img", timeout=300_000)  # the panel has drawn its first plot
         wait_kernel_idle(base, token, timeout=300)
         before = plot_source(page)
@@ -135,11 +140,7 @@ def test_explorer_trains_the_recommender_with_pmtrec_in_a_real_browser(jupyter_l
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{base}/lab/tree/90_explorer.ipynb?token={token}")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        wait_kernel_idle(base, token)
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run All Cells", exact=True).click()
+        open_and_run_all(page, base, token, "90_explorer.ipynb")
         page.wait_for_selector(".widget-dropdown select", timeout=300_000)
         wait_kernel_idle(base, token, timeout=300)
         dropdown = lambda label: page.locator(".widget-dropdown", has_text=label).locator("select").first  # noqa: E731

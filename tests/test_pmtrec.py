@@ -95,7 +95,6 @@ def test_pmtrec_experiment_functions_on_synthetic():
         pmtrec_ablations,
         pmtrec_benchmark,
         summarize_benchmark,
-        tasks_for,
         weight_summary,
         weight_trajectory,
     )
@@ -105,13 +104,13 @@ def test_pmtrec_experiment_functions_on_synthetic():
     assert list(runs["strategy"]) == ["ew", "pmtrec"] and runs["ndcg@40"].between(0, 1).all()
     assert "±" in summarize_benchmark(runs).iloc[0]["ndcg@40"]
     data = load_rec_dataset("synthetic")
-    assert tasks_for(data)[:2] == ("rec", "social")
+    assert data.tasks[:2] == ("rec", "social")
     grid = alpha_tau_grid(data, profile, alphas=(1.0, 1.2), taus=(1.0,), **small)
     assert grid.shape == (2, 1) and grid.notna().all().all()
     ablations = pmtrec_ablations(data, profile, **small)
     assert list(ablations["variant"]) == ["PMTRec", "without Task Focusing", "without GMB", "single task (rec only)"]
     trajectory = weight_trajectory(data, profile, **small)
-    assert set(trajectory["epoch"]) == {1, 2} and set(trajectory["task"]) == set(tasks_for(data))
+    assert set(trajectory["epoch"]) == {1, 2} and set(trajectory["task"]) == set(data.tasks)
     summary = weight_summary(trajectory)
     assert summary.groupby("epoch")["mean"].sum().sub(1).abs().lt(1e-4).all()  # mean weights over tasks sum to one
     with pytest.raises(ValueError, match="available: ml-100k, ml-1m, filmtrust"):

@@ -8,7 +8,6 @@ import torch
 
 from mtlab.data import DataError
 from mtlab.data.rec_files import load_amazon, load_epinions, load_filmtrust
-from mtlab.experiments.pmtrec import tasks_for
 
 
 def test_filmtrust_orange_tab_files(tmp_path):
@@ -22,7 +21,7 @@ def test_filmtrust_orange_tab_files(tmp_path):
     assert (data.n_users, data.n_items) == (5, 5)  # users 1–3 rated; 4 and 9 only in trust links
     assert len(data.train) + len(data.valid) + len(data.test) == 15
     assert data.social.tolist() == [[1, 0], [2, 4]]  # duplicates and self-links dropped
-    assert tasks_for(data) == ("rec", "social", "align", "rating")
+    assert data.tasks == ("rec", "social", "align", "rating")
 
 
 def test_filmtrust_missing_names_the_fetch_command(tmp_path):
@@ -66,7 +65,7 @@ def test_amazon_reviews_and_metadata(tmp_path, release):
     assert data.category_names == ("Paper", "Pens")  # "Office" is on every item: no information
     assert data.item_categories.sum(1).tolist() == [1.0] * 6
     assert sorted(map(tuple, data.item_links.tolist())) == [(k, (k + 1) % 6) for k in range(6)]  # unknown asin dropped
-    assert tasks_for(data) == ("rec", "coview", "category", "align")  # every positive is 5 stars: no rating task
+    assert data.tasks == ("rec", "coview", "category", "align")  # every positive is 5 stars: no rating task
 
 
 def test_amazon_missing_file_says_what_to_do(tmp_path):

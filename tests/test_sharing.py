@@ -6,8 +6,6 @@ gradient (weighted by the strategy's weights where its paper says so)."""
 import pytest
 import torch
 
-from mtlab.data import make_synthetic
-from mtlab.data.interactions import make_synthetic_interactions
 from mtlab.models import MODELS, Step, build_model
 from mtlab.sharing import SharedPart, TableRows
 from mtlab.train import seed_everything
@@ -27,16 +25,6 @@ COMBINING = sorted(n for n, c in STRATEGIES.items() if issubclass(c, GradientCom
 
 def test_every_registered_model_has_a_case():
     assert {model for model, _ in CASES.values()} == set(MODELS)
-
-
-@pytest.fixture(scope="module")
-def tabular():
-    return make_synthetic(n_samples=600, n_tasks=3, seed=0)
-
-
-@pytest.fixture(scope="module")
-def interactions():
-    return make_synthetic_interactions(n_users=120, n_items=100, p_in=0.2, seed=0)
 
 
 def one_step(case, tabular, interactions):

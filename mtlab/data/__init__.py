@@ -14,7 +14,7 @@ from .interactions import (
 )
 from .rec_files import load_amazon, load_epinions, load_filmtrust
 from .synthetic import make_synthetic
-from .tabular import Batch, DataError, FeatureSpec, MultiTaskData, TabularSplit
+from .tabular import Batch, DataError, FeatureSpec, MultiTaskData, TabularSplit, distinct_tasks
 
 REC_TASKS = {"rec": "BPR on the user's items (always first)", "social": "BPR on user-user links",
              "coview": "BPR on item-item links", "category": "item categories (multi-label)",
@@ -45,26 +45,29 @@ REC_DATASETS = {
                   ("rec", "social", "align", "rating")),
     "epinions": (lambda seed: load_epinions(seed=seed), "Epinions (trustlet.org files in data/epinions/)",
                  ("rec", "social", "align", "rating")),
-    "amazon": (None, "Amazon reviews + metadata (files in data/amazon/)", ("rec", "coview", "category", "align", "rating")),
+    "amazon": (lambda seed: load_amazon_folder(seed=seed), "Amazon reviews + metadata (files in data/amazon/)",
+               ("rec", "coview", "category", "align", "rating")),
     "rec-synthetic": (lambda seed: make_synthetic_interactions(n_users=600, n_items=500, p_in=0.15, seed=seed),
                       "planted-community interactions (no download)", ("rec", "align")),
 }
 
 
+def load_amazon_folder(seed: int = 0) -> InteractionData:
+    """Amazon from the one reviews/ratings file and the one `meta*` file in data/amazon/."""
+    folder = data_dir() / "amazon"
+    files = sorted(folder.glob("*")) if folder.exists() else []
+    meta = [f for f in files if f.name.startswith("meta")]
+    reviews = [f for f in files if f not in meta and f.name.endswith((".json", ".json.gz", ".csv", ".csv.gz"))]
+    if len(meta) != 1 or len(reviews) != 1:
+        raise DataError(f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
+                        f"{folder} (found {[f.name for f in files]}), or call "
+                        "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths")
+    return load_amazon(reviews[0], meta[0], seed=seed)
+
+
 def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
-    """A recommendation dataset by name. `amazon` reads the one reviews/ratings file and the one
-    `meta*` file in data/amazon/."""
+    """A recommendation dataset by name (`REC_DATASETS`)."""
     name = "rec-synthetic" if name == "synthetic" else name  # the tabular "synthetic" is another generator
-    if name == "amazon":
-        folder = data_dir() / "amazon"
-        files = sorted(folder.glob("*")) if folder.exists() else []
-        meta = [f for f in files if f.name.startswith("meta")]
-        reviews = [f for f in files if f not in meta and f.name.endswith((".json", ".json.gz", ".csv", ".csv.gz"))]
-        if len(meta) != 1 or len(reviews) != 1:
-            raise DataError(f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
-                            f"{folder} (found {[f.name for f in files]}), or call "
-                            "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths")
-        return load_amazon(reviews[0], meta[0], seed=seed)
     if name not in REC_DATASETS:
         raise DataError(f"unknown recommendation dataset {name!r}; available: {', '.join(REC_DATASETS)}")
     return REC_DATASETS[name][0](seed)
@@ -72,14 +75,11 @@ def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
 
 def check_rec_tasks(data: InteractionData, tasks) -> tuple[str, ...]:
     """The tasks to train on `data` (default: every one it supports), refused with the allowed ones."""
-    tasks = tuple(tasks or data.tasks)
-    duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
-    if duplicates:
-        raise DataError(f"task(s) {duplicates} given twice; name each task once")
-    unsupported = [t for t in tasks if t not in data.tasks]
-    if unsupported or not tasks or tasks[0] != "rec":
+    supported = data.tasks  # computed once: it reads the ratings
+    tasks = distinct_tasks(tasks or supported)
+    if any(t not in supported for t in tasks) or not tasks or tasks[0] != "rec":
         raise DataError(f"tasks {list(tasks)}: on {data.name} the tasks are 'rec' first, then any of "
-                        f"{', '.join(t for t in data.tasks if t != 'rec')}")
+                        f"{', '.join(t for t in supported if t != 'rec')}")
     return tasks
 
 
@@ -93,10 +93,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join([*DATASETS, *REC_DATASETS])}")
     if tasks is not None:
-        tasks = tuple(tasks)
-        duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
-        if duplicates:
-            raise DataError(f"task(s) {duplicates} given twice; name each task once")
+        tasks = distinct_tasks(tasks)
     if name == "census-income":
         data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
         return data.check_labels()

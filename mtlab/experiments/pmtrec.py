@@ -22,11 +22,6 @@ PAPER_HEADLINE = "PMTRec improves NDCG@40 by up to 11.58 % over the best baselin
 BENCHMARK_DATASETS = {"quick": ("ml-100k", "filmtrust"), "full": ("ml-1m", "filmtrust")}
 
 
-def tasks_for(data: InteractionData) -> tuple[str, ...]:
-    """rec first, then every auxiliary task the data supports."""
-    return data.tasks
-
-
 def train_recommender(data: InteractionData, strategy: str, profile: Profile, seed: int, tasks=None,
                       on_epoch=None, model_options: dict | None = None, **overrides) -> dict:
     """MF with `tasks` (default: all the data support) trained by `strategy` in the one fit loop
@@ -127,7 +122,7 @@ def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **
                                     "weight": weights.flatten().numpy()}))
         return False
 
-    tasks = tasks_for(data)
+    tasks = data.tasks
     out = train_recommender(data, "pmtrec", profile, seed, tasks=tasks, on_epoch=capture, **overrides)
     trajectory = pd.concat(frames, ignore_index=True)
     trajectory.attrs["test"] = out["test"]
@@ -152,8 +147,8 @@ def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("e
     """Which auxiliary task helps or hurts the recommendation task: test NDCG@40 and Recall@40 of
     rec alone, of rec with each auxiliary task the data supports, and of rec with all of them, under
     each strategy; mean over the profile's seeds, with the change against rec alone."""
-    aux = [t for t in tasks_for(data) if t != "rec"]
-    task_sets = {"rec alone": ("rec",), **{f"rec + {t}": ("rec", t) for t in aux}, "rec + all": tasks_for(data)}
+    aux = [t for t in data.tasks if t != "rec"]
+    task_sets = {"rec alone": ("rec",), **{f"rec + {t}": ("rec", t) for t in aux}, "rec + all": data.tasks}
     rows = []
     for label, tasks in task_sets.items():
         for strategy in strategies if len(tasks) > 1 else strategies[:1]:
@@ -194,4 +189,4 @@ def headline_statement(runs: pd.DataFrame, metric: str = "ndcg@40") -> str:
 
 __all__ = ["ABLATIONS", "BASELINES", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
            "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations",
-           "summarize_benchmark", "tasks_for", "train_recommender", "weight_summary", "weight_trajectory"]
+           "summarize_benchmark", "train_recommender", "weight_summary", "weight_trajectory"]

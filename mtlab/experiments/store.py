@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from ..data.download import write_atomic
 
 
 class ResultsFileError(ValueError):
@@ -56,11 +57,7 @@ def load_rows(path: str | Path | None, required: tuple[str, ...] = ()) -> pd.Dat
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(Path(path), frame.to_csv(index=False).encode())
 
 
 def append_rows(frame: pd.DataFrame, path: str | Path | None) -> None:

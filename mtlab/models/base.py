@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.tabular import Batch, FeatureSpec
+from ..data.tabular import Batch, FeatureSpec, distinct_tasks
 from ..sharing import SharedPart, TableRows  # noqa: F401  (re-exported: what shared_parameters returns)
 
 MODELS: dict[str, type[TaskModel]] = {}
@@ -146,8 +146,4 @@ def build_model(name: str, features, tasks: Sequence[str], **config) -> TaskMode
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise ValueError(f"model {name!r} has no option(s) {unknown}; its options: {', '.join(allowed)}")
-    tasks = tuple(tasks)
-    duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
-    if duplicates:
-        raise ValueError(f"task(s) {duplicates} given twice; name each task once")
-    return cls(features, tasks, **config)
+    return cls(features, distinct_tasks(tasks), **config)

@@ -58,6 +58,13 @@ def selected(target, full: torch.Tensor) -> torch.Tensor:
     return full.flatten()
 
 
+def shared_size(target) -> int:
+    """How many shared elements a target holds (without gathering them)."""
+    if isinstance(target, SharedPart):
+        return int(target.mask.expand_as(target.param).sum())
+    return differentiable([target])[0].numel()
+
+
 def set_grad(target, grad: torch.Tensor) -> None:
     """Write a combined gradient into the shared elements' `.grad` (replacing what the plain
     backward left there); every other element keeps its own."""
@@ -132,7 +139,9 @@ class GradientCombination(Weighting):
         if extra is not None:
             extra.backward(retain_graph=True)
         shared = [s for s in shared if isinstance(s, TableRows) or parameter_of(s).requires_grad]
-        shared = [s for s in shared if selected(s, differentiable([s])[0].detach()).numel()]
+        sizes = [shared_size(s) for s in shared]
+        shared = [s for s, size in zip(shared, sizes) if size]
+        sizes = [size for size in sizes if size]
         if not shared:  # nothing shared (Single Task, a one-task model): each task its own gradient
             losses.sum().backward()
             return torch.ones_like(losses.detach())
@@ -142,8 +151,7 @@ class GradientCombination(Weighting):
         private = (weights.detach().to(losses.dtype) * losses).sum() if self.private_weighted else losses.sum()
         private.backward()
         offset = 0
-        for target, x, before in zip(shared, inputs, earlier):  # shared: the combined gradient
-            size = selected(target, x.detach()).numel()
+        for target, size, before in zip(shared, sizes, earlier):  # shared: the combined gradient
             part = combined[offset:offset + size]
             set_grad(target, part if before is None else part + before)
             offset += size

@@ -162,8 +162,8 @@ class GradNorm(GradientCombination):
 
     def backward(self, losses, shared, epoch=0, extra=None):
         self._losses = split_losses(losses)[1].detach()
-        if bool(self.initial_losses.isnan().any()):
-            self.initial_losses = self._losses.clone()
+        # L_t(0) at the first step, without waiting for the device to test it
+        self.initial_losses = torch.where(self.initial_losses.isnan(), self._losses, self.initial_losses)
         return super().backward(losses, shared, epoch, extra)
 
     def combine(self, grads):

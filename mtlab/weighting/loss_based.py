@@ -43,25 +43,31 @@ class DynamicWeightAverage(LossWeighting):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature!r}")
         self.temperature = temperature
-        # buffers, so that a checkpoint holds them and a resumed run weights as an uninterrupted one
-        self.register_buffer("epoch", torch.tensor(-1))  # the epoch being summed
+        # in the state_dict (buffers, and the counters as extra state), so that a checkpoint holds them
+        # and a resumed run weights as an uninterrupted one; the counters stay Python ints, so a step
+        # never waits for the device to read them
         self.register_buffer("running_sum", torch.zeros(n_tasks))  # of this epoch's step losses
-        self.register_buffer("running_steps", torch.tensor(0))
-        self.register_buffer("previous_means", torch.full((2, n_tasks), float("nan")))  # epochs e−2, e−1
+        self.register_buffer("previous_means", torch.zeros(2, n_tasks))  # mean losses of epochs e−2, e−1
+        self.epoch, self.steps, self.finished = -1, 0, 0  # epoch being summed, its steps, finished epochs in a row
+
+    def get_extra_state(self) -> dict:
+        return {"epoch": self.epoch, "steps": self.steps, "finished": self.finished}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.epoch, self.steps, self.finished = state["epoch"], state["steps"], state["finished"]
 
     def weights(self, losses, epoch):
         detached = losses.detach()
-        if epoch != int(self.epoch):
-            done = self.running_sum / self.running_steps if int(self.running_steps) else torch.full_like(detached, float("nan"))
-            consecutive = epoch == int(self.epoch) + 1
-            self.previous_means = torch.stack([self.previous_means[1], done]) if consecutive \
-                else torch.full_like(self.previous_means, float("nan"))
-            self.epoch.fill_(epoch)
+        if epoch != self.epoch:
+            consecutive = self.steps and epoch == self.epoch + 1  # the epoch just summed is e − 1
+            if consecutive:
+                self.previous_means = torch.stack([self.previous_means[1], self.running_sum / self.steps])
+            self.finished = min(self.finished + 1, 2) if consecutive else 0
+            self.epoch, self.steps = epoch, 0
             self.running_sum.zero_()
-            self.running_steps.zero_()
         self.running_sum += detached
-        self.running_steps += 1
-        if epoch < 2 or bool(self.previous_means.isnan().any()):
+        self.steps += 1
+        if epoch < 2 or self.finished < 2:
             return torch.ones_like(detached)
         ratio = self.previous_means[1] / self.previous_means[0]
         return self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
