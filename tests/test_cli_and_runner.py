@@ -103,9 +103,10 @@ def test_batch_report_collects_tables_and_figures(tmp_path):
         "import pandas as pd\n"
         "import matplotlib.pyplot as plt\n"
         "from IPython.display import display\n"
-        "from mtlab.experiments.artifacts import record\n"
-        "record('table2_vs_paper', pd.DataFrame({'model': ['mmoe'], 'auc': [0.95], 'paper_auc': [0.9494]}))\n"
-        "record('table2_vs_paper', pd.DataFrame({'model': ['ple'], 'auc': [0.94]}))\n"
+        "from mtlab.experiments import keep, titled\n"
+        "keep(titled('table2_vs_paper', pd.DataFrame({'model': ['mmoe'], 'auc': [0.95], 'paper_auc': [0.9494]})))\n"
+        "keep(titled('table2_vs_paper', pd.DataFrame({'model': ['ple'], 'auc': [0.94]})))\n"
+        "titled('not_kept', pd.DataFrame({'model': ['stem'], 'auc': [0.93]}))  # named, not kept: not reported\n"
         "fig, ax = plt.subplots(); ax.plot([1, 2]); display(fig)"
     )
     nb = notebook(tmp_path / "a_tables.ipynb", source)
@@ -114,17 +115,36 @@ def test_batch_report_collects_tables_and_figures(tmp_path):
     assert (folder / "a_tables" / "table2_vs_paper.csv").exists() and (folder / "a_tables" / "table2_vs_paper-2.csv").exists()
     manifest = json.loads((folder / "a_tables" / "manifest.json").read_text())
     assert [m["file"] for m in manifest] == ["table2_vs_paper.csv", "table2_vs_paper-2.csv"]
+    assert not (folder / "a_tables" / "not_kept.csv").exists()
     report = (folder / "report.html").read_text()
     assert "0.9494" in report and "data:image/png;base64," in report and "git commit" in report
     assert "table2_vs_paper.csv" in report.split("table2_vs_paper-2.csv")[0]  # the paper comparison first
     assert "http" not in report.split("<body>")[1].replace("http-equiv", "")  # nothing fetched from elsewhere
 
 
-def test_record_is_a_no_op_outside_a_batch(tmp_path, monkeypatch):
-    from mtlab.experiments.artifacts import ENV, record
+def test_keep_is_a_no_op_outside_a_batch(tmp_path, monkeypatch):
+    from mtlab.experiments.artifacts import ENV, keep, titled
     monkeypatch.delenv(ENV, raising=False)
     frame = pd.DataFrame({"a": [1]})
-    assert record("x", frame) is frame and not list(tmp_path.iterdir())
+    assert titled("x", frame) is frame and frame.attrs["report"]["name"] == "x"
+    keep(frame)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="not tables named for the report"):
+        keep(pd.DataFrame({"a": [1]}))
+
+
+def test_experiment_functions_and_panels_write_nothing_in_a_batch(tmp_path, monkeypatch, synthetic):
+    """Under `mtlab run` ($MTLAB_ARTIFACTS set), only what a notebook keeps is reported: an experiment
+    function (or a panel that calls one) writes nothing by itself."""
+    from mtlab.experiments import compare_models, get_profile, label_correlation, summary_table
+    from mtlab.experiments.artifacts import ENV
+
+    monkeypatch.setenv(ENV, str(tmp_path / "artifacts"))
+    data = synthetic.subsample(0.2)
+    results, histories = compare_models(data, ["shared_bottom"], get_profile("quick", seeds=[0], device="cpu"),
+                                        epochs=1, quiet=True)
+    summary_table(results), label_correlation(data)
+    assert not (tmp_path / "artifacts").exists()
 
 
 def test_run_passes_notebook_parameters_with_paths_made_absolute(tmp_path, monkeypatch):

@@ -56,6 +56,15 @@ def test_quickstart_panel_redraws_when_a_slider_moves(synthetic):
     assert panel.runs == 2 and list(panel.last_table.columns) == list(synthetic.tasks)
 
 
+def test_a_panel_pressed_in_a_batch_puts_nothing_into_the_report(synthetic, tmp_path, monkeypatch):
+    from mtlab.experiments.artifacts import ENV
+
+    monkeypatch.setenv(ENV, str(tmp_path / "artifacts"))  # as under `mtlab run`
+    panel = QuickstartPanel(synthetic, device="cpu", max_rows=800)
+    panel.epochs.value = 1
+    assert panel.runs == 1 and not (tmp_path / "artifacts").exists()
+
+
 def test_alpha_tau_panel_retrains_when_a_slider_moves():
     import pandas as pd
 

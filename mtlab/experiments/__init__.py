@@ -1,5 +1,6 @@
 """One function per experiment (paper table or figure), each returning pandas DataFrames."""
 
+from .artifacts import keep, titled
 from .compare import RESULT_COLUMNS, compare_models, summarize, summary_table
 from .profiles import PROFILES, Profile, get_profile
 from .quickstart import label_correlation, label_summary, split_sizes
@@ -23,5 +24,5 @@ __all__ = [
     "check_models", "compare_models", "correlation_statement", "get_profile", "label_correlation",
     "label_summary", "load_for_profile", "ordering_agreement", "ordering_statement", "paired_p",
     "significance", "split_sizes", "summarize", "summary_table", "synthetic_correlation_study",
-    "train_config", "train_one",
+    "keep", "titled", "train_config", "train_one",
 ]

@@ -16,7 +16,7 @@ from sklearn.model_selection import cross_val_score
 from ..data import MultiTaskData
 from ..train import evaluate
 from ..train.new_task_protocols import fine_tune, pretrain
-from .artifacts import record
+from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_config
 
@@ -50,7 +50,7 @@ def prompt_ablations(data3: MultiTaskData, profile: Profile, beta_cls: float = 0
             tuned, result = fine_tune(bases[key], data3, config, temperature=temperature, **head_options)
             auc = evaluate(tuned, data3.to(result.device).test, data3.tasks)[new]["auc"]
             rows.append({"figure": figure, "variant": variant, "seed": seed, "t3_auc": auc})
-    return record("ablations", pd.DataFrame(rows), "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
+    return titled("ablations", pd.DataFrame(rows), "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
 
 
 @torch.no_grad()
@@ -95,4 +95,4 @@ def tsne_study(data: MultiTaskData, profile: Profile, models: Sequence[str] = ("
         points.append(pd.DataFrame({"model": name, "kind": kinds, "x": xy[:, 0], "y": xy[:, 1]}))
         scores.append({"model": name, **separation(vectors, kinds, seed)})
     return (pd.concat(points, ignore_index=True),
-            record("tsne_separation", pd.DataFrame(scores), "Fig. 6: separation of shared and specific representations"))
+            titled("tsne_separation", pd.DataFrame(scores), "Fig. 6: separation of shared and specific representations"))

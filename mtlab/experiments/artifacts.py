@@ -1,8 +1,11 @@
-"""Tables written beside an executed notebook, for the batch report.
+"""Tables for the batch report, chosen by the notebook.
 
-`mtlab run` points $MTLAB_ARTIFACTS at a folder per notebook; every experiment function passes its
-tables through `record`, which writes each as CSV and lists it in manifest.json there. Outside a
-batch run (no variable set) `record` only returns the table.
+Experiment functions only name their tables (`titled`: a name and a title in `frame.attrs`) and
+write nothing. A notebook says which tables go into the report with `keep(table, …)`: under
+`mtlab run` (which points $MTLAB_ARTIFACTS at a folder per notebook) each kept table is written as
+CSV and listed in manifest.json there; outside a batch run `keep` does nothing. A panel pressed in a
+notebook calls experiment functions too, but keeps nothing, so its one-seed tables never stand in the
+report beside the real results.
 """
 
 from __future__ import annotations
@@ -14,23 +17,38 @@ from pathlib import Path
 import pandas as pd
 
 ENV = "MTLAB_ARTIFACTS"
+KEY = "report"  # frame.attrs[KEY] = {"name": …, "title": …}
 
 
-def record(name: str, frame: pd.DataFrame, title: str = "") -> pd.DataFrame:
+def titled(name: str, frame: pd.DataFrame, title: str = "") -> pd.DataFrame:
+    """Name `frame` for the report (in `frame.attrs`, no copy, no I/O) and return it."""
+    frame.attrs[KEY] = {"name": name, "title": title or name.replace("_", " ")}
+    return frame
+
+
+def keep(*frames: pd.DataFrame) -> None:
+    """Put these tables into the batch report (each named by `titled`); nothing outside a batch run."""
+    untitled = [i for i, f in enumerate(frames) if not isinstance(f, pd.DataFrame) or KEY not in f.attrs]
+    if untitled:
+        raise ValueError(f"keep(): argument(s) {untitled} are not tables named for the report; name one with "
+                         "mtlab.experiments.titled(name, frame, title)")
     folder = os.environ.get(ENV)
-    if not folder or not isinstance(frame, pd.DataFrame):
-        return frame
-    folder = Path(folder)
+    if not folder:
+        return
+    for frame in frames:
+        _write(Path(folder), frame, **frame.attrs[KEY])
+
+
+def _write(folder: Path, frame: pd.DataFrame, name: str, title: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
     taken = {entry["file"] for entry in manifest}
     stem, n = name, 2
-    while f"{stem}.csv" in taken:  # the same function called twice in a notebook
+    while f"{stem}.csv" in taken:  # two tables of one name in a notebook
         stem, n = f"{name}-{n}", n + 1
     indexed = not isinstance(frame.index, pd.RangeIndex)  # e.g. a correlation matrix's task names
     frame.to_csv(folder / f"{stem}.csv", index=indexed)
-    manifest.append({"file": f"{stem}.csv", "name": stem, "title": title or name.replace("_", " "),
-                     "rows": len(frame), "columns": [str(c) for c in frame.columns], "indexed": indexed})
+    manifest.append({"file": f"{stem}.csv", "name": stem, "title": title, "rows": len(frame),
+                     "columns": [str(c) for c in frame.columns], "indexed": indexed})
     manifest_path.write_text(json.dumps(manifest, indent=1))
-    return frame

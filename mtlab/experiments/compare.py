@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import MultiTaskData
-from .artifacts import record
+from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_one
 from .store import append_rows, done_keys, load_rows
@@ -52,8 +52,8 @@ def compare_models(
     results = pd.concat([f for f in rows if len(f)], ignore_index=True)
     histories = pd.concat([f for f in histories if len(f)], ignore_index=True)
     wanted = lambda f: f[f["model"].isin(models) & f["seed"].isin(profile.seeds)].reset_index(drop=True)  # noqa: E731
-    return (record("results", wanted(results), "test metrics per model, seed and task"),
-            record("histories", wanted(histories), "learning curves per model, seed and epoch"))
+    return (titled("results", wanted(results), "test metrics per model, seed and task"),
+            titled("histories", wanted(histories), "learning curves per model, seed and epoch"))
 
 
 def _history_path(results_path) -> Path:
@@ -74,4 +74,4 @@ def summary_table(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """One row per model, one column per task, cells 'mean ± std'."""
     stats = summarize(results, metric)
     table = stats.pivot(index="model", columns="task", values="mean ± std").rename_axis(columns=None)
-    return record("summary", table, f"test {metric}, mean ± std over seeds")
+    return titled("summary", table, f"test {metric}, mean ± std over seeds")

@@ -17,7 +17,7 @@ from ..data import MultiTaskData
 from ..data.census import task_def
 from ..train import count_parameters, evaluate, flops_per_sample
 from ..train.new_task_protocols import fine_tune, maml, pretrain
-from .artifacts import record
+from .artifacts import titled
 from .profiles import Profile
 from .single_run import load_for_profile, train_config
 from .store import append_rows, done_keys, load_rows
@@ -132,7 +132,7 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
     table["params_pct_of_full"] = 100 * table["trainable_params"] / table["full_params"]
     table["flops_pct_of_full"] = 100 * table["train_flops_per_sample"] / table["full_train_flops_per_sample"]
     table["t3_auc_pct_of_full"] = 100 * table["t3_auc"] / table["full_t3_auc"]
-    return record("table3_runs", table, "new task: every scheme and seed")
+    return titled("table3_runs", table, "new task: every scheme and seed")
 
 
 def _maml_reference(table: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +166,7 @@ def summarize_new_task(table: pd.DataFrame) -> pd.DataFrame:
         for t in ("t1", "t2"):
             delta = (table[f"{t}_after"] - table[f"{t}_before"]).groupby(table["model"], sort=False)
             out[f"max |{t.upper()} AUC change|"] = delta.apply(lambda d: d.abs().max())
-    return record("table3_vs_paper", out.reset_index().merge(PAPER_TABLE3, on="model", how="left"),
+    return titled("table3_vs_paper", out.reset_index().merge(PAPER_TABLE3, on="model", how="left"),
                   "MPT-Rec Table 3: ours beside the paper")
 
 
@@ -201,8 +201,8 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
                 append_rows(pd.DataFrame(new), results_path)
     runs = pd.DataFrame(rows)
     runs = runs[runs["new_task"].isin(new_tasks) & runs["model"].isin(models) & runs["seed"].isin(profile.seeds)]
-    return (record("table4_runs", runs.reset_index(drop=True), "negative transfer: every run"),
-            record("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"))
+    return (titled("table4_runs", runs.reset_index(drop=True), "negative transfer: every run"),
+            titled("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"))
 
 
 def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str) -> pd.DataFrame:
@@ -234,4 +234,4 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     out["significant"] = out["p (paired t)"] < alpha
     out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
     out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
-    return record("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
+    return titled("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..data import InteractionData, load_rec_dataset
-from .artifacts import record
+from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_one
 from .store import append_rows, done_keys, load_rows
@@ -57,7 +57,7 @@ def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile
                 append_rows(pd.DataFrame([row]), results_path)
     runs = pd.DataFrame(rows)
     runs = runs[runs["dataset"].isin(datasets) & runs["strategy"].isin(strategies) & runs["seed"].isin(profile.seeds)]
-    return record("pmtrec_benchmark", runs.reset_index(drop=True), "every strategy, dataset and seed: test metrics")
+    return titled("pmtrec_benchmark", runs.reset_index(drop=True), "every strategy, dataset and seed: test metrics")
 
 
 def mean_pm_std(grouped) -> pd.DataFrame:
@@ -66,10 +66,14 @@ def mean_pm_std(grouped) -> pd.DataFrame:
 
 
 def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
-    """Mean ± std per dataset and strategy, and PMTRec's relative change over the best baseline."""
-    g = runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)]
-    table = mean_pm_std(g)
-    means = g.mean()
+    """Mean ± std per dataset and strategy."""
+    table = mean_pm_std(runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)])
+    return titled("pmtrec_summary", table.reset_index(), "test metrics, mean ± std over seeds")
+
+
+def pmtrec_gains(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
+    """PMTRec's relative change over the best baseline (by mean), per dataset."""
+    means = runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)].mean()
     gains = []
     for dataset in runs["dataset"].unique():
         part = means.loc[dataset]
@@ -77,8 +81,7 @@ def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) ->
             best = part.drop(index=["pmtrec", SINGLE_TASK], errors="ignore").max()
             gains.append({"dataset": dataset, **{f"PMTRec vs best baseline, {m}": f"{100 * (part.loc['pmtrec', m] / best[m] - 1):+.2f} %"
                                                  for m in metrics}})
-    record("pmtrec_gain", pd.DataFrame(gains), "PMTRec's change over the best baseline")
-    return record("pmtrec_summary", table.reset_index(), "test metrics, mean ± std over seeds")
+    return titled("pmtrec_gain", pd.DataFrame(gains), "PMTRec's change over the best baseline")
 
 
 def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=(1.0, 1.05, 1.1, 1.2), taus=(0.5, 1.0, 2.0, 5.0),
@@ -91,7 +94,7 @@ def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=(1.0, 1.05, 1
                                         **overrides)["test"][metric] for seed in profile.seeds]
             rows.append({"alpha": alpha, "tau": tau, metric: sum(scores) / len(scores)})
     grid = pd.DataFrame(rows).pivot(index="alpha", columns="tau", values=metric)
-    return record("alpha_tau_grid", grid, f"PMTRec {metric} over α (rows) × τ (columns)")
+    return titled("alpha_tau_grid", grid, f"PMTRec {metric} over α (rows) × τ (columns)")
 
 
 ABLATIONS = {"PMTRec": ("pmtrec", {}, None), "without Task Focusing": ("pmtrec", {"task_focusing": False}, None),
@@ -104,7 +107,7 @@ def pmtrec_ablations(data: InteractionData, profile: Profile, **overrides) -> pd
         for seed in profile.seeds:
             out = train_recommender(data, strategy, profile, seed, tasks=tasks, weighting_options=options, **overrides)
             rows.append({"variant": variant, "seed": seed, **out["test"]})
-    return record("pmtrec_ablations", pd.DataFrame(rows), "PMTRec ablations: test metrics per seed")
+    return titled("pmtrec_ablations", pd.DataFrame(rows), "PMTRec ablations: test metrics per seed")
 
 
 def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **overrides) -> pd.DataFrame:
@@ -134,12 +137,12 @@ def weight_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
     the spread (std) of a task's weight across users."""
     table = trajectory.groupby(["epoch", "task"], sort=False)["weight"].describe()
     table = table[["mean", "std", "25%", "50%", "75%"]].reset_index()
-    return record("pmtrec_weights", table, "per-user task weights: mean, spread and quartiles per epoch")
+    return titled("pmtrec_weights", table, "per-user task weights: mean, spread and quartiles per epoch")
 
 
 def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
     table = mean_pm_std(ablations.groupby("variant", sort=False)[list(metrics)])
-    return record("pmtrec_ablations_summary", table.reset_index(), "PMTRec ablations, mean ± std over seeds")
+    return titled("pmtrec_ablations_summary", table.reset_index(), "PMTRec ablations, mean ± std over seeds")
 
 
 def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("ew", "pmtrec"),
@@ -160,7 +163,7 @@ def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("e
     table = runs.groupby(["tasks", "strategy"], sort=False)[["recall@40", "ndcg@40"]].mean()
     alone = table.loc[("rec alone", "-"), "ndcg@40"]
     table["ndcg@40 change vs rec alone"] = (100 * (table["ndcg@40"] / alone - 1)).map("{:+.1f} %".format)
-    return record("pmtrec_auxiliary_tasks", table.round(4).reset_index(), "each auxiliary task beside rec alone")
+    return titled("pmtrec_auxiliary_tasks", table.round(4).reset_index(), "each auxiliary task beside rec alone")
 
 
 def best_cell(grid: pd.DataFrame) -> dict:
@@ -189,4 +192,4 @@ def headline_statement(runs: pd.DataFrame, metric: str = "ndcg@40") -> str:
 
 __all__ = ["ABLATIONS", "BASELINES", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
            "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations",
-           "summarize_benchmark", "train_recommender", "weight_summary", "weight_trajectory"]
+           "pmtrec_gains", "summarize_benchmark", "train_recommender", "weight_summary", "weight_trajectory"]

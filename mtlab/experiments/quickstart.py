@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data import MultiTaskData
-from .artifacts import record
+from .artifacts import titled
 
 SPLITS = ("train", "valid", "test")
 
@@ -18,11 +18,11 @@ def label_summary(data: MultiTaskData) -> pd.DataFrame:
     """Positive rate of every task in every split (rows: tasks, columns: splits)."""
     rates = {s: data.split(s).labels.float().mean(0).cpu().numpy() for s in SPLITS}
     table = pd.DataFrame(rates, index=pd.Index(data.tasks, name="task")).add_prefix("positive rate, ")
-    return record("label_rates", table, "positive rate of every task per split")
+    return titled("label_rates", table, "positive rate of every task per split")
 
 
 def label_correlation(data: MultiTaskData, split: str = "train") -> pd.DataFrame:
     """Pearson correlation between the task labels of a split."""
     labels = data.split(split).labels.cpu().numpy()
     corr = pd.DataFrame(labels, columns=list(data.tasks)).corr(method="pearson")
-    return record("label_correlation", corr, "Pearson correlation between task labels")
+    return titled("label_correlation", corr, "Pearson correlation between task labels")

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..data import make_synthetic
-from .artifacts import record
+from .artifacts import titled
 from .compare import compare_models, summarize
 from .profiles import Profile
 
@@ -55,7 +55,7 @@ def significance(results: pd.DataFrame, baseline: str = "single_task", metric: s
             "best_other": best,
             "p_vs_best_other": paired_p(wide[(task, model)], wide[(task, best)]) if best else float("nan"),
         })
-    return record("significance", pd.concat([table, pd.DataFrame(rows)], axis=1),
+    return titled("significance", pd.concat([table, pd.DataFrame(rows)], axis=1),
                   "mean ± std, gain over the baseline, paired t-tests across seeds")
 
 
@@ -69,7 +69,7 @@ def beside_paper(results: pd.DataFrame) -> pd.DataFrame:
     both["paper_rank"] = both.groupby("task")["paper_auc"].rank(ascending=False)
     both.insert(0, "method", both["model"].map(DISPLAY_NAMES).fillna(both["model"]))
     table = both[["method", "model", "task", "mean ± std", "paper_auc", "difference", "our_rank", "paper_rank"]]
-    return record("table2_vs_paper", table, "MPT-Rec Table 2: ours beside the paper")
+    return titled("table2_vs_paper", table, "MPT-Rec Table 2: ours beside the paper")
 
 
 def ordering_agreement(results: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +108,7 @@ def synthetic_correlation_study(models: Sequence[str], profile: Profile, rhos: S
     means = results.groupby(["rho", "model", "task"], sort=False)["auc"].mean().reset_index()
     single = means[means.model == "single_task"].set_index(["rho", "task"])["auc"]
     means["gain_vs_single_task"] = means["auc"] - single.reindex(list(zip(means.rho, means.task))).to_numpy()
-    return results, record("synthetic_gains", means, "synthetic study: AUC gain over Single Task by task correlation")
+    return results, titled("synthetic_gains", means, "synthetic study: AUC gain over Single Task by task correlation")
 
 
 def ordering_statement(agreement: pd.DataFrame) -> str:
