@@ -13,6 +13,24 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUNS_DIR = Path(__file__).resolve().parents[1] / "runs"
 
 
+def ipc_kernel_manager():
+    """A kernel manager whose kernels talk over local IPC sockets (in the temporary folder) instead
+    of TCP on loopback: ipykernel warns on every TCP start that its traffic is unencrypted, which
+    flooded the batch log once per notebook; IPC sockets are files only this user can reach."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.gettempdir()) / f"mtlab-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
 def find_notebooks(names=None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
     """All notebooks in `folder` (sorted), or the named ones ('00_quickstart' or a path)."""
     available = sorted(folder.glob("*.ipynb"))
@@ -54,7 +72,7 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         raise ValueError(f"--out {out} already holds a run; give a new folder (or delete it): a report never "
                          "mixes the tables of two runs")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, kernel_manager = [], ipc_kernel_manager()
     for path in paths:
         target = out / path.name
         log(f"[{path.stem}] running ({profile} profile) …")
@@ -65,7 +83,7 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         try:
             pm.execute_notebook(str(path), str(target), parameters={**(parameters or {}), "profile": profile, "device": device},
                                 cwd=str(path.parent), progress_bar=False, log_output=False,
-                                execution_timeout=cell_timeout)
+                                execution_timeout=cell_timeout, kernel_manager_class=kernel_manager)
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
             status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
         finally:

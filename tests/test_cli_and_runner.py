@@ -98,6 +98,16 @@ def test_runner_rejects_unknown_notebook_and_profile(tmp_path):
         run_notebooks("slow", out=tmp_path)
 
 
+def test_batch_kernels_do_not_flood_the_log_and_a_hung_cell_times_out(tmp_path, capfd):
+    quiet = notebook(tmp_path / "a_quiet.ipynb", "print('fine')")
+    hung = notebook(tmp_path / "b_hung.ipynb", "import time\ntime.sleep(600)")
+    summary, _ = run_notebooks("quick", [str(quiet), str(hung)], tmp_path / "run", log=lambda *_: None,
+                               cell_timeout=3)
+    assert summary["status"].tolist() == ["ok", "failed"], summary["error"].tolist()
+    assert "timed out" in summary["error"].iloc[1].lower() or "timeout" in summary["error"].iloc[1].lower()
+    assert "without encryption" not in capfd.readouterr().err  # kernels talk over IPC, not TCP
+
+
 def test_batch_report_collects_tables_and_figures(tmp_path):
     source = (
         "import pandas as pd\n"
