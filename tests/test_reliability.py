@@ -216,3 +216,20 @@ def test_a_fetched_file_cut_later_is_refused_and_fetch_verifies_again(tmp_path, 
     monkeypatch.setattr(download, "_from_registry", no_network)
     with pytest.raises(RuntimeError, match="would fetch again"):  # not "already in": the damaged file is redone
         fetch("filmtrust", root=tmp_path, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f[:7] + [", ".join(f[7].split(", ")[:20])] + f[8:], "line 8: too few fields"),
+    (lambda f: f[:3] + [f[3].replace(f[3].split(", ")[0], "forty", 1)] + f[4:], "line 4: age is 'forty', not a number"),
+    (lambda f: f[:5] + [f[5].rsplit(", ", 1)[0] + ", maybe"] + f[6:], "line 6: income is 'maybe'"),
+    (lambda f: f[:2] + [f[2] + ", extra, fields"] + f[3:], "Expected 42 fields in line 3"),
+])
+def test_a_malformed_census_row_names_its_file_and_line(census_root, damage, message):
+    from mtlab.data import load_census
+
+    path = census_root / "census-income" / "census_income_train.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(damage(lines)) + "\n")
+    with pytest.raises(DataError, match=message) as caught:
+        load_census(root=census_root)
+    assert "census_income_train.csv" in str(caught.value) and "fetch census-income" in str(caught.value)
