@@ -233,3 +233,27 @@ def test_a_malformed_census_row_names_its_file_and_line(census_root, damage, mes
     with pytest.raises(DataError, match=message) as caught:
         load_census(root=census_root)
     assert "census_income_train.csv" in str(caught.value) and "fetch census-income" in str(caught.value)
+
+
+def test_a_malformed_movielens_or_filmtrust_row_names_its_file_and_line(tmp_path):
+    import shutil
+
+    from mtlab.data.download import data_dir
+    from mtlab.data.interactions import load_movielens
+    from mtlab.data.rec_files import load_filmtrust
+
+    for name in ("ml-100k", "filmtrust"):
+        if not (data_dir() / name).exists():
+            pytest.skip(f"{name} not fetched (scripts/setup.sh fetches it)")
+        shutil.copytree(data_dir() / name, tmp_path / name)
+        (tmp_path / name / ".fetched.json").unlink(missing_ok=True)  # hand-edited copies: no stamp
+    inter = tmp_path / "ml-100k" / "ml-100k.inter"
+    lines = inter.read_text().splitlines()
+    inter.write_text("\n".join([*lines[:9], "196\t242\tthree\t881250949", *lines[10:]]) + "\n")
+    with pytest.raises(DataError, match="ml-100k.inter, line 10: rating:float is 'three', not a number"):
+        load_movielens("ml-100k", root=tmp_path)
+    ratings = tmp_path / "filmtrust" / "ratings.tab"
+    lines = ratings.read_text().splitlines()
+    ratings.write_text("\n".join([*lines[:6], "7", *lines[7:]]) + "\n")  # a cut line
+    with pytest.raises(DataError, match="ratings.tab, line 7: too few fields.*fetch filmtrust"):
+        load_filmtrust(root=tmp_path)

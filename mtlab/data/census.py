@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .download import require_files
+from .download import read_checked, require_files
 from .tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 
 COLUMNS = (
@@ -95,30 +95,15 @@ INCOME_VALUES = ("- 50000.", "50000+.")
 
 def read_raw(path: Path) -> pd.DataFrame:
     """One Census-Income file; a malformed row is refused naming the file, its line and what is wrong."""
-    def bad(line: int, what: str) -> DataError:
-        return DataError(f"{path}, line {line}: {what}. Not a Census-Income (KDD) row ({len(COLUMNS)} comma-separated "
-                         f"fields, no header); repair the file, or fetch it again with "
-                         f"`python -m mtlab.data fetch census-income --force`")
-
-    try:
-        frame = pd.read_csv(path, header=None, names=list(COLUMNS), skipinitialspace=True,
-                            keep_default_na=False)  # "NA" and "None" are real category names here
-    except pd.errors.ParserError as err:  # too many fields: pandas names the line
-        raise DataError(f"{path}: {str(err).strip()}; repair the file, or fetch it again with "
-                        "`python -m mtlab.data fetch census-income --force`") from err
-    short = frame["income"].isna() | (frame["income"] == "")
-    if short.any():
-        raise bad(int(short.to_numpy().argmax()) + 1, "too few fields")
-    for column in NUMERIC:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        if values.isna().any():
-            row = int(values.isna().to_numpy().argmax())
-            raise bad(row + 1, f"{column} is {frame[column].iloc[row]!r}, not a number")
-        frame[column] = values
+    repair = (f"a Census-Income (KDD) row has {len(COLUMNS)} comma-separated fields, no header: repair the file, "
+              "or fetch it again with `python -m mtlab.data fetch census-income --force`")
+    frame = read_checked(path, repair, NUMERIC, last_required=True, header=None, names=list(COLUMNS), skipinitialspace=True,
+                         keep_default_na=False)  # "NA" and "None" are real category names here
     unknown = ~frame["income"].isin(INCOME_VALUES)
     if unknown.any():
         row = int(unknown.to_numpy().argmax())
-        raise bad(row + 1, f"income is {frame['income'].iloc[row]!r}, not one of {', '.join(INCOME_VALUES)}")
+        raise DataError(f"{path}, line {row + 1}: income is {frame['income'].iloc[row]!r}, not one of "
+                        f"{', '.join(INCOME_VALUES)}; {repair}")
     return frame
 
 

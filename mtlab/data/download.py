@@ -23,6 +23,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from .tabular import DataError
 
 DATA_DIR_ENV = "MTLAB_DATA_DIR"
@@ -180,6 +182,35 @@ def require_files(dataset: str, root: Path | None = None) -> dict[str, Path]:
         )
     check_fetched(dataset, folder, paths)
     return paths
+
+
+def read_checked(path: Path, repair: str, numeric=(), first_data_line: int = 1, last_required: bool = False,
+                 **read_csv) -> pd.DataFrame:
+    """`pd.read_csv(path, **read_csv)`, with every malformed row refused naming the file, its line
+    and `repair` (what to do): too many fields, too few (a cut line), or a value that should be a
+    number (`numeric` columns) and is not. `first_data_line`: the file line of the first data row;
+    `last_required`: the last field is never empty, so an empty one means a short row (read with
+    keep_default_na=False, a missing field is an empty string, not NaN)."""
+    def bad(row: int, what: str) -> DataError:
+        return DataError(f"{path}, line {row + first_data_line}: {what}; {repair}")
+
+    try:
+        frame = pd.read_csv(path, **read_csv)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: {str(err).strip().splitlines()[-1]}; {repair}") from err
+    short = frame.isna().any(axis=1)
+    if last_required:
+        short = short | (frame.iloc[:, -1].astype(str) == "")
+    short = short.to_numpy()
+    if short.any():
+        raise bad(int(short.argmax()), "too few fields (a cut or damaged line)")
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().any():
+            row = int(values.isna().to_numpy().argmax())
+            raise bad(row, f"{column} is {frame[column].iloc[row]!r}, not a number")
+        frame[column] = values
+    return frame
 
 
 def verify(path: Path, expected: str) -> None:

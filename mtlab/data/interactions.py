@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .download import require_files
+from .download import read_checked, require_files
 from .tabular import DataError
 
 
@@ -112,9 +112,13 @@ def from_ratings(name: str, frame: pd.DataFrame, threshold: float | None, seed: 
         train_ratings=torch.from_numpy(frame["rating"].to_numpy(np.float32)[part == 0]), **side)
 
 
-def read_atomic(path: Path) -> pd.DataFrame:
-    """A RecBole atomic file (tab-separated, typed header like `user_id:token`)."""
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+def read_atomic(path: Path, dataset: str) -> pd.DataFrame:
+    """A RecBole atomic file (tab-separated, typed header like `user_id:token`); a malformed row is
+    refused naming the file and line (`:float` columns must hold numbers)."""
+    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    numeric = [c for c in header if c.endswith(":float")]
+    frame = read_checked(path, f"repair it with `python -m mtlab.data fetch {dataset} --force`", numeric,
+                         first_data_line=2, sep="\t", dtype=str, keep_default_na=False)
     frame.columns = [c.split(":")[0] for c in frame.columns]
     return frame
 
@@ -131,7 +135,7 @@ def load_movielens(name: str = "ml-100k", threshold: float | None = 4.0, seed: i
         raise DataError(f"unknown MovieLens version {name!r}; available: {', '.join(MOVIELENS)}")
     inter_file, user_file, item_file, genre_column = MOVIELENS[name]
     paths = require_files(name, root)
-    inter, users, items = (read_atomic(paths[f]) for f in (inter_file, user_file, item_file))
+    inter, users, items = (read_atomic(paths[f], name) for f in (inter_file, user_file, item_file))
     user_codes = {u: i for i, u in enumerate(sorted(set(inter["user_id"]) | set(users["user_id"])))}
     item_codes = {v: i for i, v in enumerate(sorted(set(inter["item_id"]) | set(items["item_id"])))}
     frame = pd.DataFrame({"user": inter["user_id"].map(user_codes), "item": inter["item_id"].map(item_codes),

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .download import DATA_DIR_ENV, data_dir, require_files
+from .download import DATA_DIR_ENV, data_dir, read_checked, require_files
 from .interactions import InteractionData, from_ratings
 from .tabular import DataError
 
@@ -59,9 +59,12 @@ def social_dataset(name: str, ratings: pd.DataFrame, trust: pd.DataFrame, thresh
                         source=source)
 
 
-def read_orange_tab(path: Path) -> pd.DataFrame:
-    """An Orange `.tab` file: a header row, then two rows of type and flag declarations."""
-    return pd.read_csv(path, sep="\t", skiprows=[1, 2])
+def read_orange_tab(path: Path, dataset: str) -> pd.DataFrame:
+    """An Orange `.tab` file: a header row, then two rows of type and flag declarations; every field
+    of these files is a number (a malformed row is refused naming the file and line)."""
+    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    return read_checked(path, f"repair it with `python -m mtlab.data fetch {dataset} --force`", list(header),
+                        first_data_line=4, sep="\t", skiprows=[1, 2])
 
 
 def load_filmtrust(threshold: float | None = None, seed: int = 0, root: Path | None = None) -> InteractionData:
@@ -69,8 +72,8 @@ def load_filmtrust(threshold: float | None = None, seed: int = 0, root: Path | N
     Every rated pair is a positive by default (threshold=None), as the ratings are few; the ratings
     feed the rating task and the trust links the social task."""
     paths = require_files("filmtrust", root)
-    ratings = read_orange_tab(paths["ratings.tab"]).rename(columns={"movie": "item", "score": "rating"})
-    trust = read_orange_tab(paths["trust.tab"])
+    ratings = read_orange_tab(paths["ratings.tab"], "filmtrust").rename(columns={"movie": "item", "score": "rating"})
+    trust = read_orange_tab(paths["trust.tab"], "filmtrust")
     return social_dataset("filmtrust", ratings, trust, threshold, seed, str(paths["ratings.tab"].parent))
 
 
@@ -93,9 +96,11 @@ def load_epinions(folder: Path | str | None = None, threshold: float | None = 4.
     paths = user_folder("epinions", folder, ("ratings_data.txt", "trust_data.txt"),
                         "download `ratings_data.txt` and `trust_data.txt` of the Epinions dataset "
                         "(Massa & Avesani; trustlet.org) yourself.")
-    ratings = pd.read_csv(paths["ratings_data.txt"], sep=r"\s+", header=None, names=["user", "item", "rating"],
-                          usecols=[0, 1, 2])
-    trust = pd.read_csv(paths["trust_data.txt"], sep=r"\s+", header=None, names=["truster", "trustee", "value"])
+    repair = "repair the file (whitespace-separated numbers, one rating or trust link a line) or download it again"
+    ratings = read_checked(paths["ratings_data.txt"], repair, ("user", "item", "rating"), sep=r"\s+", header=None,
+                           names=["user", "item", "rating"], usecols=[0, 1, 2])
+    trust = read_checked(paths["trust_data.txt"], repair, ("truster", "trustee", "value"), sep=r"\s+", header=None,
+                         names=["truster", "trustee", "value"])
     trust = trust[trust["value"] > 0]
     return social_dataset("epinions", ratings, trust, threshold, seed, str(paths["ratings_data.txt"].parent))
 
@@ -115,7 +120,9 @@ def json_lines(path: Path):
 
 def read_amazon_ratings(path: Path) -> pd.DataFrame:
     if path.name.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(path, header=None, names=["item", "user", "rating", "time"])[["user", "item", "rating"]]
+        frame = read_checked(path, "repair the file (item,user,rating,time a line) or download it again", ("rating",),
+                             header=None, names=["item", "user", "rating", "time"])
+        return frame[["user", "item", "rating"]]
     return pd.DataFrame([(r["reviewerID"], r["asin"], r["overall"]) for r in json_lines(path)],
                         columns=["user", "item", "rating"])
 
