@@ -13,7 +13,7 @@ from mtlab.experiments.new_task_tables import (
     negative_transfer_from_table3,
     new_task_table,
 )
-from mtlab.experiments.sweep import plan, run_sweep
+from mtlab.experiments.sweep import plan, profile_tag, run_sweep
 
 
 def test_plan_has_one_job_per_seed_and_model_dearest_first():
@@ -70,7 +70,7 @@ def test_sweep_runs_jobs_in_worker_processes_and_resumes(fake_census, tmp_path):
     assert len(table4) == 2 * 5 * 2  # new tasks × models × existing tasks, one seed
     assert set(table4["model"]) == {"shared_bottom", "mmoe", "ple", "stem", "mpt_rec"}
     assert not any("FAILED" in line for line in lines), lines
-    assert len(list((tmp_path / "table4").glob("*.done"))) == 10
+    assert len(list((tmp_path / "table4" / profile_tag(fake_census)).glob("*.done"))) == 10  # one folder per profile
     stored = pd.read_csv(tmp_path / "table4.csv")
     assert len(stored) == len(table4)
     # the notebook's call with the merged file trains nothing and returns the same runs
