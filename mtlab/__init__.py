@@ -1,3 +1,13 @@
 """mtlab: a workbench for multi-task learning in recommender systems."""
 
+import os
+
+# OpenMP threads that wait at a barrier sleep instead of spinning (set before torch loads OpenMP;
+# a value already in the environment wins, and "" restores OpenMP's own default). On a small machine
+# shared with other training processes, spinning threads fight them for the same cores: beside two,
+# 00_quickstart's quick profile ran 8.1× slower with OpenMP's default and 1.04× with PASSIVE; quiet,
+# the two are within noise (benchmarks/notebook_under_load.py; README, Benchmarks).
+if not os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE"):
+    del os.environ["OMP_WAIT_POLICY"]  # "" asks for OpenMP's default (libgomp rejects an empty value)
+
 __version__ = "0.1.0"

@@ -257,3 +257,12 @@ def test_a_malformed_movielens_or_filmtrust_row_names_its_file_and_line(tmp_path
     ratings.write_text("\n".join([*lines[:6], "7", *lines[7:]]) + "\n")  # a cut line
     with pytest.raises(DataError, match="ratings.tab, line 7: too few fields.*fetch filmtrust"):
         load_filmtrust(root=tmp_path)
+
+
+def test_a_sweep_with_failed_jobs_lists_them_in_one_line_each_and_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(tmp_path / "empty"))  # every job fails at loading its data
+    code = main(["sweep", "table4", "--profile", "quick", "--seeds", "0", "--workers", "1", "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    failed = [line for line in out.splitlines() if line.startswith("sweep: failed ")]
+    assert code == 1 and len(failed) == 10 and "10 of 10 jobs failed" in err
+    assert all("census-income data not found" in line and "Traceback" not in line for line in failed)
