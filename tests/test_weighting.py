@@ -12,8 +12,10 @@ from mtlab.weighting import STRATEGIES, build_weighting
 from mtlab.weighting.gradient_based import min_norm_weights
 
 
-def combine(name, grads, **options):
-    return build_weighting(name, len(grads), **options).combine(torch.tensor(grads, dtype=torch.float64))
+def combine(name, grads, losses=None, **options):
+    g = torch.tensor(grads, dtype=torch.float64)
+    return build_weighting(name, len(grads), **options).combine(g, torch.ones(len(g), dtype=torch.float64) if losses is None
+                                                                 else torch.tensor(losses, dtype=torch.float64))
 
 
 def test_pcgrad_projection_by_hand():
@@ -34,7 +36,7 @@ def test_mgda_two_task_closed_form():
 def test_min_norm_weights_match_a_grid_search():
     torch.manual_seed(0)
     grads = torch.randn(3, 5, dtype=torch.float64)
-    alpha = min_norm_weights(grads)
+    alpha = min_norm_weights(grads @ grads.T)
     assert alpha.sum() == pytest.approx(1.0) and (alpha >= 0).all()
     steps = torch.linspace(0, 1, 101, dtype=torch.float64)
     best = min((torch.stack([a, b, 1 - a - b]) @ grads).norm().item()
@@ -55,15 +57,17 @@ def test_cagrad_reduces_to_mean_at_c_zero_and_follows_its_formula():
     torch.testing.assert_close(mean, torch.tensor([0.25, 0.5], dtype=torch.float64))
     g = torch.tensor(grads, dtype=torch.float64)
     d, w = combine("cagrad", grads, c=0.5, rescale=False)
-    assert w.sum().item() == pytest.approx(1.0, abs=1e-6)
-    g0, gw = g.mean(0), w @ g
+    torch.testing.assert_close(d, w @ g)  # the weights reported are d's
+    simplex = (w - 0.5) / (w.sum() - 1)  # d = g₀ + k g_w with Σ w = 1 on the simplex
+    assert simplex.sum().item() == pytest.approx(1.0) and (simplex >= -1e-9).all()
+    g0, gw = g.mean(0), simplex @ g
     torch.testing.assert_close(d, g0 + 0.5 * g0.norm() / gw.norm() * gw)
     assert (g @ d).min() >= (g @ g0).min() - 1e-9  # the worst task improves at least as much as under g₀
 
 
 def test_imtl_g_gives_equal_projections_on_unit_gradients():
     g = torch.tensor([[3.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 2.0]], dtype=torch.float64)
-    combined, alpha = build_weighting("imtl_g", 3).combine(g)
+    combined, alpha = build_weighting("imtl_g", 3).combine(g, torch.ones(3, dtype=torch.float64))
     units = g / g.norm(dim=1, keepdim=True)
     projections = units @ combined
     torch.testing.assert_close(projections, projections[0].expand(3))
@@ -130,16 +134,16 @@ def test_nash_mtl_solves_the_bargaining_equation():
     torch.testing.assert_close(alpha, torch.tensor([1.0, 0.5], dtype=torch.float64), atol=1e-5, rtol=0)
     torch.testing.assert_close(combined, torch.tensor([1.0, 1.0], dtype=torch.float64), atol=1e-5, rtol=0)
     g = torch.tensor([[1.0, 0.5, 0.0], [-0.3, 1.0, 0.2], [0.1, 0.1, 2.0]], dtype=torch.float64)
-    _, alpha = build_weighting("nash_mtl", 3).combine(g)
+    _, alpha = build_weighting("nash_mtl", 3).combine(g, torch.ones(3, dtype=torch.float64))
     torch.testing.assert_close(g @ g.T @ alpha, 1 / alpha, atol=1e-4, rtol=1e-4)
 
 
 def test_gradnorm_moves_weight_to_the_task_with_the_smaller_gradient():
     strategy = build_weighting("gradnorm", 2, alpha=0.0, lr=0.1)
-    strategy._losses = torch.tensor([1.0, 1.0])
-    strategy.initial_losses = torch.tensor([1.0, 1.0])
+    losses = torch.tensor([1.0, 1.0])
+    assert torch.equal(strategy.private_scale(losses), torch.ones(2))  # sets L(0) at the first step
     grads = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
-    _, used = strategy.combine(grads)
+    _, used = strategy.combine(grads, losses)
     assert torch.equal(used, torch.ones(2))  # this step used the current weights
     w = strategy.task_weights
     assert w.sum().item() == pytest.approx(2.0) and w[0] > w[1]  # balancing ‖w_t g_t‖

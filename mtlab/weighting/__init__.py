@@ -1,8 +1,8 @@
 """Gradient-combination strategies behind one small interface (`Weighting.backward`), usable by every
 trainer in mtlab: `TrainConfig(weighting="pcgrad")`."""
 
-from . import gradient_based, loss_based, pmtrec  # noqa: F401  (registers the strategies)
-from .base import STRATEGIES, GradientCombination, LossWeighting, TableRows, Weighting
+from . import gradient_based, loss_based, pmtrec, torchjd_backend  # noqa: F401  (registers the strategies)
+from .base import STRATEGIES, GradientCombination, GramianCombination, LossWeighting, TableRows, Weighting
 
 
 def build_weighting(name: str, n_tasks: int, **options) -> Weighting:
@@ -11,4 +11,4 @@ def build_weighting(name: str, n_tasks: int, **options) -> Weighting:
     return STRATEGIES[name](n_tasks, **options)
 
 
-__all__ = ["STRATEGIES", "GradientCombination", "LossWeighting", "TableRows", "Weighting", "build_weighting"]
+__all__ = ["STRATEGIES", "GradientCombination", "GramianCombination", "LossWeighting", "TableRows", "Weighting", "build_weighting"]

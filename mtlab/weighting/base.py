@@ -7,24 +7,27 @@ from weighting): a strategy sees the per-task losses and the shared parameters, 
 their own parts of the graph: the gradient of one element of a stacked tensor flows back through the
 stack into every task's graph (as zeros), so T per-task passes would cost T full backward passes.
 
-fills `.grad` of every parameter that the losses reach. Loss-weighting strategies weight the losses
-and call backward once. Gradient-combination strategies take each task's gradient on the shared
-parameters (one autograd pass per task), combine them into one, and give every other parameter its
-own task's gradient: the backward of the summed losses (or of the losses weighted by the strategy's
-weights, `private_weighted = True`, where the method's paper trains the task-specific parameters on
-the weighted loss). `shared` is what the model declares (`TaskModel.shared_parameters`, or a step's
-`StepOutput.shared`): whole parameters, `SharedPart`s or `TableRows` (mtlab.sharing). `extra`, an
-auxiliary loss outside the tasks (an adversarial term), gets its plain gradient everywhere.
+It fills `.grad` of every parameter that the losses reach. Loss-weighting strategies weight the
+losses and call backward once. Gradient-combination strategies run one backward pass per task; hooks
+keep each task's gradient of the shared elements (and stop it there), while every other parameter
+accumulates its own task's gradient in the same passes (scaled by `private_scale` where the method's
+paper trains the task-specific parameters on a weighted loss). The blocks of task gradients are
+combined into one (`combine` on G [T, P]; `GramianCombination.weigh` on the T×T Gramian only), which
+is added to the shared elements' `.grad`. `shared` is what the model declares
+(`TaskModel.shared_parameters`, or a step's `StepOutput.shared`): whole parameters, `SharedPart`s,
+`TableRows`, or a `SharedRepresentation` (rep_grad) (mtlab.sharing). `extra`, an auxiliary loss
+outside the tasks (an adversarial term), gets its plain gradient everywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 
-from ..sharing import SharedPart, TableRows, parameter_of
+from ..sharing import SharedPart, SharedRepresentation, TableRows, parameter_of
 
 STRATEGIES: dict[str, type[Weighting]] = {}
 
@@ -45,14 +48,27 @@ def split_losses(losses) -> tuple[list[torch.Tensor], torch.Tensor]:
     return list(losses), torch.stack(list(losses))
 
 
-def differentiable(shared) -> list[torch.Tensor]:
-    """What gradients are taken on: the gathered rows of a TableRows, else the parameter itself."""
-    return [s.values if isinstance(s, TableRows) else parameter_of(s) for s in shared]
+def require_positive(strategy: str, losses: torch.Tensor) -> None:
+    """Strategies that take logs of the losses (or scale by them) need every loss above zero."""
+    bad = (losses.detach() <= 0).nonzero().flatten().tolist()  # one small device read a step
+    if bad:
+        values = ", ".join(f"task {t + 1}: {losses[t].item():.4g}" for t in bad)
+        raise ValueError(f"{strategy} takes the logarithm of (or scales by) every task loss, so the losses must be "
+                         f"positive; got {values} (of {len(losses)} tasks, in the model's task order). Use it on "
+                         f"tasks with positive losses (e.g. cross-entropy), or choose another strategy")
+
+
+def differentiable(target) -> torch.Tensor:
+    """What gradients are taken on: a TableRows' gathered rows, a representation's leaf, else the
+    parameter itself."""
+    if isinstance(target, TableRows):
+        return target.values
+    return parameter_of(target)
 
 
 def selected(target, full: torch.Tensor) -> torch.Tensor:
-    """The shared elements of `full` (a tensor shaped like the target's parameter, or like a
-    TableRows' gathered rows), flattened."""
+    """The shared elements of `full` (a tensor shaped like the target's differentiable tensor),
+    flattened."""
     if isinstance(target, SharedPart):
         return full[target.mask.expand_as(full)]
     return full.flatten()
@@ -62,7 +78,85 @@ def shared_size(target) -> int:
     """How many shared elements a target holds (without gathering them)."""
     if isinstance(target, SharedPart):
         return int(target.mask.expand_as(target.param).sum())
-    return differentiable([target])[0].numel()
+    return differentiable(target).numel()
+
+
+def active_targets(shared) -> list:
+    """The declared shared items that gradients reach and that hold at least one element."""
+    keep = []
+    for target in shared:
+        if isinstance(target, (TableRows, SharedRepresentation)) or parameter_of(target).requires_grad:
+            if shared_size(target):
+                keep.append(target)
+    return keep
+
+
+def task_gradients(per_task, targets) -> list[torch.Tensor]:
+    """Each task's gradient on the shared elements, one autograd pass per task, leaving every `.grad`
+    untouched: per target a block [T, its shared elements]."""
+    inputs = [differentiable(t) for t in targets]
+    rows = []
+    for loss in per_task:
+        grads = (torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+                 if loss.requires_grad else [None] * len(inputs))  # a frozen task: no gradient
+        rows.append([selected(t, g if g is not None else torch.zeros_like(x)) for g, x, t in zip(grads, inputs, targets)])
+    return [torch.stack([row[k] for row in rows]) for k in range(len(targets))]
+
+
+def accumulating_passes(per_task, targets, scale: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """One backward pass per task (of scale_t · L_t). Hooks on the shared tensors keep the task's
+    gradient of the shared elements and stop it there, so every other parameter accumulates
+    Σ_t scale_t ∇L_t in `.grad` during the same passes: no extra pass for the private parameters.
+    Returns the blocks [T, shared elements] of the unscaled task gradients."""
+    inputs = [differentiable(t) for t in targets]
+    kept = [[None] * len(targets) for _ in per_task]
+    for t, loss in enumerate(per_task):
+        if not loss.requires_grad:
+            continue
+        hooks = [x.register_hook(partial(_keep_shared, kept[t], k, target))
+                 for k, (x, target) in enumerate(zip(inputs, targets))]
+        (loss if scale is None else loss * scale[t]).backward(retain_graph=True)
+        for hook in hooks:
+            hook.remove()
+    blocks = []
+    for k, (x, target) in enumerate(zip(inputs, targets)):
+        rows = [selected(target, row[k] if row[k] is not None else torch.zeros_like(x)) for row in kept]
+        block = torch.stack(rows)
+        blocks.append(block if scale is None else block / scale.to(block.dtype)[:, None])
+    return blocks
+
+
+def private_pass(total: torch.Tensor, targets) -> None:
+    """Backward of `total` with the shared elements' gradient stopped (they get a combined one)."""
+    store = [None] * len(targets)
+    hooks = [differentiable(target).register_hook(partial(_keep_shared, store, k, target))
+             for k, target in enumerate(targets)]
+    total.backward(retain_graph=True)
+    for hook in hooks:
+        hook.remove()
+
+
+def _keep_shared(store: list, k: int, target, grad: torch.Tensor) -> torch.Tensor:
+    store[k] = grad if store[k] is None else store[k] + grad  # a tensor reached twice adds up
+    if isinstance(target, SharedPart):  # the param's other elements are one task's: let them through
+        return grad.masked_fill(target.mask.expand_as(grad), 0)
+    return torch.zeros_like(grad)
+
+
+def add_grad(target, part: torch.Tensor) -> None:
+    """Add a combined gradient of a target's shared elements to what `.grad` holds (the private
+    elements' own gradients, an auxiliary loss's)."""
+    if isinstance(target, SharedRepresentation):
+        target.output.backward(part.view_as(target.leaf))
+        return
+    param = parameter_of(target)
+    if isinstance(target, TableRows):
+        full = torch.zeros_like(param).index_add_(0, target.index, part.view(len(target.index), *param.shape[1:]))
+    elif isinstance(target, SharedPart):
+        full = torch.zeros_like(param).masked_scatter_(target.mask.expand_as(param), part)
+    else:
+        full = part.reshape(param.shape)
+    param.grad = full.clone() if param.grad is None else param.grad + full
 
 
 def set_grad(target, grad: torch.Tensor) -> None:
@@ -79,14 +173,11 @@ def set_grad(target, grad: torch.Tensor) -> None:
         param.grad = grad.reshape(param.shape).clone()
 
 
-def _rows_grad(target) -> torch.Tensor | None:
-    """The current `.grad` of a target's shared elements, flattened (None when there is none)."""
-    param = parameter_of(target)
-    if param.grad is None:
-        return None
-    if isinstance(target, TableRows):
-        return param.grad[target.index].flatten().clone()
-    return selected(target, param.grad).clone()
+def send_down(shared) -> None:
+    """After a plain backward: the representations' gradients go down to the layers below them."""
+    for target in shared:
+        if isinstance(target, SharedRepresentation) and target.leaf.grad is not None:
+            target.output.backward(target.leaf.grad)
 
 
 class Weighting(nn.Module):
@@ -112,47 +203,102 @@ class LossWeighting(Weighting):
     def backward(self, losses, shared, epoch=0, extra=None):
         total, w = self.loss(split_losses(losses)[1], epoch)
         (total if extra is None else total + extra).backward()
+        send_down(shared)
         return w.detach()
 
 
 class GradientCombination(Weighting):
-    """Per-task gradients on the shared parameters G [T, P] → one combined gradient [P]."""
+    """Per-task gradients on the shared elements G [T, P] → one combined gradient [P].
 
-    private_weighted = False  # task-specific parameters: the plain sum of the task gradients
+    Every other element gets Σ_t s_t ∇L_t, s_t = `private_scale(losses)` (default 1: the plain sum),
+    accumulated during the same per-task passes. Strategies whose paper trains the task-specific
+    parameters on Σ_t α_t L_t with α from the combination itself (`private_weighted`, Nash-MTL) take
+    the task gradients first and one more weighted pass after.
+    """
 
-    def combine(self, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (combined gradient [P], the task weights it amounts to [T] or NaNs)."""
+    private_weighted = False
+
+    def private_scale(self, losses: torch.Tensor) -> torch.Tensor | None:
+        """s_t for the private elements, known before the passes; None = 1."""
+        return None
+
+    def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """G [T, P] and the detached losses [T] → (combined gradient [P], the task weights it
+        amounts to [T], or NaNs where it is no weighting of G)."""
         raise NotImplementedError
 
-    def task_gradients(self, per_task, inputs, shared) -> torch.Tensor:
-        """G [T, P]: each task's gradient on the shared elements, one autograd pass per task."""
-        rows = []
-        for loss in per_task:
-            grads = (torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
-                     if loss.requires_grad else [None] * len(inputs))  # a frozen task: no gradient
-            rows.append(torch.cat([selected(s, g if g is not None else torch.zeros_like(x))
-                                   for g, x, s in zip(grads, inputs, shared)]))
-        return torch.stack(rows)
+    def combine_blocks(self, blocks: list[torch.Tensor], losses: torch.Tensor):
+        """Per target a block [T, n_k] → (per target its combined part [n_k], weights [T])."""
+        combined, weights = self.combine(torch.cat(blocks, dim=1), losses)
+        return list(combined.split([b.shape[1] for b in blocks])), weights
 
     def backward(self, losses, shared, epoch=0, extra=None):
         per_task, losses = split_losses(losses)
         if extra is not None:
             extra.backward(retain_graph=True)
-        shared = [s for s in shared if isinstance(s, TableRows) or parameter_of(s).requires_grad]
-        sizes = [shared_size(s) for s in shared]
-        shared = [s for s, size in zip(shared, sizes) if size]
-        sizes = [size for size in sizes if size]
-        if not shared:  # nothing shared (Single Task, a one-task model): each task its own gradient
-            losses.sum().backward()
-            return torch.ones_like(losses.detach())
-        inputs = differentiable(shared)
-        combined, weights = self.combine(self.task_gradients(per_task, inputs, shared))
-        earlier = [_rows_grad(s) for s in shared]  # e.g. an auxiliary loss's, kept on top
-        private = (weights.detach().to(losses.dtype) * losses).sum() if self.private_weighted else losses.sum()
-        private.backward()
-        offset = 0
-        for target, size, before in zip(shared, sizes, earlier):  # shared: the combined gradient
-            part = combined[offset:offset + size]
-            set_grad(target, part if before is None else part + before)
-            offset += size
+        targets = active_targets(shared)
+        detached = losses.detach()
+        if not targets:  # nothing shared (Single Task, a one-task model): each task its own gradient
+            scale = None if self.private_weighted else self.private_scale(detached)
+            (losses.sum() if scale is None else (scale.to(losses.dtype) * losses).sum()).backward()
+            return torch.ones_like(detached) if scale is None else scale
+        if self.private_weighted:
+            combined, weights = self.combine_blocks(task_gradients(per_task, targets), detached)
+            private_pass((weights.detach().to(losses.dtype) * losses).sum(), targets)
+        else:
+            blocks = accumulating_passes(per_task, targets, self.private_scale(detached))
+            combined, weights = self.combine_blocks(blocks, detached)
+        for target, part in zip(targets, combined):
+            add_grad(target, part)
         return weights
+
+
+class GramianCombination(GradientCombination):
+    """A strategy that needs only the T×T Gramian GGᵀ of the task gradients: weights w = f(GGᵀ),
+    combined gradient wᵀG. The Gramian is summed block by block (Σ_k G_k G_kᵀ over the shared
+    tensors) and the combination written block by block: the [T, P] matrix is never concatenated."""
+
+    def weigh(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def combine(self, grads, losses):
+        w = self.weigh(grads @ grads.T, losses).to(grads.dtype)
+        return w @ grads, w
+
+    def combine_blocks(self, blocks, losses):
+        gramian = sum(b @ b.T for b in blocks)
+        w = self.weigh(gramian, losses).to(blocks[0].dtype)
+        return [w @ b for b in blocks], w
+
+
+class OwnAdam:
+    """A vector a strategy trains with its own Adam, apart from the trainer's optimizer (FAMO's
+    logits, Auto-λ's weights): the strategy computes its gradient, not the training loss. Not a
+    registered parameter (the trainer's Adam must not step it); the strategy keeps `state_dict()`
+    in its extra state, so a checkpoint holds it."""
+
+    def __init__(self, init: torch.Tensor, lr: float, weight_decay: float = 0.0):
+        self.lr, self.weight_decay = lr, weight_decay
+        self.value = nn.Parameter(init.detach().clone())
+        self.adam = torch.optim.Adam([self.value], lr=lr, weight_decay=weight_decay)
+
+    def on(self, device: torch.device) -> OwnAdam:
+        if self.value.device != device:
+            state = self.state_dict()
+            self.value = nn.Parameter(self.value.detach().to(device))
+            self.adam = torch.optim.Adam([self.value], lr=self.lr, weight_decay=self.weight_decay)
+            self.adam.load_state_dict(state["adam"])  # Adam moves its moments to the parameter's device
+        return self
+
+    def step(self, grad: torch.Tensor) -> None:
+        self.value.grad = grad.detach().to(self.value)
+        self.adam.step()
+        self.value.grad = None
+
+    def state_dict(self) -> dict:
+        return {"value": self.value.detach().clone(), "adam": self.adam.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = nn.Parameter(state["value"].clone())
+        self.adam = torch.optim.Adam([self.value], lr=self.lr, weight_decay=self.weight_decay)
+        self.adam.load_state_dict(state["adam"])
