@@ -73,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run a table's runs in parallel worker processes (resumable), "
                                          "merged into CSVs the notebooks read through results_path")
-    sweep.add_argument("tables", nargs="+", help="any of table3, table4, pmtrec")
+    sweep.add_argument("tables", nargs="+", help="any of table3, table4, pmtrec, lab_census, lab_movielens (notebook 13's leaderboards)")
     sweep.add_argument("--profile", default="full", choices=list(PROFILES))
     sweep.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")
     sweep.add_argument("--workers", type=int, default=4, help="worker processes (one core each)")

@@ -53,12 +53,14 @@ def metric_bars(results: pd.DataFrame, metric: str = "auc", title: str = "Test A
 
 
 def gain_bars(gains: pd.DataFrame, title: str = "AUC gain over Single Task by task correlation ρ"):
-    """Mean AUC gain over Single Task per model, one panel per task, a bar colour per ρ."""
+    """Mean AUC gain over Single Task (of the same seed) per model, ± std over seeds as error bars,
+    one panel per task, a bar colour per ρ."""
     tasks = list(dict.fromkeys(gains["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         part = gains[(gains["task"] == task) & (gains["model"] != "single_task")]
-        sns.barplot(data=part, x="model", y="gain_vs_single_task", hue=part["rho"].astype(str), ax=ax)
+        sns.barplot(data=part, x="model", y="gain_vs_single_task", hue=part["rho"].astype(str), errorbar="sd",
+                    capsize=0.1, ax=ax)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(task)
         ax.set_ylabel("AUC − Single Task AUC")
@@ -190,5 +192,92 @@ def rec_ablation_bars(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40"))
         ax.set_xlabel("")
         _slant_labels(ax)
     fig.suptitle("PMTRec ablations (mean ± std over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+# --- the gradient lab (notebook 13) ----------------------------------------------------------------
+
+def conflict_curves(histories: pd.DataFrame, strategy: str = "ew"):
+    """The gradient cosine and the share of conflicting steps over training, one line per ρ (mean
+    over seeds, ± std as a band), for one strategy's runs of the conflict study."""
+    part = histories[histories["strategy"] == strategy].assign(rho=lambda f: f["rho"].astype(str))
+    fig, (cos_ax, conflict_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
+    sns.lineplot(data=part, x="epoch", y="cos_mean", hue="rho", errorbar="sd", marker="o", ax=cos_ax)
+    cos_ax.axhline(0, color="black", linewidth=0.8)
+    cos_ax.set_title("cosine of the task gradients (shared layer)")
+    sns.lineplot(data=part, x="epoch", y="conflict_mean", hue="rho", errorbar="sd", marker="o", ax=conflict_ax)
+    conflict_ax.set_title("share of measured steps in conflict (cos < 0)")
+    conflict_ax.set_ylim(0, 1)
+    for ax in (cos_ax, conflict_ax):
+        ax.legend(title="ρ")
+    fig.suptitle(f"{strategy}: mean over seeds ± std")
+    fig.tight_layout()
+    return fig
+
+
+def delta_m_bars(delta: pd.DataFrame, within: str = "rho", title: str = "Δm over Single Task (mean ± std over seeds)"):
+    """Δm (%) per strategy with its std over seeds as error bars, one panel per `within` value,
+    strategies in the order of their mean Δm in the first panel; bars whose paired test against
+    the baseline gives p < 0.05 are drawn dark."""
+    values = list(dict.fromkeys(delta[within]))
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.22 * delta["strategy"].nunique() + 1.5),
+                             squeeze=False, sharey=True)
+    order = (delta[delta[within] == values[0]].sort_values("delta_m_mean", ascending=False)["strategy"].tolist())
+    for ax, value in zip(axes[0], values):
+        part = delta[delta[within] == value].set_index("strategy").reindex(order)
+        colors = ["#1f4e79" if p < 0.05 else "#9dc3e6" for p in part["p_paired"].fillna(1.0)]
+        ax.barh(range(len(part)), part["delta_m_mean"], xerr=part["delta_m_std"], color=colors, capsize=2)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(part)), part.index)
+        ax.invert_yaxis()
+        ax.set_title(f"{within} = {value}")
+        ax.set_xlabel("Δm (%)")
+    fig.suptitle(title + "; dark: paired test p < 0.05")
+    fig.tight_layout()
+    return fig
+
+
+def weight_trajectories(histories: pd.DataFrame, strategies, by: str = "strategy"):
+    """The weights each strategy gave the tasks per epoch (mean over seeds and any other setting),
+    one small panel per strategy that reports weights."""
+    shown = [s for s in strategies if histories.loc[histories[by] == s, [c for c in histories if
+                                                                          c.startswith("weight_")]].notna().any().any()]
+    columns = [c for c in histories if c.startswith("weight_")]
+    ncols = min(4, max(1, len(shown)))
+    nrows = -(-len(shown) // ncols) or 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+    for ax, strategy in zip(axes.flat, shown):
+        part = histories[histories[by] == strategy].groupby("epoch")[columns].mean()
+        for column in columns:
+            if part[column].notna().any():
+                ax.plot(part.index, part[column], marker=".", label=column[7:])
+        ax.set_title(strategy, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
+    if shown:
+        axes.flat[0].legend(fontsize=7)
+    fig.suptitle("task weights per epoch (mean over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def gate_utilization(runs: pd.DataFrame, strategies=("ew", "pcgrad", "upgrad", "nash_mtl")):
+    """MMoE's gates at the end of training: the mean weight each task's gate gives each expert
+    (mean over seeds), one heat map per strategy, with the gate's mean entropy in the row label."""
+    expert_cols = sorted(c for c in runs if c.startswith("gate_gates_") and "_e" in c and "entropy" not in c)
+    shown = [s for s in strategies if s in set(runs["strategy"])]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 2.6), squeeze=False)
+    for ax, strategy in zip(axes[0], shown):
+        part = runs[runs["strategy"] == strategy].drop_duplicates("seed")[expert_cols].mean()
+        tasks = sorted({c[len("gate_gates_"):].rsplit("_e", 1)[0] for c in expert_cols})
+        grid = pd.DataFrame({t: [part[c] for c in expert_cols if c.startswith(f"gate_gates_{t}_e")] for t in tasks}).T
+        entropy = runs[runs["strategy"] == strategy].drop_duplicates("seed")
+        labels = [f"{t} (H={entropy[f'gate_entropy_gates_{t}'].mean():.2f})" for t in tasks]
+        sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", cbar=False, ax=ax,
+                    yticklabels=labels, xticklabels=[f"e{k}" for k in range(grid.shape[1])])
+        ax.set_title(strategy)
+    fig.suptitle("MMoE gate utilization: mean weight per task and expert (H: entropy)")
     fig.tight_layout()
     return fig

@@ -230,17 +230,80 @@ class AlphaTauPanel:
         display(self.widget)
 
 
+class GradientLabPanel:
+    """Sliders for the task correlation ρ and the number of tasks, and a strategy: Run (or a moved
+    slider) trains the lab's narrow Shared Bottom with EW and with the strategy, and Single Task, on
+    synthetic tasks at that ρ (two seeds, seconds), and shows the gradient cosine and the share of
+    conflicting steps over training, and each one's Δm over Single Task with its spread."""
+
+    def __init__(self, rho: float = 0.5, n_tasks: int = 2, strategy: str = "pcgrad", device: str = "auto"):
+        from .weighting import STRATEGIES
+
+        style = {"description_width": "initial"}
+        self.profile = get_profile("quick", seeds=[0, 1], device=device)
+        self.rho = w.FloatSlider(value=rho, min=0.0, max=1.0, step=0.1, description="task correlation ρ",
+                                 continuous_update=False, style=style)
+        self.n_tasks = w.IntSlider(value=n_tasks, min=2, max=5, description="tasks", continuous_update=False, style=style)
+        self.strategy = w.Dropdown(options=[s for s in STRATEGIES if s not in ("ew", "pmtrec")], value=strategy,
+                                   description="strategy", style=style)
+        self.button = w.Button(description="Run", button_style="primary", icon="play")
+        self.status, self.output = w.Label(), w.Output()
+        self.button.on_click(lambda _: self.run())
+        for control in (self.rho, self.n_tasks, self.strategy):
+            control.observe(lambda _: self.run(), names="value")
+        self.widget = w.VBox([w.HBox([self.rho, self.n_tasks, self.strategy]), w.HBox([self.button, self.status]),
+                              self.output])
+        self.runs, self.last_table = 0, None
+
+    def run(self) -> pd.DataFrame:
+        from .experiments.gradient_lab import conflict_study, lab_delta_m
+        from .plots import conflict_curves
+
+        self.button.disabled = True
+        self.status.value = f"training at ρ = {self.rho.value:.1f} with {self.n_tasks.value} tasks …"
+        try:
+            runs, histories = conflict_study(self.profile, [self.rho.value], self.n_tasks.value,
+                                             ["ew", self.strategy.value])
+            delta = lab_delta_m(runs)
+            measured = runs.drop_duplicates(["strategy", "seed"]).groupby("strategy", sort=False)[
+                ["cos_mean", "conflict_mean"]].mean()
+            self.last_table = delta.set_index("strategy")[["Δm % (mean ± std)", "p_paired"]].join(measured)
+            self.runs += 1
+            with self.output:
+                self.output.clear_output(wait=True)
+                for strategy in ("ew", self.strategy.value):
+                    fig = conflict_curves(histories, strategy)
+                    display(fig)
+                    plt.close(fig)
+                display(self.last_table)
+            self.status.value = f"run {self.runs}: ρ = {self.rho.value:.1f}, {self.n_tasks.value} tasks"
+        finally:
+            self.button.disabled = False
+        return self.last_table
+
+    def _ipython_display_(self):
+        display(self.widget)
+
+
 class Explorer:
-    """Pick a dataset, a model (any registered one), tasks and hyperparameters; Run trains in a
-    background thread while the learning curve redraws after every epoch; Stop ends the run after
-    the current epoch; every finished run is added to a results table for comparison.
+    """Pick a dataset, a model (any registered one), tasks, a weighting strategy and hyperparameters;
+    Run trains in a background thread while the figure redraws after every epoch: the learning
+    curve, the validation metric, the cosine between the tasks' gradients on the shared parameters
+    (train.diagnostics) and the weights the strategy gave; Stop ends the run after the current
+    epoch; every finished run is added to a results table for comparison.
 
     Figures go to an Image widget and tables to an HTML widget, both updated as widget state, which
     is safe from the training thread (an Output widget is not)."""
 
     WEIGHTINGS = {"equal (EW)": "ew", "uncertainty (UW)": "uw", "DWA": "dwa", "random (RLW)": "rlw",
-                  "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g",
-                  "GradNorm": "gradnorm", "Nash-MTL": "nash_mtl", "PMTRec (recommender)": "pmtrec"}
+                  "GLS": "gls", "STCH": "stch", "FAMO": "famo",
+                  "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g", "IMTL": "imtl",
+                  "GradNorm": "gradnorm", "Nash-MTL": "nash_mtl", "DB-MTL": "db_mtl", "MoCo": "moco",
+                  "Auto-λ": "auto_lambda", "UPGrad": "upgrad", "DualProj": "dualproj", "Aligned-MTL": "aligned_mtl",
+                  "GradVac": "gradvac", "FairGrad": "fairgrad", "MoDo": "modo", "SDMGrad": "sdmgrad",
+                  "ConFIG": "config", "GradDrop": "graddrop", "ExcessMTL": "excess_mtl",
+                  "PMTRec (recommender)": "pmtrec"}
+    DIAGNOSTICS_PER_EPOCH = 8  # measured steps an epoch for the live gradient panels
     REC_LOCAL = ("ml-100k", "ml-1m", "filmtrust", "rec-synthetic")  # recommendation data offered here
 
     def __init__(self, device: str = "auto", subsample: float = 0.05):
@@ -332,6 +395,7 @@ class Explorer:
 
             out = train_one(self.model.value, data, profile, 0, lr=self.lr.value, epochs=self.epochs.value,
                             batch_size=self.batch.value, patience=0, quiet=True, on_epoch=on_epoch,
+                            diagnostics=self.DIAGNOSTICS_PER_EPOCH,
                             weighting=self.WEIGHTINGS[self.weighting.value], tasks=tasks if rec else None)
             scores = ({f"test {k}": v for k, v in out["test"]["rec"].items() if k.endswith("@40")} if rec
                       else {f"test AUC {t}": m["auc"] for t, m in out["test"].items()})
@@ -355,21 +419,41 @@ class Explorer:
 
 
 def _curve_figure(history: list[dict], tasks):
-    """Drawn on a bare Figure, not through pyplot: pyplot is not thread-safe."""
+    """Drawn on a bare Figure, not through pyplot: pyplot is not thread-safe. Four panels: training
+    loss, validation metric, gradient cosine per task pair (with the share of conflicting steps in
+    the legend), and the strategy's mean weight per task."""
     frame = pd.DataFrame(history)
-    fig = Figure(figsize=(9, 3.2))
-    loss_ax, auc_ax = fig.subplots(1, 2)
+    fig = Figure(figsize=(12, 3.2))
+    loss_ax, metric_ax, cos_ax, weight_ax = fig.subplots(1, 4)
     loss_ax.plot(frame["epoch"], frame["train_loss"], marker="o")
     loss_ax.set_title("training loss"), loss_ax.set_xlabel("epoch")
     if "valid_ndcg@40_rec" in frame:  # a recommender: the ranking curve
         for metric in ("ndcg@40", "recall@40"):
-            auc_ax.plot(frame["epoch"], frame[f"valid_{metric}_rec"], marker="o", label=metric)
-        auc_ax.set_title("validation ranking (rec)")
+            metric_ax.plot(frame["epoch"], frame[f"valid_{metric}_rec"], marker="o", label=metric)
+        metric_ax.set_title("validation ranking (rec)")
     else:
         for task in tasks:
-            auc_ax.plot(frame["epoch"], frame[f"valid_auc_{task}"], marker="o", label=task)
-        auc_ax.set_title("validation AUC")
-    auc_ax.set_xlabel("epoch"), auc_ax.legend()
+            metric_ax.plot(frame["epoch"], frame[f"valid_auc_{task}"], marker="o", label=task)
+        metric_ax.set_title("validation AUC")
+    metric_ax.set_xlabel("epoch"), metric_ax.legend(fontsize=7)
+    pairs = [c[4:] for c in frame.columns if c.startswith("cos_") and "|" in c]
+    for pair in pairs:
+        conflict = frame[f"conflict_{pair}"].mean()
+        cos_ax.plot(frame["epoch"], frame[f"cos_{pair}"], marker="o", label=f"{pair} ({conflict:.0%} in conflict)")
+    cos_ax.axhline(0, color="grey", lw=0.8)
+    cos_ax.set_title("gradient cosine (shared)" if pairs else "gradient cosine: nothing shared")
+    cos_ax.set_xlabel("epoch")
+    if pairs:
+        cos_ax.legend(fontsize=7)
+    weights = [c for c in frame.columns if c.startswith("weight_")]
+    for column in weights:
+        if frame[column].notna().any():
+            weight_ax.plot(frame["epoch"], frame[column], marker="o", label=column[7:])
+    weight_ax.set_title("task weights (mean per epoch)"), weight_ax.set_xlabel("epoch")
+    if weight_ax.lines:
+        weight_ax.legend(fontsize=7)
+    else:
+        weight_ax.text(0.5, 0.5, "this strategy reports no weights", ha="center", va="center", transform=weight_ax.transAxes)
     fig.tight_layout()
     return fig
 

@@ -4,6 +4,8 @@ the matrix path."""
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -272,3 +274,154 @@ def test_gramian_path_equals_the_matrix_path(name):
     torch.testing.assert_close(torch.cat(parts), full)
     torch.testing.assert_close(w_parts, w_full)
     assert len(GRAMIAN) >= 12
+
+
+# --- diagnostics and rep_grad ----------------------------------------------------------------------
+
+from mtlab.models import build_model  # noqa: E402
+from mtlab.train import TrainConfig, fit, seed_everything  # noqa: E402
+from mtlab.train.diagnostics import GradientProbe, measured_steps  # noqa: E402
+
+
+def test_probe_by_hand():
+    theta = nn.Parameter(torch.zeros(2))
+    probe = GradientProbe(nn.Linear(1, 1), ("a", "b"))
+    for b in ([-1.0, 1.0], [1.0, 1.0]):  # cosines −1/√2 (conflict), then +1/√2
+        losses = torch.stack([theta @ torch.tensor([1.0, 0.0]), theta @ torch.tensor(b)])
+        probe.measure(losses, [theta])
+    row = probe.summary()
+    assert row["cos_a|b"] == pytest.approx(0.0, abs=1e-12)
+    assert row["conflict_a|b"] == row["conflict_any"] == 0.5
+    assert row["grad_norm_b"] == pytest.approx(math.sqrt(2))
+    assert row["norm_ratio"] == pytest.approx(math.sqrt(2))
+    assert theta.grad is None  # measuring leaves .grad alone
+    assert probe.summary() == {}  # and starts over each epoch
+
+
+def test_measured_steps_spread_over_the_epoch():
+    assert measured_steps(1, 10) == {0}
+    assert measured_steps(4, 10) == {0, 2, 5, 7}
+    assert measured_steps(50, 3) == {0, 1, 2}
+    assert measured_steps(0, 10) == set()
+
+
+def test_diagnostics_change_nothing_and_record_gates(tabular):
+    config = dict(epochs=2, batch_size=128, quiet=True, device="cpu", weighting="pcgrad")
+    runs = []
+    for every in (0, 5):
+        seed_everything(0)
+        model = build_model("mmoe", tabular.features, tabular.tasks, expert=(16,), tower=(8,), n_experts=3)
+        runs.append(fit(model, tabular, TrainConfig(diagnostics=every, **config)))
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        assert torch.equal(a, b)
+    history = runs[1].history
+    assert "cos_t1|t2" not in runs[0].history and history["cos_t1|t2"].between(-1, 1).all()
+    assert history["conflict_any"].between(0, 1).all()
+    for task in tabular.tasks:
+        experts = history[[f"gate_gates_{task}_e{e}" for e in range(3)]]
+        assert np.allclose(experts.sum(axis=1), 1.0)
+        assert history[f"gate_entropy_gates_{task}"].between(0, math.log(3) + 1e-9).all()
+
+
+def test_rep_grad_combines_on_the_representation(tabular):
+    seed_everything(0)
+    model = build_model("shared_bottom", tabular.features, tabular.tasks, bottom=(16,), tower=(8,))
+    batch, labels = tabular.train.rows(torch.arange(64))
+    rep = model.represent(batch)
+    losses = nn.functional.binary_cross_entropy_with_logits(model.heads(rep), labels, reduction="none").mean(0)
+    per_task = torch.stack([torch.autograd.grad(loss, rep, retain_graph=True)[0].flatten() for loss in losses])
+    combined, _ = build_weighting("mgda", 3).combine(per_task, losses.detach())
+    bottom = model.shared[0].weight
+    expected = torch.autograd.grad(rep, bottom, combined.view_as(rep))[0]
+    model.rep_grad = True
+    out = model.training_step(tabular, torch.arange(64), None)
+    build_weighting("mgda", 3).backward(out.losses, out.shared)
+    torch.testing.assert_close(bottom.grad, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_rep_grad_under_ew_is_the_plain_gradient_and_is_refused_where_it_cannot_be(tabular):
+    config = dict(epochs=1, batch_size=128, quiet=True, device="cpu")
+    runs = []
+    for rep_grad in (False, True):
+        seed_everything(0)
+        model = build_model("shared_bottom", tabular.features, tabular.tasks, bottom=(16,), tower=(8,))
+        runs.append(fit(model, tabular, TrainConfig(rep_grad=rep_grad, **config)).model)
+    for a, b in zip(runs[0].parameters(), runs[1].parameters()):
+        torch.testing.assert_close(a, b)
+    mmoe = build_model("mmoe", tabular.features, tabular.tasks)
+    with pytest.raises(ValueError, match="rep_grad needs a model with one shared representation.*MMoE has none"):
+        fit(mmoe, tabular, TrainConfig(rep_grad=True, weighting="mgda", **config))
+    with pytest.raises(ValueError, match="db_mtl keeps a running state per shared element.*rep_grad"):
+        TrainConfig(rep_grad=True, weighting="db_mtl")
+    with pytest.raises(ValueError, match="diagnostics must be an integer of at least 0"):
+        TrainConfig(diagnostics=-1)
+
+
+# --- Δm --------------------------------------------------------------------------------------------
+
+def test_delta_m_by_hand():
+    from mtlab.experiments.compare import delta_m, delta_m_table, summary_table
+
+    rows = []
+    for seed, (st_a, st_b, x_a, x_b) in enumerate([(0.80, 0.90, 0.84, 0.90), (0.80, 0.90, 0.88, 0.81)]):
+        rows += [{"model": "single_task", "seed": seed, "task": "a", "auc": st_a, "logloss": 0.5},
+                 {"model": "single_task", "seed": seed, "task": "b", "auc": st_b, "logloss": 0.5},
+                 {"model": "x", "seed": seed, "task": "a", "auc": x_a, "logloss": 0.4},
+                 {"model": "x", "seed": seed, "task": "b", "auc": x_b, "logloss": 0.6}]
+    results = pd.DataFrame(rows)
+    runs = delta_m(results).set_index(["model", "seed"])["delta_m"]
+    # seed 0: (0.04/0.8 + 0/0.9)/2 = +2.5 %; seed 1: (0.08/0.8 − 0.09/0.9)/2 = 0 %
+    assert runs[("x", 0)] == pytest.approx(2.5) and runs[("x", 1)] == pytest.approx(0.0, abs=1e-12)
+    both = delta_m(results, metrics={"auc": True, "logloss": False}).set_index(["model", "seed"])["delta_m"]
+    # logloss, lower is better: a −(0.4−0.5)/0.5 = +20 %, b −(0.6−0.5)/0.5 = −20 %: per task the mean of the two
+    assert both[("x", 0)] == pytest.approx(((5 + 20) / 2 + (0 - 20) / 2) / 2)
+    table = delta_m_table(results).set_index("model")
+    assert table.loc["x", "Δm % (mean ± std)"] == f"+1.25 ± {np.std([2.5, 0.0], ddof=1):.2f}"
+    assert table.loc["single_task", "delta_m_mean"] == pytest.approx(0.0)
+    assert "Δm % (mean ± std)" in summary_table(results).columns
+    with pytest.raises(ValueError, match="no runs of the baseline 'stl'"):
+        delta_m(results, baseline="stl")
+
+
+# --- the lab's experiment functions ----------------------------------------------------------------
+
+def test_conflict_study_measures_more_conflict_on_less_correlated_tasks():
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.gradient_lab import (
+        conflict_statement,
+        conflict_study,
+        conflict_summary,
+        lab_delta_m,
+    )
+
+    cfg = get_profile("quick", seeds=[0, 1], device="cpu")
+    runs, histories = conflict_study(cfg, rhos=[0.9, 0.0], strategies=["ew", "pcgrad", "upgrad"], epochs=4)
+    assert set(runs["strategy"]) == {"single_task", "ew", "pcgrad", "upgrad"}
+    assert len(runs) == 2 * 4 * 2 * 2  # ρ × methods × seeds × tasks
+    summary = conflict_summary(runs).set_index("rho")
+    assert summary.loc[0.0, "conflict_mean mean"] > summary.loc[0.9, "conflict_mean mean"]
+    assert summary.loc[0.0, "cos_mean mean"] < summary.loc[0.9, "cos_mean mean"]
+    assert "cos_mean" in histories and histories["epoch"].max() == 4
+    statement = conflict_statement(runs)
+    assert "at ρ = 0.9" in statement and ("significantly" in statement or "no conclusion" in statement)
+    delta = lab_delta_m(runs)
+    assert set(delta.columns) >= {"rho", "strategy", "delta_m_mean", "delta_m_std", "p_paired"}
+
+
+def test_leaderboard_skips_what_cannot_run_resumes_and_ranks(tmp_path):
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.gradient_lab import leaderboard, leaderboard_statement, leaderboard_table
+
+    cfg = get_profile("quick", seeds=[0, 1], device="cpu")
+    path = tmp_path / "lab.csv"
+    runs = leaderboard("movielens", cfg, ["single_task", "ew", "famo", "db_mtl"], results_path=path, epochs=1)
+    assert runs.loc[runs["strategy"] == "db_mtl", "skipped"].str.contains("per shared element").all()
+    assert len(runs) == 8 and path.exists()
+    again = leaderboard("movielens", cfg, ["single_task", "ew", "famo", "db_mtl"], results_path=path, epochs=1)
+    pd.testing.assert_frame_equal(runs.reset_index(drop=True), again.reset_index(drop=True), check_dtype=False)
+    table = leaderboard_table(runs).set_index("strategy")
+    assert table.loc["db_mtl", "Δm % (mean ± std)"].startswith("n/a")
+    assert table.loc["single_task", "Δm % (mean ± std)"].startswith("+0.00")
+    assert "within seed noise" in leaderboard_statement(table.reset_index()) or "EW" in leaderboard_statement(table.reset_index())
+    with pytest.raises(ValueError, match="unknown leaderboard dataset 'ml'; allowed values: census-income, movielens"):
+        leaderboard("ml", cfg)

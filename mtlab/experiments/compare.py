@@ -70,8 +70,66 @@ def summarize(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     return stats.sort_values(["model", "task"]).reset_index(drop=True)
 
 
-def summary_table(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
-    """One row per model, one column per task, cells 'mean ± std'."""
+def summary_table(results: pd.DataFrame, metric: str = "auc", baseline: str = "single_task") -> pd.DataFrame:
+    """One row per model, one column per task, cells 'mean ± std'; beside them Δm (%) over
+    `baseline` with its spread over seeds and the paired test (`delta_m_table`) when the baseline ran."""
     stats = summarize(results, metric)
     table = stats.pivot(index="model", columns="task", values="mean ± std").rename_axis(columns=None)
-    return titled("summary", table, f"test {metric}, mean ± std over seeds")
+    if baseline in set(results["model"]):
+        delta = delta_m_table(results, baseline, {metric: HIGHER_IS_BETTER.get(metric, True)}).set_index("model")
+        table["Δm % (mean ± std)"] = delta["Δm % (mean ± std)"].reindex(table.index)
+        table[f"p (Δm vs {baseline})"] = delta["p_paired"].reindex(table.index)
+    return titled("summary", table, f"test {metric}, mean ± std over seeds; Δm over {baseline}")
+
+
+# which way is better, for Δm
+HIGHER_IS_BETTER = {"auc": True, "logloss": False, "recall@20": True, "recall@40": True, "ndcg@20": True, "ndcg@40": True}
+
+
+def delta_m(results: pd.DataFrame, baseline: str = "single_task", metrics: dict[str, bool] | None = None,
+            method: str = "model", within: Sequence[str] = ()) -> pd.DataFrame:
+    """Δm per method and seed, as LibMTL's `count_improvement` (Maninis et al., CVPR 2019, Eq. 6):
+        Δm = 100 / T · Σ_t mean_m (−1)^{l_m} (M_{t,m} − B_{t,m}) / B_{t,m}
+    over the tasks t and `metrics` m ({name: higher is better}; l_m = 1 where lower is better), B the
+    baseline's mean over seeds (per `within` group, e.g. a data setting). `results`: one row per
+    method, seed and task with a column per metric. Returns columns [*within, method, seed, delta_m]."""
+    metrics = metrics or {"auc": True}
+    keys = [*within, "task"]
+    base = results[results[method] == baseline]
+    if base.empty:
+        raise ValueError(f"no runs of the baseline {baseline!r} (column {method!r}); it has "
+                         f"{sorted(set(results[method]))}")
+    reference = base.groupby(keys)[list(metrics)].mean().add_suffix("_baseline")
+    joined = results.join(reference, on=keys)
+    change = pd.DataFrame({m: (joined[m] - joined[f"{m}_baseline"]) / joined[f"{m}_baseline"] * (1 if up else -1)
+                           for m, up in metrics.items()})
+    joined["delta_m"] = 100 * change.mean(axis=1)
+    per_run = joined.groupby([*within, method, "seed"], sort=False)["delta_m"].mean()
+    return per_run.reset_index()
+
+
+def delta_m_table(results: pd.DataFrame, baseline: str = "single_task", metrics: dict[str, bool] | None = None,
+                  method: str = "model", within: Sequence[str] = ()) -> pd.DataFrame:
+    """Δm (%) per method: mean, std over seeds, 'mean ± std', and the two-sided paired t-test (over
+    the seeds both ran) of its per-seed Δm against the baseline's own."""
+    from .table2 import paired_p
+
+    runs = delta_m(results, baseline, metrics, method, within)
+    rows = []
+    for key, part in runs.groupby([*within, method], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        where = dict(zip([*within, method], key))
+        base = runs[(runs[method] == baseline) & _matches(runs, within, where)].set_index("seed")["delta_m"]
+        mine = part.set_index("seed")["delta_m"]
+        std = mine.std() if len(mine) > 1 else 0.0
+        rows.append({**where, "delta_m_mean": mine.mean(), "delta_m_std": std, "seeds": len(mine),
+                     "Δm % (mean ± std)": f"{round(mine.mean(), 2) + 0.0:+.2f} ± {std:.2f}",  # no "-0.00"
+                     "p_paired": float("nan") if where[method] == baseline else paired_p(mine, base)})
+    return titled("delta_m", pd.DataFrame(rows), f"Δm (%) over {baseline}, mean ± std over seeds, paired t-test")
+
+
+def _matches(frame: pd.DataFrame, columns, where: dict) -> pd.Series:
+    keep = pd.Series(True, index=frame.index)
+    for c in columns:
+        keep &= frame[c] == where[c]
+    return keep

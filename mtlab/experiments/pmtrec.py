@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..data import InteractionData, load_rec_dataset
 from .artifacts import titled
+from .compare import delta_m_table
 from .profiles import Profile
 from .single_run import train_one
 from .store import append_rows, done_keys, load_rows
@@ -66,9 +67,15 @@ def mean_pm_std(grouped) -> pd.DataFrame:
 
 
 def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
-    """Mean ± std per dataset and strategy."""
-    table = mean_pm_std(runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)])
-    return titled("pmtrec_summary", table.reset_index(), "test metrics, mean ± std over seeds")
+    """Mean ± std per dataset and strategy; Δm (%) of the recommendation metrics over the single-task
+    MF (rec alone) of the same dataset, with its spread over seeds and paired test, where it ran."""
+    table = mean_pm_std(runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)]).reset_index()
+    if SINGLE_TASK in set(runs["strategy"]):
+        delta = delta_m_table(runs.assign(task="rec"), SINGLE_TASK, {m: True for m in metrics}, method="strategy",
+                              within=("dataset",))
+        table = table.merge(delta[["dataset", "strategy", "Δm % (mean ± std)", "p_paired"]], how="left",
+                            on=["dataset", "strategy"])
+    return titled("pmtrec_summary", table, "test metrics, mean ± std over seeds; Δm over single-task MF")
 
 
 def pmtrec_gains(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
@@ -141,8 +148,13 @@ def weight_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
-    table = mean_pm_std(ablations.groupby("variant", sort=False)[list(metrics)])
-    return titled("pmtrec_ablations_summary", table.reset_index(), "PMTRec ablations, mean ± std over seeds")
+    """Mean ± std per variant; Δm (%) over the single-task variant with its paired test."""
+    table = mean_pm_std(ablations.groupby("variant", sort=False)[list(metrics)]).reset_index()
+    single = "single task (rec only)"
+    if single in set(ablations["variant"]):
+        delta = delta_m_table(ablations.assign(task="rec"), single, {m: True for m in metrics}, method="variant")
+        table = table.merge(delta[["variant", "Δm % (mean ± std)", "p_paired"]], how="left", on="variant")
+    return titled("pmtrec_ablations_summary", table, "PMTRec ablations, mean ± std over seeds; Δm over single task")
 
 
 def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("ew", "pmtrec"),

@@ -29,7 +29,7 @@ import pandas as pd
 from .profiles import Profile
 from .store import write_csv_atomic
 
-TABLES = ("table3", "table4", "pmtrec")
+TABLES = ("table3", "table4", "pmtrec", "lab_census", "lab_movielens")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -58,7 +58,13 @@ def _pmtrec(profile: Profile, dataset: str, results_path: str, strategy: str) ->
     pmtrec_benchmark([dataset], [strategy], profile, results_path=results_path)
 
 
-RUNNERS: dict[str, Callable] = {"table3": _table3, "table4": _table4, "pmtrec": _pmtrec}
+def _lab(profile: Profile, dataset: str, results_path: str, strategy: str) -> None:
+    from .gradient_lab import leaderboard
+    leaderboard(dataset, profile, [strategy], results_path=results_path)
+
+
+RUNNERS: dict[str, Callable] = {"table3": _table3, "table4": _table4, "pmtrec": _pmtrec,
+                                "lab_census": _lab, "lab_movielens": _lab}
 
 
 def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex")) -> list[Job]:
@@ -95,6 +101,15 @@ def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("educ
                     weight = {"pmtrec": 2.5, "cagrad": 2.5, SINGLE_TASK: 0.3}.get(strategy, 1.0)
                     jobs.append(Job("pmtrec", f"{dataset}-{strategy}-{seed}", size * weight,
                                     dict(profile=one, dataset=dataset, strategy=strategy)))
+        for table, dataset in (("lab_census", "census-income"), ("lab_movielens", "movielens")):
+            if table in tables:
+                from .gradient_lab import SINGLE_TASK as LAB_BASELINE
+                from .gradient_lab import check_strategies, not_applicable
+                size = 1.0 if dataset == "census-income" else {"full": 4.0}.get(profile.name, 0.4)
+                for strategy in (LAB_BASELINE, *check_strategies(None)):
+                    if not not_applicable(dataset, strategy):
+                        jobs.append(Job(table, f"{strategy}-{seed}", size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
+                                        dict(profile=one, dataset=dataset, strategy=strategy)))
     return sorted(jobs, key=lambda j: -j.cost)
 
 

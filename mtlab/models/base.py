@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.tabular import Batch, FeatureSpec, distinct_tasks
-from ..sharing import SharedPart, TableRows  # noqa: F401  (re-exported: what shared_parameters returns)
+from ..sharing import SharedPart, SharedRepresentation, TableRows  # noqa: F401  (re-exported: what shared_parameters returns)
 
 MODELS: dict[str, type[TaskModel]] = {}
 
@@ -111,10 +111,24 @@ class MultiTaskModel(TaskModel):
     def forward(self, batch: Batch):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    rep_grad = False  # set by the fit loop (TrainConfig.rep_grad) on models with one shared representation
+
     def training_step(self, data, rows, step, generator=None) -> StepOutput:
         batch, labels = data.train.rows(rows)
+        if self.rep_grad:
+            return self.representation_step(batch, labels)
         losses, extra = self.training_loss(batch, labels, step)
         return StepOutput(losses, self.shared_parameters(), extra)
+
+    def representation_step(self, batch: Batch, labels: torch.Tensor) -> StepOutput:
+        """rep_grad: the towers read a detached copy of the shared representation, which is what the
+        strategy combines; the combined gradient then goes down through the shared layers once. For
+        models with one representation every task reads: `represent(batch)` and `heads(h)`."""
+        if not hasattr(self, "represent"):
+            raise ValueError(f"rep_grad needs a model with one shared representation that every task reads "
+                             f"(shared_bottom); {type(self).__name__} has none")
+        rep = SharedRepresentation.split(self.represent(batch))
+        return StepOutput(task_losses(self.heads(rep.leaf), labels), [rep])
 
     def training_loss(self, batch: Batch, labels: torch.Tensor, step: Step):
         """Per-task losses [T] (weighted and summed by the trainer) and an extra scalar loss or None.

@@ -115,14 +115,19 @@ class Experts(ParallelMLP):
 
 
 class Gate(nn.Module):
-    """`n_gates` softmax gates over `n_experts`: [B, in] → weights [G, B, E] summing to one."""
+    """`n_gates` softmax gates over `n_experts`: [B, in] → weights [G, B, E] summing to one. While
+    `record` is set (the training diagnostics' measured steps), the last weights are kept, detached."""
 
     def __init__(self, n_gates: int, in_dim: int, n_experts: int, bias: bool = True):
         super().__init__()
         self.proj = ParallelLinear(n_gates, in_dim, n_experts, bias=bias)
+        self.record, self.last = False, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.proj(x), dim=-1)
+        weights = torch.softmax(self.proj(x), dim=-1)
+        if self.record:
+            self.last = weights.detach()
+        return weights
 
 
 def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:

@@ -27,5 +27,12 @@ class SharedBottom(MultiTaskModel):
     def shared_parameters(self):
         return parameters_of(self.embedding, self.shared)
 
+    def represent(self, batch):
+        """h, the one representation every tower reads (rep_grad combines the gradients on it)."""
+        return self.shared(self.embedding(batch))
+
+    def heads(self, h):
+        return self.towers(h)
+
     def forward(self, batch):
-        return self.towers(self.shared(self.embedding(batch)))
+        return self.heads(self.represent(batch))

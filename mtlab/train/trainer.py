@@ -26,6 +26,7 @@ from ..models.base import Step, StepOutput
 from ..weighting import STRATEGIES, build_weighting
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .device import resolve_device
+from .diagnostics import GradientProbe, measured_steps
 from .evaluation import evaluator_for
 
 
@@ -49,6 +50,8 @@ class TrainConfig:
     weighting_options: dict = field(default_factory=dict)
     monitor: str | None = None  # the validation metric early stopping watches; None = the evaluator's default
     restore_best: bool = True  # end with the weights of the best validation epoch (else the last)
+    rep_grad: bool = False  # combine task gradients on the shared representation (models with one)
+    diagnostics: int = 1  # steps an epoch at which task gradients are measured (train.diagnostics); 0 = off
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 65536
@@ -71,12 +74,18 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 0, got {getattr(self, name)!r}")
         if self.weighting not in STRATEGIES:
             raise ValueError(f"unknown weighting {self.weighting!r}; available: {', '.join(STRATEGIES)}")
+        if isinstance(self.diagnostics, bool) or not isinstance(self.diagnostics, int) or self.diagnostics < 0:
+            raise ValueError(f"diagnostics must be an integer of at least 0 (measured steps an epoch; 0 = off), "
+                             f"got {self.diagnostics!r}")
+        if self.rep_grad and getattr(STRATEGIES[self.weighting], "per_element_state", False):
+            raise ValueError(f"{self.weighting} keeps a running state per shared element, but with rep_grad the shared "
+                             f"elements are each batch's representation; use rep_grad=False or another strategy")
 
     def identity(self) -> dict:
         """The settings that change the steps taken: a checkpoint is resumed only under the same ones.
         `epochs` and `patience` may change (train a finished run longer); so may where and how quietly
         it runs. (MPT-Rec's reversal schedule follows the planned epochs: extend it knowingly.)"""
-        ignored = ("quiet", "device", "eval_batch_size", "epochs", "patience")
+        ignored = ("quiet", "device", "eval_batch_size", "epochs", "patience", "diagnostics")
         return {k: v for k, v in asdict(self).items() if k not in ignored}
 
 
@@ -158,6 +167,13 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     elif resume and checkpoint and not config.quiet:
         print(f"no checkpoint at {checkpoint}: starting a fresh run (it will be written there)")
 
+    if config.rep_grad and not hasattr(model, "represent"):
+        raise ValueError(f"rep_grad needs a model with one shared representation that every task reads "
+                         f"(shared_bottom); {type(model).__name__} has none")
+    if hasattr(model, "represent"):
+        model.rep_grad = config.rep_grad
+    probe = GradientProbe(model, tasks)
+
     preparation, start = None, time.perf_counter()
     if prepare and getattr(model, "preparation", None) and not model.prepared():
         from . import PREPARATIONS  # the phases live in train; models only name theirs
@@ -174,6 +190,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
 
     n = len(data.train)
     steps_per_epoch = -(-n // config.batch_size)
+    measured = measured_steps(config.diagnostics, steps_per_epoch)
     last = state["epoch"] if state["stopped"] else config.epochs  # an early-stopped run stays stopped
     bar = tqdm(range(state["epoch"], last), disable=config.quiet, unit="epoch", initial=state["epoch"],
                total=config.epochs, desc=f"{type(model).__name__} {config.weighting}")
@@ -186,10 +203,13 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         for step_in_epoch, i in enumerate(range(0, n, config.batch_size)):
             rows = order[i:i + config.batch_size]
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
+            probe.record_gates(step_in_epoch in measured)
             out: StepOutput = model.training_step(data, rows, Step(rows, n, epoch, progress), sampler)
             losses = out.losses if unit_weights and not isinstance(out.losses, torch.Tensor) \
                 else _weighted(out.losses, weights)
             optimizer.zero_grad(set_to_none=True)
+            if step_in_epoch in measured:
+                probe.measure(losses, out.shared)
             used = strategy.backward(losses, out.shared, epoch, out.extra)
             optimizer.step()
             loss_sum += _stacked(out.losses).detach() * len(rows)
@@ -199,6 +219,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         train_seconds = time.perf_counter() - start
         valid = evaluator(model, data, "valid")
         row = history_row(epoch + 1, train_losses, (weight_sum / steps_per_epoch).tolist(), valid, tasks)
+        row.update(probe.summary())
         row["train_seconds"] = train_seconds
         state["seconds"] += time.perf_counter() - start
         row["seconds"] = state["seconds"]

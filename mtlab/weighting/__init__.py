@@ -2,7 +2,14 @@
 trainer in mtlab: `TrainConfig(weighting="pcgrad")`."""
 
 from . import gradient_based, loss_based, pmtrec, torchjd_backend  # noqa: F401  (registers the strategies)
-from .base import STRATEGIES, GradientCombination, GramianCombination, LossWeighting, TableRows, Weighting
+from .base import (
+    STRATEGIES,
+    GradientCombination,
+    GramianCombination,
+    LossWeighting,
+    TableRows,
+    Weighting,
+)
 
 
 def build_weighting(name: str, n_tasks: int, **options) -> Weighting:

@@ -183,6 +183,8 @@ def send_down(shared) -> None:
 class Weighting(nn.Module):
     """Base class; a strategy may own parameters (e.g. UW's log-variances): the trainer optimizes them."""
 
+    per_element_state = False  # keeps a running state per shared element (needs the same ones every step)
+
     def __init__(self, n_tasks: int):
         super().__init__()
         self.n_tasks = n_tasks

@@ -9,7 +9,14 @@ import torch
 from scipy.optimize import minimize
 from torch import nn
 
-from .base import GradientCombination, GramianCombination, OwnAdam, register, require_positive, split_losses
+from .base import (
+    GradientCombination,
+    GramianCombination,
+    OwnAdam,
+    register,
+    require_positive,
+    split_losses,
+)
 
 NO_WEIGHTS = float("nan")
 
@@ -32,6 +39,8 @@ def project_to_simplex(v: torch.Tensor) -> torch.Tensor:
 class PerElementState:
     """For strategies that keep a running state per shared element (a moving average of G): the
     shared elements must be the same at every step."""
+
+    per_element_state = True
 
     def check_same_elements(self, grads: torch.Tensor, state: torch.Tensor | None) -> None:
         if state is not None and state.shape != grads.shape:
@@ -185,6 +194,7 @@ class NashMTL(GramianCombination):
     def __init__(self, n_tasks: int, max_norm: float = 0.0):
         super().__init__(n_tasks)
         self.max_norm = max_norm  # clip the combined gradient's norm (0 = off), as in the authors' code
+        self.register_buffer("start", torch.ones(n_tasks, dtype=torch.float64))
 
     def weigh(self, gramian, losses):
         gram = gramian.double().cpu().numpy()
@@ -196,9 +206,13 @@ class NashMTL(GramianCombination):
             jac = 2 * (g.T @ r + r / a**2)
             return r @ r, jac
 
-        start = np.full(len(gram), 1.0)
-        a = minimize(residual, start, jac=True, method="L-BFGS-B", bounds=[(1e-6, None)] * len(gram),
-                     options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 500}).x / scale
+        # warm start from the last step's solution (unit scale): the weights move little between steps,
+        # so the solver needs a few iterations instead of tens (a checkpoint keeps it: buffer)
+        start = self.start.numpy() if len(self.start) == len(gram) else np.full(len(gram), 1.0)
+        unit = minimize(residual, start, jac=True, method="L-BFGS-B", bounds=[(1e-6, None)] * len(gram),
+                        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 500}).x
+        self.start = torch.as_tensor(unit, dtype=torch.float64)
+        a = unit / scale
         norm = np.sqrt(max(a @ gram @ a, 0.0))
         if self.max_norm and norm > self.max_norm:
             a = a * (self.max_norm / norm)
