@@ -214,7 +214,7 @@ BACKED = {  # ours → TorchJD's, with the options that make them the same metho
     "fairgrad": lambda t: jd.FairGrad(alpha=1.0), "gradvac": lambda t: jd.GradVac(),
     "config": lambda t: jd.ConFIG(), "graddrop": lambda t: jd.GradDrop(),
     "excess_mtl": lambda t: jd.ExcessMTL(), "pcgrad": lambda t: jd.PCGrad(), "imtl_g": lambda t: jd.IMTLG(),
-    "mgda": lambda t: jd.MGDA(epsilon=1e-9, max_iters=100000),
+    "mgda": lambda t: jd.MGDA(epsilon=1e-7, max_iters=20000),
 }
 STATEFUL_WEIGHTINGS = {"modo": lambda t: jd.MoDoWeighting(), "sdmgrad": lambda t: jd.SDMGradWeighting()}
 

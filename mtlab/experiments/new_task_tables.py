@@ -223,7 +223,8 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     `p (paired t)` tests the change against zero over seeds (a paired t-test of the AUC with T3 against
     the AUC without it, seed by seed); `significant` is p < alpha. On Census-Income the changes are a few
     ten-thousandths of AUC, so a sign is only worth comparing where the change is significant.
-    `same_sign` is missing where the paper gives no sign (MPT-Rec is not in its Table 4)."""
+    `same_sign` is missing where the paper gives no sign (MPT-Rec is not in its Table 4). `Δm % of T1,
+    T2` is the mean relative change of both existing tasks' AUC (over the two-task model), per model."""
     groups = runs.groupby(["new_task", "task", "model"], sort=False)
     out = groups["delta"].agg(["mean", "std", "count"]).reset_index()
     out["p (paired t)"] = [paired_p(g.set_index("seed")["auc_with_new_task"], g.set_index("seed")["auc_two_tasks"])
@@ -232,6 +233,13 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     out["change (mean ± std)"] = [f"{m:+.4f} ± {s:.4f}" for m, s in zip(out["mean"], out["std"])]
     out["our_sign"] = out["mean"].map(lambda m: "+" if m > 0 else "-")
     out["significant"] = out["p (paired t)"] < alpha
+    # Δm over the two-task model: the mean relative change of T1 and T2 per seed, its mean ± std
+    per_seed = (100 * runs["delta"] / runs["auc_two_tasks"]).groupby([runs["new_task"], runs["model"], runs["seed"]],
+                                                                    sort=False).mean()
+    delta_m = per_seed.groupby(level=["new_task", "model"], sort=False).agg(["mean", "std"]).fillna(0.0)
+    out["Δm % of T1, T2 (mean ± std)"] = [
+        f"{round(delta_m.loc[(n, m), 'mean'], 3) + 0.0:+.3f} ± {delta_m.loc[(n, m), 'std']:.3f}"
+        for n, m in zip(out["new_task"], out["model"])]
     out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
     out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
     return titled("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
