@@ -67,7 +67,9 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
 
     get_profile(profile, device=device)  # bad values fail before any notebook starts
     paths = find_notebooks(notebooks)
-    out = Path(out) if out else RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
+    # absolute: each notebook runs in its own folder, and its tables' folder ($MTLAB_ARTIFACTS) must not
+    # resolve against that (a relative --out put them under notebooks/<out>/, outside the report)
+    out = (Path(out) if out else RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"--out {out} already holds a run; give a new folder (or delete it): a report never "
                          "mixes the tables of two runs")

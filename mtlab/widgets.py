@@ -351,8 +351,11 @@ class Explorer:
         else:
             names = [t for t in DATASETS[self.dataset.value][2] if t not in ("column=value", "t1 … tN")]
             names = ["t1", "t2", "t3"] if self.dataset.value == "synthetic" else names
-            models = sorted(n for n in MODELS if n != "mf")
-            chosen = self.model.value if self.model.value in models else "mmoe"
+            from .models.funnel import FUNNEL_MODELS
+
+            funnel = self.dataset.value == "ali-ccp"  # the funnel models train on funnel data only
+            models = sorted(n for n in MODELS if n != "mf" and (funnel or n not in FUNNEL_MODELS))
+            chosen = self.model.value if self.model.value in models else ("esmm" if funnel else "mmoe")
         self.model.options, self.model.value = models, chosen
         self.tasks.options = names
         self.tasks.value = tuple(names[:2])

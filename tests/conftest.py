@@ -69,3 +69,14 @@ def interactions():
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def funnel(tmp_path_factory):
+    """Generated Ali-CCP raw files, prepared, in memory: the funnel models' small case."""
+    from mtlab.data.aliccp import PrepareSettings, generate_raw, load_aliccp, prepare
+
+    root = tmp_path_factory.mktemp("funnel")
+    generate_raw(root / "raw", n_impressions=8000, n_users=150, n_items=60, seed=0)
+    prepare(root / "raw", root / "prep", PrepareSettings(min_count=1, row_group_rows=1024, shard_rows=2000), quiet=True)
+    return load_aliccp(root / "prep", in_memory=True)

@@ -4,9 +4,10 @@ from torch import nn
 
 from mtlab.data import Batch
 from mtlab.models import MODELS, MultiTaskModel, build_model
+from mtlab.models.funnel import FUNNEL_MODELS
 from mtlab.models.layers import Experts, FeatureEmbedding, Gate, ParallelLinear, Towers, mix
 
-TABULAR = sorted(n for n, c in MODELS.items() if issubclass(c, MultiTaskModel))
+TABULAR = sorted(n for n, c in MODELS.items() if issubclass(c, MultiTaskModel) and n not in FUNNEL_MODELS)
 
 
 def batch_of(data, n=64):
@@ -69,7 +70,7 @@ def test_feature_embedding_single_lookup_with_offsets(synthetic):
 
 
 def test_build_model_errors(synthetic):
-    with pytest.raises(ValueError, match="registered models: csrec, mf, mmoe, mpt_rec, ple, shared_bottom"):
+    with pytest.raises(ValueError, match="registered models: aitm, csrec, escm2, esmm, mf, mmoe, mpt_rec, ple, shared_bottom"):
         build_model("mmoe_typo", synthetic.features, synthetic.tasks)
     with pytest.raises(ValueError, match="its options: emb_dim, bottom, tower, dropout"):
         build_model("shared_bottom", synthetic.features, synthetic.tasks, hidden=3)

@@ -5,11 +5,12 @@ import torch
 
 from mtlab.experiments import get_profile, train_one
 from mtlab.models import MODELS, MultiTaskModel, Step, build_model, task_losses
+from mtlab.models.funnel import FUNNEL_MODELS
 from mtlab.models.mpt_rec import dann_strength, reverse_gradient
 from mtlab.train import TrainConfig, evaluate, fit, seed_everything
 from mtlab.train.pruning import find_task_masks, prune_by_magnitude
 
-TABULAR = sorted(n for n, c in MODELS.items() if issubclass(c, MultiTaskModel))
+TABULAR = sorted(n for n, c in MODELS.items() if issubclass(c, MultiTaskModel) and n not in FUNNEL_MODELS)
 
 SMALL = dict(bottom=(32, 16), tower=(8,))
 SMALL_EXPERT = dict(expert=(32, 16), tower=(8,))

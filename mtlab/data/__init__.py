@@ -29,6 +29,13 @@ DATASETS = {
         {name: d.description for name, d in CENSUS_TASKS.items()}
         | {"column=value": "any categorical column made binary"},
     ),
+    "ali-ccp": (
+        None,  # mtlab.data.aliccp.load_aliccp, imported when used (pyarrow)
+        "Ali-CCP click/conversion funnel (Tianchi 408): prepare your raw files first "
+        "(python -m mtlab.data prepare ali-ccp --raw DIR)",
+        {"ctr": "click", "cvr": "conversion given a click (clicked impressions only)",
+         "ctcvr": "click and conversion (entire space)"},
+    ),
     "synthetic": (
         make_synthetic,
         "MMoE-style synthetic tasks with controllable correlation rho (no download)",
@@ -96,6 +103,13 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
         tasks = distinct_tasks(tasks)
     if name == "census-income":
         data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
+        return data.check_labels()
+    if name == "ali-ccp":
+        from .aliccp import load_aliccp
+
+        data = load_aliccp(tasks=tasks, **options)
+        if subsample and not hasattr(data.train, "batches"):
+            data = data.subsample(subsample, seed)
         return data.check_labels()
     if tasks:
         options.setdefault("n_tasks", len(tasks))

@@ -34,6 +34,8 @@ class FeatureSpec:
     cat_cardinalities: tuple[int, ...]
     num_names: tuple[str, ...]
     vocab: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    bag_names: tuple[str, ...] = ()  # multi-valued categorical fields (pooled as bags)
+    bag_cardinalities: tuple[int, ...] = ()
 
     @property
     def n_cat(self) -> int:
@@ -43,6 +45,10 @@ class FeatureSpec:
     def n_num(self) -> int:
         return len(self.num_names)
 
+    @property
+    def n_bag(self) -> int:
+        return len(self.bag_names)
+
     def without(self, names: set[str]) -> FeatureSpec:
         keep = [i for i, n in enumerate(self.cat_names) if n not in names]
         return FeatureSpec(
@@ -50,21 +56,25 @@ class FeatureSpec:
             cat_cardinalities=tuple(self.cat_cardinalities[i] for i in keep),
             num_names=tuple(n for n in self.num_names if n not in names),
             vocab={k: v for k, v in self.vocab.items() if k not in names},
+            bag_names=tuple(n for n in self.bag_names if n not in names),
+            bag_cardinalities=tuple(c for n, c in zip(self.bag_names, self.bag_cardinalities) if n not in names),
         )
 
 
 @dataclass
 class Batch:
-    """Model input for a set of rows: categorical codes [B, C] (int64) and numeric values [B, D]."""
+    """Model input for a set of rows: categorical codes [B, C] (int64), numeric values [B, D], and
+    for data with multi-valued fields the bags [B, F, L] (int64 codes + 1 per field, 0 = padding)."""
 
     cat: torch.Tensor
     num: torch.Tensor
+    bags: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.cat.shape[0]
 
     def to(self, device) -> Batch:
-        return Batch(self.cat.to(device), self.num.to(device))
+        return Batch(self.cat.to(device), self.num.to(device), None if self.bags is None else self.bags.to(device))
 
 
 @dataclass
@@ -73,27 +83,31 @@ class TabularSplit:
 
     cat: torch.Tensor  # [N, C] int64
     num: torch.Tensor  # [N, D] float32
-    labels: torch.Tensor  # [N, T] float32 in {0, 1}
+    labels: torch.Tensor  # [N, T] float32 in {0, 1}; NaN where a task has no label (CVR without a click)
+    bags: torch.Tensor | None = None  # [N, F, L] int64, 0 = padding (multi-valued fields)
 
     def __len__(self) -> int:
         return self.cat.shape[0]
 
     @property
     def features(self) -> Batch:
-        return Batch(self.cat, self.num)
+        return Batch(self.cat, self.num, self.bags)
 
     def rows(self, index: torch.Tensor) -> tuple[Batch, torch.Tensor]:
         """The batch and labels of the given row indices (a tensor on the same device)."""
-        return Batch(self.cat[index], self.num[index]), self.labels[index]
+        bags = None if self.bags is None else self.bags[index]
+        return Batch(self.cat[index], self.num[index], bags), self.labels[index]
 
     def to(self, device) -> TabularSplit:
-        return TabularSplit(self.cat.to(device), self.num.to(device), self.labels.to(device))
+        return TabularSplit(self.cat.to(device), self.num.to(device), self.labels.to(device),
+                            None if self.bags is None else self.bags.to(device))
 
     def subsample(self, n: int, generator: torch.Generator) -> TabularSplit:
         if n >= len(self):
             return self
         index = torch.randperm(len(self), generator=generator)[:n].sort().values
-        return TabularSplit(self.cat[index], self.num[index], self.labels[index])
+        return TabularSplit(self.cat[index], self.num[index], self.labels[index],
+                            None if self.bags is None else self.bags[index])
 
 
 @dataclass
@@ -161,7 +175,9 @@ class MultiTaskData:
         cols = [self.tasks.index(t) for t in tasks]
 
         def pick(s: TabularSplit) -> TabularSplit:
-            return TabularSplit(s.cat, s.num, s.labels[:, cols])
+            if hasattr(s, "select_columns"):  # a streamed split
+                return s.select_columns(cols)
+            return TabularSplit(s.cat, s.num, s.labels[:, cols], s.bags)
 
         return replace(
             self, tasks=tuple(tasks), train=pick(self.train), valid=pick(self.valid), test=pick(self.test)

@@ -56,9 +56,9 @@ class LabSettings:
 
 
 LAB = {
-    "quick": LabSettings(synthetic_samples=8_000, synthetic_epochs=5, synthetic_batch=128, synthetic_lr=3e-3,
+    "quick": LabSettings(synthetic_samples=8_000, synthetic_epochs=4, synthetic_batch=128, synthetic_lr=3e-3,
                          diagnostics=10,
-                         census_subsample=0.03, census_epochs=4, census_batch=256, rec_dataset="ml-100k", rec_epochs=3),
+                         census_subsample=0.02, census_epochs=4, census_batch=256, rec_dataset="ml-100k", rec_epochs=2),
     "full": LabSettings(synthetic_samples=8_000, synthetic_epochs=15, synthetic_batch=128, synthetic_lr=3e-3,
                         diagnostics=20,
                         census_subsample=None, census_epochs=30, census_batch=256, rec_dataset="ml-1m", rec_epochs=100),

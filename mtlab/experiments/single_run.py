@@ -81,7 +81,10 @@ def train_one(
         "preparation": result.preparation,
     }
     if not rec:
-        probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
+        if hasattr(data.train, "batches"):  # streamed: the first stored batch
+            probe = next(iter(data.train.batches(256, shuffle=False)))[0].to(result.device)
+        else:
+            probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
         out["flops_per_sample"] = flops_per_sample(net, probe)
     return out
 

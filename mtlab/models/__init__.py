@@ -1,6 +1,17 @@
 """Multi-task models, each registered by name: `build_model("mmoe", features, tasks, **options)`."""
 
-from . import csrec, mf, mmoe, mpt_rec, ple, shared_bottom, single_task, sparse_sharing, stem  # noqa: F401
+from . import (  # noqa: F401
+    csrec,
+    funnel,
+    mf,
+    mmoe,
+    mpt_rec,
+    ple,
+    shared_bottom,
+    single_task,
+    sparse_sharing,
+    stem,
+)
 from .base import (
     MODELS,
     MultiTaskModel,

@@ -25,8 +25,12 @@ MODELS: dict[str, type[TaskModel]] = {}
 
 
 def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy per task: [B, T] logits and labels → [T]."""
-    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(0)
+    """Mean binary cross-entropy per task: [B, T] logits and labels → [T]. A NaN label (a task with
+    no label on that row: CVR on an impression without a click) is left out of its task's mean (a
+    batch with none gives 0). Without NaNs this is the plain mean, to the bit."""
+    known = ~labels.isnan()
+    bce = F.binary_cross_entropy_with_logits(logits, torch.where(known, labels, 0.0), reduction="none")
+    return (bce * known).sum(0) / known.sum(0).clamp_min(1)
 
 
 @dataclass
@@ -114,7 +118,8 @@ class MultiTaskModel(TaskModel):
     rep_grad = False  # set by the fit loop (TrainConfig.rep_grad) on models with one shared representation
 
     def training_step(self, data, rows, step, generator=None) -> StepOutput:
-        batch, labels = data.train.rows(rows)
+        """`rows`: the batch's row indices, or (Batch, labels) when the data are streamed."""
+        batch, labels = rows if isinstance(rows, tuple) else data.train.rows(rows)
         if self.rep_grad:
             return self.representation_step(batch, labels)
         losses, extra = self.training_loss(batch, labels, step)

@@ -40,13 +40,33 @@ class FeatureEmbedding(nn.Module):
             full = self.table.weight.detach()
             self.shared_table = nn.Embedding.from_pretrained(full[:, :dim].clone(), freeze=False)
             self.table = nn.Embedding.from_pretrained(full[:, dim:].clone(), freeze=False)
-        self.out_dim = features.n_cat * dim + features.n_num
+        self.bag_table = None
+        if features.n_bag:  # multi-valued fields: one EmbeddingBag over every field's codes (+1; 0 pads)
+            if shared_first:
+                raise ValueError("multi-valued fields (bags) are not supported with a separate shared table (STEM)")
+            bag_sizes = torch.tensor((0, *[c + 1 for c in features.bag_cardinalities]), dtype=torch.long)
+            self.register_buffer("bag_offsets", bag_sizes.cumsum(0)[:-1].view(1, -1, 1), persistent=False)
+            self.bag_table = nn.EmbeddingBag(int(bag_sizes.sum()), dim * copies, mode="mean", padding_idx=0)
+            nn.init.normal_(self.bag_table.weight, std=init_std)
+            with torch.no_grad():
+                self.bag_table.weight[0].zero_()
+        self.out_dim = (features.n_cat + features.n_bag) * dim + features.n_num
+
+    def pooled_bags(self, bags: torch.Tensor) -> torch.Tensor:
+        """[B, F, L] codes (+1, 0 = padding) → the mean embedding of each bag [B, F, copies·dim], in one
+        call: every (row, field) is one fixed-length bag; padding is left out of the mean (an empty
+        bag gives zeros)."""
+        b, f, length = bags.shape
+        shifted = torch.where(bags > 0, bags + self.bag_offsets, torch.zeros_like(bags))
+        return self.bag_table(shifted.view(b * f, length)).view(b, f, -1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         codes = batch.cat + self.offsets
         emb = self.table(codes)  # [B, C, copies·dim]
         if self.shared_table is not None:
             emb = torch.cat([self.shared_table(codes), emb], dim=2)
+        if self.bag_table is not None:
+            emb = torch.cat([emb, self.pooled_bags(batch.bags)], dim=1)  # [B, C + F, copies·dim]
         if self.copies == 1:
             return torch.cat([emb.flatten(1), batch.num], dim=1)
         b, c = emb.shape[:2]

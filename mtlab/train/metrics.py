@@ -14,11 +14,18 @@ from ..data.tabular import Batch, TabularSplit
 
 @torch.no_grad()
 def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
-    """Predicted probabilities [N, T] as a NumPy array, computed in chunks on the split's device."""
+    """Predicted probabilities [N, T] as a NumPy array, computed in chunks on the split's device (a
+    streamed split: batch by batch, in its stored order)."""
     was_training = model.training
     model.eval()
-    logits = torch.cat([model(Batch(split.cat[i:i + batch_size], split.num[i:i + batch_size]))
-                        for i in range(0, len(split), batch_size)])
+    if hasattr(split, "batches"):
+        device = next(model.parameters()).device
+        logits = torch.cat([model(batch.to(device)) for batch, _ in split.batches(batch_size, shuffle=False)])
+    else:
+        bags = split.bags
+        logits = torch.cat([model(Batch(split.cat[i:i + batch_size], split.num[i:i + batch_size],
+                                        None if bags is None else bags[i:i + batch_size]))
+                            for i in range(0, len(split), batch_size)])
     model.train(was_training)
     # The sigmoid runs per task on its own contiguous column: vectorized kernels round the tail of a
     # buffer differently, so one [N, T] call would let a task's probabilities depend on how many
@@ -31,14 +38,17 @@ def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks) -> dict[str, dict
     """{task: {"auc": …, "logloss": …}}; AUC is NaN when a split holds only one class of a task."""
     out = {}
     for t, name in enumerate(tasks):
-        y, p = labels[:, t], probs[:, t]
+        known = ~np.isnan(labels[:, t])  # CVR: scored on the impressions with a click only
+        y, p = labels[known, t], probs[known, t]
         auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
-        out[name] = {"auc": auc, "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))}
+        loss = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(y) else float("nan")
+        out[name] = {"auc": auc, "logloss": loss}
     return out
 
 
 def evaluate(model, split: TabularSplit, tasks, batch_size: int = 65536) -> dict[str, dict[str, float]]:
-    return task_metrics(split.labels.cpu().numpy(), predict(model, split, batch_size), tasks)
+    labels = split.all_labels() if hasattr(split, "batches") else split.labels
+    return task_metrics(labels.cpu().numpy(), predict(model, split, batch_size), tasks)
 
 
 def count_parameters(model, trainable_only: bool = True) -> int:

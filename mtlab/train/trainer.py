@@ -197,14 +197,13 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     for epoch in bar:
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=shuffle).to(device)
         loss_sum = torch.zeros(len(tasks), device=device)
         weight_sum = torch.zeros(len(tasks), device=device)
-        for step_in_epoch, i in enumerate(range(0, n, config.batch_size)):
-            rows = order[i:i + config.batch_size]
+        for step_in_epoch, rows in enumerate(_epoch_batches(data, n, config.batch_size, shuffle, device)):
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
             probe.record_gates(step_in_epoch in measured)
-            out: StepOutput = model.training_step(data, rows, Step(rows, n, epoch, progress), sampler)
+            step = Step(rows if isinstance(rows, torch.Tensor) else None, n, epoch, progress)
+            out: StepOutput = model.training_step(data, rows, step, sampler)
             losses = out.losses if unit_weights and not isinstance(out.losses, torch.Tensor) \
                 else _weighted(out.losses, weights)
             optimizer.zero_grad(set_to_none=True)
@@ -212,7 +211,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
                 probe.measure(losses, out.shared)
             used = strategy.backward(losses, out.shared, epoch, out.extra)
             optimizer.step()
-            loss_sum += _stacked(out.losses).detach() * len(rows)
+            loss_sum += _stacked(out.losses).detach() * (len(rows) if isinstance(rows, torch.Tensor) else len(rows[0]))
             weight_sum += used.detach().to(device, torch.float32)
         train_losses = (loss_sum / n).tolist()  # .tolist() waits for the device: timing is honest
         _check_finite(train_losses, tasks, epoch + 1, config)
@@ -250,6 +249,18 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         model.load_state_dict(state["best_state"])
     return FitResult(model, pd.DataFrame(state["history"]), state["best_epoch"], state["epoch"],
                      state["seconds"], str(device), strategy, preparation, monitor)
+
+
+def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, device):
+    """One epoch's batches: row indices of a seeded permutation (data in memory), or, for a streamed
+    split (`data.train.batches`), (Batch, labels) read in a seeded order and moved to the device."""
+    if hasattr(data.train, "batches"):
+        for batch, labels in data.train.batches(batch_size, shuffle):
+            yield batch.to(device), labels.to(device)
+        return
+    order = torch.randperm(n, generator=shuffle).to(device)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
 
 
 def history_row(epoch: int, train_losses: list[float], weights: list[float], valid: dict, tasks) -> dict:

@@ -184,6 +184,7 @@ class Weighting(nn.Module):
     """Base class; a strategy may own parameters (e.g. UW's log-variances): the trainer optimizes them."""
 
     per_element_state = False  # keeps a running state per shared element (needs the same ones every step)
+    per_task_state = False  # keeps a state per task (needs every task's gradient every step)
 
     def __init__(self, n_tasks: int):
         super().__init__()
@@ -240,19 +241,39 @@ class GradientCombination(Weighting):
             extra.backward(retain_graph=True)
         targets = active_targets(shared)
         detached = losses.detach()
-        if not targets:  # nothing shared (Single Task, a one-task model): each task its own gradient
+        live = [t for t, loss in enumerate(per_task) if loss.requires_grad]
+        if not targets or not live:  # nothing shared (Single Task, a one-task model): each task its own gradient
             scale = None if self.private_weighted else self.private_scale(detached)
-            (losses.sum() if scale is None else (scale.to(losses.dtype) * losses).sum()).backward()
+            total = losses.sum() if scale is None else (scale.to(losses.dtype) * losses).sum()
+            if total.requires_grad:
+                total.backward()
             return torch.ones_like(detached) if scale is None else scale
         if self.private_weighted:
-            combined, weights = self.combine_blocks(task_gradients(per_task, targets), detached)
+            blocks = task_gradients(per_task, targets)
+            combined, weights = self._combine_live(blocks, detached, live)
             private_pass((weights.detach().to(losses.dtype) * losses).sum(), targets)
         else:
             blocks = accumulating_passes(per_task, targets, self.private_scale(detached))
-            combined, weights = self.combine_blocks(blocks, detached)
+            combined, weights = self._combine_live(blocks, detached, live)
         for target, part in zip(targets, combined):
             add_grad(target, part)
         return weights
+
+    def _combine_live(self, blocks, losses, live: list[int]):
+        """Combine the tasks whose loss has a gradient; a task without one (a loss kept for the record,
+        such as ESMM's CVR log loss, or a frozen task) takes no part: weight 0, no row of zeros that
+        would pull a min-norm method to a zero step."""
+        if len(live) == len(losses):
+            return self.combine_blocks(blocks, losses)
+        if self.per_task_state:
+            raise ValueError(f"{self.registry_name} keeps a state per task and needs every task's loss to have a "
+                             f"gradient, but task(s) {[t + 1 for t in range(len(losses)) if t not in live]} have none "
+                             "(a loss kept for the record, as ESMM's and AITM's cvr); choose another strategy")
+        index = torch.tensor(live, device=blocks[0].device)
+        combined, weights = self.combine_blocks([b[index] for b in blocks], losses[index.to(losses.device)])
+        full = torch.zeros(len(losses), dtype=weights.dtype, device=weights.device)
+        full[index.to(weights.device)] = weights
+        return combined, full
 
 
 class GramianCombination(GradientCombination):

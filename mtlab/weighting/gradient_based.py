@@ -242,6 +242,8 @@ class GradNorm(GramianCombination):
     last shared layer only: a cheaper approximation of the same quantity); ‖g_t‖ = √(GGᵀ)_tt.
     Eq. 1, L = Σ_t w_t L_t, trains every parameter: the task-specific ones get w_t ∇L_t."""
 
+    per_task_state = True
+
     def __init__(self, n_tasks: int, alpha: float = 1.5, lr: float = 0.025):
         super().__init__(n_tasks)
         self.alpha, self.lr = alpha, lr
@@ -314,6 +316,8 @@ class MoCo(PerElementState, GradientCombination):
     are λ (of the tracked gradients). E.g. T = 2, step 1, β = 0.5, γ = 0.1, ρ = 0, no scaling,
     g₁ = (1, 0), g₂ = (0, 1): Y = ½ I, λ = Π_Δ(½ − 0.1 · ¼ · ½) = (½, ½), d = (¼, ¼)."""
 
+    per_task_state = True
+
     def __init__(self, n_tasks: int, beta: float = 0.5, beta_sigma: float = 0.5, gamma: float = 0.1,
                  gamma_sigma: float = 0.5, rho: float = 0.0, scale_to_loss: bool = True):
         super().__init__(n_tasks)
@@ -360,6 +364,8 @@ class AutoLambda(PerElementState, GradientCombination):
     forward and backward per step) over all parameters; this sees the shared ones only, the interface
     every strategy has. λ starts at `init` (the paper: 0.1 for its dense tasks; 1 here starts at EW).
     `floor` > 0 (the paper: 0) keeps every task's gradient measurable for the next update."""
+
+    per_task_state = True
 
     def __init__(self, n_tasks: int, init: float = 1.0, meta_lr: float = 1e-3, floor: float = 1e-4):
         super().__init__(n_tasks)

@@ -1,0 +1,101 @@
+"""Ali-CCP: raw files in the exact layout (generated), prepared into Parquet shards by streaming
+passes, damaged lines reported and skipped, reruns that do nothing, and the shards read back in
+shuffled batches with a bounded buffer."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from mtlab.data import DataError
+from mtlab.data.__main__ import main as data_cli
+from mtlab.data.aliccp import (
+    BAG_FIELDS,
+    SINGLE_FIELDS,
+    PrepareSettings,
+    ShardedSplit,
+    generate_raw,
+    load_manifest,
+    parse_features,
+    prepare,
+)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aliccp")
+    planted = generate_raw(root / "raw", n_impressions=3000, n_users=300, n_items=200, damaged=2)
+    settings = PrepareSettings(min_count=2, row_group_rows=256, shard_rows=1000)
+    manifest = prepare(root / "raw", root / "prep", settings, quiet=True)
+    return root, planted, settings, manifest
+
+
+def test_feature_lists_parse_and_refuse_a_missing_separator():
+    assert parse_features("101\x02u1\x031.0\x01509\x02o1\x031\x01509\x02o2\x031") == {"101": ["u1"], "509": ["o1", "o2"]}
+    assert parse_features("101u1\x031.0") is None
+    assert parse_features("101\x02u1") is None
+
+
+def test_prepare_writes_shards_vocabularies_and_a_manifest(prepared):
+    root, planted, settings, manifest = prepared
+    assert not manifest["up_to_date"]
+    assert sum(manifest["rows"].values()) == 3000 - 12  # 2 of each of 3 kinds, in both skeleton files
+    assert manifest["malformed_lines"] == 12
+    reasons = manifest["malformed"]
+    assert reasons["sample_skeleton_train.csv: too few fields (3 of 6)"] == {"lines": 2, "first_line_numbers": [1, 4]}
+    assert reasons["sample_skeleton_test.csv: unknown common_feature_index"]["first_line_numbers"] == [3, 6]
+    assert 0.05 < manifest["rows"]["valid"] / (manifest["rows"]["train"] + manifest["rows"]["valid"]) < 0.15
+    assert len(manifest["shards"]["train"]) >= 2  # shard_rows = 1000
+    rates = manifest["label_rates"]
+    assert abs(rates["train"]["click"] - planted["click_rate"]) < 0.05
+    assert all(r["conversion"] <= r["click"] for r in rates.values())
+    assert set(manifest["inputs"]) == {"sample_skeleton_train.csv", "common_features_train.csv",
+                                       "sample_skeleton_test.csv", "common_features_test.csv"}
+    assert all(len(v["sha256"]) == 64 for v in manifest["inputs"].values())
+    vocab = json.loads((root / "prep" / "vocab.json").read_text())
+    assert manifest["vocab_sizes"]["101"] == len(vocab["101"]) + 1 and manifest["vocab_sizes"]["509"] == 5
+
+
+def test_a_rerun_does_nothing_and_other_settings_convert_again(prepared, tmp_path):
+    root, _, settings, manifest = prepared
+    again = prepare(root / "raw", root / "prep", settings, quiet=True)
+    assert again["up_to_date"] and again["rows"] == manifest["rows"]
+    other = prepare(root / "raw", tmp_path / "prep", PrepareSettings(min_count=1000), quiet=True)
+    assert not other["up_to_date"] and other["vocab_sizes"]["101"] == 1  # every user id in the unknown bucket
+
+
+def test_missing_raw_files_and_a_damaged_manifest_say_what_to_do(tmp_path, capsys):
+    with pytest.raises(DataError, match="lacks the Ali-CCP file.*tianchi.aliyun.com/dataset/408.*generate ali-ccp"):
+        prepare(tmp_path, tmp_path / "out", quiet=True)
+    assert data_cli(["prepare", "ali-ccp", "--raw", str(tmp_path)]) == 1
+    assert "error: " in capsys.readouterr().err
+    (tmp_path / "manifest.json").write_text("{ cut")
+    with pytest.raises(DataError, match="damaged.*prepare ali-ccp"):
+        load_manifest(tmp_path)
+    with pytest.raises(DataError, match="no prepared Ali-CCP data"):
+        load_manifest(tmp_path / "nowhere")
+
+
+def test_streamed_batches_visit_every_row_once_in_a_seeded_order_with_a_bounded_buffer(prepared):
+    root, _, _, manifest = prepared
+    split = ShardedSplit(root / "prep", "train", buffer_rows=600)
+    epochs = []
+    for seed in (0, 0, 1):
+        batches = list(split.batches(128, torch.Generator().manual_seed(seed)))
+        assert all(len(b) == 128 for b in batches[:-1]) and sum(len(b) for b in batches) == manifest["rows"]["train"]
+        epochs.append(torch.cat([b.labels for b in batches]))
+        assert batches[0].single.shape[1] == len(SINGLE_FIELDS) and set(batches[0].bags) == set(BAG_FIELDS)
+    assert torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[0], epochs[2])
+    assert epochs[0][:, 0].sum() == epochs[2][:, 0].sum()  # the same rows, in another order
+    assert split.largest_buffer < 600 + 256  # the buffer, plus at most one row group
+
+
+def test_bags_feed_an_embedding_bag(prepared):
+    root, _, _, manifest = prepared
+    batch = next(ShardedSplit(root / "prep", "test").batches(64, shuffle=False))
+    values, offsets = batch.bags["509"]
+    assert len(offsets) == 64 and len(values) == 2 * 64  # two cross ids per generated impression
+    bag = nn.EmbeddingBag(manifest["vocab_sizes"]["509"], 4, mode="mean")
+    assert bag(values, offsets).shape == (64, 4)
+    assert (batch.labels[:, 1] <= batch.labels[:, 0]).all()  # conversion only after a click
