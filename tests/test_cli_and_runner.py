@@ -132,6 +132,19 @@ def test_batch_report_collects_tables_and_figures(tmp_path):
     assert "http" not in report.split("<body>")[1].replace("http-equiv", "")  # nothing fetched from elsewhere
 
 
+def test_a_relative_out_folder_gets_the_tables(tmp_path, monkeypatch):
+    """Each notebook runs in its own folder: a relative --out must still hold its tables (they once
+    landed under the notebook's folder, outside the report)."""
+    (tmp_path / "nbs").mkdir()
+    nb = notebook(tmp_path / "nbs" / "b.ipynb", "import pandas as pd\nfrom mtlab.experiments import keep, titled\n"
+                                                 "keep(titled('t', pd.DataFrame({'a': [1]})))")
+    monkeypatch.chdir(tmp_path)
+    summary, folder = run_notebooks("quick", [str(nb)], "rel-run", log=lambda *_: None)
+    assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
+    assert folder == tmp_path / "rel-run" and (folder / "b" / "t.csv").exists()
+    assert not (tmp_path / "nbs" / "rel-run").exists()
+
+
 def test_keep_is_a_no_op_outside_a_batch(tmp_path, monkeypatch):
     from mtlab.experiments.artifacts import ENV, keep, titled
     monkeypatch.delenv(ENV, raising=False)
