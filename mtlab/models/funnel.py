@@ -26,6 +26,7 @@ from .base import (
     layer_sizes,
     parameters_of,
     register,
+    task_losses,
 )
 from .layers import FeatureEmbedding, ParallelMLP, mlp
 
@@ -33,10 +34,20 @@ FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
 FUNNEL_MODELS = ("esmm", "escm2", "aitm")  # they train on funnel data only (ali-ccp)
 
 
-def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """logit(σ(a) σ(b)), stably: log p = log σ(a) + log σ(b), logit = log p − log(1 − p)."""
-    log_p = (F.logsigmoid(a) + F.logsigmoid(b)).clamp_max(-1e-7)
+def logit_of_log(log_p: torch.Tensor) -> torch.Tensor:
+    """logit(p) from log p, stably: log p − log(1 − p) (p kept below 1)."""
+    log_p = log_p.clamp_max(-1e-7)
     return log_p - torch.log(-torch.expm1(log_p))
+
+
+def product_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """logit(σ(a) σ(b)): log p = log σ(a) + log σ(b)."""
+    return logit_of_log(F.logsigmoid(a) + F.logsigmoid(b))
+
+
+def ratio_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """logit(σ(a) / σ(b)) (AITM's pCVR = ŷ_purchase / ŷ_click, clipped below 1)."""
+    return logit_of_log(F.logsigmoid(a) - F.logsigmoid(b))
 
 
 def tower_slice(towers: nn.Module, out: torch.Tensor | None, k: int) -> list[SharedPart]:
@@ -48,9 +59,7 @@ def tower_slice(towers: nn.Module, out: torch.Tensor | None, k: int) -> list[Sha
 
 def clicked_logloss(cvr_logit: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The log loss of pCVR on the batch's clicked impressions (labels[:, 1] is NaN elsewhere)."""
-    known = ~labels[:, 1].isnan()
-    bce = F.binary_cross_entropy_with_logits(cvr_logit, torch.where(known, labels[:, 1], 0.0), reduction="none")
-    return (bce * known).sum() / known.sum().clamp_min(1)
+    return task_losses(cvr_logit[:, None], labels[:, 1:2])[0]
 
 
 class FunnelModel(MultiTaskModel):
@@ -202,8 +211,7 @@ class AITM(MultiTaskModel):
 
     def forward(self, batch):
         click, purchase = self.click_purchase(batch)
-        log_cvr = (F.logsigmoid(purchase) - F.logsigmoid(click)).clamp_max(-1e-7)
-        return torch.stack([click, log_cvr - torch.log(-torch.expm1(log_cvr)), purchase], 1)
+        return torch.stack([click, ratio_logit(purchase, click), purchase], 1)
 
     def training_loss(self, batch, labels, step):
         click, purchase = self.click_purchase(batch)
@@ -211,8 +219,7 @@ class AITM(MultiTaskModel):
         l_ctcvr = F.binary_cross_entropy_with_logits(purchase, labels[:, 2])
         calibration = self.calibrator * (torch.sigmoid(purchase) - torch.sigmoid(click)).clamp_min(0).mean()
         with torch.no_grad():
-            log_cvr = (F.logsigmoid(purchase) - F.logsigmoid(click)).clamp_max(-1e-7)
-            l_cvr = clicked_logloss(log_cvr - torch.log(-torch.expm1(log_cvr)), labels)
+            l_cvr = clicked_logloss(ratio_logit(purchase, click), labels)
         return [l_ctr, l_cvr, l_ctcvr], calibration
 
 
