@@ -154,11 +154,12 @@ def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSet
     malformed = Malformed()
     counts, digests = _count(raw, malformed, quiet)
     vocab = {field: _vocabulary(counts[field], settings.min_count) for field in SINGLE_FIELDS + BAG_FIELDS}
+    index = {f: {fid: i + 1 for i, fid in enumerate(v)} for f, v in vocab.items()}  # id → code, built once
     writer = _ShardWriter(out, settings)
     for split in ("train", "test"):
         skeleton, common = RAW_FILES[split]
-        users = _encode_common(raw / common, vocab, settings, malformed, quiet)
-        _encode_skeleton(raw / skeleton, users, vocab, settings, malformed, writer, split, quiet)
+        users = _encode_common(raw / common, index, settings, malformed, quiet)
+        _encode_skeleton(raw / skeleton, users, index, settings, malformed, writer, split, quiet)
     shards, rows, rates = writer.close()
     manifest = {"dataset": "ali-ccp", "fingerprint": fingerprint, "inputs": {n: {"sha256": d} for n, d in digests.items()},
                 "rows": rows, "label_rates": rates, "shards": shards,
@@ -220,9 +221,8 @@ def _encode(fields: dict[str, list[str]], index: dict[str, dict[str, int]], sing
     return single, bag
 
 
-def _encode_common(path: Path, vocab, settings: PrepareSettings, malformed: Malformed, quiet: bool) -> dict:
+def _encode_common(path: Path, index, settings: PrepareSettings, malformed: Malformed, quiet: bool) -> dict:
     """Pass 2: the user side, one encoded row per common_feature_index."""
-    index = {f: {fid: i + 1 for i, fid in enumerate(v)} for f, v in vocab.items()}
     users = {}
     for number, line in tqdm(_lines(path), disable=quiet, unit=" lines", desc=f"encode {path.name}"):
         if _header(number, line):
@@ -289,10 +289,9 @@ class _ShardWriter:
         return self.shards, self.rows, rates
 
 
-def _encode_skeleton(path: Path, users: dict, vocab, settings: PrepareSettings, malformed: Malformed,
+def _encode_skeleton(path: Path, users: dict, index, settings: PrepareSettings, malformed: Malformed,
                      writer: _ShardWriter, split: str, quiet: bool) -> None:
     """Pass 3: each impression encoded, joined with its user side, routed to its split's shards."""
-    index = {f: {fid: i + 1 for i, fid in enumerate(v)} for f, v in vocab.items()}
     item_singles = ITEM_FIELDS + CONTEXT_FIELDS
     for number, line in tqdm(_lines(path), disable=quiet, unit=" lines", desc=f"encode {path.name}"):
         if _header(number, line):
