@@ -57,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     train.add_argument("--json", type=Path, default=None, help="write the result here")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("--stream", action="store_true",
+                       help="ali-ccp: read the shards batch by batch even when they would fit in memory")
+    train.add_argument("--distributed", action="store_true",
+                       help="one of several processes started by torchrun (data parallel: gloo on CPU, NCCL on "
+                            "CUDA); e.g. torchrun --nproc_per_node 2 -m mtlab train --data ali-ccp --model esmm "
+                            "--distributed --json out.json. Process 0 alone writes --json and --checkpoint")
 
     run = sub.add_parser("run", help="execute the notebooks with papermill and write a summary")
     run.add_argument("--profile", default="quick", choices=list(PROFILES))
@@ -120,6 +126,19 @@ def check_output_path(path: Path | None, flag: str) -> None:
 
 
 def cmd_train(args) -> int:
+    if not args.distributed:
+        return train_command(args)
+    from .train.distributed import start, stop
+
+    cluster, args.device = start(args.device)
+    args.quiet = args.quiet or not cluster.main
+    try:
+        return train_command(args, cluster.main)
+    finally:
+        stop()
+
+
+def train_command(args, main_process: bool = True) -> int:
     check_output_path(args.json, "--json")
     check_output_path(args.checkpoint, "--checkpoint")
     if args.resume and args.checkpoint is None:
@@ -132,12 +151,18 @@ def cmd_train(args) -> int:
     if rec != (args.model == "mf"):
         raise ValueError(f"model {args.model!r} does not train on {args.data!r}: the recommendation datasets "
                          f"({', '.join(REC_DATASETS)}) take model mf, the others every model but mf")
-    data = load_for_profile(args.data, tasks, profile, seed=args.seed)
+    if args.stream and args.data != "ali-ccp":
+        raise ValueError(f"--stream reads prepared shards (ali-ccp); {args.data!r} is loaded in memory")
+    data = load_for_profile(args.data, tasks, profile, seed=args.seed, **({"in_memory": False} if args.stream else {}))
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("weighting", args.weighting)) if v is not None}
+    if args.distributed:
+        overrides["distributed"] = True
     result = train_one(args.model, data, profile, args.seed, parse_options(args.option),
                        checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
                        tasks=tasks if rec else None, **overrides)
+    if not main_process:
+        return 0  # process 0 reports and writes
     result.pop("history"), result.pop("preparation")
     text = json.dumps(result, indent=2, allow_nan=False)
     print(text)

@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     prep.add_argument("--out", default=None, help="default: data/<dataset> (or $MTLAB_DATA_DIR/<dataset>)")
     prep.add_argument("--min-count", type=int, default=5, help="rarer ids share the unknown bucket (default 5)")
     prep.add_argument("--max-bag", type=int, default=50, help="ids kept per multi-valued field (default 50)")
+    prep.add_argument("--row-group-rows", type=int, default=65_536,
+                      help="rows per Parquet row group, the unit processes share in distributed training")
     gen = sub.add_parser("generate", help="write raw files in the dataset's exact layout, with a planted signal")
     gen.add_argument("dataset", choices=["ali-ccp"])
     gen.add_argument("--out", required=True)
@@ -36,9 +38,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "prepare":
             from .aliccp import PrepareSettings, prepare
-            if args.min_count < 1 or args.max_bag < 1:
-                raise DataError("--min-count and --max-bag must be at least 1")
-            manifest = prepare(args.raw, args.out, PrepareSettings(min_count=args.min_count, max_bag=args.max_bag))
+            if args.min_count < 1 or args.max_bag < 1 or args.row_group_rows < 1:
+                raise DataError("--min-count, --max-bag and --row-group-rows must be at least 1")
+            manifest = prepare(args.raw, args.out, PrepareSettings(min_count=args.min_count, max_bag=args.max_bag,
+                                                                   row_group_rows=args.row_group_rows))
             state = "already up to date (same inputs and settings): nothing done" if manifest["up_to_date"] else "prepared"
             print(f"{args.dataset}: {state}; rows {manifest['rows']}; malformed lines skipped: "
                   f"{manifest['malformed_lines']}")

@@ -392,7 +392,12 @@ class FunnelBatch:
 class ShardedSplit:
     """One split of prepared shards, read by Parquet row group: `batches(batch_size, generator)`
     visits the row groups in a seeded order, shuffles rows within a buffer of `buffer_rows`, and
-    yields FunnelBatches; memory is that of the buffer, whatever the split's size."""
+    yields FunnelBatches; memory is that of the buffer, whatever the split's size.
+
+    Several processes (rank of world) share an epoch's row groups: each reads every world-th group of
+    the same seeded order and makes batches of its share of the global batch size; all of them take
+    the same number of steps (the fewest any can fill; the rows left over on the others wait for a
+    later epoch's order), so none waits on a collective another never calls."""
 
     def __init__(self, folder: str | Path, split: str, buffer_rows: int = 262_144):
         import pyarrow.parquet as pq
@@ -401,36 +406,91 @@ class ShardedSplit:
         manifest = load_manifest(self.folder)
         self.files = [self.folder / name for name in manifest["shards"][split]]
         self.n_rows = manifest["rows"][split]
-        self.row_groups = [(f, g) for f in self.files for g in range(pq.ParquetFile(f).num_row_groups)]
+        self.row_groups, self.group_rows = [], []
+        for f in self.files:
+            meta = pq.ParquetFile(f).metadata
+            for g in range(meta.num_row_groups):
+                self.row_groups.append((f, g))
+                self.group_rows.append(meta.row_group(g).num_rows)
         self.largest_buffer = 0  # the most rows held at once (tests check the bound)
 
     def __len__(self) -> int:
         return self.n_rows
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None,
-                shuffle: bool = True) -> Iterator[FunnelBatch]:
+    def epoch_plan(self, generator: torch.Generator | None = None, shuffle: bool = True) -> tuple[list[int], int]:
+        """The epoch's row-group order and the seed of its buffer shuffles, drawn alike on every process."""
+        if not shuffle:
+            return list(range(len(self.row_groups))), 0
+        order = torch.randperm(len(self.row_groups), generator=generator).tolist()
+        return order, int(torch.randint(2**62, (1,), generator=generator))
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+                rank: int = 0, world: int = 1) -> Iterator[FunnelBatch]:
+        yield from self.rank_batches(self.epoch_plan(generator, shuffle), batch_size, shuffle, rank, world)
+
+    def rank_batches(self, plan, batch_size: int, shuffle: bool = True, rank: int = 0,
+                     world: int = 1) -> Iterator[FunnelBatch]:
+        """Process `rank`'s batches of an epoch plan (all of them when world = 1)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        order = (torch.randperm(len(self.row_groups), generator=generator).tolist() if shuffle
-                 else list(range(len(self.row_groups))))
-        buffer, held = [], 0
-        for position, k in enumerate(order):
+        order, seed = plan
+        local_batch = batch_size // world + (rank < batch_size % world)
+        steps = self._common_steps(order, batch_size, world) if world > 1 else None
+        mixer = torch.Generator().manual_seed(seed + rank)
+        groups = order[rank::world]
+        buffer, held, done = [], 0, 0
+        for position, k in enumerate(groups):
             path, group = self.row_groups[k]
             table = pq.ParquetFile(path).read_row_group(group)
             buffer.append(table)
             held += table.num_rows
-            last = position == len(order) - 1
+            last = position == len(groups) - 1
             if held < self.buffer_rows and not last:
                 continue
             self.largest_buffer = max(self.largest_buffer, held)
             rows = pa.concat_tables(buffer)
-            index = (torch.randperm(rows.num_rows, generator=generator) if shuffle else torch.arange(rows.num_rows))
-            cut = rows.num_rows if last else rows.num_rows - rows.num_rows % batch_size
-            for start in range(0, cut, batch_size):
-                yield _to_batch(rows.take(pa.array(index[start:start + batch_size].numpy())))
+            index = torch.randperm(rows.num_rows, generator=mixer) if shuffle else torch.arange(rows.num_rows)
+            cut = rows.num_rows if last else rows.num_rows - rows.num_rows % local_batch
+            for start in range(0, cut, local_batch):
+                if steps is not None and done == steps:
+                    return
+                yield _to_batch(rows.take(pa.array(index[start:start + local_batch].numpy())))
+                done += 1
             buffer = [rows.take(pa.array(index[cut:].numpy()))] if cut < rows.num_rows else []
             held = rows.num_rows - cut
+
+    def _common_steps(self, order: list[int], batch_size: int, world: int) -> int:
+        """The steps every process can take: the fewest batches any process's row groups fill."""
+        steps = []
+        for r in range(world):
+            rows = sum(self.group_rows[k] for k in order[r::world])
+            local = batch_size // world + (r < batch_size % world)
+            if rows == 0 or local == 0:
+                raise DataError(f"{self.split}: {len(self.row_groups)} row group(s) and batch size {batch_size} cannot "
+                                f"feed {world} processes; prepare with smaller row groups, use fewer processes or a "
+                                "larger batch")
+            steps.append(-(-rows // local))
+        return min(steps)
+
+    def global_batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+                       world: int = 1) -> Iterator[FunnelBatch]:
+        """What `world` processes train on together, step by step, in one process: their batches of
+        the same epoch plan joined in rank order (reproduces a distributed run on one machine)."""
+        plan = self.epoch_plan(generator, shuffle)
+        streams = [self.rank_batches(plan, batch_size, shuffle, r, world) for r in range(world)]
+        for parts in zip(*streams):
+            yield concat_batches(list(parts))
+
+
+def concat_batches(parts: list[FunnelBatch]) -> FunnelBatch:
+    """FunnelBatches joined row-wise (bag offsets shifted)."""
+    bags = {}
+    for field in parts[0].bags:
+        values = [p.bags[field][0] for p in parts]
+        starts = torch.tensor([0, *[len(v) for v in values[:-1]]]).cumsum(0)
+        bags[field] = (torch.cat(values), torch.cat([p.bags[field][1] + s for p, s in zip(parts, starts.tolist())]))
+    return FunnelBatch(torch.cat([p.single for p in parts]), bags, torch.cat([p.labels for p in parts]))
 
 
 def _to_batch(table) -> FunnelBatch:
@@ -488,14 +548,21 @@ class StreamedSplit:
     """A split the fit loop reads batch by batch (`batches`), never whole: Ali-CCP's shards through
     a ShardedSplit. `labels` (for checks and scoring) reads the label columns only."""
 
-    def __init__(self, shards: ShardedSplit, columns: list[int] | None = None):
-        self.shards, self.columns = shards, columns
+    def __init__(self, shards: ShardedSplit, columns: list[int] | None = None, as_processes: int = 1):
+        self.shards, self.columns, self.as_processes = shards, columns, as_processes
 
     def __len__(self) -> int:
         return len(self.shards)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True):
-        for funnel in self.shards.batches(batch_size, generator, shuffle):
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+                rank: int = 0, world: int = 1):
+        """(Batch, labels) of process `rank` of `world`; with `as_processes` = W in one process, the
+        global batches W processes would train on together (`ShardedSplit.global_batches`)."""
+        if self.as_processes > 1:
+            stream = self.shards.global_batches(batch_size, generator, shuffle, self.as_processes)
+        else:
+            stream = self.shards.batches(batch_size, generator, shuffle, rank, world)
+        for funnel in stream:
             batch, labels = to_model_batch(funnel)
             yield batch, labels if self.columns is None else labels[:, self.columns]
 
@@ -513,7 +580,8 @@ class StreamedSplit:
         return self.labels
 
     def select_columns(self, cols: list[int]) -> StreamedSplit:
-        return StreamedSplit(self.shards, [self.columns[c] for c in cols] if self.columns else list(cols))
+        return StreamedSplit(self.shards, [self.columns[c] for c in cols] if self.columns else list(cols),
+                             self.as_processes)
 
     def to(self, device) -> StreamedSplit:
         return self  # batches move to the device as they are read

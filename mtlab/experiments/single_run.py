@@ -16,6 +16,7 @@ from ..train import (
     flops_per_sample,
     seed_everything,
 )
+from ..train.distributed import current
 from .profiles import Profile, get_profile
 
 
@@ -61,6 +62,8 @@ def train_one(
     config = train_config(profile, seed, "rec" if rec else "tabular", **train_overrides)
     identity = {"dataset": data.name, "data_source": getattr(data, "source", ""), "n_train": len(data.train)}
     result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
+    if config.distributed and not current().main:
+        return {"model": model, "dataset": data.name, "seed": seed, "rank": current().rank}  # process 0 reports
     device_data = data.to(result.device)
     evaluator = evaluator_for(device_data, config.eval_batch_size)
     last = result.history.iloc[-1] if len(result.history) else {}

@@ -57,6 +57,7 @@ class TaskModel(nn.Module):
 
     tasks: tuple[str, ...]
     preparation: str | None = None  # a phase the fit loop runs first (mtlab.train.PREPARATIONS)
+    row_state = False  # keeps a value per training row (read by row index): in-memory data, one process
 
     def prepared(self) -> bool:
         """Whether the preparation phase has run (models without one: always)."""
@@ -134,6 +135,11 @@ class MultiTaskModel(TaskModel):
                              f"(shared_bottom); {type(self).__name__} has none")
         rep = SharedRepresentation.split(self.represent(batch))
         return StepOutput(task_losses(self.heads(rep.leaf), labels), [rep])
+
+    def loss_counts(self, labels: torch.Tensor) -> torch.Tensor:
+        """How many of the batch's rows each task's loss averages over [T]: the rows with a label (the
+        default, as `task_losses`). Several processes weight their losses by it (train.distributed)."""
+        return (~labels.isnan()).sum(0)
 
     def training_loss(self, batch: Batch, labels: torch.Tensor, step: Step):
         """Per-task losses [T] (weighted and summed by the trainer) and an extra scalar loss or None.

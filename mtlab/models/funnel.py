@@ -137,6 +137,10 @@ class ESCM2(FunnelModel):
         counterfactual risk (cvr) and ctcvr; the imputation tower serves the cvr risk alone."""
         return parameters_of(self.embedding, self.towers) + [self.out]
 
+    def loss_counts(self, labels):
+        """Every loss, the counterfactual risk included, averages over every impression."""
+        return torch.full((labels.shape[1],), labels.shape[0], device=labels.device)
+
     def training_loss(self, batch, labels, step):
         x = self.embedding(batch)
         hidden = self.towers(x)

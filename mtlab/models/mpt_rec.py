@@ -115,17 +115,24 @@ class MPTRec(MultiTaskModel):
         the adversarial loss only."""
         return parameters_of(self.embedding, self.shared_expert)
 
+    @property
+    def row_state(self) -> bool:
+        """The adversarial classifier's task assignment c_i is kept per training row."""
+        return self.adversarial
+
     def forward(self, batch):
         return self._parts(batch)[1]
 
     def training_loss(self, batch, labels, step):
         shared, logits = self._parts(batch)
-        per_row = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")  # [B, K]
-        losses = per_row.mean(0)
+        losses = task_losses(logits, labels)  # a row without a task's label (CVR unclicked) is left out
         if not self.adversarial:
             return losses, None
         gen_loss = task_losses(self.towers(shared), labels).sum()  # Eq. 1–2: shared-only prediction
-        assignment = self._assign(per_row.detach(), step)  # Eq. 3–4 labels c_i (EM-style)
+        with torch.no_grad():  # a task without a label on the row is never its assignment
+            per_row = F.binary_cross_entropy_with_logits(logits, labels.nan_to_num(), reduction="none")
+            per_row = per_row.masked_fill(labels.isnan(), float("inf"))
+        assignment = self._assign(per_row, step)  # Eq. 3–4 labels c_i (EM-style)
         strength = dann_strength(step.progress) * self.grl_lambda if self.grl == "dann" else self.grl_lambda
         cls_loss = F.cross_entropy(self.task_classifier(reverse_gradient(shared, strength)), assignment)
         return losses, self.beta_gen * gen_loss + self.beta_cls * cls_loss

@@ -33,8 +33,9 @@ def measured_steps(per_epoch: int, steps_per_epoch: int) -> set[int]:
 
 
 class GradientProbe:
-    def __init__(self, model: torch.nn.Module, tasks):
+    def __init__(self, model: torch.nn.Module, tasks, reduce_blocks=None):
         self.tasks = tuple(tasks)
+        self.reduce_blocks = reduce_blocks  # several processes: sum their shares of the task gradients
         self.gates = [(path, module) for path, module in model.named_modules() if isinstance(module, Gate)]
         self.reset()
 
@@ -52,7 +53,9 @@ class GradientProbe:
         per_task, _ = split_losses(losses)
         targets = active_targets(shared)
         if targets and len(per_task) >= 2:
-            gramian = sum(b @ b.T for b in task_gradients(per_task, targets)).double()
+            blocks = task_gradients(per_task, targets)
+            blocks = blocks if self.reduce_blocks is None else self.reduce_blocks(blocks)
+            gramian = sum(b @ b.T for b in blocks).double()
             norms = gramian.diagonal().clamp_min(0).sqrt()
             self.cosines.append(gramian / torch.outer(norms, norms).clamp_min(1e-30))
             self.norms.append(norms)

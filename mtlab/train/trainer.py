@@ -24,9 +24,11 @@ from tqdm import tqdm
 
 from ..models.base import Step, StepOutput
 from ..weighting import STRATEGIES, build_weighting
+from ..weighting.base import GradientCombination, LossWeighting
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .diagnostics import GradientProbe, measured_steps
+from .distributed import Cluster, StrategyRandom, current, global_losses
 from .evaluation import evaluator_for
 
 
@@ -56,6 +58,7 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 65536
     quiet: bool = False
+    distributed: bool = False  # one of the processes torchrun started (mtlab.train.distributed)
 
     def __post_init__(self):
         if self.weighting is None:  # the old spelling of the plain (weighted) sum
@@ -85,7 +88,7 @@ class TrainConfig:
         """The settings that change the steps taken: a checkpoint is resumed only under the same ones.
         `epochs` and `patience` may change (train a finished run longer); so may where and how quietly
         it runs. (MPT-Rec's reversal schedule follows the planned epochs: extend it knowingly.)"""
-        ignored = ("quiet", "device", "eval_batch_size", "epochs", "patience", "diagnostics")
+        ignored = ("quiet", "device", "eval_batch_size", "epochs", "patience", "diagnostics", "distributed")
         return {k: v for k, v in asdict(self).items() if k not in ignored}
 
 
@@ -158,6 +161,14 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     optimizer = optimizer_for(model, config, strategy)
     run_identity = {"model": type(model).__name__, "model_config": _plain(model.config()), "tasks": list(tasks),
                     "train": _plain(config.identity()), **_plain(identity or {})}
+    if getattr(model, "row_state", False) and hasattr(data.train, "batches"):
+        raise ValueError(f"{type(model).__name__} keeps a value per training row (read by row index), which streamed "
+                         "data do not give; load the data in memory or use adversarial=False")
+    cluster = _cluster(config, model, data, strategy)
+    if cluster.active and isinstance(strategy, GradientCombination):
+        strategy.reduce_blocks, strategy.adds_combined = cluster.sum_blocks, cluster.main
+    if cluster.active:  # resumed only by as many processes (each keeps its own dropout stream)
+        run_identity["processes"] = cluster.world
 
     state = {"epoch": 0, "history": [], "best_score": float("-inf"), "best_epoch": 0,
              "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False}
@@ -172,7 +183,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
                          f"(shared_bottom); {type(model).__name__} has none")
     if hasattr(model, "represent"):
         model.rep_grad = config.rep_grad
-    probe = GradientProbe(model, tasks)
+    probe = GradientProbe(model, tasks, cluster.sum_blocks if cluster.active else None)
 
     preparation, start = None, time.perf_counter()
     if prepare and getattr(model, "preparation", None) and not model.prepared():
@@ -183,10 +194,12 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
 
     shuffle = torch.Generator().manual_seed(config.seed)  # batch order
     sampler = torch.Generator(device=device).manual_seed(config.seed)  # negatives, links (recommenders)
+    strategy_random = StrategyRandom(config.seed, device) if cluster.active else None
     if generators is None:
-        torch.manual_seed(config.seed)  # dropout and any other global randomness during training
+        torch.manual_seed(config.seed + cluster.rank)  # dropout and any other global randomness during training
     else:
-        _set_generators(generators, shuffle, sampler)
+        _set_generators(generators, shuffle, sampler, cluster.rank, strategy_random)
+    cluster.broadcast_parameters(model)  # every process starts from process 0's weights
 
     n = len(data.train)
     steps_per_epoch = -(-n // config.batch_size)
@@ -199,25 +212,40 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         model.train()
         loss_sum = torch.zeros(len(tasks), device=device)
         weight_sum = torch.zeros(len(tasks), device=device)
-        for step_in_epoch, rows in enumerate(_epoch_batches(data, n, config.batch_size, shuffle, device)):
+        rows_seen = steps = 0
+        for step_in_epoch, rows in enumerate(_epoch_batches(data, n, config.batch_size, shuffle, device, cluster)):
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
             probe.record_gates(step_in_epoch in measured)
             step = Step(rows if isinstance(rows, torch.Tensor) else None, n, epoch, progress)
             out: StepOutput = model.training_step(data, rows, step, sampler)
-            losses = out.losses if unit_weights and not isinstance(out.losses, torch.Tensor) \
-                else _weighted(out.losses, weights)
+            batch_rows = len(rows) if isinstance(rows, torch.Tensor) else len(rows[0])
+            step_losses, extra = out.losses, out.extra
+            if cluster.active:  # the global batch's loss values; this process's share of their gradients
+                labels = data.train.labels[rows] if isinstance(rows, torch.Tensor) else rows[1]
+                step_losses, global_rows = global_losses(cluster, list(out.losses), model.loss_counts(labels),
+                                                         batch_rows)
+                extra = None if extra is None else extra * (batch_rows / global_rows)
+                batch_rows = global_rows
+            losses = step_losses if unit_weights and not isinstance(step_losses, torch.Tensor) \
+                else _weighted(step_losses, weights)
             optimizer.zero_grad(set_to_none=True)
             if step_in_epoch in measured:
                 probe.measure(losses, out.shared)
-            used = strategy.backward(losses, out.shared, epoch, out.extra)
+            if strategy_random is None:
+                used = strategy.backward(losses, out.shared, epoch, extra)
+            else:
+                with strategy_random:
+                    used = strategy.backward(losses, out.shared, epoch, extra)
+                cluster.sum_grads(model.parameters())
             optimizer.step()
-            loss_sum += _stacked(out.losses).detach() * (len(rows) if isinstance(rows, torch.Tensor) else len(rows[0]))
+            loss_sum += _stacked(step_losses).detach() * batch_rows
             weight_sum += used.detach().to(device, torch.float32)
-        train_losses = (loss_sum / n).tolist()  # .tolist() waits for the device: timing is honest
+            rows_seen, steps = rows_seen + batch_rows, steps + 1
+        train_losses = (loss_sum / max(rows_seen, 1)).tolist()  # .tolist() waits for the device: timing is honest
         _check_finite(train_losses, tasks, epoch + 1, config)
         train_seconds = time.perf_counter() - start
-        valid = evaluator(model, data, "valid")
-        row = history_row(epoch + 1, train_losses, (weight_sum / steps_per_epoch).tolist(), valid, tasks)
+        valid = _validate(evaluator, model, data, cluster)
+        row = history_row(epoch + 1, train_losses, (weight_sum / max(steps, 1)).tolist(), valid, tasks)
         row.update(probe.summary())
         row["train_seconds"] = train_seconds
         state["seconds"] += time.perf_counter() - start
@@ -241,7 +269,11 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         stop = stop or bool(config.patience and state["bad_epochs"] >= config.patience)
         state["stopped"] = stop
         if checkpoint:
-            save_checkpoint(_snapshot(state, model, optimizer, strategy, shuffle, sampler, run_identity), checkpoint)
+            snapshot = _snapshot(state, model, optimizer, strategy, shuffle, sampler, run_identity, cluster,
+                                 strategy_random)
+            if cluster.main:  # process 0 alone writes; the others wait so that none runs ahead of the file
+                save_checkpoint(snapshot, checkpoint)
+            cluster.share(None)
         if stop:
             break
     bar.close()
@@ -251,16 +283,60 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
                      state["seconds"], str(device), strategy, preparation, monitor)
 
 
-def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, device):
+def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, device, cluster: Cluster = Cluster()):
     """One epoch's batches: row indices of a seeded permutation (data in memory), or, for a streamed
-    split (`data.train.batches`), (Batch, labels) read in a seeded order and moved to the device."""
+    split (`data.train.batches`), (Batch, labels) read in a seeded order and moved to the device.
+    With several processes each takes its share of every global batch: in memory every world-th row
+    of the same permutation; streamed, its own row groups (`ShardedSplit.batches`)."""
     if hasattr(data.train, "batches"):
-        for batch, labels in data.train.batches(batch_size, shuffle):
+        shard = {"rank": cluster.rank, "world": cluster.world} if cluster.active else {}
+        for batch, labels in data.train.batches(batch_size, shuffle, **shard):
             yield batch.to(device), labels.to(device)
         return
     order = torch.randperm(n, generator=shuffle).to(device)
-    for i in range(0, n, batch_size):
-        yield order[i:i + batch_size]
+    last = n if not cluster.active else n - (n % batch_size if 0 < n % batch_size < cluster.world else 0)
+    for i in range(0, last, batch_size):
+        yield cluster.local_rows(order[i:i + batch_size])
+
+
+def _cluster(config: TrainConfig, model, data, strategy) -> Cluster:
+    """The processes training together; what cannot be split over them is refused, with the reason."""
+    if not config.distributed:
+        return Cluster()
+    cluster = current()
+    if not cluster.active:
+        return cluster
+    why = None
+    if not hasattr(data, "features"):
+        why = "the recommenders (model mf) sample per user and keep per-user state; train them in one process"
+    elif getattr(model, "row_state", False):
+        why = (f"{type(model).__name__} keeps a value per training row ({type(model).__name__}(adversarial=True)'s "
+               "task assignment), which the processes would each update apart; use adversarial=False or one process")
+    elif getattr(model, "preparation", None):
+        why = f"{type(model).__name__}'s preparation phase ({model.preparation}) runs in one process"
+    elif config.rep_grad:
+        why = "rep_grad combines per-row gradients of the representation, which differ between processes"
+    elif not isinstance(strategy, (LossWeighting, GradientCombination)):
+        why = f"the {config.weighting} strategy weights per user or row in its own backward"
+    if why:
+        raise ValueError(f"several processes cannot train this run: {why}")
+    return cluster
+
+
+def _validate(evaluator, model, data, cluster: Cluster) -> dict:
+    """The validation metrics, computed by process 0 and shared (every process then stops alike)."""
+    if not cluster.active:
+        return evaluator(model, data, "valid")
+    result = None
+    if cluster.main:
+        try:
+            result = evaluator(model, data, "valid")
+        except Exception as err:  # noqa: BLE001 - handed to every process, raised there
+            result = err
+    result = cluster.share(result)
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def history_row(epoch: int, train_losses: list[float], weights: list[float], valid: dict, tasks) -> dict:
@@ -308,12 +384,15 @@ def _plain(value):
     return value
 
 
-def _snapshot(state, model, optimizer, strategy, shuffle, sampler, identity: dict) -> dict:
+def _snapshot(state, model, optimizer, strategy, shuffle, sampler, identity: dict, cluster: Cluster = Cluster(),
+              strategy_random: StrategyRandom | None = None) -> dict:
+    generators = {"shuffle": shuffle.get_state(), "sampler": sampler.get_state(), "torch": torch.get_rng_state(),
+                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    if cluster.active:  # every process's own stream (dropout), and the strategies' shared one
+        generators["torch_per_process"] = cluster.gather(torch.get_rng_state())
+        generators["strategy"] = strategy_random.state
     return {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "strategy": strategy.state_dict(), "identity": identity,
-            "generators": {"shuffle": shuffle.get_state(), "sampler": sampler.get_state(),
-                           "torch": torch.get_rng_state(),
-                           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+            "strategy": strategy.state_dict(), "identity": identity, "generators": generators}
 
 
 def _restore(saved: dict, identity: dict, model, optimizer, strategy, path) -> tuple[dict, dict]:
@@ -332,10 +411,13 @@ def _restore(saved: dict, identity: dict, model, optimizer, strategy, path) -> t
     return saved, saved.pop("generators")
 
 
-def _set_generators(generators: dict, shuffle, sampler) -> None:
+def _set_generators(generators: dict, shuffle, sampler, rank: int = 0, strategy_random=None) -> None:
     shuffle.set_state(generators["shuffle"])
     sampler.set_state(generators["sampler"])
-    torch.set_rng_state(generators["torch"])
+    torch.set_rng_state(generators["torch_per_process"][rank] if "torch_per_process" in generators
+                        else generators["torch"])
+    if strategy_random is not None and "strategy" in generators:
+        strategy_random.state = generators["strategy"]
     if generators["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(generators["cuda"])
 

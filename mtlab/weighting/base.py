@@ -220,6 +220,11 @@ class GradientCombination(Weighting):
     """
 
     private_weighted = False
+    # Set by the fit loop when several processes train together (mtlab.train.distributed): the task
+    # gradients are summed over the processes before they are combined, and one process adds the
+    # combination to `.grad` (the fit loop then sums every `.grad` over the processes once).
+    reduce_blocks = None
+    adds_combined = True
 
     def private_scale(self, losses: torch.Tensor) -> torch.Tensor | None:
         """s_t for the private elements, known before the passes; None = 1."""
@@ -249,15 +254,19 @@ class GradientCombination(Weighting):
                 total.backward()
             return torch.ones_like(detached) if scale is None else scale
         if self.private_weighted:
-            blocks = task_gradients(per_task, targets)
+            blocks = self._reduced(task_gradients(per_task, targets))
             combined, weights = self._combine_live(blocks, detached, live)
             private_pass((weights.detach().to(losses.dtype) * losses).sum(), targets)
         else:
-            blocks = accumulating_passes(per_task, targets, self.private_scale(detached))
+            blocks = self._reduced(accumulating_passes(per_task, targets, self.private_scale(detached)))
             combined, weights = self._combine_live(blocks, detached, live)
-        for target, part in zip(targets, combined):
-            add_grad(target, part)
+        if self.adds_combined:
+            for target, part in zip(targets, combined):
+                add_grad(target, part)
         return weights
+
+    def _reduced(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
+        return blocks if self.reduce_blocks is None else self.reduce_blocks(blocks)
 
     def _combine_live(self, blocks, losses, live: list[int]):
         """Combine the tasks whose loss has a gradient; a task without one (a loss kept for the record,
