@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .data import DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
+from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
 from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one
 from .models import MODELS
@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--json", type=Path, default=None, help="write the result here")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.add_argument("--stream", action="store_true",
-                       help="ali-ccp: read the shards batch by batch even when they would fit in memory")
+                       help="ali-ccp, aliexpress-*: read the shards batch by batch even when they would fit in memory")
     train.add_argument("--distributed", action="store_true",
                        help="one of several processes started by torchrun (data parallel: gloo on CPU, NCCL on "
                             "CUDA); e.g. torchrun --nproc_per_node 2 -m mtlab train --data ali-ccp --model esmm "
@@ -151,8 +151,9 @@ def train_command(args, main_process: bool = True) -> int:
     if rec != (args.model == "mf"):
         raise ValueError(f"model {args.model!r} does not train on {args.data!r}: the recommendation datasets "
                          f"({', '.join(REC_DATASETS)}) take model mf, the others every model but mf")
-    if args.stream and args.data != "ali-ccp":
-        raise ValueError(f"--stream reads prepared shards (ali-ccp); {args.data!r} is loaded in memory")
+    if args.stream and args.data not in FUNNEL_DATASETS:
+        raise ValueError(f"--stream reads prepared shards ({', '.join(FUNNEL_DATASETS)}); {args.data!r} is loaded "
+                         "in memory")
     data = load_for_profile(args.data, tasks, profile, seed=args.seed, **({"in_memory": False} if args.stream else {}))
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                                    ("weighting", args.weighting)) if v is not None}

@@ -73,7 +73,7 @@ def test_missing_raw_files_and_a_damaged_manifest_say_what_to_do(tmp_path, capsy
     (tmp_path / "manifest.json").write_text("{ cut")
     with pytest.raises(DataError, match="damaged.*prepare ali-ccp"):
         load_manifest(tmp_path)
-    with pytest.raises(DataError, match="no prepared Ali-CCP data"):
+    with pytest.raises(DataError, match="no prepared data.*prepare ali-ccp"):
         load_manifest(tmp_path / "nowhere")
 
 

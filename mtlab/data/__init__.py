@@ -21,6 +21,7 @@ REC_TASKS = {"rec": "BPR on the user's items (always first)", "social": "BPR on 
              "rating": "the training ratings (regression)", "attribute": "user attributes (classification)",
              "align": "alignment + uniformity of the embeddings"}
 
+FUNNEL_DATASETS = ("ali-ccp", *(f"aliexpress-{cc}" for cc in ("nl", "es", "fr", "us", "ru")))
 # name -> (loader, one-line description, {task: description})
 DATASETS = {
     "census-income": (
@@ -36,6 +37,13 @@ DATASETS = {
         {"ctr": "click", "cvr": "conversion given a click (clicked impressions only)",
          "ctcvr": "click and conversion (entire space)"},
     ),
+    **{f"aliexpress-{cc.lower()}": (
+        None,  # mtlab.data.aliexpress.load_aliexpress, imported when used (pyarrow)
+        f"AliExpress {cc} search logs, click/conversion funnel (Tianchi 74690): prepare your files first "
+        f"(python -m mtlab.data prepare aliexpress --raw DIR --country {cc})",
+        {"ctr": "click", "cvr": "conversion given a click (clicked impressions only)",
+         "ctcvr": "click and conversion (entire space)"},
+    ) for cc in ("NL", "ES", "FR", "US", "RU")},
     "synthetic": (
         make_synthetic,
         "MMoE-style synthetic tasks with controllable correlation rho (no download)",
@@ -104,10 +112,12 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
     if name == "census-income":
         data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
         return data.check_labels()
-    if name == "ali-ccp":
+    if name == "ali-ccp" or name.startswith("aliexpress-"):
         from .aliccp import load_aliccp
+        from .aliexpress import load_aliexpress
 
-        data = load_aliccp(tasks=tasks, **options)
+        data = (load_aliccp(tasks=tasks, **options) if name == "ali-ccp"
+                else load_aliexpress(name.split("-", 1)[1], tasks=tasks, **options))
         if subsample and not hasattr(data.train, "batches"):
             data = data.subsample(subsample, seed)
         return data.check_labels()
@@ -118,7 +128,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
 
 
 __all__ = [
-    "Batch", "DATASETS", "DataError", "FeatureSpec", "InteractionData", "InteractionSpec", "MultiTaskData",
+    "Batch", "DATASETS", "FUNNEL_DATASETS", "DataError", "FeatureSpec", "InteractionData", "InteractionSpec", "MultiTaskData",
     "REC_DATASETS", "REC_TASKS", "SOURCES", "TabularSplit", "check_rec_tasks", "load_rec_dataset",
     "data_dir", "fetch", "load_census", "load_dataset", "make_synthetic",
 ]

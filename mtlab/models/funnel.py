@@ -31,7 +31,7 @@ from .base import (
 from .layers import FeatureEmbedding, ParallelMLP, mlp
 
 FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
-FUNNEL_MODELS = ("esmm", "escm2", "aitm")  # they train on funnel data only (ali-ccp)
+FUNNEL_MODELS = ("esmm", "escm2", "aitm")  # they train on funnel data only (ali-ccp, aliexpress-<cc>)
 
 
 def logit_of_log(log_p: torch.Tensor) -> torch.Tensor:
@@ -69,7 +69,7 @@ class FunnelModel(MultiTaskModel):
         super().__init__(features, tasks)
         if tuple(tasks) != FUNNEL_TASKS:
             raise ValueError(f"{type(self).__name__} predicts the funnel's tasks {list(FUNNEL_TASKS)}, in that order; "
-                             f"got {list(tasks)} (train it on ali-ccp with --tasks ctr,cvr,ctcvr)")
+                             f"got {list(tasks)} (train it on ali-ccp or aliexpress-<cc> with --tasks ctr,cvr,ctcvr)")
         at_least(1, emb_dim=emb_dim)
         layer_sizes(tower=tower)
         in_unit_interval(dropout=dropout)

@@ -1,0 +1,383 @@
+"""AliExpress (Tianchi dataset 74690; Li et al., CIKM 2020): the search logs of five countries, each
+published as `train.csv` and `test.csv` in a folder `AliExpress_<CC>` with the header
+
+    search_id, categorical_1 … categorical_16, numerical_1 … numerical_63, click, conversion
+
+(one impression a line; the layout of the multi-task benchmarks, e.g. MTReclib). `prepare(raw,
+country)` converts one country's files once into Parquet shards under data/aliexpress-<cc>/ with
+vocabularies (a minimum count; rarer values and values never seen in training share the unknown code 0)
+and a manifest, in two streaming passes over blocks of the files (pyarrow's CSV reader: columnar and
+vectorized, memory bounded by a block and the vocabularies). Validation: 10 % of the training
+searches (all impressions of a search together), chosen by a hash of search_id. A malformed line (a
+wrong number of fields, a label that is not 0 or 1, conversion without click, a numeric feature
+that is not a finite number) is counted, the first line numbers kept, and skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .download import data_dir, write_atomic
+from .funnel_shards import load_funnel
+from .tabular import DataError
+
+COUNTRIES = ("NL", "ES", "FR", "US", "RU")
+CATEGORICAL = tuple(f"categorical_{i}" for i in range(1, 17))
+NUMERICAL = tuple(f"numerical_{i}" for i in range(1, 64))
+COLUMNS = ("search_id", *CATEGORICAL, *NUMERICAL, "click", "conversion")
+SPLITS = ("train", "test")
+FORMAT_VERSION = 1
+FIRST_BAD_LINES = 5
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    min_count: int = 5  # values seen fewer times in training share the unknown code 0
+    valid_per_mille: int = 100  # training searches held out for validation (by a hash of search_id)
+    shard_rows: int = 4_000_000
+    row_group_rows: int = 65_536
+    block_bytes: int = 16 << 20  # CSV bytes parsed at once
+
+
+def check_country(country: str) -> str:
+    code = str(country).upper()
+    if code not in COUNTRIES:
+        raise DataError(f"country {country!r}: AliExpress has {', '.join(COUNTRIES)}")
+    return code
+
+
+def raw_files(raw: str | Path, country: str) -> dict[str, Path]:
+    """train.csv and test.csv of a country, in raw/AliExpress_<CC>/ or raw/ itself."""
+    raw, code = Path(raw), check_country(country)
+    for folder in (raw / f"AliExpress_{code}", raw):
+        files = {split: folder / f"{split}.csv" for split in SPLITS}
+        if all(f.exists() for f in files.values()):
+            return files
+    raise DataError(f"{raw} lacks AliExpress_{code}/train.csv and test.csv. Download the {code} files from "
+                    "https://tianchi.aliyun.com/dataset/74690 and put train.csv and test.csv (header search_id, "
+                    "categorical_1…16, numerical_1…63, click, conversion) in DIR/AliExpress_" + code + "; or make a "
+                    "generated sample with `python -m mtlab.data generate aliexpress --out DIR`")
+
+
+def prepared_dir(country: str, out: str | Path | None = None) -> Path:
+    return Path(out) if out else data_dir() / f"aliexpress-{check_country(country).lower()}"
+
+
+class Malformed:
+    """Counts malformed lines per file and reason, keeping the first few line numbers."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.lines: dict[str, list[int]] = {}
+
+    def add(self, key: str, lines) -> None:
+        lines = list(lines)
+        self.counts[key] += len(lines)
+        kept = self.lines.setdefault(key, [])
+        kept += lines[:FIRST_BAD_LINES - len(kept)]
+
+    def report(self) -> dict:
+        return {key: {"lines": self.counts[key], "first_line_numbers": self.lines[key]} for key in sorted(self.counts)}
+
+
+def _blocks(path: Path, settings: PrepareSettings, skipped: list[int]):
+    """Record batches of the file (every column a string); a line with a wrong number of fields is
+    skipped and its line number appended to `skipped`."""
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    with open(path, "rb") as handle:
+        header = handle.readline().decode("utf-8", errors="replace").strip().split(",")
+    if tuple(h.strip().strip('"') for h in header) != COLUMNS:
+        raise DataError(f"{path}: the header is not the published AliExpress one (search_id, categorical_1…16, "
+                        f"numerical_1…63, click, conversion); it starts {','.join(header[:4])}… Use the files as "
+                        "published, or write that header")
+
+    def invalid(row) -> str:
+        skipped.append(row.number)
+        return "skip"
+
+    reader = csv.open_csv(path, read_options=csv.ReadOptions(use_threads=False, block_size=settings.block_bytes),
+                          parse_options=csv.ParseOptions(invalid_row_handler=invalid),
+                          convert_options=csv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}))
+    yield from reader
+
+
+def _line_numbers(rows: np.ndarray, skipped: list[int]) -> list[int]:
+    """File line numbers of data rows (0-based among the rows read), given the skipped lines (line 1
+    is the header)."""
+    gaps = np.sort(np.asarray(skipped, dtype=np.int64))
+    out = []
+    for g in rows:
+        line = int(g) + 2
+        while True:  # the smallest line with g rows and the header before it, skipping the bad ones
+            moved = int(g) + 2 + int(np.searchsorted(gaps, line, side="right"))
+            if moved == line:
+                break
+            line = moved
+        out.append(line)
+    return out
+
+
+def _check(batch, name: str, first_row: int, skipped: list[int], malformed: Malformed):
+    """The valid rows' mask of a batch; the others reported (a row is counted once, for its first fault)."""
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    bad = np.zeros(n, bool)
+    click, conversion = batch.column("click"), batch.column("conversion")
+    labels_ok = _bools(pc.and_(pc.is_in(click, value_set=_label_set()), pc.is_in(conversion, value_set=_label_set())))
+    faults = [("click or conversion is not 0 or 1", ~labels_ok),
+              ("conversion without click", labels_ok & _bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0"))))]
+    numeric_ok = np.ones(n, bool)
+    for column in ("search_id", *NUMERICAL):
+        numeric_ok &= _bools(pc.match_substring_regex(batch.column(column), NUMBER))
+    faults.append(("a numeric field that is not a number", ~numeric_ok))
+    for reason, rows in faults:
+        rows = rows & ~bad
+        if rows.any():
+            where = np.flatnonzero(rows)
+            kept = malformed.lines.get(f"{name}: {reason}", [])
+            first = _line_numbers(where[:max(0, FIRST_BAD_LINES - len(kept))] + first_row, skipped)
+            malformed.counts[f"{name}: {reason}"] += len(where)
+            malformed.lines.setdefault(f"{name}: {reason}", []).extend(first)
+            bad |= rows
+    return ~bad
+
+
+def _bools(array) -> np.ndarray:
+    return array.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+@functools.cache
+def _label_set():
+    import pyarrow as pa
+
+    return pa.array(["0", "1"])
+
+
+def _fingerprint(files: dict[str, Path], settings: PrepareSettings) -> dict:
+    return {"format": FORMAT_VERSION, "settings": settings.__dict__,
+            "files": {s: {"bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for s, f in files.items()}}
+
+
+def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
+            settings: PrepareSettings | None = None, quiet: bool = False) -> dict:
+    """Convert one country's train.csv and test.csv into shards under `out` (default
+    data/aliexpress-<cc>); returns the manifest (`"up_to_date": True` when nothing was done)."""
+    code, settings = check_country(country), settings or PrepareSettings()
+    files, out = raw_files(raw, code), prepared_dir(code, out)
+    fingerprint = _fingerprint(files, settings)
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError:
+            manifest = {}
+        if manifest.get("fingerprint") == fingerprint and all((out / s).exists() for shards in
+                                                               manifest["shards"].values() for s in shards):
+            return {**manifest, "up_to_date": True}
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.parquet"):  # a conversion of other inputs or settings: replaced, never mixed
+        old.unlink()
+    digests = {f.name: _sha256(f) for f in files.values()}
+    counts = _count(files["train"], settings, quiet)
+    vocab = {c: _vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
+    malformed = Malformed()
+    writer = _Shards(out, settings)
+    for split, path in files.items():
+        _encode(path, split, vocab, settings, malformed, writer, quiet)
+    shards, rows, rates = writer.close()
+    manifest = {"dataset": "aliexpress", "name": f"aliexpress-{code.lower()}", "country": code,
+                "fingerprint": fingerprint, "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
+                "rows": rows, "label_rates": rates, "shards": shards, "single_fields": list(CATEGORICAL),
+                "numeric_fields": list(NUMERICAL), "bag_fields": [],
+                "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()},
+                "malformed": malformed.report(), "malformed_lines": sum(malformed.counts.values())}
+    write_atomic(out / "vocab.json", json.dumps({c: list(v) for c, v in vocab.items()}).encode())
+    write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+    if manifest["malformed_lines"] and not quiet:
+        print(f"aliexpress-{code.lower()}: {manifest['malformed_lines']} malformed line(s) skipped: "
+              + "; ".join(f"{k} ({v['lines']}, first at lines {v['first_line_numbers']})"
+                          for k, v in manifest["malformed"].items()))
+    return {**manifest, "up_to_date": False}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Counter]:
+    """Pass 1: every categorical value's count over the valid training rows."""
+    import pyarrow.compute as pc
+
+    counts = {c: Counter() for c in CATEGORICAL}
+    skipped, seen = [], 0
+    bar = tqdm(disable=quiet, unit=" lines", desc=f"count {path.name}")
+    for batch in _blocks(path, settings, skipped):
+        valid = _check(batch, path.name, seen, skipped, Malformed())  # reported by the encoding pass
+        seen += batch.num_rows
+        batch = batch.filter(valid)
+        for c in CATEGORICAL:
+            vc = pc.value_counts(batch.column(c))
+            counts[c].update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
+        bar.update(batch.num_rows)
+    bar.close()
+    return counts
+
+
+def _vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
+    """Values seen at least `min_count` times, most frequent first (ties by value): code i + 1."""
+    kept = [(n, v) for v, n in counter.items() if n >= min_count]
+    return tuple(v for _, v in sorted(kept, key=lambda x: (-x[0], x[1])))
+
+
+def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malformed: Malformed,
+            writer: _Shards, quiet: bool) -> None:
+    """Pass 2: the valid rows encoded (codes, float32 numbers, int8 labels), routed to train/valid/test."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    value_sets = {c: pa.array(v, pa.string()) for c, v in vocab.items()}
+    skipped, seen = [], 0
+    bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
+    for batch in _blocks(path, settings, skipped):
+        valid = _check(batch, path.name, seen, skipped, malformed)
+        seen += batch.num_rows
+        batch = batch.filter(valid)
+        columns = {"click": pc.cast(batch.column("click"), pa.int8()),
+                   "conversion": pc.cast(batch.column("conversion"), pa.int8())}
+        for c in CATEGORICAL:
+            codes = pc.index_in(batch.column(c), value_set=value_sets[c])
+            columns[f"f{c}"] = pc.cast(pc.add(pc.fill_null(codes, -1), 1), pa.int32())
+        for c in NUMERICAL:
+            columns[f"n{c}"] = pc.cast(pc.cast(pc.utf8_trim_whitespace(batch.column(c)), pa.float64()), pa.float32())
+        table = pa.table(columns)
+        if split == "train":
+            search = pc.cast(pc.cast(pc.utf8_trim_whitespace(batch.column("search_id")), pa.float64()),
+                             pa.int64()).to_numpy()
+            held_out = (search.astype(np.uint64) * np.uint64(2654435761) % np.uint64(2**32)) % 1000 \
+                < settings.valid_per_mille
+            writer.add("valid", table.filter(pa.array(held_out)))
+            writer.add("train", table.filter(pa.array(~held_out)))
+        else:
+            writer.add("test", table)
+        bar.update(batch.num_rows)
+    bar.close()
+    if skipped:
+        malformed.add(f"{path.name}: wrong number of fields (of {len(COLUMNS)})", sorted(skipped))
+
+
+class _Shards:
+    """Parquet shards per split, each written by a streaming ParquetWriter to a temporary name and
+    renamed when complete; a new shard every `shard_rows` rows."""
+
+    def __init__(self, out: Path, settings: PrepareSettings):
+        self.out, self.settings = out, settings
+        self.writers: dict[str, tuple] = {}
+        self.shards = {s: [] for s in ("train", "valid", "test")}
+        self.rows = dict.fromkeys(self.shards, 0)
+        self.in_shard = dict.fromkeys(self.shards, 0)
+        self.clicks = dict.fromkeys(self.shards, 0)
+        self.conversions = dict.fromkeys(self.shards, 0)
+
+    def add(self, split: str, table) -> None:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        if table.num_rows == 0:
+            return
+        if split not in self.writers:
+            name = f"{split}-{len(self.shards[split]):05d}.parquet"
+            tmp = self.out / f".{name}.tmp"
+            self.writers[split] = (pq.ParquetWriter(tmp, table.schema), tmp, name)
+        self.writers[split][0].write_table(table, row_group_size=self.settings.row_group_rows)
+        self.rows[split] += table.num_rows
+        self.in_shard[split] += table.num_rows
+        self.clicks[split] += int(pc.sum(table.column("click")).as_py() or 0)
+        self.conversions[split] += int(pc.sum(table.column("conversion")).as_py() or 0)
+        if self.in_shard[split] >= self.settings.shard_rows:
+            self._finish(split)
+
+    def _finish(self, split: str) -> None:
+        writer, tmp, name = self.writers.pop(split)
+        writer.close()
+        tmp.replace(self.out / name)
+        self.shards[split].append(name)
+        self.in_shard[split] = 0
+
+    def close(self):
+        for split in list(self.writers):
+            self._finish(split)
+        rates = {s: {"click": self.clicks[s] / max(1, self.rows[s]),
+                     "conversion": self.conversions[s] / max(1, self.rows[s]),
+                     "conversion_given_click": self.conversions[s] / max(1, self.clicks[s])} for s in self.rows}
+        return self.shards, self.rows, rates
+
+
+def load_aliexpress(country: str = "NL", folder: str | Path | None = None, tasks=None, in_memory: bool | None = None,
+                    max_memory_rows: int = 2_000_000):
+    """A country's prepared shards (default data/aliexpress-<cc>) as MultiTaskData (`load_funnel`)."""
+    return load_funnel(prepared_dir(country, folder), tasks, in_memory, max_memory_rows)
+
+
+# --- a generator of files in the published layout -------------------------------------------------
+
+def generate_raw(out: str | Path, country: str = "NL", n_impressions: int = 20_000, per_search: int = 20,
+                 seed: int = 0, test_fraction: float = 0.2, damaged: int = 0) -> dict:
+    """AliExpress_<CC>/train.csv and test.csv with a planted signal: the click probability follows a
+    user segment (categorical_1), an item group (categorical_5) and numerical_1; conversion after a
+    click follows categorical_3 and numerical_2. `damaged` lines of each kind are appended to both
+    files (too few fields, a numeric field that is not a number, conversion without click).
+    Returns the planted rates."""
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    folder = Path(out) / f"AliExpress_{check_country(country)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    segment_effect, group_effect, kind_effect = rng.normal(size=50), rng.normal(size=200), rng.normal(size=8)
+    clicks = conversions = total = 0
+    for split, count in (("train", n_impressions - int(n_impressions * test_fraction)),
+                         ("test", int(n_impressions * test_fraction))):
+        offset = 0 if split == "train" else 10**7
+        search = offset + np.arange(count) // per_search
+        cats = {c: rng.integers(0, 10 + 30 * k, count) for k, c in enumerate(CATEGORICAL)}
+        cats["categorical_1"] = (search * 7919) % 50  # the searcher's segment, fixed per search
+        nums = {c: rng.random(count).astype(np.float32) for c in NUMERICAL}
+        logit = segment_effect[cats["categorical_1"]] + group_effect[cats["categorical_5"] % 200] \
+            + 2 * nums["numerical_1"] - 2.5
+        click = rng.random(count) < 1 / (1 + np.exp(-logit))
+        p_conv = 1 / (1 + np.exp(-(kind_effect[cats["categorical_3"] % 8] + 2 * nums["numerical_2"] - 2)))
+        conversion = click & (rng.random(count) < p_conv)
+        table = pa.table({"search_id": search, **cats, **nums, "click": click.astype(np.int8),
+                          "conversion": conversion.astype(np.int8)})
+        buffer = io.BytesIO()
+        csv.write_csv(table, buffer, csv.WriteOptions(include_header=False, quoting_style="none"))
+        with open(folder / f"{split}.csv", "wb") as handle:
+            handle.write((",".join(COLUMNS) + "\n").encode())
+            handle.write(buffer.getvalue())
+            fields = ["1"] * len(COLUMNS)
+            not_a_number = fields[:]
+            not_a_number[COLUMNS.index("numerical_3")] = "x"
+            no_click = fields[:-2] + ["0", "1"]
+            for _ in range(damaged):
+                handle.write(b"1,2,3\n")  # too few fields
+                handle.write((",".join(not_a_number) + "\n").encode())
+                handle.write((",".join(no_click) + "\n").encode())
+        clicks, conversions, total = clicks + int(click.sum()), conversions + int(conversion.sum()), total + count
+    return {"impressions": total, "click_rate": clicks / total, "conversion_rate": conversions / total}

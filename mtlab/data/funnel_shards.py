@@ -1,0 +1,290 @@
+"""Prepared funnel data (Ali-CCP, AliExpress) read back from Parquet shards: by row group, shuffled
+within a bounded buffer, shared between processes; or whole, in memory, when it fits.
+
+A prepared folder holds `manifest.json` (row counts, label rates, the fields, sha256 of the inputs),
+`vocab.json` and shards `{train,valid,test}-NNNNN.parquet` with the columns click, conversion (int8),
+`f<field>` (int32 codes of a single-valued field, 0 = unknown), `bag<field>` (list<int32>: a
+multi-valued field) and `n<field>` (float32: a numeric field).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .tabular import DataError
+
+FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
+PREPARE_COMMANDS = {"ali-ccp": "python -m mtlab.data prepare ali-ccp --raw DIR",
+                    "aliexpress": "python -m mtlab.data prepare aliexpress --raw DIR --country NL"}
+
+
+@dataclass
+class FunnelBatch:
+    """Encoded impressions: single-valued field codes [B, F], numeric fields [B, D], per bag field
+    (flat codes, offsets) for `nn.EmbeddingBag`; labels [B, 2] = click, conversion."""
+
+    single: torch.Tensor
+    numeric: torch.Tensor
+    bags: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.single.shape[0]
+
+
+class ShardedSplit:
+    """One split of prepared shards, read by Parquet row group: `batches(batch_size, generator)`
+    visits the row groups in a seeded order, shuffles rows within a buffer of `buffer_rows`, and
+    yields FunnelBatches; memory is that of the buffer, whatever the split's size.
+
+    Several processes (rank of world) share an epoch's row groups: each reads every world-th group of
+    the same seeded order and makes batches of its share of the global batch size; all of them take
+    the same number of steps (the fewest any can fill; the rows left over on the others wait for a
+    later epoch's order), so none waits on a collective another never calls."""
+
+    def __init__(self, folder: str | Path, split: str, buffer_rows: int = 262_144):
+        import pyarrow.parquet as pq
+
+        self.folder, self.split, self.buffer_rows = Path(folder), split, buffer_rows
+        manifest = load_manifest(self.folder)
+        self.fields = (manifest["single_fields"], manifest.get("numeric_fields", []), manifest["bag_fields"])
+        self.files = [self.folder / name for name in manifest["shards"][split]]
+        self.n_rows = manifest["rows"][split]
+        self.row_groups, self.group_rows = [], []
+        for f in self.files:
+            meta = pq.ParquetFile(f).metadata
+            for g in range(meta.num_row_groups):
+                self.row_groups.append((f, g))
+                self.group_rows.append(meta.row_group(g).num_rows)
+        self.largest_buffer = 0  # the most rows held at once (tests check the bound)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def epoch_plan(self, generator: torch.Generator | None = None, shuffle: bool = True) -> tuple[list[int], int]:
+        """The epoch's row-group order and the seed of its buffer shuffles, drawn alike on every process."""
+        if not shuffle:
+            return list(range(len(self.row_groups))), 0
+        order = torch.randperm(len(self.row_groups), generator=generator).tolist()
+        return order, int(torch.randint(2**62, (1,), generator=generator))
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+                rank: int = 0, world: int = 1) -> Iterator[FunnelBatch]:
+        yield from self.rank_batches(self.epoch_plan(generator, shuffle), batch_size, shuffle, rank, world)
+
+    def rank_batches(self, plan, batch_size: int, shuffle: bool = True, rank: int = 0,
+                     world: int = 1) -> Iterator[FunnelBatch]:
+        """Process `rank`'s batches of an epoch plan (all of them when world = 1)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        order, seed = plan
+        local_batch = batch_size // world + (rank < batch_size % world)
+        steps = self._common_steps(order, batch_size, world) if world > 1 else None
+        mixer = torch.Generator().manual_seed(seed + rank)
+        groups = order[rank::world]
+        buffer, held, done = [], 0, 0
+        for position, k in enumerate(groups):
+            path, group = self.row_groups[k]
+            table = pq.ParquetFile(path).read_row_group(group)
+            buffer.append(table)
+            held += table.num_rows
+            last = position == len(groups) - 1
+            if held < self.buffer_rows and not last:
+                continue
+            self.largest_buffer = max(self.largest_buffer, held)
+            rows = pa.concat_tables(buffer)
+            index = torch.randperm(rows.num_rows, generator=mixer) if shuffle else torch.arange(rows.num_rows)
+            cut = rows.num_rows if last else rows.num_rows - rows.num_rows % local_batch
+            for start in range(0, cut, local_batch):
+                if steps is not None and done == steps:
+                    return
+                yield _to_batch(self.fields, rows.take(pa.array(index[start:start + local_batch].numpy())))
+                done += 1
+            buffer = [rows.take(pa.array(index[cut:].numpy()))] if cut < rows.num_rows else []
+            held = rows.num_rows - cut
+
+    def _common_steps(self, order: list[int], batch_size: int, world: int) -> int:
+        """The steps every process can take: the fewest batches any process's row groups fill."""
+        steps = []
+        for r in range(world):
+            rows = sum(self.group_rows[k] for k in order[r::world])
+            local = batch_size // world + (r < batch_size % world)
+            if rows == 0 or local == 0:
+                raise DataError(f"{self.split}: {len(self.row_groups)} row group(s) and batch size {batch_size} cannot "
+                                f"feed {world} processes; prepare with smaller row groups, use fewer processes or a "
+                                "larger batch")
+            steps.append(-(-rows // local))
+        return min(steps)
+
+    def global_batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+                       world: int = 1) -> Iterator[FunnelBatch]:
+        """What `world` processes train on together, step by step, in one process: their batches of
+        the same epoch plan joined in rank order (reproduces a distributed run on one machine)."""
+        plan = self.epoch_plan(generator, shuffle)
+        streams = [self.rank_batches(plan, batch_size, shuffle, r, world) for r in range(world)]
+        for parts in zip(*streams):
+            yield concat_batches(list(parts))
+
+
+def concat_batches(parts: list[FunnelBatch]) -> FunnelBatch:
+    """FunnelBatches joined row-wise (bag offsets shifted)."""
+    bags = {}
+    for field in parts[0].bags:
+        values = [p.bags[field][0] for p in parts]
+        starts = torch.tensor([0, *[len(v) for v in values[:-1]]]).cumsum(0)
+        bags[field] = (torch.cat(values), torch.cat([p.bags[field][1] + s for p, s in zip(parts, starts.tolist())]))
+    return FunnelBatch(torch.cat([p.single for p in parts]), torch.cat([p.numeric for p in parts]), bags,
+                       torch.cat([p.labels for p in parts]))
+
+
+def _to_batch(fields, table) -> FunnelBatch:
+    singles, numerics, bag_fields = fields
+    n = table.num_rows
+    single = torch.from_numpy(np.stack([table.column(f"f{f}").to_numpy() for f in singles], 1).astype(np.int64)
+                              if singles else np.zeros((n, 0), np.int64))
+    numeric = torch.from_numpy(np.stack([table.column(f"n{f}").to_numpy() for f in numerics], 1).astype(np.float32)
+                               if numerics else np.zeros((n, 0), np.float32))
+    bags = {}
+    for field in bag_fields:
+        column = table.column(f"bag{field}").combine_chunks()
+        offsets = torch.from_numpy(column.offsets.to_numpy().astype(np.int64))
+        values = torch.from_numpy(column.values.to_numpy(zero_copy_only=False).astype(np.int64))
+        start = int(offsets[0])
+        bags[field] = (values[start:int(offsets[-1])], offsets[:-1] - start)
+    labels = torch.from_numpy(np.stack([table.column("click").to_numpy(), table.column("conversion").to_numpy()],
+                                       1).astype(np.float32))
+    return FunnelBatch(single, numeric, bags, labels)
+
+
+def padded_bags(bags: dict[str, tuple[torch.Tensor, torch.Tensor]], n_rows: int) -> torch.Tensor:
+    """Per bag field (flat codes, offsets) → [B, F, L] codes + 1 with 0 as padding (L: the longest
+    bag of the batch), built without a loop over rows."""
+    lengths, shifted = [], []
+    for values, offsets in bags.values():
+        ends = torch.cat([offsets[1:], offsets.new_tensor([len(values)])])
+        lengths.append(ends - offsets)
+        shifted.append((values, offsets))
+    longest = max(1, int(torch.stack(lengths).max()) if n_rows else 1)
+    out = torch.zeros(n_rows, len(bags), longest, dtype=torch.int64)
+    for f, ((values, offsets), length) in enumerate(zip(shifted, lengths)):
+        row = torch.repeat_interleave(torch.arange(n_rows), length)
+        slot = torch.arange(len(values)) - torch.repeat_interleave(offsets, length)
+        out[row, f, slot] = values + 1
+    return out
+
+
+def funnel_labels(click_conversion: torch.Tensor) -> torch.Tensor:
+    """[B, 2] click, conversion → [B, 3] for the tasks ctr (click), cvr (conversion, NaN on impressions
+    without a click: the conversion label is never used there) and ctcvr (click and conversion)."""
+    click, conversion = click_conversion[:, 0], click_conversion[:, 1]
+    cvr = torch.where(click > 0, conversion, torch.full_like(conversion, float("nan")))
+    return torch.stack([click, cvr, click * conversion], 1)
+
+
+def to_model_batch(batch: FunnelBatch):
+    """A FunnelBatch as the models' input: (Batch(codes, numbers, padded bags or None), labels [B, 3])."""
+    from .tabular import Batch
+
+    bags = padded_bags(batch.bags, len(batch)) if batch.bags else None
+    return Batch(batch.single, batch.numeric, bags), funnel_labels(batch.labels)
+
+
+class StreamedSplit:
+    """A split the fit loop reads batch by batch (`batches`), never whole: Ali-CCP's shards through
+    a ShardedSplit. `labels` (for checks and scoring) reads the label columns only."""
+
+    def __init__(self, shards: ShardedSplit, columns: list[int] | None = None, as_processes: int = 1):
+        self.shards, self.columns, self.as_processes = shards, columns, as_processes
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
+                rank: int = 0, world: int = 1):
+        """(Batch, labels) of process `rank` of `world`; with `as_processes` = W in one process, the
+        global batches W processes would train on together (`ShardedSplit.global_batches`)."""
+        if self.as_processes > 1:
+            stream = self.shards.global_batches(batch_size, generator, shuffle, self.as_processes)
+        else:
+            stream = self.shards.batches(batch_size, generator, shuffle, rank, world)
+        for funnel in stream:
+            batch, labels = to_model_batch(funnel)
+            yield batch, labels if self.columns is None else labels[:, self.columns]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        import pyarrow.parquet as pq
+
+        parts = [pq.read_table(f, columns=["click", "conversion"]) for f in self.shards.files]
+        pairs = torch.from_numpy(np.concatenate([np.stack([t.column("click").to_numpy(), t.column("conversion").to_numpy()],
+                                                          1) for t in parts]).astype(np.float32))
+        labels = funnel_labels(pairs)
+        return labels if self.columns is None else labels[:, self.columns]
+
+    def all_labels(self) -> torch.Tensor:
+        return self.labels
+
+    def select_columns(self, cols: list[int]) -> StreamedSplit:
+        return StreamedSplit(self.shards, [self.columns[c] for c in cols] if self.columns else list(cols),
+                             self.as_processes)
+
+    def to(self, device) -> StreamedSplit:
+        return self  # batches move to the device as they are read
+
+
+def load_funnel(folder: str | Path, tasks=None, in_memory: bool | None = None, max_memory_rows: int = 2_000_000):
+    """Prepared funnel shards as MultiTaskData with the tasks ctr, cvr, ctcvr: in memory (tensors, as
+    the other tabular data) when they hold at most `max_memory_rows` rows or `in_memory=True`, else
+    streamed (`StreamedSplit`)."""
+    from .tabular import FeatureSpec, MultiTaskData, TabularSplit
+
+    folder = Path(folder)
+    manifest = load_manifest(folder)
+    sizes, singles, bags = manifest["vocab_sizes"], manifest["single_fields"], manifest["bag_fields"]
+    numerics = manifest.get("numeric_fields", [])
+    features = FeatureSpec(cat_names=tuple(f"f{f}" for f in singles), cat_cardinalities=tuple(sizes[f] for f in singles),
+                           num_names=tuple(f"n{f}" for f in numerics), bag_names=tuple(f"bag{f}" for f in bags),
+                           bag_cardinalities=tuple(sizes[f] for f in bags))
+    in_memory = sum(manifest["rows"].values()) <= max_memory_rows if in_memory is None else in_memory
+    splits = {}
+    for split in ("train", "valid", "test"):
+        shards = ShardedSplit(folder, split)
+        if in_memory:
+            batch, labels = to_model_batch(_whole(shards))
+            splits[split] = TabularSplit(batch.cat, batch.num, labels, batch.bags)
+        else:
+            splits[split] = StreamedSplit(shards)
+    name = manifest.get("name", manifest["dataset"])
+    data = MultiTaskData(name=name, tasks=FUNNEL_TASKS, features=features, source=str(folder), **splits)
+    return data.select_tasks(tasks) if tasks else data
+
+
+def _whole(shards: ShardedSplit) -> FunnelBatch:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return _to_batch(shards.fields, pa.concat_tables([pq.read_table(f) for f in shards.files]))
+
+
+def load_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / "manifest.json"
+    hint = " or ".join(f"`{c}`" for c in PREPARE_COMMANDS.values())
+    if not path.exists():
+        raise DataError(f"no prepared data at {folder} (manifest.json missing); prepare your raw files with {hint}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is damaged ({err}); prepare again with {hint}") from err
+    missing = [name for shards in manifest.get("shards", {}).values() for name in shards
+               if not (Path(folder) / name).exists()]
+    if missing:
+        raise DataError(f"{folder} lacks the shard(s) {', '.join(missing[:3])} its manifest lists; prepare again "
+                        f"with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}")
+    return manifest

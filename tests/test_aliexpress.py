@@ -1,0 +1,79 @@
+"""AliExpress: the published per-country CSVs (generated here in their exact layout) prepared in two
+vectorized streaming passes, damaged lines reported with their line numbers and skipped, reruns that do
+nothing, and the shards trained on by the funnel models through the command line."""
+
+import json
+
+import pytest
+
+from mtlab.cli import main as cli
+from mtlab.data import DataError, load_dataset
+from mtlab.data.__main__ import main as data_cli
+from mtlab.data.aliexpress import CATEGORICAL, COLUMNS, NUMERICAL, PrepareSettings, generate_raw, prepare
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aliexpress")
+    planted = generate_raw(root / "raw", "ES", n_impressions=6000, damaged=2)
+    manifest = prepare(root / "raw", "ES", root / "data" / "aliexpress-es", PrepareSettings(min_count=2), quiet=True)
+    return root, planted, manifest
+
+
+def test_prepare_encodes_every_valid_row_and_reports_the_damaged_ones(prepared):
+    root, planted, manifest = prepared
+    assert sum(manifest["rows"].values()) == 6000  # the 2 × 3 damaged lines of each file are not rows
+    assert manifest["malformed_lines"] == 12
+    train_lines = 6000 - 1200 + 1  # the header is line 1
+    assert manifest["malformed"]["train.csv: wrong number of fields (of 82)"] == {
+        "lines": 2, "first_line_numbers": [train_lines + 1, train_lines + 4]}
+    assert manifest["malformed"]["train.csv: a numeric field that is not a number"]["first_line_numbers"] == [
+        train_lines + 2, train_lines + 5]
+    assert manifest["malformed"]["test.csv: conversion without click"]["lines"] == 2
+    assert 0.05 < manifest["rows"]["valid"] / (manifest["rows"]["train"] + manifest["rows"]["valid"]) < 0.15
+    assert abs(manifest["label_rates"]["train"]["click"] - planted["click_rate"]) < 0.03
+    assert manifest["single_fields"] == list(CATEGORICAL) and manifest["numeric_fields"] == list(NUMERICAL)
+    assert set(manifest["inputs"]) == {"AliExpress_ES/train.csv", "AliExpress_ES/test.csv"}
+    again = prepare(root / "raw", "ES", root / "data" / "aliexpress-es", PrepareSettings(min_count=2), quiet=True)
+    assert again["up_to_date"]
+
+
+def test_the_data_load_by_name_with_the_funnel_tasks(prepared, monkeypatch):
+    root, _, manifest = prepared
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(root / "data"))
+    data = load_dataset("aliexpress-es")
+    assert data.tasks == ("ctr", "cvr", "ctcvr") and data.features.n_cat == 16 and data.features.n_num == 63
+    assert len(data.train) == manifest["rows"]["train"]
+    clicked = data.train.labels[:, 0] == 1
+    assert data.train.labels[~clicked, 1].isnan().all() and not data.train.labels[clicked, 1].isnan().any()
+    assert (data.train.cat.max(0).values < torch_tensor(data.features.cat_cardinalities)).all()
+
+
+def torch_tensor(values):
+    import torch
+
+    return torch.tensor(values)
+
+
+def test_train_esmm_on_aliexpress_through_the_command_line(prepared, monkeypatch, tmp_path):
+    root, _, _ = prepared
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(root / "data"))
+    out = tmp_path / "esmm.json"
+    assert cli(["train", "--data", "aliexpress-es", "--model", "esmm", "--epochs", "4", "--batch-size", "128", "--subsample", "1",
+                "--stream", "--quiet", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["test"]["ctr"]["auc"] > 0.6  # the planted click signal is learnt
+
+
+def test_wrong_files_say_what_to_do(tmp_path, capsys):
+    with pytest.raises(DataError, match="lacks AliExpress_NL/train.csv.*tianchi.aliyun.com/dataset/74690"):
+        prepare(tmp_path, "NL", quiet=True)
+    with pytest.raises(DataError, match="country 'XX'.*NL, ES, FR, US, RU"):
+        prepare(tmp_path, "XX", quiet=True)
+    (tmp_path / "train.csv").write_text("a,b,c\n1,2,3\n")
+    (tmp_path / "test.csv").write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(DataError, match="header is not the published"):
+        prepare(tmp_path, "NL", tmp_path / "out", quiet=True)
+    assert data_cli(["prepare", "aliexpress", "--raw", str(tmp_path), "--country", "NL"]) == 1
+    assert "error: " in capsys.readouterr().err
+    assert len(COLUMNS) == 82
