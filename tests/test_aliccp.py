@@ -43,7 +43,7 @@ def test_prepare_writes_shards_vocabularies_and_a_manifest(prepared):
     assert sum(manifest["rows"].values()) == 3000 - 12  # 2 of each of 3 kinds, in both skeleton files
     assert manifest["malformed_lines"] == 12
     reasons = manifest["malformed"]
-    assert reasons["sample_skeleton_train.csv: too few fields (3 of 6)"] == {"lines": 2, "first_line_numbers": [1, 4]}
+    assert reasons["sample_skeleton_train.csv: wrong number of fields (of 6)"] == {"lines": 2, "first_line_numbers": [1, 4]}
     assert reasons["sample_skeleton_test.csv: unknown common_feature_index"]["first_line_numbers"] == [3, 6]
     assert 0.05 < manifest["rows"]["valid"] / (manifest["rows"]["train"] + manifest["rows"]["valid"]) < 0.15
     assert len(manifest["shards"]["train"]) >= 2  # shard_rows = 1000
@@ -99,3 +99,35 @@ def test_bags_feed_an_embedding_bag(prepared):
     bag = nn.EmbeddingBag(manifest["vocab_sizes"]["509"], 4, mode="mean")
     assert bag(values, offsets).shape == (64, 4)
     assert (batch.labels[:, 1] <= batch.labels[:, 0]).all()  # conversion only after a click
+
+
+def test_the_vectorized_conversion_encodes_each_line_as_the_line_by_line_reading_would(prepared):
+    """Every valid test line, read with `parse_features` and the vocabularies by hand, equals its row
+    in the test shard (the test split keeps the file's order)."""
+    root, _, settings, _ = prepared
+    vocab = json.loads((root / "prep" / "vocab.json").read_text())
+    code = {f: {fid: i + 1 for i, fid in enumerate(ids)} for f, ids in vocab.items()}
+    users = {}
+    for line in (root / "raw" / "common_features_test.csv").read_text().splitlines():
+        index, _, text = line.split(",", 2)
+        users[index] = parse_features(text)
+    expected = []
+    for line in (root / "raw" / "sample_skeleton_test.csv").read_text().splitlines():
+        parts = line.split(",", 5)
+        fields = parse_features(parts[5]) if len(parts) == 6 else None
+        if fields is None or parts[3] not in users:
+            continue
+        fields = {**users[parts[3]], **fields}
+        single = [code[f].get(fields[f][0], 0) if f in fields else 0 for f in SINGLE_FIELDS]
+        bags = {f: [code[f].get(x, 0) for x in fields.get(f, [])[:settings.max_bag]] for f in BAG_FIELDS}
+        expected.append((int(parts[1]), int(parts[2]), single, bags))
+    rows = [batch for batch in ShardedSplit(root / "prep", "test").batches(10_000, shuffle=False)][0]
+    assert len(rows) == len(expected)
+    for k in range(0, len(expected), 37):
+        click, conversion, single, bags = expected[k]
+        assert rows.labels[k].tolist() == [click, conversion]
+        assert rows.single[k].tolist() == single
+        for f in BAG_FIELDS:
+            values, offsets = rows.bags[f]
+            end = offsets[k + 1] if k + 1 < len(offsets) else len(values)
+            assert values[offsets[k]:end].tolist() == bags[f], f

@@ -9,7 +9,14 @@ import pytest
 from mtlab.cli import main as cli
 from mtlab.data import DataError, load_dataset
 from mtlab.data.__main__ import main as data_cli
-from mtlab.data.aliexpress import CATEGORICAL, COLUMNS, NUMERICAL, PrepareSettings, generate_raw, prepare
+from mtlab.data.aliexpress import (
+    CATEGORICAL,
+    COLUMNS,
+    NUMERICAL,
+    PrepareSettings,
+    generate_raw,
+    prepare,
+)
 
 
 @pytest.fixture(scope="module")

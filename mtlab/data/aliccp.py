@@ -1,6 +1,6 @@
 """Ali-CCP (Alibaba Click and Conversion Prediction, Tianchi dataset 408): its raw files converted once,
-streaming, into Parquet shards with vocabularies and a manifest; and the shards read back in shuffled
-batches with memory independent of the data's size. Users bring the raw files; nothing downloads them.
+streaming, into Parquet shards with vocabularies and a manifest (read back by mtlab.data.funnel_shards).
+Users bring the raw files; nothing downloads them.
 
 Raw layout (one impression a line in the skeleton, joined with the user side on common_feature_index):
 
@@ -12,33 +12,50 @@ field repeats its field id. Fields kept (the usual ones): user 101, 121, 122, 12
 207, 210, 216; context 301 (one value each; the first if repeated) and the bags 109_14, 110_14,
 127_14, 150_14 (user behaviour) and 508, 509, 702, 853 (cross features), at most `max_bag` ids each.
 
-`prepare(raw, out)` makes three passes, each streaming line by line: (1) count the training ids of
-every field and hash the inputs; (2) encode the common features (the user side: one row per
-common_feature_index, held encoded in memory, so memory grows with the number of users, never with
-the number of impressions); (3) encode the impressions in chunks, join them, and write Parquet shards
-(`train` minus a validation slice chosen by a hash of sample_id, `valid`, `test`). A malformed line
-(too few fields, a missing separator, a number that is not one, conversion without click, an unknown
-common_feature_index) is counted, its first line numbers kept, and skipped: the manifest and the
-returned report say how many and where. A rerun on inputs of the same size and modification time,
-with the same settings, does nothing.
+`prepare(raw, out)` reads every file in blocks with pyarrow's CSV reader and parses the feature lists
+column-wise (split, regular-expression extraction, `index_in` against the vocabularies: no Python
+loop over lines), in three passes: (1) count the training ids of every field; (2) encode the common
+features (the user side: one row per common_feature_index, held encoded in memory, so memory grows
+with the number of users, never with the number of impressions); (3) encode the impressions block by
+block, join them with their user row, and stream them into Parquet shards (`train` minus a
+validation slice chosen by a hash of sample_id, `valid`, `test`). A malformed line (a wrong number of
+fields, a feature without its separators, a label that is not 0 or 1, conversion without click, an
+unknown common_feature_index) is counted, its first line numbers kept, and skipped: the manifest and
+the returned report say how many and where. A rerun on inputs of the same size and modification
+time, with the same settings, does nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zlib
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
+from .columnar import (
+    CsvBlocks,
+    Malformed,
+    ParquetShards,
+    bools,
+    holdout,
+    in_parallel,
+    numbered,
+    report_rows,
+    sha256,
+)
 from .download import data_dir, write_atomic
-from .funnel_shards import FUNNEL_TASKS, ShardedSplit, StreamedSplit, funnel_labels, load_funnel, load_manifest
+from .funnel_shards import (
+    FUNNEL_TASKS,
+    ShardedSplit,
+    StreamedSplit,
+    funnel_labels,
+    load_funnel,
+    load_manifest,
+)
 from .tabular import DataError
 
 USER_FIELDS = ("101", "121", "122", "124", "125", "126", "127", "128", "129")
@@ -49,9 +66,13 @@ USER_BAGS = ("109_14", "110_14", "127_14", "150_14")
 CROSS_BAGS = ("508", "509", "702", "853")
 BAG_FIELDS = USER_BAGS + CROSS_BAGS
 USER_SIDE = set(USER_FIELDS) | set(USER_BAGS)
+ALL_FIELDS = SINGLE_FIELDS + BAG_FIELDS
 RAW_FILES = {split: (f"sample_skeleton_{split}.csv", f"common_features_{split}.csv") for split in ("train", "test")}
-FORMAT_VERSION = 1
-FIRST_BAD_LINES = 5
+SKELETON = ["sample_id", "click", "conversion", "common_feature_index", "num_features", "feature_list"]
+COMMON = ["common_feature_index", "num_features", "feature_list"]
+FEATURE = "^(?P<field>[^\x02]+)\x02(?P<id>[^\x03]+)\x03"  # field_id \x02 feature_id \x03 value
+GENERATE_CHUNK = 1 << 20  # impressions generated at once
+FORMAT_VERSION = 2  # 2: vectorized conversion, validation chosen by a SipHash of sample_id
 
 
 @dataclass(frozen=True)
@@ -59,26 +80,9 @@ class PrepareSettings:
     min_count: int = 5  # ids seen fewer times in training share the unknown bucket 0
     max_bag: int = 50  # ids kept per bag field and impression (the first ones)
     valid_per_mille: int = 100  # training impressions held out for validation (by a hash of sample_id)
-    shard_rows: int = 1_000_000
+    shard_rows: int = 4_000_000
     row_group_rows: int = 65_536
-    chunk_lines: int = 100_000
-
-
-class Malformed:
-    """Counts malformed lines per file and reason, keeping the first few line numbers."""
-
-    def __init__(self):
-        self.counts: Counter = Counter()
-        self.lines: dict[str, list[int]] = {}
-
-    def add(self, file: str, line: int, reason: str) -> None:
-        key = f"{file}: {reason}"
-        self.counts[key] += 1
-        if len(self.lines.setdefault(key, [])) < FIRST_BAD_LINES:
-            self.lines[key].append(line)
-
-    def report(self) -> dict:
-        return {key: {"lines": self.counts[key], "first_line_numbers": self.lines[key]} for key in sorted(self.counts)}
+    block_bytes: int = 16 << 20  # CSV bytes parsed at once
 
 
 def parse_features(text: str) -> dict[str, list[str]] | None:
@@ -93,28 +97,6 @@ def parse_features(text: str) -> dict[str, list[str]] | None:
             return None
         fields.setdefault(field, []).append(feature_id)
     return fields
-
-
-def _lines(path: Path, digest=None) -> Iterator[tuple[int, str]]:
-    """(line number, line without its end) of a file, read in binary (hashed on the way)."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if digest is not None:
-                digest.update(raw)
-            yield number, raw.decode("utf-8", errors="replace").rstrip("\r\n")
-
-
-def _skeleton_fields(line: str):
-    """(sample_id, click, conversion, common index, feature text) or a reason it is malformed."""
-    parts = line.split(",", 5)
-    if len(parts) < 6:
-        return f"too few fields ({len(parts)} of 6)"
-    sample_id, click, conversion, common, _, features = parts
-    if click not in ("0", "1") or conversion not in ("0", "1"):
-        return "click or conversion is not 0 or 1"
-    if conversion == "1" and click == "0":
-        return "conversion without click"
-    return sample_id, int(click), int(conversion), common, features
 
 
 def _check_raw(raw: Path) -> None:
@@ -152,21 +134,21 @@ def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSet
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.parquet"):  # a conversion of other inputs or settings: replaced, never mixed
         old.unlink()
+    digests = {name: sha256(raw / name) for pair in RAW_FILES.values() for name in pair}
+    vocab = _vocabularies(raw, settings, quiet)
+    codes = _Codes(vocab)
     malformed = Malformed()
-    counts, digests = _count(raw, malformed, quiet)
-    vocab = {field: _vocabulary(counts[field], settings.min_count) for field in SINGLE_FIELDS + BAG_FIELDS}
-    index = {f: {fid: i + 1 for i, fid in enumerate(v)} for f, v in vocab.items()}  # id → code, built once
-    writer = _ShardWriter(out, settings)
+    writer = ParquetShards(out, settings.shard_rows, settings.row_group_rows)
     for split in ("train", "test"):
         skeleton, common = RAW_FILES[split]
-        users = _encode_common(raw / common, index, settings, malformed, quiet)
-        _encode_skeleton(raw / skeleton, users, index, settings, malformed, writer, split, quiet)
+        users = _encode_common(raw / common, codes, settings, malformed, quiet)
+        _encode_skeleton(raw / skeleton, users, codes, settings, malformed, writer, split, quiet)
     shards, rows, rates = writer.close()
     manifest = {"dataset": "ali-ccp", "fingerprint": fingerprint, "inputs": {n: {"sha256": d} for n, d in digests.items()},
                 "rows": rows, "label_rates": rates, "shards": shards,
                 "single_fields": list(SINGLE_FIELDS), "bag_fields": list(BAG_FIELDS),
                 "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()},  # + the unknown bucket 0
-                "malformed": malformed.report(), "malformed_lines": sum(malformed.counts.values())}
+                "malformed": malformed.report(), "malformed_lines": malformed.total()}
     write_atomic(out / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
     write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
     if manifest["malformed_lines"] and not quiet:
@@ -176,38 +158,89 @@ def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSet
     return {**manifest, "up_to_date": False}
 
 
-def _count(raw: Path, malformed: Malformed, quiet: bool) -> tuple[dict[str, Counter], dict[str, str]]:
-    """Pass 1: every field's id counts over the training files, and every input's sha256."""
-    counts = {field: Counter() for field in SINGLE_FIELDS + BAG_FIELDS}
-    digests = {}
-    for split in ("train", "test"):
-        for name in RAW_FILES[split]:
-            digest = hashlib.sha256()
-            for number, line in tqdm(_lines(raw / name, digest), disable=quiet, unit=" lines", desc=f"count {name}"):
-                if split != "train" or _header(number, line):
-                    continue
-                text = _feature_text(name, line)
-                fields = parse_features(text) if text is not None else None
-                if fields is None:
-                    continue  # reported by the encoding pass
-                for field, ids in fields.items():
-                    if field in counts:
-                        counts[field].update(ids)
-            digests[name] = digest.hexdigest()
-    return counts, digests
+def _blocks(path: Path, names: list[str], settings: PrepareSettings) -> CsvBlocks:
+    """The published files have no header; a copy that kept one names its first column."""
+    with open(path, "rb") as handle:
+        first = handle.readline().split(b",", 1)[0].strip().lower()
+    return CsvBlocks(path, names, header=first == names[0].encode(), block_bytes=settings.block_bytes)
 
 
-def _header(number: int, line: str) -> bool:
-    """The published files have none; a copy that kept a header line names its first column."""
-    return number == 1 and line.split(",", 1)[0].strip().lower() in ("sample_id", "common_feature_index")
+@dataclass
+class ParsedFeatures:
+    """A block's feature lists, one entry per kept feature: its row, its field (position in
+    ALL_FIELDS) and its key `field\\x02id`; `bad` marks rows with a feature lacking a separator."""
+
+    rows: np.ndarray
+    fields: np.ndarray
+    keys: object  # pyarrow string array
+    bad: np.ndarray
 
 
-def _feature_text(name: str, line: str) -> str | None:
-    if name.startswith("common"):
-        parts = line.split(",", 2)
-        return parts[2] if len(parts) == 3 else None
-    parsed = _skeleton_fields(line)
-    return parsed[4] if isinstance(parsed, tuple) else None
+def parse_feature_column(features, n: int) -> ParsedFeatures:
+    """The vectorized `parse_features` of a column of feature lists (an empty list is no feature)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lists = pc.split_pattern(features, "\x01")
+    flat = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists).to_numpy()
+    parts = pc.extract_regex(flat, FEATURE)
+    matched = bools(pc.is_valid(parts))
+    bad = np.zeros(n, bool)
+    bad[parents[~matched & ~bools(pc.equal(flat, ""))]] = True
+    field = pc.index_in(parts.field("field"), value_set=_all_fields())
+    kept = matched & bools(pc.is_valid(field))
+    keep = pa.array(kept)
+    keys = pc.binary_join_element_wise(parts.field("field").filter(keep), parts.field("id").filter(keep), "\x02")
+    return ParsedFeatures(parents[kept], field.filter(keep).to_numpy(), keys, bad)
+
+
+def _all_fields():
+    import pyarrow as pa
+
+    return pa.array(ALL_FIELDS)
+
+
+def _label_faults(click, conversion) -> list[tuple[str, np.ndarray]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    binary = pa.array(["0", "1"])
+    ok = bools(pc.and_(pc.is_in(click, value_set=binary), pc.is_in(conversion, value_set=binary)))
+    return [("click or conversion is not 0 or 1", ~ok),
+            ("conversion without click", ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0"))))]
+
+
+def _vocabularies(raw: Path, settings: PrepareSettings, quiet: bool) -> dict[str, tuple[str, ...]]:
+    """Pass 1: every field's id counts over the training files (rows that parse), then the ids kept."""
+    import pyarrow.compute as pc
+
+    def count(batch, names):
+        good = ~_parse_faults(batch, names)
+        parsed = parse_feature_column(batch.column("feature_list"), batch.num_rows)
+        vc = pc.value_counts(parsed.keys.filter(good[parsed.rows] & ~parsed.bad[parsed.rows]))
+        return batch.num_rows, dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+
+    counts: Counter = Counter()
+    for name, names in ((RAW_FILES["train"][0], SKELETON), (RAW_FILES["train"][1], COMMON)):
+        bar = tqdm(disable=quiet, unit=" lines", desc=f"count {name}")
+        for rows, block_counts in in_parallel(partial(count, names=names), _blocks(raw / name, names, settings)):
+            counts.update(block_counts)
+            bar.update(rows)
+        bar.close()
+    per_field: dict[str, Counter] = {f: Counter() for f in ALL_FIELDS}
+    for key, n in counts.items():
+        field, _, feature_id = key.partition("\x02")
+        per_field[field][feature_id] = n
+    return {f: _vocabulary(per_field[f], settings.min_count) for f in ALL_FIELDS}
+
+
+def _parse_faults(batch, names) -> np.ndarray:
+    """Rows of a skeleton block whose labels are faulty (the common file has none)."""
+    if names is COMMON:
+        return np.zeros(batch.num_rows, bool)
+    faults = _label_faults(batch.column("click"), batch.column("conversion"))
+    return faults[0][1] | faults[1][1]
 
 
 def _vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
@@ -216,110 +249,142 @@ def _vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
     return tuple(fid for _, fid in sorted(kept, key=lambda x: (-x[0], x[1])))
 
 
-def _encode(fields: dict[str, list[str]], index: dict[str, dict[str, int]], singles, bags, max_bag: int):
-    single = [index[f].get(fields[f][0], 0) if f in fields else 0 for f in singles]
-    bag = {f: [index[f].get(x, 0) for x in fields.get(f, ())[:max_bag]] for f in bags}
-    return single, bag
+class _Codes:
+    """Every kept `field\\x02id` key in one value set, with its code within its field (i + 1)."""
 
-
-def _encode_common(path: Path, index, settings: PrepareSettings, malformed: Malformed, quiet: bool) -> dict:
-    """Pass 2: the user side, one encoded row per common_feature_index."""
-    users = {}
-    for number, line in tqdm(_lines(path), disable=quiet, unit=" lines", desc=f"encode {path.name}"):
-        if _header(number, line):
-            continue
-        parts = line.split(",", 2)
-        if len(parts) < 3:
-            malformed.add(path.name, number, f"too few fields ({len(parts)} of 3)")
-            continue
-        fields = parse_features(parts[2])
-        if fields is None:
-            malformed.add(path.name, number, "a feature without its \\x02 or \\x03 separator")
-            continue
-        users[parts[0]] = _encode(fields, index, USER_FIELDS, USER_BAGS, settings.max_bag)
-    return users
-
-
-class _ShardWriter:
-    """Buffers encoded rows per split and writes Parquet shards (atomically, each a new file)."""
-
-    def __init__(self, out: Path, settings: PrepareSettings):
-        self.out, self.settings = out, settings
-        self.buffers = {split: [] for split in ("train", "valid", "test")}
-        self.shards = {split: [] for split in self.buffers}
-        self.rows = dict.fromkeys(self.buffers, 0)
-        self.clicks = dict.fromkeys(self.buffers, 0)
-        self.conversions = dict.fromkeys(self.buffers, 0)
-
-    def add(self, split: str, row: tuple) -> None:
-        self.buffers[split].append(row)
-        self.rows[split] += 1
-        self.clicks[split] += row[0]
-        self.conversions[split] += row[1]
-        if len(self.buffers[split]) >= self.settings.shard_rows:
-            self.flush(split)
-
-    def flush(self, split: str) -> None:
+    def __init__(self, vocab: dict[str, tuple[str, ...]]):
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        rows = self.buffers[split]
-        if not rows:
-            return
-        columns = {"click": pa.array([r[0] for r in rows], pa.int8()),
-                   "conversion": pa.array([r[1] for r in rows], pa.int8())}
-        single = np.asarray([r[2] for r in rows], dtype=np.int32)
-        for k, field in enumerate(SINGLE_FIELDS):
-            columns[f"f{field}"] = pa.array(single[:, k])
-        for field in BAG_FIELDS:
-            columns[f"bag{field}"] = pa.array([r[3][field] for r in rows], pa.list_(pa.int32()))
-        name = f"{split}-{len(self.shards[split]):05d}.parquet"
-        tmp = self.out / f".{name}.tmp"
-        pq.write_table(pa.table(columns), tmp, row_group_size=self.settings.row_group_rows)
-        tmp.replace(self.out / name)
-        self.shards[split].append(name)
-        self.buffers[split] = []
+        keys = [f"{f}\x02{fid}" for f in ALL_FIELDS for fid in vocab[f]]
+        self.value_set = pa.array(keys, pa.string())
+        self.code = np.concatenate([np.arange(1, len(vocab[f]) + 1) for f in ALL_FIELDS] + [[0]]).astype(np.int32)
 
-    def close(self):
-        for split in self.buffers:
-            self.flush(split)
-        rates = {split: {"click": self.clicks[split] / max(1, self.rows[split]),
-                         "conversion": self.conversions[split] / max(1, self.rows[split]),
-                         "conversion_given_click": self.conversions[split] / max(1, self.clicks[split])}
-                 for split in self.buffers}
-        return self.shards, self.rows, rates
+    def of(self, keys) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        index = pc.index_in(keys, value_set=self.value_set).fill_null(-1).to_numpy(zero_copy_only=False)
+        return self.code[index]  # -1: the trailing 0, the unknown code
 
 
-def _encode_skeleton(path: Path, users: dict, index, settings: PrepareSettings, malformed: Malformed,
-                     writer: _ShardWriter, split: str, quiet: bool) -> None:
-    """Pass 3: each impression encoded, joined with its user side, routed to its split's shards."""
+def _encode_fields(parsed: ParsedFeatures, codes: np.ndarray, n: int, singles, bags, max_bag: int):
+    """[n, len(singles)] int32 codes (a field's first value; 0 when absent or unknown) and per bag field
+    a list<int32> array (its first `max_bag` codes, in order)."""
+    import pyarrow as pa
+
+    column = np.full(len(ALL_FIELDS), -1)
+    column[[ALL_FIELDS.index(f) for f in singles]] = np.arange(len(singles))
+    slot = column[parsed.fields]
+    is_single = slot >= 0
+    rows, slots, values = parsed.rows[is_single], slot[is_single], codes[is_single]
+    _, first = np.unique(rows * len(singles) + slots, return_index=True)
+    single = np.zeros((n, len(singles)), np.int32)
+    single[rows[first], slots[first]] = values[first]
+    lists = {}
+    for field in bags:
+        mine = parsed.fields == ALL_FIELDS.index(field)
+        rows, values = parsed.rows[mine], codes[mine]  # rows ascend: a list's features stay in order
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+        kept = rank < max_bag
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows[kept], minlength=n))]).astype(np.int32)
+        lists[field] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[kept], pa.int32()))
+    return single, lists
+
+
+@dataclass
+class _Users:
+    keys: object  # pyarrow string array: common_feature_index
+    single: np.ndarray  # [U, len(USER_FIELDS)]
+    bags: dict  # field → list<int32> array [U]
+
+
+def _encode_common(path: Path, codes: _Codes, settings: PrepareSettings, malformed: Malformed, quiet: bool) -> _Users:
+    """Pass 2: the user side, one encoded row per common_feature_index (the first, if repeated)."""
+    import pyarrow as pa
+
+    blocks, seen = _blocks(path, COMMON, settings), 0
+    keys, singles, bags = [], [], {f: [] for f in USER_BAGS}
+    bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
+    for batch in blocks:
+        n = batch.num_rows
+        parsed = parse_feature_column(batch.column("feature_list"), n)
+        report_rows(malformed, blocks, "a feature without its \\x02 or \\x03 separator", parsed.bad, seen)
+        single, lists = _encode_fields(parsed, codes.of(parsed.keys), n, USER_FIELDS, USER_BAGS, settings.max_bag)
+        good = pa.array(~parsed.bad)
+        keys.append(batch.column("common_feature_index").filter(good))
+        singles.append(single[~parsed.bad])
+        for f in USER_BAGS:
+            bags[f].append(lists[f].filter(good))
+        seen += n
+        bar.update(n)
+    bar.close()
+    blocks.report_skipped(malformed, f"wrong number of fields (of {len(COMMON)})")
+    return _Users(pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
+                  np.concatenate(singles) if singles else np.zeros((0, len(USER_FIELDS)), np.int32),
+                  {f: pa.concat_arrays(v) if v else pa.array([], pa.list_(pa.int32())) for f, v in bags.items()})
+
+
+def _encode_skeleton(path: Path, users: _Users, codes: _Codes, settings: PrepareSettings, malformed: Malformed,
+                     writer: ParquetShards, split: str, quiet: bool) -> None:
+    """Pass 3: each block of impressions encoded, joined with its user rows, routed to its split."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def encode(numbered_batch):
+        batch, first_row = numbered_batch
+        n = batch.num_rows
+        parsed = parse_feature_column(batch.column("feature_list"), n)
+        user = pc.index_in(batch.column("common_feature_index"), value_set=users.keys)
+        faults = _label_faults(batch.column("click"), batch.column("conversion"))
+        faults += [("a feature without its \\x02 or \\x03 separator", parsed.bad),
+                   ("unknown common_feature_index", ~bools(pc.is_valid(user)))]
+        bad = np.zeros(n, bool)
+        for k, (reason, rows) in enumerate(faults):  # a line counts once, for its first fault
+            faults[k] = (reason, rows & ~bad)
+            bad |= rows
+        item_single, cross = _encode_fields(parsed, codes.of(parsed.keys), n, item_singles, CROSS_BAGS, settings.max_bag)
+        good = pa.array(~bad)
+        who = user.filter(good)
+        columns = {"click": pc.cast(batch.column("click").filter(good), pa.int8()),
+                   "conversion": pc.cast(batch.column("conversion").filter(good), pa.int8())}
+        user_single, item_single = users.single[who.to_numpy(zero_copy_only=False)], item_single[~bad]
+        for k, field in enumerate(USER_FIELDS):
+            columns[f"f{field}"] = pa.array(user_single[:, k])
+        for k, field in enumerate(item_singles):
+            columns[f"f{field}"] = pa.array(item_single[:, k])
+        for field in USER_BAGS:
+            columns[f"bag{field}"] = users.bags[field].take(who)
+        for field in CROSS_BAGS:
+            columns[f"bag{field}"] = cross[field].filter(good)
+        held_out = holdout(batch.column("sample_id").filter(good), settings.valid_per_mille) if split == "train" else None
+        return pa.table(columns), held_out, faults, first_row, n
+
     item_singles = ITEM_FIELDS + CONTEXT_FIELDS
-    for number, line in tqdm(_lines(path), disable=quiet, unit=" lines", desc=f"encode {path.name}"):
-        if _header(number, line):
-            continue
-        parsed = _skeleton_fields(line)
-        if isinstance(parsed, str):
-            malformed.add(path.name, number, parsed)
-            continue
-        sample_id, click, conversion, common, text = parsed
-        fields = parse_features(text)
-        if fields is None:
-            malformed.add(path.name, number, "a feature without its \\x02 or \\x03 separator")
-            continue
-        user = users.get(common)
-        if user is None:
-            malformed.add(path.name, number, "unknown common_feature_index")
-            continue
-        item_single, cross = _encode(fields, index, item_singles, CROSS_BAGS, settings.max_bag)
-        single = user[0] + item_single
-        bags = {**user[1], **cross}
-        target = split
-        if split == "train" and zlib.crc32(sample_id.encode()) % 1000 < settings.valid_per_mille:
-            target = "valid"
-        writer.add(target, (click, conversion, single, bags))
+    blocks = _blocks(path, SKELETON, settings)
+    bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
+    for table, held_out, faults, first_row, n in in_parallel(encode, numbered(blocks)):
+        for reason, rows in faults:
+            report_rows(malformed, blocks, reason, rows, first_row)
+        if held_out is None:
+            writer.add("test", table)
+        else:
+            writer.add("valid", table.filter(pa.array(held_out)))
+            writer.add("train", table.filter(pa.array(~held_out)))
+        bar.update(n)
+    bar.close()
+    blocks.report_skipped(malformed, f"wrong number of fields (of {len(SKELETON)})")
 
 
 # --- a generator of raw files in the exact layout --------------------------------------------------
+
+def _join(parts: list, separator: str):
+    """Element-wise string join of columns (numpy arrays, pyarrow string arrays) and constants."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [pa.scalar(str(p)) if isinstance(p, (str, int)) else p if isinstance(p, pa.Array)
+               else pa.array(p).cast(pa.string()) for p in parts]
+    return pc.binary_join_element_wise(*columns, separator)
+
 
 def generate_raw(out: str | Path, n_impressions: int = 20_000, n_users: int = 2_000, n_items: int = 1_000,
                  seed: int = 0, test_fraction: float = 0.2, damaged: int = 0) -> dict:
@@ -349,28 +414,32 @@ def generate_raw(out: str | Path, n_impressions: int = 20_000, n_users: int = 2_
                 feats += [("127_14", f"i{i}") for i in behaviour[u]] + [("150_14", f"k{i % 50}") for i in behaviour[u][:3]]
                 text = "\x01".join(f"{f}\x02{v}\x03{1.0:g}" for f, v in feats)
                 common.write(f"cf{split}{c},{len(feats)},{text}\n")
-        commons = rng.integers(0, n_users, count)
-        items = rng.integers(0, n_items, count)
         with open(out / skeleton_name, "w", encoding="utf-8", newline="\n") as skeleton:
-            for k in range(count):
-                u, i = user_of_common[commons[k]], items[k]
-                p_click = 1 / (1 + np.exp(-(taste[u] @ kind[i] + user_bias[u] + item_bias[i] - 1.5)))
-                click = int(rng.random() < p_click)
-                p_conv = 1 / (1 + np.exp(-(1.2 * (price[i] < 2) + 0.6 * (age[u] > 2) - 1.5)))
-                conversion = int(click and rng.random() < p_conv)
-                clicks, conversions = clicks + click, conversions + conversion
-                feats = [("205", f"i{i}"), ("206", f"t{i % 40}"), ("207", f"p{i % 30}"), ("210", f"q{i % 20}"),
-                         ("216", f"r{price[i]}"), ("301", f"x{k % 3}"), ("508", f"m{i % 9}"), ("853", f"n{u % 9}")]
-                feats += [("509", f"o{i % 4}"), ("509", f"o{(i + 1) % 4}")]  # a multi-valued cross field
-                text = "\x01".join(f"{f}\x02{v}\x03{1.0:g}" for f, v in feats)
-                line = f"{split}{k},{click},{conversion},cf{split}{commons[k]},{len(feats)},{text}"
-                if k < damaged * 3 and k % 3 == 0:
-                    line = f"{split}{k},{click},{conversion}"  # too few fields
-                elif k < damaged * 3 and k % 3 == 1:
-                    line = line.replace("\x02", "", 1)  # a missing separator
-                elif k < damaged * 3 and k % 3 == 2:
-                    line = line.replace(f"cf{split}{commons[k]},", "cf-missing,", 1)  # unknown common index
-                skeleton.write(line + "\n")
+            for start in range(0, count, GENERATE_CHUNK):  # memory bounded by a chunk, whatever the count
+                k = np.arange(start, min(count, start + GENERATE_CHUNK))
+                commons, items = rng.integers(0, n_users, len(k)), rng.integers(0, n_items, len(k))
+                users = user_of_common[commons]
+                p_click = 1 / (1 + np.exp(-((taste[users] * kind[items]).sum(1) + user_bias[users] + item_bias[items]
+                                            - 1.5)))
+                click = (rng.random(len(k)) < p_click).astype(np.int64)
+                p_conv = 1 / (1 + np.exp(-(1.2 * (price[items] < 2) + 0.6 * (age[users] > 2) - 1.5)))
+                conversion = click * (rng.random(len(k)) < p_conv)
+                clicks, conversions = clicks + int(click.sum()), conversions + int(conversion.sum())
+                feats = [("205", "i", items), ("206", "t", items % 40), ("207", "p", items % 30),
+                         ("210", "q", items % 20), ("216", "r", price[items]), ("301", "x", k % 3),
+                         ("508", "m", items % 9), ("853", "n", users % 9),
+                         ("509", "o", items % 4), ("509", "o", (items + 1) % 4)]  # 509: a multi-valued cross field
+                text = _join([_join([f"{f}\x02{prefix}", ids, "\x031"], "") for f, prefix, ids in feats], "\x01")
+                lines = _join([_join([split, k], ""), click, conversion, _join([f"cf{split}", commons], ""),
+                               len(feats), text], ",").to_pylist()
+                for j in range(min(damaged * 3, count) - start):  # broken on purpose, each kind in turn
+                    if j % 3 == 0:
+                        lines[j] = f"{split}{start + j},{click[j]},{conversion[j]}"  # too few fields
+                    elif j % 3 == 1:
+                        lines[j] = lines[j].replace("\x02", "", 1)  # a missing separator
+                    else:
+                        lines[j] = lines[j].replace(f"cf{split}{commons[j]},", "cf-missing,", 1)  # unknown common
+                skeleton.write("\n".join(lines) + "\n")
     return {"impressions": n_impressions, "click_rate": clicks / n_impressions,
             "conversion_rate": conversions / n_impressions}
 

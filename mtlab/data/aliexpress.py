@@ -16,7 +16,6 @@ that is not a finite number) is counted, the first line numbers kept, and skippe
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 from collections import Counter
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .columnar import CsvBlocks, Malformed, ParquetShards, bools, holdout, report_rows, sha256
 from .download import data_dir, write_atomic
 from .funnel_shards import load_funnel
 from .tabular import DataError
@@ -36,7 +36,6 @@ NUMERICAL = tuple(f"numerical_{i}" for i in range(1, 64))
 COLUMNS = ("search_id", *CATEGORICAL, *NUMERICAL, "click", "conversion")
 SPLITS = ("train", "test")
 FORMAT_VERSION = 1
-FIRST_BAD_LINES = 5
 NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
@@ -73,90 +72,34 @@ def prepared_dir(country: str, out: str | Path | None = None) -> Path:
     return Path(out) if out else data_dir() / f"aliexpress-{check_country(country).lower()}"
 
 
-class Malformed:
-    """Counts malformed lines per file and reason, keeping the first few line numbers."""
-
-    def __init__(self):
-        self.counts: Counter = Counter()
-        self.lines: dict[str, list[int]] = {}
-
-    def add(self, key: str, lines) -> None:
-        lines = list(lines)
-        self.counts[key] += len(lines)
-        kept = self.lines.setdefault(key, [])
-        kept += lines[:FIRST_BAD_LINES - len(kept)]
-
-    def report(self) -> dict:
-        return {key: {"lines": self.counts[key], "first_line_numbers": self.lines[key]} for key in sorted(self.counts)}
-
-
-def _blocks(path: Path, settings: PrepareSettings, skipped: list[int]):
-    """Record batches of the file (every column a string); a line with a wrong number of fields is
-    skipped and its line number appended to `skipped`."""
-    import pyarrow as pa
-    import pyarrow.csv as csv
-
+def _blocks(path: Path, settings: PrepareSettings) -> CsvBlocks:
     with open(path, "rb") as handle:
         header = handle.readline().decode("utf-8", errors="replace").strip().split(",")
     if tuple(h.strip().strip('"') for h in header) != COLUMNS:
         raise DataError(f"{path}: the header is not the published AliExpress one (search_id, categorical_1…16, "
                         f"numerical_1…63, click, conversion); it starts {','.join(header[:4])}… Use the files as "
                         "published, or write that header")
-
-    def invalid(row) -> str:
-        skipped.append(row.number)
-        return "skip"
-
-    reader = csv.open_csv(path, read_options=csv.ReadOptions(use_threads=False, block_size=settings.block_bytes),
-                          parse_options=csv.ParseOptions(invalid_row_handler=invalid),
-                          convert_options=csv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}))
-    yield from reader
+    return CsvBlocks(path, list(COLUMNS), header=True, block_bytes=settings.block_bytes)
 
 
-def _line_numbers(rows: np.ndarray, skipped: list[int]) -> list[int]:
-    """File line numbers of data rows (0-based among the rows read), given the skipped lines (line 1
-    is the header)."""
-    gaps = np.sort(np.asarray(skipped, dtype=np.int64))
-    out = []
-    for g in rows:
-        line = int(g) + 2
-        while True:  # the smallest line with g rows and the header before it, skipping the bad ones
-            moved = int(g) + 2 + int(np.searchsorted(gaps, line, side="right"))
-            if moved == line:
-                break
-            line = moved
-        out.append(line)
-    return out
-
-
-def _check(batch, name: str, first_row: int, skipped: list[int], malformed: Malformed):
+def _check(batch, blocks: CsvBlocks, first_row: int, malformed: Malformed) -> np.ndarray:
     """The valid rows' mask of a batch; the others reported (a row is counted once, for its first fault)."""
     import pyarrow.compute as pc
 
     n = batch.num_rows
-    bad = np.zeros(n, bool)
     click, conversion = batch.column("click"), batch.column("conversion")
-    labels_ok = _bools(pc.and_(pc.is_in(click, value_set=_label_set()), pc.is_in(conversion, value_set=_label_set())))
-    faults = [("click or conversion is not 0 or 1", ~labels_ok),
-              ("conversion without click", labels_ok & _bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0"))))]
+    labels_ok = bools(pc.and_(pc.is_in(click, value_set=_label_set()), pc.is_in(conversion, value_set=_label_set())))
     numeric_ok = np.ones(n, bool)
     for column in ("search_id", *NUMERICAL):
-        numeric_ok &= _bools(pc.match_substring_regex(batch.column(column), NUMBER))
-    faults.append(("a numeric field that is not a number", ~numeric_ok))
+        numeric_ok &= bools(pc.match_substring_regex(batch.column(column), NUMBER))
+    faults = [("click or conversion is not 0 or 1", ~labels_ok),
+              ("conversion without click", labels_ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0")))),
+              ("a numeric field that is not a number", ~numeric_ok)]
+    bad = np.zeros(n, bool)
     for reason, rows in faults:
-        rows = rows & ~bad
-        if rows.any():
-            where = np.flatnonzero(rows)
-            kept = malformed.lines.get(f"{name}: {reason}", [])
-            first = _line_numbers(where[:max(0, FIRST_BAD_LINES - len(kept))] + first_row, skipped)
-            malformed.counts[f"{name}: {reason}"] += len(where)
-            malformed.lines.setdefault(f"{name}: {reason}", []).extend(first)
-            bad |= rows
+        report_rows(malformed, blocks, reason, rows & ~bad, first_row)
+        bad |= rows
     return ~bad
-
-
-def _bools(array) -> np.ndarray:
-    return array.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 @functools.cache
@@ -190,11 +133,11 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.parquet"):  # a conversion of other inputs or settings: replaced, never mixed
         old.unlink()
-    digests = {f.name: _sha256(f) for f in files.values()}
+    digests = {f.name: sha256(f) for f in files.values()}
     counts = _count(files["train"], settings, quiet)
     vocab = {c: _vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
     malformed = Malformed()
-    writer = _Shards(out, settings)
+    writer = ParquetShards(out, settings.shard_rows, settings.row_group_rows)
     for split, path in files.items():
         _encode(path, split, vocab, settings, malformed, writer, quiet)
     shards, rows, rates = writer.close()
@@ -203,7 +146,7 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
                 "rows": rows, "label_rates": rates, "shards": shards, "single_fields": list(CATEGORICAL),
                 "numeric_fields": list(NUMERICAL), "bag_fields": [],
                 "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()},
-                "malformed": malformed.report(), "malformed_lines": sum(malformed.counts.values())}
+                "malformed": malformed.report(), "malformed_lines": malformed.total()}
     write_atomic(out / "vocab.json", json.dumps({c: list(v) for c, v in vocab.items()}).encode())
     write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
     if manifest["malformed_lines"] and not quiet:
@@ -213,23 +156,15 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
     return {**manifest, "up_to_date": False}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Counter]:
     """Pass 1: every categorical value's count over the valid training rows."""
     import pyarrow.compute as pc
 
     counts = {c: Counter() for c in CATEGORICAL}
-    skipped, seen = [], 0
+    blocks, seen = _blocks(path, settings), 0
     bar = tqdm(disable=quiet, unit=" lines", desc=f"count {path.name}")
-    for batch in _blocks(path, settings, skipped):
-        valid = _check(batch, path.name, seen, skipped, Malformed())  # reported by the encoding pass
+    for batch in blocks:
+        valid = _check(batch, blocks, seen, Malformed())  # reported by the encoding pass
         seen += batch.num_rows
         batch = batch.filter(valid)
         for c in CATEGORICAL:
@@ -247,16 +182,16 @@ def _vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
 
 
 def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malformed: Malformed,
-            writer: _Shards, quiet: bool) -> None:
+            writer: ParquetShards, quiet: bool) -> None:
     """Pass 2: the valid rows encoded (codes, float32 numbers, int8 labels), routed to train/valid/test."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     value_sets = {c: pa.array(v, pa.string()) for c, v in vocab.items()}
-    skipped, seen = [], 0
+    blocks, seen = _blocks(path, settings), 0
     bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
-    for batch in _blocks(path, settings, skipped):
-        valid = _check(batch, path.name, seen, skipped, malformed)
+    for batch in blocks:
+        valid = _check(batch, blocks, seen, malformed)
         seen += batch.num_rows
         batch = batch.filter(valid)
         columns = {"click": pc.cast(batch.column("click"), pa.int8()),
@@ -268,65 +203,14 @@ def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malf
             columns[f"n{c}"] = pc.cast(pc.cast(pc.utf8_trim_whitespace(batch.column(c)), pa.float64()), pa.float32())
         table = pa.table(columns)
         if split == "train":
-            search = pc.cast(pc.cast(pc.utf8_trim_whitespace(batch.column("search_id")), pa.float64()),
-                             pa.int64()).to_numpy()
-            held_out = (search.astype(np.uint64) * np.uint64(2654435761) % np.uint64(2**32)) % 1000 \
-                < settings.valid_per_mille
+            held_out = holdout(pc.utf8_trim_whitespace(batch.column("search_id")), settings.valid_per_mille)
             writer.add("valid", table.filter(pa.array(held_out)))
             writer.add("train", table.filter(pa.array(~held_out)))
         else:
             writer.add("test", table)
         bar.update(batch.num_rows)
     bar.close()
-    if skipped:
-        malformed.add(f"{path.name}: wrong number of fields (of {len(COLUMNS)})", sorted(skipped))
-
-
-class _Shards:
-    """Parquet shards per split, each written by a streaming ParquetWriter to a temporary name and
-    renamed when complete; a new shard every `shard_rows` rows."""
-
-    def __init__(self, out: Path, settings: PrepareSettings):
-        self.out, self.settings = out, settings
-        self.writers: dict[str, tuple] = {}
-        self.shards = {s: [] for s in ("train", "valid", "test")}
-        self.rows = dict.fromkeys(self.shards, 0)
-        self.in_shard = dict.fromkeys(self.shards, 0)
-        self.clicks = dict.fromkeys(self.shards, 0)
-        self.conversions = dict.fromkeys(self.shards, 0)
-
-    def add(self, split: str, table) -> None:
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        if table.num_rows == 0:
-            return
-        if split not in self.writers:
-            name = f"{split}-{len(self.shards[split]):05d}.parquet"
-            tmp = self.out / f".{name}.tmp"
-            self.writers[split] = (pq.ParquetWriter(tmp, table.schema), tmp, name)
-        self.writers[split][0].write_table(table, row_group_size=self.settings.row_group_rows)
-        self.rows[split] += table.num_rows
-        self.in_shard[split] += table.num_rows
-        self.clicks[split] += int(pc.sum(table.column("click")).as_py() or 0)
-        self.conversions[split] += int(pc.sum(table.column("conversion")).as_py() or 0)
-        if self.in_shard[split] >= self.settings.shard_rows:
-            self._finish(split)
-
-    def _finish(self, split: str) -> None:
-        writer, tmp, name = self.writers.pop(split)
-        writer.close()
-        tmp.replace(self.out / name)
-        self.shards[split].append(name)
-        self.in_shard[split] = 0
-
-    def close(self):
-        for split in list(self.writers):
-            self._finish(split)
-        rates = {s: {"click": self.clicks[s] / max(1, self.rows[s]),
-                     "conversion": self.conversions[s] / max(1, self.rows[s]),
-                     "conversion_given_click": self.conversions[s] / max(1, self.clicks[s])} for s in self.rows}
-        return self.shards, self.rows, rates
+    blocks.report_skipped(malformed, f"wrong number of fields (of {len(COLUMNS)})")
 
 
 def load_aliexpress(country: str = "NL", folder: str | Path | None = None, tasks=None, in_memory: bool | None = None,

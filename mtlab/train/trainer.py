@@ -31,6 +31,8 @@ from .diagnostics import GradientProbe, measured_steps
 from .distributed import Cluster, StrategyRandom, current, global_losses
 from .evaluation import evaluator_for
 
+ONE_PROCESS = Cluster()
+
 
 class DivergenceError(ValueError):
     """Training produced a non-finite loss or metric; the message says where and what to try."""
@@ -283,7 +285,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
                      state["seconds"], str(device), strategy, preparation, monitor)
 
 
-def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, device, cluster: Cluster = Cluster()):
+def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, device, cluster: Cluster = ONE_PROCESS):
     """One epoch's batches: row indices of a seeded permutation (data in memory), or, for a streamed
     split (`data.train.batches`), (Batch, labels) read in a seeded order and moved to the device.
     With several processes each takes its share of every global batch: in memory every world-th row
@@ -384,7 +386,7 @@ def _plain(value):
     return value
 
 
-def _snapshot(state, model, optimizer, strategy, shuffle, sampler, identity: dict, cluster: Cluster = Cluster(),
+def _snapshot(state, model, optimizer, strategy, shuffle, sampler, identity: dict, cluster: Cluster = ONE_PROCESS,
               strategy_random: StrategyRandom | None = None) -> dict:
     generators = {"shuffle": shuffle.get_state(), "sampler": sampler.get_state(), "torch": torch.get_rng_state(),
                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}

@@ -1,0 +1,187 @@
+"""What the raw-file converters share (Ali-CCP, AliExpress): CSV read in blocks by pyarrow (columnar,
+vectorized; a line with a wrong number of fields skipped and remembered), malformed lines counted with
+their first line numbers, Parquet shards written by streaming writers and renamed when complete, and
+the inputs' sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+FIRST_BAD_LINES = 5
+
+
+class Malformed:
+    """Counts malformed lines per file and reason, keeping the first few line numbers."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.lines: dict[str, list[int]] = {}
+
+    def add(self, key: str, count: int, first_lines) -> None:
+        """`count` lines of one kind; `first_lines` (a callable giving up to k line numbers, or a list)."""
+        if not count:
+            return
+        kept = self.lines.setdefault(key, [])
+        room = FIRST_BAD_LINES - len(kept)
+        if room > 0:
+            kept += list(first_lines(room) if callable(first_lines) else first_lines)[:room]
+        self.counts[key] += count
+
+    def report(self) -> dict:
+        return {key: {"lines": self.counts[key], "first_line_numbers": self.lines[key]} for key in sorted(self.counts)}
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class CsvBlocks:
+    """A CSV file's record batches (every column a string), `block_bytes` at a time. A line with a
+    wrong number of fields is skipped and its line number kept in `skipped`; `line_of(rows)` gives
+    the file line numbers of rows (0-based positions among the rows read)."""
+
+    def __init__(self, path: Path, names: list[str], header: bool, block_bytes: int):
+        self.path, self.names, self.header, self.block_bytes = Path(path), list(names), header, block_bytes
+        self.skipped: list[int] = []
+
+    def __iter__(self):
+        import pyarrow as pa
+        import pyarrow.csv as csv
+
+        def invalid(row) -> str:
+            self.skipped.append(row.number)
+            return "skip"
+
+        read = csv.ReadOptions(use_threads=False, block_size=self.block_bytes, column_names=self.names,
+                               skip_rows=1 if self.header else 0)
+        parse = csv.ParseOptions(quote_char=False, invalid_row_handler=invalid)
+        convert = csv.ConvertOptions(column_types={n: pa.string() for n in self.names}, strings_can_be_null=False,
+                                     quoted_strings_can_be_null=False)
+        yield from csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+
+    def line_of(self, rows) -> list[int]:
+        first = 2 if self.header else 1
+        gaps = np.sort(np.asarray(self.skipped, dtype=np.int64))
+        out = []
+        for g in rows:
+            line = int(g) + first
+            while True:  # the line holding row g: g good lines (and the header) before it, bad ones skipped
+                moved = int(g) + first + int(np.searchsorted(gaps, line, side="right"))
+                if moved == line:
+                    break
+                line = moved
+            out.append(line)
+        return out
+
+    def report_skipped(self, malformed: Malformed, reason: str) -> None:
+        malformed.add(f"{self.path.name}: {reason}", len(self.skipped), sorted(self.skipped))
+
+
+def in_parallel(work: Callable, items: Iterable, workers: int | None = None) -> Iterator:
+    """work(item) for every item, in order, on a few threads: pyarrow's kernels release the GIL, so
+    blocks parse side by side on the cores. At most `workers` + 1 items are in flight (memory stays
+    bounded by a few blocks)."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers == 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def numbered(blocks: Iterable) -> Iterator[tuple]:
+    """(block, the position of its first row among all rows read)."""
+    seen = 0
+    for batch in blocks:
+        yield batch, seen
+        seen += batch.num_rows
+
+
+def report_rows(malformed: Malformed, blocks: CsvBlocks, reason: str, mask: np.ndarray, first_row: int) -> None:
+    """Report the rows of a block where `mask` holds (first_row: the block's first row position)."""
+    where = np.flatnonzero(mask)
+    malformed.add(f"{blocks.path.name}: {reason}", len(where), lambda k: blocks.line_of(where[:k] + first_row))
+
+
+def bools(array) -> np.ndarray:
+    """A pyarrow boolean array as numpy (null = False)."""
+    return array.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def holdout(keys, per_mille: int) -> np.ndarray:
+    """A stable pseudo-random choice of `per_mille`/1000 of the keys (strings), by pandas' fixed-key
+    SipHash of each (the same on every machine and run)."""
+    import pandas as pd
+
+    values = np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object)
+    return pd.util.hash_array(values) % np.uint64(1000) < np.uint64(per_mille)
+
+
+class ParquetShards:
+    """Parquet shards per split (train, valid, test), each written by a streaming ParquetWriter to a
+    temporary name and renamed when complete (a shard on disk is always whole); a new shard every
+    `shard_rows` rows. Keeps row counts and label rates."""
+
+    def __init__(self, out: Path, shard_rows: int, row_group_rows: int):
+        self.out, self.shard_rows, self.row_group_rows = Path(out), shard_rows, row_group_rows
+        self.writers: dict[str, tuple] = {}
+        self.shards = {s: [] for s in ("train", "valid", "test")}
+        self.rows = dict.fromkeys(self.shards, 0)
+        self.in_shard = dict.fromkeys(self.shards, 0)
+        self.clicks = dict.fromkeys(self.shards, 0)
+        self.conversions = dict.fromkeys(self.shards, 0)
+
+    def add(self, split: str, table) -> None:
+        """Append rows to the split's current shard; a shard full at `shard_rows` is closed."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        self.clicks[split] += int(pc.sum(table.column("click")).as_py() or 0)
+        self.conversions[split] += int(pc.sum(table.column("conversion")).as_py() or 0)
+        self.rows[split] += table.num_rows
+        while table.num_rows:
+            if split not in self.writers:
+                name = f"{split}-{len(self.shards[split]):05d}.parquet"
+                tmp = self.out / f".{name}.tmp"
+                self.writers[split] = (pq.ParquetWriter(tmp, table.schema), tmp, name)
+            part = table.slice(0, self.shard_rows - self.in_shard[split])
+            self.writers[split][0].write_table(part, row_group_size=self.row_group_rows)
+            self.in_shard[split] += part.num_rows
+            table = table.slice(part.num_rows)
+            if self.in_shard[split] >= self.shard_rows:
+                self._finish(split)
+
+    def _finish(self, split: str) -> None:
+        writer, tmp, name = self.writers.pop(split)
+        writer.close()
+        tmp.replace(self.out / name)
+        self.shards[split].append(name)
+        self.in_shard[split] = 0
+
+    def close(self):
+        for split in list(self.writers):
+            self._finish(split)
+        rates = {s: {"click": self.clicks[s] / max(1, self.rows[s]),
+                     "conversion": self.conversions[s] / max(1, self.rows[s]),
+                     "conversion_given_click": self.conversions[s] / max(1, self.clicks[s])} for s in self.rows}
+        return self.shards, self.rows, rates
