@@ -281,3 +281,20 @@ def gate_utilization(runs: pd.DataFrame, strategies=("ew", "pcgrad", "upgrad", "
     fig.suptitle("MMoE gate utilization: mean weight per task and expert (H: entropy)")
     fig.tight_layout()
     return fig
+
+
+def reliability_curves(curves: pd.DataFrame, title: str = "pCVR on the clicked test impressions: reliability"):
+    """Observed conversion rate against mean predicted pCVR per quantile bin, a line per model (mean over
+    seeds of each bin); the diagonal is perfect calibration."""
+    mean = curves.groupby(["model", "bin"], sort=False)[["predicted", "observed"]].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for model, part in mean.groupby("model", sort=False):
+        ax.plot(part["predicted"], part["observed"], marker="o", label=model)
+    top = float(max(mean["predicted"].max(), mean["observed"].max()))
+    ax.plot([0, top], [0, top], color="grey", linestyle="--", label="calibrated")
+    ax.set_xlabel("mean predicted pCVR (bin)")
+    ax.set_ylabel("observed conversion rate (bin)")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

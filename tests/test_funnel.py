@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mtlab.data.aliccp import funnel_labels, load_aliccp
+from mtlab.experiments import get_profile
 from mtlab.models import build_model, task_losses
 from mtlab.models.funnel import product_logit
 from mtlab.train import TrainConfig, evaluate, fit, seed_everything
@@ -119,3 +120,35 @@ def test_the_command_line_trains_a_funnel_model_on_prepared_ali_ccp(funnel, tmp_
                  "--seed", "0", "--device", "cpu", "--json", str(out)]) in (0, None)
     result = json.loads(out.read_text())
     assert set(result["test"]) == {"ctr", "cvr", "ctcvr"} and result["test"]["ctr"]["auc"] > 0.5
+
+
+def test_table2_takes_the_papers_ali_ccp_settings_and_compares_with_its_column(funnel):
+    from mtlab.experiments import beside_paper, paper_settings
+    from mtlab.experiments.compare import compare_models
+    from mtlab.experiments.table2 import TABLE2_TASKS
+
+    options, overrides = paper_settings("ali-ccp", ["single_task", "mmoe", "mpt_rec"])
+    assert options["single_task"] == {"emb_dim": 64, "bottom": (128, 64)}
+    assert options["mmoe"] == options["mpt_rec"] == {"emb_dim": 64, "expert": (128, 64)} and overrides == {"lr": 1e-4}
+    assert paper_settings("census-income", ["mmoe"]) == ({}, {})
+    data = funnel.select_tasks(list(TABLE2_TASKS["ali-ccp"]))
+    profile = get_profile("quick", seeds=[0])
+    results, _ = compare_models(data, ["single_task", "mmoe"], profile, options, quiet=True, epochs=1, **overrides)
+    table = beside_paper(results, "ali-ccp")
+    assert set(table["task"]) == {"ctr", "cvr"} and table["paper_auc"].notna().all()
+    assert table.set_index(["model", "task"]).loc[("mmoe", "cvr"), "paper_auc"] == 0.5968
+
+
+def test_a_new_task_from_the_scenario_field_leaves_the_inputs_and_runs_table3(funnel):
+    from mtlab.experiments.new_task_tables import negative_transfer_from_table3, new_task_table, summarize_new_task
+
+    data3 = funnel.select_tasks(["ctr", "cvr"]).task_from_column("f301", "scenario")
+    assert data3.tasks == ("ctr", "cvr", "scenario") and "f301" not in data3.features.cat_names
+    assert data3.features.n_cat == funnel.features.n_cat - 1 and data3.train.cat.shape[1] == data3.features.n_cat
+    scenario = data3.train.labels[:, 2]
+    assert 0 < scenario.mean() < 1 and not scenario.isnan().any()
+    table = new_task_table(data3, get_profile("quick", seeds=[0]), models=("mpt_rec",), include_maml=False,
+                           model_options={"mpt_rec": {"expert": (16,), "tower": (8,)}}, epochs=1)
+    summary = summarize_new_task(table, "ali-ccp")
+    assert summary.loc[0, "paper_t3_auc"] == 0.6968 and summary.loc[0, "params % of full"] > 0
+    assert set(negative_transfer_from_table3(table, "scenario", ("ctr", "cvr"))["task"]) == {"ctr", "cvr"}

@@ -21,6 +21,7 @@ CASES = {  # name: (registered model, options)
     "mpt_rec": ("mpt_rec", SMALL_EXPERT), "mf": ("mf", {"dim": 8}),
     "esmm": ("esmm", {"tower": (8,)}), "escm2": ("escm2", {"tower": (8,)}),
     "escm2_dr": ("escm2", {"tower": (8,), "variant": "dr"}), "aitm": ("aitm", {"tower": (8,)}),
+    "stem_on_bags": ("stem", SMALL_EXPERT),  # multi-valued fields: a shared bag table of its own
 }
 FUNNEL = {"esmm", "escm2", "aitm"}
 COMBINING = sorted(n for n, c in STRATEGIES.items() if issubclass(c, GradientCombination)) + ["pmtrec"]
@@ -37,7 +38,7 @@ def one_step(case, tabular, interactions, funnel=None):
     if name == "mf":
         data, tasks = interactions, ("rec", "social", "category", "attribute", "align", "rating")
         model = build_model("mf", data.spec, tasks, **options)
-    elif name in FUNNEL:
+    elif name in FUNNEL or case.endswith("_on_bags"):
         data = funnel
         model = build_model(name, data.features, data.tasks, **options)
     else:

@@ -98,6 +98,45 @@ def check_rec_tasks(data: InteractionData, tasks) -> tuple[str, ...]:
     return tasks
 
 
+def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_000, seed: int = 0,
+                     quiet: bool = True):
+    """Funnel data (tasks ctr, cvr, ctcvr) and a sentence naming their origin. `data_dir`: prepared
+    shards (a folder with manifest.json), raw Ali-CCP files (sample_skeleton_*.csv, common_features_*.csv)
+    or AliExpress files (AliExpress_<CC>/train.csv, test.csv; `country`), prepared once into data/; None:
+    a sample generated in the raw Ali-CCP layout (`impressions`, a planted signal; cached in
+    data/generated/)."""
+    from pathlib import Path
+
+    from . import aliccp, aliexpress
+    from .download import data_dir as data_root  # the parameter `data_dir` shadows the function
+    from .funnel_shards import load_funnel, load_manifest
+
+    if data_dir is None:
+        folder = data_root() / "generated" / f"ali-ccp-{impressions}-seed{seed}"
+        if not (folder / "prepared" / "manifest.json").exists():
+            aliccp.generate_raw(folder / "raw", impressions, n_users=max(50, impressions // 20),
+                                n_items=max(20, impressions // 40), seed=seed)
+        aliccp.prepare(folder / "raw", folder / "prepared", aliccp.PrepareSettings(min_count=2), quiet=quiet)
+        return (load_funnel(folder / "prepared"), f"GENERATED data: {impressions:,} impressions in the raw Ali-CCP "
+                f"layout with a planted signal (mtlab.data.aliccp.generate_raw, seed {seed}), not real Ali-CCP")
+    path = Path(data_dir)
+    if (path / "manifest.json").exists():
+        manifest = load_manifest(path)
+        return load_funnel(path), f"{manifest.get('name', manifest['dataset'])}, prepared shards in {path}"
+    if all((path / name).exists() for pair in aliccp.RAW_FILES.values() for name in pair):
+        manifest = aliccp.prepare(path, quiet=quiet)
+        return aliccp.load_aliccp(), f"Ali-CCP from {path} (prepared into {aliccp.prepared_dir()}; {manifest['rows']})"
+    try:
+        aliexpress.raw_files(path, country)
+    except DataError:
+        raise DataError(f"{path} holds neither prepared shards (manifest.json), nor the raw Ali-CCP files "
+                        f"({', '.join(n for pair in aliccp.RAW_FILES.values() for n in pair)}), nor AliExpress_"
+                        f"{country}/train.csv and test.csv; see `python -m mtlab.data prepare --help`") from None
+    manifest = aliexpress.prepare(path, country, quiet=quiet)
+    return (aliexpress.load_aliexpress(country), f"AliExpress {country.upper()} from {path} (prepared into "
+            f"{aliexpress.prepared_dir(country)}; {manifest['rows']})")
+
+
 def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: int = 0, **options):
     """Load a registered dataset by name. `tasks` picks and orders tasks (default: the dataset's).
     A recommendation dataset is returned whole (its tasks are chosen when the model is built)."""
@@ -130,5 +169,5 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
 __all__ = [
     "Batch", "DATASETS", "FUNNEL_DATASETS", "DataError", "FeatureSpec", "InteractionData", "InteractionSpec", "MultiTaskData",
     "REC_DATASETS", "REC_TASKS", "SOURCES", "TabularSplit", "check_rec_tasks", "load_rec_dataset",
-    "data_dir", "fetch", "load_census", "load_dataset", "make_synthetic",
+    "data_dir", "fetch", "load_census", "load_dataset", "make_synthetic", "open_funnel_data",
 ]

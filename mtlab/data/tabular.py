@@ -159,13 +159,37 @@ class MultiTaskData:
         best epoch could be chosen."""
         for split in ("train", "valid", "test"):
             labels = self.split(split).labels
-            positives = labels.sum(0)
+            positives, known = labels.nan_to_num().sum(0), (~labels.isnan()).sum(0)  # NaN: no label on the row
             for t, task in enumerate(self.tasks):
-                if positives[t] == 0 or positives[t] == len(labels):
+                if positives[t] == 0 or positives[t] == known[t]:
                     kind = "positive" if positives[t] == 0 else "negative"
                     raise DataError(f"task {task!r} has no {kind} label in the {split} split ({len(labels)} rows) of "
                                     f"{self.name}: use more rows (a larger subsample) or another task")
         return self
+
+    def task_from_column(self, column: str, task: str, code: int | None = None) -> MultiTaskData:
+        """The data with one more binary task, made from a categorical column: label 1 where the
+        column holds `code` (default: its most frequent code in training). The column leaves the
+        features of every split, so the label is never also an input. Data in memory only."""
+        if hasattr(self.train, "batches"):
+            raise DataError(f"a task from a column needs the data in memory; {self.name} is streamed")
+        if column not in self.features.cat_names:
+            raise DataError(f"{self.name} has no categorical column {column!r}; it has "
+                            f"{', '.join(self.features.cat_names)}")
+        if task in self.tasks:
+            raise DataError(f"{self.name} already has a task {task!r}")
+        j = self.features.cat_names.index(column)
+        code = int(torch.mode(self.train.cat[:, j]).values) if code is None else code
+        keep = [k for k in range(len(self.features.cat_names)) if k != j]
+
+        def derive(s: TabularSplit) -> TabularSplit:
+            label = (s.cat[:, j] == code).to(s.labels.dtype)[:, None]
+            return TabularSplit(s.cat[:, keep], s.num, torch.cat([s.labels, label], 1), s.bags)
+
+        features = replace(self.features, cat_names=tuple(self.features.cat_names[k] for k in keep),
+                           cat_cardinalities=tuple(self.features.cat_cardinalities[k] for k in keep))
+        return replace(self, tasks=(*self.tasks, task), features=features, train=derive(self.train),
+                       valid=derive(self.valid), test=derive(self.test))
 
     def select_tasks(self, tasks: list[str] | tuple[str, ...]) -> MultiTaskData:
         """The same data with only the given tasks, in the given order."""

@@ -9,20 +9,22 @@ from .table2 import (
                      DISPLAY_NAMES,
                      PAPER_TABLE2,
                      TABLE2_MODELS,
+                     TABLE2_TASKS,
                      beside_paper,
                      check_models,
                      correlation_statement,
                      ordering_agreement,
                      ordering_statement,
                      paired_p,
+                     paper_settings,
                      significance,
                      synthetic_correlation_study,
 )
 
 __all__ = [
-    "DISPLAY_NAMES", "PAPER_TABLE2", "PROFILES", "Profile", "RESULT_COLUMNS", "TABLE2_MODELS", "beside_paper",
+    "DISPLAY_NAMES", "PAPER_TABLE2", "PROFILES", "Profile", "RESULT_COLUMNS", "TABLE2_MODELS", "TABLE2_TASKS", "beside_paper",
     "check_models", "compare_models", "correlation_statement", "get_profile", "label_correlation",
-    "label_summary", "load_for_profile", "ordering_agreement", "ordering_statement", "paired_p",
+    "label_summary", "load_for_profile", "ordering_agreement", "ordering_statement", "paired_p", "paper_settings",
     "significance", "split_sizes", "summarize", "summary_table", "synthetic_correlation_study",
     "keep", "titled", "train_config", "train_one",
 ]

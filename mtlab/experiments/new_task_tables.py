@@ -1,4 +1,5 @@
-"""MPT-Rec Sec. 4.3: a new task T3 beside T1 = income and T2 = marital status on Census-Income.
+"""MPT-Rec Sec. 4.3: a new task T3 beside T1 = income and T2 = marital status on Census-Income (on
+Ali-CCP: T1 = ctr, T2 = cvr, T3 = the business scenario, field 301, taken out of the features).
 
 Table 3 — fine-tuning schemes on a frozen pre-trained model (and MAML): T3 AUC, trainable
 parameters and training FLOPs per sample, each also as % of full training of the same model on all
@@ -50,14 +51,37 @@ PAPER_TABLE4 = pd.DataFrame(
 # figures are shown beside both.
 PAPER_TABLE4 = pd.concat([PAPER_TABLE4, PAPER_TABLE4[PAPER_TABLE4["new_task"] == "education"]
                           .assign(new_task="bachelors")], ignore_index=True)
+# Table 3 on Ali-CCP (T3 = the business scenario).
+PAPER_TABLE3_ALICCP = pd.DataFrame(
+    [("maml", 0.7155, "1748k", None, "43M", None), ("shared_bottom", 0.6279, "6k", 0.12, "6M", 11.2),
+     ("mmoe", 0.6862, "7k", 0.13, "7M", 5.1), ("ple", 0.6997, "33k", 0.62, "66M", 26.4),
+     ("mpt_rec", 0.6968, "8k", 0.15, "17M", 9.2)],
+    columns=["model", "paper_t3_auc", "paper_params", "paper_params_pct", "paper_flops", "paper_flops_pct"])
+PAPER_TABLE3_BY_DATASET = {"census-income": PAPER_TABLE3, "ali-ccp": PAPER_TABLE3_ALICCP}
+# Ali-CCP's new task: a categorical field made the label, and taken out of the inputs.
+FUNNEL_NEW_TASKS = {"scenario": "f301"}
+
 # Pearson correlations the paper reports (Sec. 4.3.1).
 PAPER_CORRELATIONS = {"education": {"T3-T1": 0.186, "T3-T2": 0.142, "T1-T2": 0.178},
                       "sex": {"T3-T1": 0.158, "T3-T2": 0.063, "T1-T2": 0.178}}
 PAPER_CORRELATIONS["bachelors"] = PAPER_CORRELATIONS["education"]
 
 
-def load_new_task_data(new_task: str, profile: Profile, seed: int = 0) -> MultiTaskData:
-    """Census-Income with T1, T2 and the new task T3 (its column out of the features for every stage)."""
+def existing_tasks(dataset: str = "census-income") -> tuple[str, str]:
+    """T1 and T2 of the new-task experiments on `dataset`."""
+    return EXISTING if dataset == "census-income" else ("ctr", "cvr")
+
+
+def load_new_task_data(new_task: str, profile: Profile, seed: int = 0, dataset: str = "census-income") -> MultiTaskData:
+    """T1, T2 and the new task T3 (its column out of the features for every stage): on Census-Income
+    any of its tasks; on Ali-CCP (prepared, in memory) `scenario` (field 301, its most frequent value)
+    or `f<field>` for another single-valued field."""
+    if dataset == "ali-ccp":
+        column = FUNNEL_NEW_TASKS.get(new_task, new_task)
+        data = load_for_profile(dataset, list(existing_tasks(dataset)), profile, seed=seed)
+        return data.task_from_column(column, new_task).check_labels()
+    if dataset != "census-income":
+        raise ValueError(f"the new-task experiments run on census-income or ali-ccp, not {dataset!r}")
     task_def(new_task)  # a clear error for an unknown task before any loading
     if new_task in EXISTING:
         raise ValueError(f"the new task must differ from the existing tasks {EXISTING}")
@@ -147,8 +171,9 @@ def _maml_reference(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def summarize_new_task(table: pd.DataFrame) -> pd.DataFrame:
-    """Table 3 as in the paper: mean ± std over seeds per scheme, with the paper's figures beside."""
+def summarize_new_task(table: pd.DataFrame, dataset: str = "census-income") -> pd.DataFrame:
+    """Table 3 as in the paper: mean ± std over seeds per scheme, with the paper's figures for
+    `dataset` beside (none for a dataset the paper has no Table 3 of)."""
     def pm(col):
         g = table.groupby("model", sort=False)[col]
         return g.mean().map("{:.4f}".format) + " ± " + g.std().fillna(0).map("{:.4f}".format)
@@ -166,7 +191,8 @@ def summarize_new_task(table: pd.DataFrame) -> pd.DataFrame:
         for t in ("t1", "t2"):
             delta = (table[f"{t}_after"] - table[f"{t}_before"]).groupby(table["model"], sort=False)
             out[f"max |{t.upper()} AUC change|"] = delta.apply(lambda d: d.abs().max())
-    return titled("table3_vs_paper", out.reset_index().merge(PAPER_TABLE3, on="model", how="left"),
+    paper = PAPER_TABLE3_BY_DATASET.get(dataset, PAPER_TABLE3.iloc[:0])
+    return titled("table3_vs_paper", out.reset_index().merge(paper, on="model", how="left"),
                   "MPT-Rec Table 3: ours beside the paper")
 
 
@@ -205,7 +231,8 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
             titled("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"))
 
 
-def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str) -> pd.DataFrame:
+def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str,
+                                  existing: Sequence[str] = EXISTING) -> pd.DataFrame:
     """Table 4's runs for `new_task` out of Table 3's rows (new_task_table): each of those trained the
     two-task model ("before") and full training with T3 ("full") on the same data, configuration and
     seed as negative_transfer does, so the change of T1/T2 AUC needs no training of its own."""
@@ -213,7 +240,7 @@ def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str) -> p
     return pd.DataFrame([{"new_task": new_task, "model": r["model"], "seed": r["seed"], "task": task,
                           "auc_two_tasks": r[f"{t}_before"], "auc_with_new_task": r[f"{t}_full"],
                           "delta": r[f"{t}_full"] - r[f"{t}_before"]}
-                         for r in rows.to_dict("records") for t, task in (("t1", EXISTING[0]), ("t2", EXISTING[1]))],
+                         for r in rows.to_dict("records") for t, task in (("t1", existing[0]), ("t2", existing[1]))],
                         columns=["new_task", "model", "seed", "task", "auc_two_tasks", "auc_with_new_task", "delta"])
 
 

@@ -40,16 +40,20 @@ class FeatureEmbedding(nn.Module):
             full = self.table.weight.detach()
             self.shared_table = nn.Embedding.from_pretrained(full[:, :dim].clone(), freeze=False)
             self.table = nn.Embedding.from_pretrained(full[:, dim:].clone(), freeze=False)
-        self.bag_table = None
+        self.bag_table = self.shared_bag_table = None
         if features.n_bag:  # multi-valued fields: one EmbeddingBag over every field's codes (+1; 0 pads)
-            if shared_first:
-                raise ValueError("multi-valued fields (bags) are not supported with a separate shared table (STEM)")
             bag_sizes = torch.tensor((0, *[c + 1 for c in features.bag_cardinalities]), dtype=torch.long)
             self.register_buffer("bag_offsets", bag_sizes.cumsum(0)[:-1].view(1, -1, 1), persistent=False)
             self.bag_table = nn.EmbeddingBag(int(bag_sizes.sum()), dim * copies, mode="mean", padding_idx=0)
             nn.init.normal_(self.bag_table.weight, std=init_std)
             with torch.no_grad():
                 self.bag_table.weight[0].zero_()
+            if shared_first:  # as for the single-valued fields: copy 0 in a bag table of its own
+                full = self.bag_table.weight.detach()
+                self.shared_bag_table = nn.EmbeddingBag.from_pretrained(full[:, :dim].clone(), freeze=False,
+                                                                        mode="mean", padding_idx=0)
+                self.bag_table = nn.EmbeddingBag.from_pretrained(full[:, dim:].clone(), freeze=False, mode="mean",
+                                                                 padding_idx=0)
         self.out_dim = (features.n_cat + features.n_bag) * dim + features.n_num
 
     def pooled_bags(self, bags: torch.Tensor) -> torch.Tensor:
@@ -57,8 +61,11 @@ class FeatureEmbedding(nn.Module):
         call: every (row, field) is one fixed-length bag; padding is left out of the mean (an empty
         bag gives zeros)."""
         b, f, length = bags.shape
-        shifted = torch.where(bags > 0, bags + self.bag_offsets, torch.zeros_like(bags))
-        return self.bag_table(shifted.view(b * f, length)).view(b, f, -1)
+        shifted = torch.where(bags > 0, bags + self.bag_offsets, torch.zeros_like(bags)).view(b * f, length)
+        pooled = self.bag_table(shifted)
+        if self.shared_bag_table is not None:
+            pooled = torch.cat([self.shared_bag_table(shifted), pooled], dim=1)
+        return pooled.view(b, f, -1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         codes = batch.cat + self.offsets

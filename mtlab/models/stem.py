@@ -45,7 +45,7 @@ class STEM(MultiTaskModel):
     def shared_parameters(self):
         """The shared embedding copy and the shared experts. Task t's embedding columns, experts,
         gate and tower are its own: the other tasks see task t's experts with the gradient stopped."""
-        return parameters_of(self.embedding.shared_table, self.shared)
+        return parameters_of(self.embedding.shared_table, self.embedding.shared_bag_table, self.shared)
 
     def _experts(self, batch):
         emb = self.embedding(batch)  # [T+1, B, in]
