@@ -140,7 +140,11 @@ def test_table2_takes_the_papers_ali_ccp_settings_and_compares_with_its_column(f
 
 
 def test_a_new_task_from_the_scenario_field_leaves_the_inputs_and_runs_table3(funnel):
-    from mtlab.experiments.new_task_tables import negative_transfer_from_table3, new_task_table, summarize_new_task
+    from mtlab.experiments.new_task_tables import (
+        negative_transfer_from_table3,
+        new_task_table,
+        summarize_new_task,
+    )
 
     data3 = funnel.select_tasks(["ctr", "cvr"]).task_from_column("f301", "scenario")
     assert data3.tasks == ("ctr", "cvr", "scenario") and "f301" not in data3.features.cat_names
