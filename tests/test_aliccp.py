@@ -131,3 +131,30 @@ def test_the_vectorized_conversion_encodes_each_line_as_the_line_by_line_reading
             values, offsets = rows.bags[f]
             end = offsets[k + 1] if k + 1 < len(offsets) else len(values)
             assert values[offsets[k]:end].tolist() == bags[f], f
+
+
+def test_prefetching_keeps_the_order_raises_the_readers_error_and_stops_when_left():
+    from mtlab.data.funnel_shards import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def broken():
+        yield 1
+        raise DataError("shard 3 is damaged")
+
+    got = []
+    with pytest.raises(DataError, match="shard 3"):
+        for item in prefetched(broken()):
+            got.append(item)
+    assert got == [1]
+    produced = []
+
+    def counting():
+        for k in range(10_000):
+            produced.append(k)
+            yield k
+
+    stream = prefetched(counting(), depth=2)
+    assert next(stream) == 0
+    stream.close()  # the consumer leaves: the reader stops instead of reading everything
+    assert len(produced) < 10

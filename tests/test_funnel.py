@@ -142,6 +142,7 @@ def test_table2_takes_the_papers_ali_ccp_settings_and_compares_with_its_column(f
 def test_a_new_task_from_the_scenario_field_leaves_the_inputs_and_runs_table3(funnel):
     from mtlab.experiments.new_task_tables import (
         negative_transfer_from_table3,
+        new_task_settings,
         new_task_table,
         summarize_new_task,
     )
@@ -156,3 +157,6 @@ def test_a_new_task_from_the_scenario_field_leaves_the_inputs_and_runs_table3(fu
     summary = summarize_new_task(table, "ali-ccp")
     assert summary.loc[0, "paper_t3_auc"] == 0.6968 and summary.loc[0, "params % of full"] > 0
     assert set(negative_transfer_from_table3(table, "scenario", ("ctr", "cvr"))["task"]) == {"ctr", "cvr"}
+    options, overrides = new_task_settings("ali-ccp", beta_cls=0.2)
+    assert options["mpt_rec"] == {"emb_dim": 64, "expert": (128, 64), "beta_cls": 0.2} and overrides == {"lr": 1e-4}
+    assert new_task_settings("census-income", beta_cls=0.1) == ({"mpt_rec": {"beta_cls": 0.1}}, {})

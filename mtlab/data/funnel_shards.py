@@ -10,7 +10,9 @@ multi-valued field) and `n<field>` (float32: a numeric field).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,16 +209,20 @@ class StreamedSplit:
         return len(self.shards)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
-                rank: int = 0, world: int = 1):
+                rank: int = 0, world: int = 1, prefetch: int = 2):
         """(Batch, labels) of process `rank` of `world`; with `as_processes` = W in one process, the
-        global batches W processes would train on together (`ShardedSplit.global_batches`)."""
+        global batches W processes would train on together (`ShardedSplit.global_batches`). The next
+        `prefetch` batches are read and decoded on a thread while the caller trains on this one."""
         if self.as_processes > 1:
             stream = self.shards.global_batches(batch_size, generator, shuffle, self.as_processes)
         else:
             stream = self.shards.batches(batch_size, generator, shuffle, rank, world)
-        for funnel in stream:
-            batch, labels = to_model_batch(funnel)
-            yield batch, labels if self.columns is None else labels[:, self.columns]
+        decoded = (self._model_batch(funnel) for funnel in stream)
+        yield from (prefetched(decoded, prefetch) if prefetch else decoded)
+
+    def _model_batch(self, funnel: FunnelBatch):
+        batch, labels = to_model_batch(funnel)
+        return batch, labels if self.columns is None else labels[:, self.columns]
 
     @property
     def labels(self) -> torch.Tensor:
@@ -237,6 +243,46 @@ class StreamedSplit:
 
     def to(self, device) -> StreamedSplit:
         return self  # batches move to the device as they are read
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable, depth: int = 2) -> Iterator:
+    """The items of `items`, produced on a background thread at most `depth` ahead (pyarrow's reads and
+    torch's kernels release the GIL, so reading overlaps training). Order is kept; an error in the
+    producer is raised here; leaving early stops the producer."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(_DONE)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            box.put(err)
+
+    worker = threading.Thread(target=produce, daemon=True, name="mtlab-prefetch")
+    worker.start()
+    try:
+        while True:
+            item = box.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def load_funnel(folder: str | Path, tasks=None, in_memory: bool | None = None, max_memory_rows: int = 2_000_000):

@@ -270,3 +270,16 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
     out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
     return titled("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
+
+
+def new_task_settings(dataset: str = "census-income", beta_cls: float | None = None,
+                      models: Sequence[str] = FULL_TRAINING_MODELS) -> tuple[dict[str, dict], dict]:
+    """(model options per model, training overrides) of the new-task experiments on `dataset`: the
+    paper's settings for it (Ali-CCP: experts (128, 64), embeddings of 64, learning rate 1e-4), and
+    MPT-Rec's adversarial weight `beta_cls` where given."""
+    from .table2 import paper_settings
+
+    options, overrides = paper_settings(dataset, [*models, "shared_bottom"])
+    if beta_cls is not None:
+        options["mpt_rec"] = {**options.get("mpt_rec", {}), "beta_cls": beta_cls}
+    return options, overrides

@@ -215,7 +215,9 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         loss_sum = torch.zeros(len(tasks), device=device)
         weight_sum = torch.zeros(len(tasks), device=device)
         rows_seen = steps = 0
-        for step_in_epoch, rows in enumerate(_epoch_batches(data, n, config.batch_size, shuffle, device, cluster)):
+        reading = _reading_core(hasattr(data.train, "batches") and device.type == "cpu")
+        for step_in_epoch, rows in enumerate(reading(_epoch_batches(data, n, config.batch_size, shuffle, device,
+                                                                    cluster))):
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
             probe.record_gates(step_in_epoch in measured)
             step = Step(rows if isinstance(rows, torch.Tensor) else None, n, epoch, progress)
@@ -299,6 +301,24 @@ def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, devi
     last = n if not cluster.active else n - (n % batch_size if 0 < n % batch_size < cluster.world else 0)
     for i in range(0, last, batch_size):
         yield cluster.local_rows(order[i:i + batch_size])
+
+
+def _reading_core(active: bool):
+    """Streamed data on CPU: while the epoch's batches are consumed, torch computes on one core fewer,
+    leaving one to the thread that reads and decodes the next batches (measured on 2 noisy cores, ESMM
+    on 720k generated Ali-CCP rows: 55–75k samples/s, against 56–57k with both cores to torch and the
+    reader competing, and 42–46k without the reader thread)."""
+    def wrap(batches):
+        if not active or torch.get_num_threads() < 2:
+            yield from batches
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(before - 1)
+        try:
+            yield from batches
+        finally:
+            torch.set_num_threads(before)
+    return wrap
 
 
 def _cluster(config: TrainConfig, model, data, strategy) -> Cluster:
