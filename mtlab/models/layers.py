@@ -15,7 +15,6 @@ from torch import nn
 
 from ..data.tabular import Batch, FeatureSpec
 
-
 GATHER_LIMIT = 1 << 24  # elements of a gathered bag tensor above which embedding_bag is used
 
 
