@@ -27,7 +27,6 @@ time, with the same settings, does nothing.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -41,13 +40,15 @@ from .columnar import (
     Malformed,
     ParquetShards,
     bools,
+    fingerprint,
+    finish_conversion,
     holdout,
     in_parallel,
     numbered,
     report_rows,
-    sha256,
+    start_conversion,
 )
-from .download import data_dir, write_atomic
+from .download import data_dir, sha256_of
 from .funnel_shards import (
     FUNNEL_TASKS,
     ShardedSplit,
@@ -108,12 +109,6 @@ def _check_raw(raw: Path) -> None:
                         "`python -m mtlab.data generate ali-ccp --out DIR`")
 
 
-def _fingerprint(raw: Path, settings: PrepareSettings) -> dict:
-    files = {name: {"bytes": (raw / name).stat().st_size, "mtime_ns": (raw / name).stat().st_mtime_ns}
-             for pair in RAW_FILES.values() for name in pair}
-    return {"format": FORMAT_VERSION, "settings": settings.__dict__, "files": files}
-
-
 def prepared_dir(out: str | Path | None = None) -> Path:
     return Path(out) if out else data_dir() / "ali-ccp"
 
@@ -124,17 +119,12 @@ def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSet
     $MTLAB_DATA_DIR/ali-ccp); returns the manifest (with `"up_to_date": True` when nothing was done)."""
     raw, out, settings = Path(raw), prepared_dir(out), settings or PrepareSettings()
     _check_raw(raw)
-    fingerprint = _fingerprint(raw, settings)
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("fingerprint") == fingerprint and all((out / s).exists() for shards in
-                                                               manifest["shards"].values() for s in shards):
-            return {**manifest, "up_to_date": True}
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.parquet"):  # a conversion of other inputs or settings: replaced, never mixed
-        old.unlink()
-    digests = {name: sha256(raw / name) for pair in RAW_FILES.values() for name in pair}
+    names = [name for pair in RAW_FILES.values() for name in pair]
+    stamp = fingerprint({name: raw / name for name in names}, settings, FORMAT_VERSION)
+    done = start_conversion(out, stamp)
+    if done:
+        return done
+    digests = {name: sha256_of(raw / name) for name in names}
     vocab = _vocabularies(raw, settings, quiet)
     codes = _Codes(vocab)
     malformed = Malformed()
@@ -144,18 +134,11 @@ def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSet
         users = _encode_common(raw / common, codes, settings, malformed, quiet)
         _encode_skeleton(raw / skeleton, users, codes, settings, malformed, writer, split, quiet)
     shards, rows, rates = writer.close()
-    manifest = {"dataset": "ali-ccp", "fingerprint": fingerprint, "inputs": {n: {"sha256": d} for n, d in digests.items()},
+    manifest = {"dataset": "ali-ccp", "fingerprint": stamp, "inputs": {n: {"sha256": d} for n, d in digests.items()},
                 "rows": rows, "label_rates": rates, "shards": shards,
                 "single_fields": list(SINGLE_FIELDS), "bag_fields": list(BAG_FIELDS),
-                "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()},  # + the unknown bucket 0
-                "malformed": malformed.report(), "malformed_lines": malformed.total()}
-    write_atomic(out / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
-    write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
-    if manifest["malformed_lines"] and not quiet:
-        print(f"ali-ccp: {manifest['malformed_lines']} malformed line(s) skipped: "
-              + "; ".join(f"{k} ({v['lines']}, first at lines {v['first_line_numbers']})"
-                          for k, v in manifest["malformed"].items()))
-    return {**manifest, "up_to_date": False}
+                "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()}}  # + the unknown bucket 0
+    return finish_conversion(out, manifest, vocab, malformed, "ali-ccp", quiet)
 
 
 def _blocks(path: Path, names: list[str], settings: PrepareSettings) -> CsvBlocks:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .columnar import CsvBlocks, Malformed, ParquetShards, bools, holdout, report_rows, sha256
-from .download import data_dir, write_atomic
+from .columnar import (
+    CsvBlocks,
+    Malformed,
+    ParquetShards,
+    bools,
+    fingerprint,
+    finish_conversion,
+    holdout,
+    report_rows,
+    start_conversion,
+)
+from .download import data_dir, sha256_of
 from .funnel_shards import load_funnel
 from .tabular import DataError
 
@@ -109,31 +118,17 @@ def _label_set():
     return pa.array(["0", "1"])
 
 
-def _fingerprint(files: dict[str, Path], settings: PrepareSettings) -> dict:
-    return {"format": FORMAT_VERSION, "settings": settings.__dict__,
-            "files": {s: {"bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for s, f in files.items()}}
-
-
 def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
             settings: PrepareSettings | None = None, quiet: bool = False) -> dict:
     """Convert one country's train.csv and test.csv into shards under `out` (default
     data/aliexpress-<cc>); returns the manifest (`"up_to_date": True` when nothing was done)."""
     code, settings = check_country(country), settings or PrepareSettings()
     files, out = raw_files(raw, code), prepared_dir(code, out)
-    fingerprint = _fingerprint(files, settings)
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError:
-            manifest = {}
-        if manifest.get("fingerprint") == fingerprint and all((out / s).exists() for shards in
-                                                               manifest["shards"].values() for s in shards):
-            return {**manifest, "up_to_date": True}
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.parquet"):  # a conversion of other inputs or settings: replaced, never mixed
-        old.unlink()
-    digests = {f.name: sha256(f) for f in files.values()}
+    stamp = fingerprint(files, settings, FORMAT_VERSION)
+    done = start_conversion(out, stamp)
+    if done:
+        return done
+    digests = {f.name: sha256_of(f) for f in files.values()}
     counts = _count(files["train"], settings, quiet)
     vocab = {c: _vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
     malformed = Malformed()
@@ -142,18 +137,10 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
         _encode(path, split, vocab, settings, malformed, writer, quiet)
     shards, rows, rates = writer.close()
     manifest = {"dataset": "aliexpress", "name": f"aliexpress-{code.lower()}", "country": code,
-                "fingerprint": fingerprint, "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
+                "fingerprint": stamp, "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
                 "rows": rows, "label_rates": rates, "shards": shards, "single_fields": list(CATEGORICAL),
-                "numeric_fields": list(NUMERICAL), "bag_fields": [],
-                "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()},
-                "malformed": malformed.report(), "malformed_lines": malformed.total()}
-    write_atomic(out / "vocab.json", json.dumps({c: list(v) for c, v in vocab.items()}).encode())
-    write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
-    if manifest["malformed_lines"] and not quiet:
-        print(f"aliexpress-{code.lower()}: {manifest['malformed_lines']} malformed line(s) skipped: "
-              + "; ".join(f"{k} ({v['lines']}, first at lines {v['first_line_numbers']})"
-                          for k, v in manifest["malformed"].items()))
-    return {**manifest, "up_to_date": False}
+                "numeric_fields": list(NUMERICAL), "bag_fields": [], "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()}}
+    return finish_conversion(out, manifest, vocab, malformed, f"aliexpress-{code.lower()}", quiet)
 
 
 def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Counter]:

@@ -1,11 +1,10 @@
 """What the raw-file converters share (Ali-CCP, AliExpress): CSV read in blocks by pyarrow (columnar,
 vectorized; a line with a wrong number of fields skipped and remembered), malformed lines counted with
 their first line numbers, Parquet shards written by streaming writers and renamed when complete, and
-the inputs' sha256."""
+a conversion's fingerprint and manifest (a rerun on the same inputs and settings does nothing)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -120,12 +119,50 @@ def bools(array) -> np.ndarray:
     return array.fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def fingerprint(files, settings, version: int) -> dict:
+    """What makes a conversion the same: the format version, the settings, each input's size and
+    modification time (hashing them again on every call would cost a pass over the data)."""
+    return {"format": version, "settings": settings.__dict__,
+            "files": {str(k): {"bytes": Path(f).stat().st_size, "mtime_ns": Path(f).stat().st_mtime_ns}
+                      for k, f in files.items()}}
+
+
+def start_conversion(out: Path, stamp: dict) -> dict | None:
+    """The manifest of a finished conversion with the same fingerprint (nothing to do), else None
+    after clearing `out` of old shards (another conversion's shards are replaced, never mixed in)."""
+    import json
+
+    path = Path(out) / "manifest.json"
+    if path.exists():
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            manifest = {}
+        if manifest.get("fingerprint") == stamp and all((Path(out) / s).exists() for shards in
+                                                         manifest["shards"].values() for s in shards):
+            return {**manifest, "up_to_date": True}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for old in Path(out).glob("*.parquet"):
+        old.unlink()
+    return None
+
+
+def finish_conversion(out: Path, manifest: dict, vocab: dict, malformed: Malformed, label: str,
+                      quiet: bool) -> dict:
+    """Write vocab.json and then manifest.json (atomically: a manifest on disk means a whole
+    conversion), and say what was skipped."""
+    import json
+
+    from .download import write_atomic
+
+    manifest = {**manifest, "malformed": malformed.report(), "malformed_lines": malformed.total()}
+    write_atomic(Path(out) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
+    write_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1).encode())
+    if manifest["malformed_lines"] and not quiet:
+        print(f"{label}: {manifest['malformed_lines']} malformed line(s) skipped: "
+              + "; ".join(f"{k} ({v['lines']}, first at lines {v['first_line_numbers']})"
+                          for k, v in manifest["malformed"].items()))
+    return {**manifest, "up_to_date": False}
 
 
 def holdout(keys, per_mille: int) -> np.ndarray:
