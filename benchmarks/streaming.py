@@ -3,7 +3,7 @@ shards, train one ESMM epoch reading the shards by row group; print the conversi
 training's samples/s and the peak resident memory of each phase.
 
     python benchmarks/streaming.py [--impressions 10000000] [--users 200000] [--items 100000]
-                                   [--batch-size 2048] [--workdir runs/streaming-bench] [--keep]
+                                   [--batch-sizes 2048,4096] [--workdir runs/streaming-bench] [--keep]
 
 Aims on 2 CPU cores (issue 15): conversion ≥ 200k lines/s, training ≥ 100k samples/s, peak RSS under
 2 GiB. Each phase runs in its own process; the peak printed after a phase is the largest of the
@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--impressions", type=int, default=10_000_000)
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--items", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--batch-sizes", default="2048,4096", help="one streamed epoch for each")
     parser.add_argument("--workdir", default="runs/streaming-bench")
     parser.add_argument("--keep", action="store_true", help="keep the generated and prepared files")
     args = parser.parse_args(argv)
@@ -62,13 +62,16 @@ def main(argv=None) -> dict:
     print(f"prepare: {lines / seconds:,.0f} lines/s ({seconds:.1f} s for three passes); peak RSS {peak_prepare:,.0f} MiB",
           flush=True)
     manifest = json.loads((prepared / "manifest.json").read_text())
-    wall, peak_train, train_seconds = run("train", prepared, args.batch_size)
     rows = manifest["rows"]["train"]
     result = {"lines": lines, "prepare_lines_per_s": lines / seconds, "prepare_peak_rss_mib": peak_prepare,
-              "train_rows": rows, "train_samples_per_s": rows / float(train_seconds),
-              "train_peak_rss_mib": max(peak_train, peak_prepare)}
-    print(f"train (ESMM, one epoch, streamed, batch {args.batch_size}): {rows / float(train_seconds):,.0f} samples/s "
-          f"({float(train_seconds):.1f} s); peak RSS of any phase so far {result['train_peak_rss_mib']:,.0f} MiB")
+              "train_rows": rows}
+    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+        wall, peak_train, train_seconds = run("train", prepared, batch_size)
+        result[f"train_samples_per_s_batch{batch_size}"] = rows / float(train_seconds)
+        result["train_peak_rss_mib"] = max(peak_train, peak_prepare)
+        print(f"train (ESMM, one epoch, streamed, batch {batch_size}): {rows / float(train_seconds):,.0f} samples/s "
+              f"({float(train_seconds):.1f} s); peak RSS of any phase so far {result['train_peak_rss_mib']:,.0f} MiB",
+              flush=True)
     if not args.keep:
         shutil.rmtree(work)
     return result
