@@ -42,11 +42,15 @@ from .columnar import (
     bools,
     fingerprint,
     finish_conversion,
+    first_faults,
     holdout,
     in_parallel,
+    label_faults,
     numbered,
     report_rows,
     start_conversion,
+    value_counts,
+    vocabulary,
 )
 from .download import data_dir, sha256_of
 from .funnel_shards import (
@@ -184,25 +188,13 @@ def _all_fields():
     return pa.array(ALL_FIELDS)
 
 
-def _label_faults(click, conversion) -> list[tuple[str, np.ndarray]]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    binary = pa.array(["0", "1"])
-    ok = bools(pc.and_(pc.is_in(click, value_set=binary), pc.is_in(conversion, value_set=binary)))
-    return [("click or conversion is not 0 or 1", ~ok),
-            ("conversion without click", ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0"))))]
-
-
 def _vocabularies(raw: Path, settings: PrepareSettings, quiet: bool) -> dict[str, tuple[str, ...]]:
     """Pass 1: every field's id counts over the training files (rows that parse), then the ids kept."""
-    import pyarrow.compute as pc
 
     def count(batch, names):
         good = ~_parse_faults(batch, names)
         parsed = parse_feature_column(batch.column("feature_list"), batch.num_rows)
-        vc = pc.value_counts(parsed.keys.filter(good[parsed.rows] & ~parsed.bad[parsed.rows]))
-        return batch.num_rows, dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+        return batch.num_rows, value_counts(parsed.keys.filter(good[parsed.rows] & ~parsed.bad[parsed.rows]))
 
     counts: Counter = Counter()
     for name, names in ((RAW_FILES["train"][0], SKELETON), (RAW_FILES["train"][1], COMMON)):
@@ -215,21 +207,14 @@ def _vocabularies(raw: Path, settings: PrepareSettings, quiet: bool) -> dict[str
     for key, n in counts.items():
         field, _, feature_id = key.partition("\x02")
         per_field[field][feature_id] = n
-    return {f: _vocabulary(per_field[f], settings.min_count) for f in ALL_FIELDS}
+    return {f: vocabulary(per_field[f], settings.min_count) for f in ALL_FIELDS}
 
 
 def _parse_faults(batch, names) -> np.ndarray:
     """Rows of a skeleton block whose labels are faulty (the common file has none)."""
     if names is COMMON:
         return np.zeros(batch.num_rows, bool)
-    faults = _label_faults(batch.column("click"), batch.column("conversion"))
-    return faults[0][1] | faults[1][1]
-
-
-def _vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
-    """Ids seen at least `min_count` times, most frequent first (ties by id): index i + 1."""
-    kept = [(n, fid) for fid, n in counter.items() if n >= min_count]
-    return tuple(fid for _, fid in sorted(kept, key=lambda x: (-x[0], x[1])))
+    return first_faults(label_faults(batch.column("click"), batch.column("conversion")), batch.num_rows)[1]
 
 
 class _Codes:
@@ -317,13 +302,9 @@ def _encode_skeleton(path: Path, users: _Users, codes: _Codes, settings: Prepare
         n = batch.num_rows
         parsed = parse_feature_column(batch.column("feature_list"), n)
         user = pc.index_in(batch.column("common_feature_index"), value_set=users.keys)
-        faults = _label_faults(batch.column("click"), batch.column("conversion"))
-        faults += [("a feature without its \\x02 or \\x03 separator", parsed.bad),
-                   ("unknown common_feature_index", ~bools(pc.is_valid(user)))]
-        bad = np.zeros(n, bool)
-        for k, (reason, rows) in enumerate(faults):  # a line counts once, for its first fault
-            faults[k] = (reason, rows & ~bad)
-            bad |= rows
+        faults, bad = first_faults(label_faults(batch.column("click"), batch.column("conversion"))
+                                   + [("a feature without its \\x02 or \\x03 separator", parsed.bad),
+                                      ("unknown common_feature_index", ~bools(pc.is_valid(user)))], n)
         item_single, cross = _encode_fields(parsed, codes.of(parsed.keys), n, item_singles, CROSS_BAGS, settings.max_bag)
         good = pa.array(~bad)
         who = user.filter(good)

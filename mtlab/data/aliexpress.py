@@ -15,7 +15,6 @@ that is not a finite number) is counted, the first line numbers kept, and skippe
 
 from __future__ import annotations
 
-import functools
 import io
 from collections import Counter
 from dataclasses import dataclass
@@ -31,9 +30,13 @@ from .columnar import (
     bools,
     fingerprint,
     finish_conversion,
+    first_faults,
     holdout,
+    label_faults,
     report_rows,
     start_conversion,
+    value_counts,
+    vocabulary,
 )
 from .download import data_dir, sha256_of
 from .funnel_shards import load_funnel
@@ -95,27 +98,14 @@ def _check(batch, blocks: CsvBlocks, first_row: int, malformed: Malformed) -> np
     """The valid rows' mask of a batch; the others reported (a row is counted once, for its first fault)."""
     import pyarrow.compute as pc
 
-    n = batch.num_rows
-    click, conversion = batch.column("click"), batch.column("conversion")
-    labels_ok = bools(pc.and_(pc.is_in(click, value_set=_label_set()), pc.is_in(conversion, value_set=_label_set())))
-    numeric_ok = np.ones(n, bool)
+    numeric_ok = np.ones(batch.num_rows, bool)
     for column in ("search_id", *NUMERICAL):
         numeric_ok &= bools(pc.match_substring_regex(batch.column(column), NUMBER))
-    faults = [("click or conversion is not 0 or 1", ~labels_ok),
-              ("conversion without click", labels_ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0")))),
-              ("a numeric field that is not a number", ~numeric_ok)]
-    bad = np.zeros(n, bool)
+    faults, bad = first_faults(label_faults(batch.column("click"), batch.column("conversion"))
+                               + [("a numeric field that is not a number", ~numeric_ok)], batch.num_rows)
     for reason, rows in faults:
-        report_rows(malformed, blocks, reason, rows & ~bad, first_row)
-        bad |= rows
+        report_rows(malformed, blocks, reason, rows, first_row)
     return ~bad
-
-
-@functools.cache
-def _label_set():
-    import pyarrow as pa
-
-    return pa.array(["0", "1"])
 
 
 def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
@@ -130,7 +120,7 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
         return done
     digests = {f.name: sha256_of(f) for f in files.values()}
     counts = _count(files["train"], settings, quiet)
-    vocab = {c: _vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
+    vocab = {c: vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
     malformed = Malformed()
     writer = ParquetShards(out, settings.shard_rows, settings.row_group_rows)
     for split, path in files.items():
@@ -145,7 +135,6 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
 
 def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Counter]:
     """Pass 1: every categorical value's count over the valid training rows."""
-    import pyarrow.compute as pc
 
     counts = {c: Counter() for c in CATEGORICAL}
     blocks, seen = _blocks(path, settings), 0
@@ -155,17 +144,10 @@ def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Coun
         seen += batch.num_rows
         batch = batch.filter(valid)
         for c in CATEGORICAL:
-            vc = pc.value_counts(batch.column(c))
-            counts[c].update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
+            counts[c].update(value_counts(batch.column(c)))
         bar.update(batch.num_rows)
     bar.close()
     return counts
-
-
-def _vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
-    """Values seen at least `min_count` times, most frequent first (ties by value): code i + 1."""
-    kept = [(n, v) for v, n in counter.items() if n >= min_count]
-    return tuple(v for _, v in sorted(kept, key=lambda x: (-x[0], x[1])))
 
 
 def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malformed: Malformed,

@@ -114,6 +114,42 @@ def report_rows(malformed: Malformed, blocks: CsvBlocks, reason: str, mask: np.n
     malformed.add(f"{blocks.path.name}: {reason}", len(where), lambda k: blocks.line_of(where[:k] + first_row))
 
 
+def label_faults(click, conversion) -> list[tuple[str, np.ndarray]]:
+    """The funnel labels' faults per row (string columns): a label that is not 0 or 1; conversion
+    without click."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    binary = pa.array(["0", "1"])
+    ok = bools(pc.and_(pc.is_in(click, value_set=binary), pc.is_in(conversion, value_set=binary)))
+    return [("click or conversion is not 0 or 1", ~ok),
+            ("conversion without click", ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0"))))]
+
+
+def first_faults(faults: list[tuple[str, np.ndarray]], n: int) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+    """Each faulty row under its first fault only (a line is counted once), and the mask of faulty rows."""
+    bad, exclusive = np.zeros(n, bool), []
+    for reason, rows in faults:
+        exclusive.append((reason, rows & ~bad))
+        bad |= rows
+    return exclusive, bad
+
+
+def value_counts(array) -> dict:
+    """{value: count} of a pyarrow array (pyarrow counts; the dict is per distinct value)."""
+    import pyarrow.compute as pc
+
+    counted = pc.value_counts(array)
+    return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+
+
+def vocabulary(counter: Counter, min_count: int) -> tuple[str, ...]:
+    """Values seen at least `min_count` times, most frequent first (ties by value): value i has code
+    i + 1 (0 is the unknown code)."""
+    kept = [(n, v) for v, n in counter.items() if n >= min_count]
+    return tuple(v for _, v in sorted(kept, key=lambda x: (-x[0], x[1])))
+
+
 def bools(array) -> np.ndarray:
     """A pyarrow boolean array as numpy (null = False)."""
     return array.fill_null(False).to_numpy(zero_copy_only=False)

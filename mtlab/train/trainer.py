@@ -167,10 +167,10 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         raise ValueError(f"{type(model).__name__} keeps a value per training row (read by row index), which streamed "
                          "data do not give; load the data in memory or use adversarial=False")
     cluster = _cluster(config, model, data, strategy)
-    if cluster.active and isinstance(strategy, GradientCombination):
-        strategy.reduce_blocks, strategy.adds_combined = cluster.sum_blocks, cluster.main
-    if cluster.active:  # resumed only by as many processes (each keeps its own dropout stream)
-        run_identity["processes"] = cluster.world
+    if cluster.active:
+        run_identity["processes"] = cluster.world  # resumed only by as many (each keeps its own dropout stream)
+        if isinstance(strategy, GradientCombination):
+            strategy.reduce_blocks, strategy.adds_combined = cluster.sum_blocks, cluster.main
 
     state = {"epoch": 0, "history": [], "best_score": float("-inf"), "best_epoch": 0,
              "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False}
@@ -298,7 +298,8 @@ def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, devi
             yield batch.to(device), labels.to(device)
         return
     order = torch.randperm(n, generator=shuffle).to(device)
-    last = n if not cluster.active else n - (n % batch_size if 0 < n % batch_size < cluster.world else 0)
+    tail = n % batch_size  # a last batch with fewer rows than processes would leave one empty: dropped
+    last = n - tail if cluster.active and 0 < tail < cluster.world else n
     for i in range(0, last, batch_size):
         yield cluster.local_rows(order[i:i + batch_size])
 
@@ -324,7 +325,7 @@ def _reading_core(active: bool):
 def _cluster(config: TrainConfig, model, data, strategy) -> Cluster:
     """The processes training together; what cannot be split over them is refused, with the reason."""
     if not config.distributed:
-        return Cluster()
+        return ONE_PROCESS
     cluster = current()
     if not cluster.active:
         return cluster
