@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
 from .data.download import write_atomic
-from .experiments import PROFILES, get_profile, load_for_profile, train_one
+from .experiments import PROFILES, get_profile, load_for_profile, train_one, train_seeds
 from .models import MODELS
 from .train.device import DEVICES
 from .weighting import STRATEGIES
@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--tasks", default=None, help="comma-separated task names (default: the dataset's)")
     train.add_argument("--profile", default="quick", choices=list(PROFILES))
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seeds", default=None, metavar="0,1,2,3,4",
+                       help="train these seeds in one process, seed-vectorized as one batched model where the run "
+                            "allows (else one after another); --json gets a list of per-seed results. The "
+                            "profile's subsample is drawn once, with the first seed")
+    train.add_argument("--no-vectorize", action="store_true", help="with --seeds: train them one after another")
+    train.add_argument("--compile", action="store_true",
+                       help="compile the seed-vectorized step (torch.compile; CUDA graphs on CUDA)")
     train.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     train.add_argument("--subsample", type=float, default=None, help="fraction of rows (overrides the profile)")
     train.add_argument("--epochs", type=int, default=None)
@@ -96,6 +103,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def parse_seeds(text: str, flag: str) -> list[int]:
+    """'0,1,2' → [0, 1, 2]; anything else is refused with an example."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give whole numbers separated by commas, e.g. {flag} 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{flag} {text!r}: each seed once")
+    return seeds
+
+
 def parse_options(pairs: list[str], flag: str = "--option", json_only: bool = True) -> dict:
     """KEY=VALUE pairs, VALUE as JSON (with json_only=False a value that is not JSON is a string)."""
     options = {}
@@ -143,7 +161,16 @@ def train_command(args, main_process: bool = True) -> int:
     check_output_path(args.checkpoint, "--checkpoint")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
-    profile = get_profile(args.profile, seeds=[args.seed], device=args.device, subsample=args.subsample)
+    seeds = parse_seeds(args.seeds, "--seeds") if args.seeds is not None else None
+    if seeds is not None:
+        for flag, given in (("--checkpoint", args.checkpoint), ("--distributed", args.distributed)):
+            if given:
+                raise ValueError(f"{flag} trains one run; give one --seed with it (several seeds resume per job "
+                                 "in `python -m mtlab sweep`)")
+    elif args.no_vectorize:
+        raise ValueError("--no-vectorize applies to --seeds 0,1,…; with one --seed there is nothing to vectorize")
+    profile = get_profile(args.profile, seeds=seeds or [args.seed], device=args.device, subsample=args.subsample)
+    args.seed = profile.seeds[0]
     tasks = [t for t in args.tasks.split(",")] if args.tasks else None
     if tasks is not None and (not all(tasks) or len(set(tasks)) != len(tasks)):
         raise ValueError(f"--tasks {args.tasks!r}: give distinct task names separated by commas")
@@ -159,13 +186,19 @@ def train_command(args, main_process: bool = True) -> int:
                                    ("weighting", args.weighting)) if v is not None}
     if args.distributed:
         overrides["distributed"] = True
-    result = train_one(args.model, data, profile, args.seed, parse_options(args.option),
-                       checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-                       tasks=tasks if rec else None, **overrides)
+    if seeds is not None or args.compile:
+        results = train_seeds(args.model, data, profile, profile.seeds, parse_options(args.option),
+                              tasks=tasks if rec else None, vectorize=not args.no_vectorize,
+                              compile_step=args.compile, quiet=args.quiet, **overrides)
+    else:
+        results = [train_one(args.model, data, profile, args.seed, parse_options(args.option),
+                             checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+                             tasks=tasks if rec else None, **overrides)]
     if not main_process:
         return 0  # process 0 reports and writes
-    result.pop("history"), result.pop("preparation")
-    text = json.dumps(result, indent=2, allow_nan=False)
+    for result in results:
+        result.pop("history"), result.pop("preparation")
+    text = json.dumps(results if seeds is not None else results[0], indent=2, allow_nan=False)
     print(text)
     if args.json:
         try:
@@ -197,10 +230,7 @@ def cmd_run(args) -> int:
 def cmd_sweep(args) -> int:
     from .experiments.sweep import run_sweep
 
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    except ValueError:
-        raise ValueError(f"--seeds {args.seeds!r}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None
+    seeds = parse_seeds(args.seeds, "--seeds") if args.seeds else None
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     profile = get_profile(args.profile, seeds=seeds, device=args.device)

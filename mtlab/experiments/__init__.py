@@ -4,7 +4,7 @@ from .artifacts import keep, titled
 from .compare import RESULT_COLUMNS, compare_models, summarize, summary_table
 from .profiles import PROFILES, Profile, get_profile
 from .quickstart import label_correlation, label_summary, split_sizes
-from .single_run import load_for_profile, train_config, train_one
+from .single_run import load_for_profile, train_config, train_one, train_seeds
 from .table2 import (
                      DISPLAY_NAMES,
                      PAPER_TABLE2,
@@ -26,5 +26,5 @@ __all__ = [
     "check_models", "compare_models", "correlation_statement", "get_profile", "label_correlation",
     "label_summary", "load_for_profile", "ordering_agreement", "ordering_statement", "paired_p", "paper_settings",
     "significance", "split_sizes", "summarize", "summary_table", "synthetic_correlation_study",
-    "keep", "titled", "train_config", "train_one",
+    "keep", "titled", "train_config", "train_one", "train_seeds",
 ]

@@ -17,6 +17,7 @@ from ..train import (
     seed_everything,
 )
 from ..train.distributed import current
+from ..train.vectorized import fit_members, refusal
 from .profiles import Profile, get_profile
 
 
@@ -49,6 +50,52 @@ def train_one(
     """Build `model` (seeded), fit it, evaluate it. Returns the JSON-shaped result of `mtlab train`
     plus the epoch history (as a DataFrame, under "history") and the preparation log ("preparation").
     `tasks`: a recommender's tasks (default: every one the data support); tabular data carry theirs."""
+    data, net, config = _build(model, data, profile, seed, model_options, tasks, train_overrides)
+    identity = {"dataset": data.name, "data_source": getattr(data, "source", ""), "n_train": len(data.train)}
+    result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
+    if config.distributed and not current().main:
+        return {"model": model, "dataset": data.name, "seed": seed, "rank": current().rank}  # process 0 reports
+    return _report(model, data, net, config, result)
+
+
+def train_seeds(
+    model: str,
+    data: MultiTaskData | InteractionData,
+    profile: Profile,
+    seeds: Sequence[int] | None = None,
+    model_options: dict | None = None,
+    on_epoch=None,
+    tasks: Sequence[str] | None = None,
+    vectorize: bool = True,
+    compile_step: bool = False,
+    **train_overrides,
+) -> list[dict]:
+    """`train_one` for each seed (default: the profile's), in one process: seed-vectorized as one batched
+    model (`train.vectorized`) where the run allows it, else one after another (the reason printed
+    unless quiet). Returns one result per seed, in the order given, each in `train_one`'s shape with
+    "vectorized": how many members trained together (its "seconds" is its share of their time).
+    compile_step: compile the batched step (torch.compile; CUDA graphs on CUDA); vectorized only."""
+    seeds = list(profile.seeds if seeds is None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
+    built = [_build(model, data, profile, seed, model_options, tasks, train_overrides) for seed in seeds]
+    why = "asked (vectorize=False)" if not vectorize else refusal(built[0][1], built[0][0], built[0][2])
+    if why and compile_step:
+        raise ValueError(f"compile_step compiles the seed-vectorized step, and these runs are not vectorized: {why}")
+    if why:
+        if not built[0][2].quiet and len(seeds) > 1 and vectorize:
+            print(f"{model}: training seeds {seeds} one after another ({why})")
+        return [{**train_one(model, data, profile, seed, model_options, on_epoch=on_epoch, tasks=tasks,
+                             **train_overrides), "vectorized": 1} for seed in seeds]
+    data = built[0][0]
+    results = fit_members([b[1] for b in built], data, [b[2] for b in built], on_epoch=on_epoch,
+                          compile_step=compile_step)
+    return [{**_report(model, data, net, config, result), "vectorized": len(seeds)}
+            for (_, net, config), result in zip(built, results)]
+
+
+def _build(model, data, profile, seed, model_options, tasks, train_overrides):
+    """(the data with the run's tasks, the model built under its seed, its TrainConfig)."""
     seed_everything(seed)
     rec = isinstance(data, InteractionData)
     if rec:
@@ -59,11 +106,12 @@ def train_one(
         if tasks is not None and tuple(tasks) != tuple(data.tasks):
             data = data.select_tasks(tasks)
         net = build_model(model, data.features, data.tasks, **(model_options or {}))
-    config = train_config(profile, seed, "rec" if rec else "tabular", **train_overrides)
-    identity = {"dataset": data.name, "data_source": getattr(data, "source", ""), "n_train": len(data.train)}
-    result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
-    if config.distributed and not current().main:
-        return {"model": model, "dataset": data.name, "seed": seed, "rank": current().rank}  # process 0 reports
+    return data, net, train_config(profile, seed, "rec" if rec else "tabular", **train_overrides)
+
+
+def _report(model: str, data, net, config: TrainConfig, result) -> dict:
+    """The JSON-shaped result of `mtlab train` (plus the history and preparation log) of a fitted model."""
+    rec = isinstance(data, InteractionData)
     device_data = data.to(result.device)
     evaluator = evaluator_for(device_data, config.eval_batch_size)
     last = result.history.iloc[-1] if len(result.history) else {}
@@ -71,7 +119,7 @@ def train_one(
         "model": model,
         "dataset": data.name,
         "tasks": list(net.tasks),
-        "seed": seed,
+        "seed": config.seed,
         "test": evaluator(net, device_data, "test"),
         "valid": evaluator(net, device_data, "valid"),
         "trainable_params": count_parameters(net),
@@ -102,4 +150,4 @@ def load_for_profile(dataset: str, tasks: Sequence[str] | None, profile: Profile
     return load_dataset(dataset, tasks=tasks, subsample=profile.subsample, seed=seed, **options)
 
 
-__all__ = ["get_profile", "load_for_profile", "train_config", "train_one"]
+__all__ = ["get_profile", "load_for_profile", "train_config", "train_one", "train_seeds"]

@@ -70,6 +70,17 @@ class TaskModel(nn.Module):
     def training_step(self, data, rows: torch.Tensor, step: Step, generator: torch.Generator | None) -> StepOutput:
         raise NotImplementedError
 
+    def draw(self, data, rows: torch.Tensor, generator: torch.Generator | None):
+        """What a step reads at random besides its rows (sampled negatives, links), drawn with the run's
+        own generator. Seed-vectorized training (`train.vectorized`) draws it for each member outside the
+        batched computation, so every member draws exactly what its separate run would. Default: the rows."""
+        return rows
+
+    def member_losses(self, data, drawn, step: Step) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The task losses [T] and the auxiliary loss (or None) of one step from what `draw` gave, as
+        pure tensor code (run under `torch.func.vmap` over the members)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be trained seed-vectorized (no member_losses)")
+
     def config(self) -> dict:
         """The keyword hyperparameters this model was built with."""
         names = list(inspect.signature(type(self).__init__).parameters)[3:]
@@ -125,6 +136,10 @@ class MultiTaskModel(TaskModel):
             return self.representation_step(batch, labels)
         losses, extra = self.training_loss(batch, labels, step)
         return StepOutput(losses, self.shared_parameters(), extra)
+
+    def member_losses(self, data, drawn, step):
+        losses, extra = self.training_loss(*data.train.rows(drawn), step)
+        return (losses if isinstance(losses, torch.Tensor) else torch.stack(list(losses))), extra
 
     def representation_step(self, batch: Batch, labels: torch.Tensor) -> StepOutput:
         """rep_grad: the towers read a detached copy of the shared representation, which is what the

@@ -82,6 +82,16 @@ class MFMultiTask(TaskModel):
         return StepOutput(losses, [TableRows(t, index, values) for t, (index, values)
                                    in zip(self.embedding_tables(), touched)])
 
+    def draw(self, data, rows, generator=None) -> dict[str, torch.Tensor]:
+        return {"rows": rows, **self._sample_ids(rows, data, generator)}
+
+    def member_losses(self, data, drawn, step):
+        """The losses of `batch_losses` from drawn ids, each embedding gathered directly (the same
+        values; vectorized training needs no split of the rows by readers: it weights losses only)."""
+        ids = {k: v for k, v in drawn.items() if k != "rows"}
+        emb = {k: (self.user.weight if k in USER_IDS else self.item.weight)[v] for k, v in ids.items()}
+        return torch.stack([self._loss(task, emb, ids, drawn["rows"], data) for task in self.tasks]), None
+
     def task_losses(self, rows: torch.Tensor, data, generator: torch.Generator | None = None) -> torch.Tensor:
         """Losses [T] in `self.tasks` order for a batch of training rows (indices into data.train)."""
         return torch.stack(self.batch_losses(rows, data, generator)[0])
@@ -152,7 +162,7 @@ class MFMultiTask(TaskModel):
         nu, ni = F.normalize(eu, dim=1), F.normalize(ei, dim=1)
         align = (nu - ni).norm(dim=1).pow(2).mean()
         # uniformity on the first UNIFORM_ROWS rows: all pairs of a large batch cost B² for little gain
-        uniform = sum(torch.pdist(x[:UNIFORM_ROWS]).pow(2).mul(-2).exp().mean().log() for x in (nu, ni)) / 2
+        uniform = (uniformity(nu[:UNIFORM_ROWS]) + uniformity(ni[:UNIFORM_ROWS])) / 2
         return align + uniform
 
 
@@ -168,6 +178,14 @@ class BilinearScore(nn.Module):
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return ((left @ self.weight) * right).sum(1) + self.bias
+
+
+def uniformity(x: torch.Tensor) -> torch.Tensor:
+    """log of the mean over pairs i < j of exp(−2‖x_i − x_j‖²), for unit rows x (‖a − b‖² = 2 − 2a·b):
+    the squared distances from one matmul, which vmap batches (torch.pdist has no batching rule)."""
+    i, j = torch.triu_indices(len(x), len(x), 1, device=x.device)
+    squared = (2 - 2 * (x @ x.T))[i, j].clamp_min(0)
+    return squared.mul(-2).exp().mean().log()
 
 
 def bpr(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:

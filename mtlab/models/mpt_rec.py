@@ -43,12 +43,18 @@ from .layers import Experts, FeatureEmbedding, Gate, Towers, mlp
 
 
 class GradientReversal(torch.autograd.Function):
-    """Identity forward; multiplies the gradient by −λ backward (Ganin & Lempitsky, 2015)."""
+    """Identity forward; multiplies the gradient by −λ backward (Ganin & Lempitsky, 2015). In the
+    setup_context form with a generated vmap rule, so seed-vectorized training can batch it."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, strength):
-        ctx.strength = strength
+    def forward(x, strength):
         return x.view_as(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.strength = inputs[1]
 
     @staticmethod
     def backward(ctx, grad):
@@ -137,10 +143,14 @@ class MPTRec(MultiTaskModel):
         cls_loss = F.cross_entropy(self.task_classifier(reverse_gradient(shared, strength)), assignment)
         return losses, self.beta_gen * gen_loss + self.beta_cls * cls_loss
 
+    def start_rows(self, n_rows: int, device) -> None:
+        """The random first assignment c_i of every training row (drawn from the global stream)."""
+        self.task_assignment = torch.randint(len(self.tasks), (n_rows,), device=device)
+
     def _assign(self, per_row_bce: torch.Tensor, step) -> torch.Tensor:
         """E-step: c_i = argmin_k BCE_k(i) for this batch's rows on refresh epochs; random at first."""
         if self.task_assignment.numel() != step.n_rows:
-            self.task_assignment = torch.randint(len(self.tasks), (step.n_rows,), device=per_row_bce.device)
+            self.start_rows(step.n_rows, per_row_bce.device)
         if step.epoch > 0 and step.epoch % self.assign_every == 0:
             self.task_assignment[step.rows] = per_row_bce.argmin(1)
         return self.task_assignment[step.rows]

@@ -334,3 +334,104 @@ class OwnAdam:
         self.value = nn.Parameter(state["value"].clone())
         self.adam = torch.optim.Adam([self.value], lr=self.lr, weight_decay=self.weight_decay)
         self.adam.load_state_dict(state["adam"])
+
+
+def members_backward(strategies: Sequence[Weighting], losses: torch.Tensor, stacked: Sequence[torch.Tensor],
+                     epoch: int = 0, extra: torch.Tensor | None = None, member_random=None) -> torch.Tensor:
+    """Seed-vectorized training (`mtlab.train.vectorized`): S members' losses [S, T] from one batched
+    graph, member s weighted or combined by its own strategy `strategies[s]`; fills every `.grad`.
+    Returns the weights [S, T].
+
+    `stacked`: the shared parameters as stacked tensors [S, …] (slice s is member s's). Members share
+    no parameter, so one backward of Σ_s (member s's total) gives each its own gradient. Loss
+    weighting: one backward. Gradient combination: one pass per task over the S members at once, hooks
+    keeping the task's gradient of the stacked shared tensors; then each member's blocks [T, n_k] are
+    combined by its strategy (`combine_blocks`, a Python loop over the S members of a few small ops)
+    and written into its slice. `member_random(s)`: a context giving member s its own random stream."""
+    import contextlib
+    random = member_random or (lambda s: contextlib.nullcontext())
+    first, detached = strategies[0], losses.detach()
+    if isinstance(first, LossWeighting):
+        totals, weights = [], []
+        for s, strategy in enumerate(strategies):
+            with random(s):
+                total, w = strategy.loss(losses[s], epoch)
+            totals.append(total)
+            weights.append(w.detach())
+        total = torch.stack(totals).sum()
+        (total if extra is None else total + extra.sum()).backward()
+        return torch.stack(weights)
+    if extra is not None:
+        extra.sum().backward(retain_graph=True)
+    if hasattr(first, "combine_rows"):
+        return _members_by_rows(strategies, losses, stacked, epoch)
+    if not isinstance(first, GradientCombination):
+        raise ValueError(f"{first.registry_name} weights in its own backward; train the seeds one after another")
+    n_members, n_tasks = losses.shape
+    if not stacked:  # nothing shared: each task its own gradient (scaled as the strategy's private elements)
+        scales = [None if first.private_weighted else strategy.private_scale(detached[s])
+                  for s, strategy in enumerate(strategies)]
+        scale = torch.stack([torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device)
+                             for x in scales])
+        (scale.to(losses.dtype) * losses).sum().backward()
+        return scale
+    scale = None
+    if not first.private_weighted:
+        scales = [strategy.private_scale(detached[s]) for s, strategy in enumerate(strategies)]
+        if any(x is not None for x in scales):
+            scale = torch.stack([torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device)
+                                 for x in scales]).to(losses.dtype)  # [S, T]
+    kept = _task_passes(losses if scale is None else losses * scale, stacked)  # private elements: scaled sums
+    weights, private = [], []
+    for s, strategy in enumerate(strategies):
+        blocks = [torch.stack([(kept[t][k][s] if kept[t][k] is not None else torch.zeros_like(x[s])).flatten()
+                               for t in range(n_tasks)]) for k, x in enumerate(stacked)]
+        if scale is not None:
+            blocks = [b / scale[s][:, None] for b in blocks]
+        with random(s):
+            combined, w = strategy.combine_blocks(blocks, detached[s])
+        for x, part in zip(stacked, combined):
+            if x.grad is None:
+                x.grad = torch.zeros_like(x)
+            x.grad[s] += part.view_as(x[s])
+        weights.append(w)
+        if first.private_weighted:
+            private.append((w.detach().to(losses.dtype) * losses[s]).sum())
+    if private:
+        private_pass(torch.stack(private).sum(), stacked)
+    return torch.stack(weights)
+
+
+def _task_passes(losses: torch.Tensor, stacked) -> list[list]:
+    """One backward per task over every member at once: hooks keep each task's gradient of the
+    stacked shared tensors (None where it reaches none) and stop it there."""
+    kept = [[None] * len(stacked) for _ in range(losses.shape[1])]
+    for t in range(losses.shape[1]):
+        hooks = [x.register_hook(partial(_keep_shared, kept[t], k, x)) for k, x in enumerate(stacked)]
+        losses[:, t].sum().backward(retain_graph=True)
+        for hook in hooks:
+            hook.remove()
+    return kept
+
+
+def _members_by_rows(strategies, losses: torch.Tensor, tables, epoch: int) -> torch.Tensor:
+    """A strategy that weights per embedding row (PMTRec's `combine_rows`) on whole stacked tables
+    [S, rows, dim]: per member and table, the rows some task's gradient reached are combined. A row
+    one task reaches keeps that task's gradient (weight 1, its own magnitude), so this equals the
+    separate run's combination on the rows two or more tasks read (`TableRows`)."""
+    kept = _task_passes(losses, tables)
+    weights = []
+    for s, strategy in enumerate(strategies):
+        strategy.last_weights, strategy.last_rows = [], []
+        for k, table in enumerate(tables):
+            grads = torch.stack([g[k][s] if g[k] is not None else torch.zeros_like(table[s]) for g in kept])
+            touched = grads.abs().sum(dim=(0, 2)) > 0
+            combined, w = strategy.combine_rows(grads[:, touched], epoch)
+            if table.grad is None:
+                table.grad = torch.zeros_like(table)
+            table.grad[s][touched] = combined
+            strategy.last_rows.append(touched.nonzero().squeeze(1))
+            strategy.last_weights.append(w.detach())
+        rows = [w for w in strategy.last_weights if w.shape[1]]
+        weights.append(torch.cat(rows, 1).mean(1) if rows else losses.new_ones(losses.shape[1]))
+    return torch.stack(weights)
