@@ -176,8 +176,8 @@ def test_representations_for_tsne(name, three_tasks):
 def test_new_task_table_resumes_from_results_file(three_tasks, tmp_path, monkeypatch):
     import mtlab.experiments.new_task_tables as module
     calls = []
-    real = module.pretrain
-    monkeypatch.setattr(module, "pretrain", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = module.pretrain_seeds
+    monkeypatch.setattr(module, "pretrain_seeds", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     profile = get_profile("quick", seeds=[0], device="cpu")
     path = tmp_path / "table3.csv"
     options = dict(models=["shared_bottom"], include_maml=False, model_options=SMALL, epochs=1, batch_size=256)

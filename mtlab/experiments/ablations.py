@@ -15,7 +15,7 @@ from sklearn.model_selection import cross_val_score
 
 from ..data import MultiTaskData
 from ..train import evaluate
-from ..train.new_task_protocols import fine_tune, pretrain
+from ..train.new_task_protocols import fine_tune, pretrain, pretrain_seeds
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_config
@@ -38,16 +38,18 @@ def prompt_ablations(data3: MultiTaskData, profile: Profile, beta_cls: float = 0
     reuse it (one adversarial and one non-adversarial pre-training per seed)."""
     data2 = data3.select_tasks(data3.tasks[:2])
     new = data3.tasks[-1]
+    configs = [train_config(profile, seed, quiet=True, **train_overrides) for seed in profile.seeds]
+    bases = {}  # one adversarial and one non-adversarial pre-training of every seed, seed-vectorized
+    for pre_options, _ in VARIANTS.values():
+        key = tuple(sorted(pre_options.items()))
+        if key not in bases:
+            options = {"beta_cls": beta_cls, **(model_options or {}), **pre_options}
+            bases[key] = [model for model, _ in pretrain_seeds("mpt_rec", data2, configs, **options)]
     rows = []
-    for seed in profile.seeds:
-        config = train_config(profile, seed, quiet=True, **train_overrides)
-        bases = {}
+    for s, (seed, config) in enumerate(zip(profile.seeds, configs)):
         for (figure, variant), (pre_options, head_options) in VARIANTS.items():
-            key = tuple(sorted(pre_options.items()))
-            if key not in bases:
-                options = {"beta_cls": beta_cls, **(model_options or {}), **pre_options}
-                bases[key] = pretrain("mpt_rec", data2, config, **options)[0]
-            tuned, result = fine_tune(bases[key], data3, config, temperature=temperature, **head_options)
+            base = bases[tuple(sorted(pre_options.items()))][s]
+            tuned, result = fine_tune(base, data3, config, temperature=temperature, **head_options)
             auc = evaluate(tuned, data3.to(result.device).test, data3.tasks)[new]["auc"]
             rows.append({"figure": figure, "variant": variant, "seed": seed, "t3_auc": auc})
     return titled("ablations", pd.DataFrame(rows), "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")

@@ -10,7 +10,7 @@ import pandas as pd
 from ..data import MultiTaskData
 from .artifacts import titled
 from .profiles import Profile
-from .single_run import train_one
+from .single_run import train_seeds
 from .store import append_rows, done_keys, load_rows
 
 RESULT_COLUMNS = ["model", "seed", "task", "auc", "logloss", "trainable_params", "flops_per_sample",
@@ -37,10 +37,12 @@ def compare_models(
     done = done_keys(old_results, ["model", "seed"])
     rows, histories = [old_results], [old_histories]
     for model in models:
-        for seed in profile.seeds:
-            if (model, seed) in done:
-                continue
-            out = train_one(model, data, profile, seed, (model_options or {}).get(model), **train_overrides)
+        pending = [seed for seed in profile.seeds if (model, seed) not in done]
+        if not pending:
+            continue
+        # the pending seeds in one process, seed-vectorized where the model and strategy allow
+        for out in train_seeds(model, data, profile, pending, (model_options or {}).get(model), **train_overrides):
+            seed = out["seed"]
             new = pd.DataFrame([{"model": model, "seed": seed, "task": task, **metrics,
                                  **{k: out[k] for k in ("trainable_params", "flops_per_sample", "seconds", "epochs")}}
                                 for task, metrics in out["test"].items()], columns=RESULT_COLUMNS)

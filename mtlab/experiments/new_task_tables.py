@@ -17,7 +17,7 @@ import torch
 from ..data import MultiTaskData
 from ..data.census import task_def
 from ..train import count_parameters, evaluate, flops_per_sample
-from ..train.new_task_protocols import fine_tune, maml, pretrain
+from ..train.new_task_protocols import fine_tune, maml, pretrain_seeds
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import load_for_profile, train_config
@@ -114,18 +114,20 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
         rows.append(row)
         append_rows(pd.DataFrame([row]), results_path)
 
-    for seed in profile.seeds:
-        config = train_config(profile, seed, quiet=True, **train_overrides)
-        for name in models:
-            if (name, seed) in done:
-                continue
-            options = (model_options or {}).get(name, {})
-            base, base_fit = pretrain(name, data2, config, **options)
+    configs = {seed: train_config(profile, seed, quiet=True, **train_overrides) for seed in profile.seeds}
+    for name in models:
+        pending = [seed for seed in profile.seeds if (name, seed) not in done]
+        if not pending:
+            continue
+        options = (model_options or {}).get(name, {})
+        # the pending seeds' pre-trainings in one process, seed-vectorized where the model allows
+        bases = pretrain_seeds(name, data2, [configs[s] for s in pending], **options)
+        fulls = pretrain_seeds(name, data3, [configs[s] for s in pending], **options)
+        for seed, (base, base_fit), (full, full_fit) in zip(pending, bases, fulls):
             before = evaluate(base, data2.to(base_fit.device).test, data2.tasks)
-            full, full_fit = pretrain(name, data3, config, **options)
             device = full_fit.device
             full_scores = evaluate(full, data3.to(device).test, data3.tasks)
-            tuned, fit_result = fine_tune(base, data3, config, **(head_options or {}).get(name, {}))
+            tuned, fit_result = fine_tune(base, data3, configs[seed], **(head_options or {}).get(name, {}))
             after = evaluate(tuned, data3.to(device).test, data3.tasks)
             probe = _probe(data3, device)
             keep({
@@ -139,8 +141,9 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
                 "t2_before": before[t2]["auc"], "t2_after": after[t2]["auc"],
                 "t1_full": full_scores[t1]["auc"], "t2_full": full_scores[t2]["auc"],
             })
+    for seed in profile.seeds:
         if include_maml and ("maml", seed) not in done:
-            model, fit_result = maml(data3, config)
+            model, fit_result = maml(data3, configs[seed])
             device = fit_result.device
             scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
             keep({
@@ -212,12 +215,13 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
                       **{f"paper {k}": v for k, v in PAPER_CORRELATIONS.get(new_task, {}).items()}})
         for name in models:
             options = (model_options or {}).get(name, {})
-            for seed in profile.seeds:
-                if (new_task, name, seed) in done:
-                    continue
-                config = train_config(profile, seed, quiet=True, **train_overrides)
-                two, fit2 = pretrain(name, data2, config, **options)
-                three, _ = pretrain(name, data3, config, **options)
+            pending = [seed for seed in profile.seeds if (new_task, name, seed) not in done]
+            if not pending:
+                continue
+            configs = [train_config(profile, seed, quiet=True, **train_overrides) for seed in pending]
+            twos = pretrain_seeds(name, data2, configs, **options)
+            threes = pretrain_seeds(name, data3, configs, **options)
+            for seed, (two, fit2), (three, _) in zip(pending, twos, threes):
                 s2 = evaluate(two, data2.to(fit2.device).test, data2.tasks)
                 s3 = evaluate(three, data3.to(fit2.device).test, data3.tasks)
                 new = [{"new_task": new_task, "model": name, "seed": seed, "task": task,

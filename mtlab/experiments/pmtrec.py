@@ -11,7 +11,7 @@ from ..data import InteractionData, load_rec_dataset
 from .artifacts import titled
 from .compare import delta_m_table
 from .profiles import Profile
-from .single_run import train_one
+from .single_run import train_one, train_seeds
 from .store import append_rows, done_keys, load_rows
 
 BASELINES = ("ew", "uw", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "imtl_g", "gradnorm", "nash_mtl")
@@ -34,6 +34,16 @@ def train_recommender(data: InteractionData, strategy: str, profile: Profile, se
             "seconds": float(out["history"]["train_seconds"].sum())}
 
 
+def train_recommenders(data: InteractionData, strategy: str, profile: Profile, seeds=None, tasks=None,
+                       model_options: dict | None = None, **overrides) -> list[dict]:
+    """`train_recommender` for each seed (default: the profile's), in one process: seed-vectorized where
+    the strategy allows it (`experiments.train_seeds`), else one after another."""
+    outs = train_seeds("mf", data, profile, seeds, model_options, tasks=tasks, weighting=strategy, quiet=True,
+                       **overrides)
+    return [{**out, "test": out["test"]["rec"], "test_tasks": out["test"],
+             "seconds": float(out["history"]["train_seconds"].sum())} for out in outs]
+
+
 def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile: Profile,
                      results_path=None, **overrides) -> pd.DataFrame:
     """Every strategy on every dataset with every seed: test Recall@K and NDCG@K, one row per run.
@@ -45,15 +55,14 @@ def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile
     for name in datasets:
         data = None
         for strategy in strategies:
-            for seed in profile.seeds:
-                if (name, strategy, seed) in done:
-                    continue
-                data = data or load_rec_dataset(name)
-                if strategy == SINGLE_TASK:
-                    out = train_recommender(data, "ew", profile, seed, tasks=("rec",), **overrides)
-                else:
-                    out = train_recommender(data, strategy, profile, seed, **overrides)
-                row = {"dataset": name, "strategy": strategy, "seed": seed, **out["test"],
+            pending = [seed for seed in profile.seeds if (name, strategy, seed) not in done]
+            if not pending:
+                continue
+            data = data or load_rec_dataset(name)
+            single = strategy == SINGLE_TASK
+            for out in train_recommenders(data, "ew" if single else strategy, profile, pending,
+                                          tasks=("rec",) if single else None, **overrides):
+                row = {"dataset": name, "strategy": strategy, "seed": out["seed"], **out["test"],
                        "epochs": out["epochs"], "seconds": out["seconds"]}
                 rows.append(row)
                 append_rows(pd.DataFrame([row]), results_path)
@@ -98,8 +107,8 @@ def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=(1.0, 1.05, 1
     rows = []
     for alpha in alphas:
         for tau in taus:
-            scores = [train_recommender(data, "pmtrec", profile, seed, weighting_options={"alpha": alpha, "tau": tau},
-                                        **overrides)["test"][metric] for seed in profile.seeds]
+            scores = [out["test"][metric] for out in train_recommenders(
+                data, "pmtrec", profile, weighting_options={"alpha": alpha, "tau": tau}, **overrides)]
             rows.append({"alpha": alpha, "tau": tau, metric: sum(scores) / len(scores)})
     grid = pd.DataFrame(rows).pivot(index="alpha", columns="tau", values=metric)
     return titled("alpha_tau_grid", grid, f"PMTRec {metric} over α (rows) × τ (columns)")
@@ -112,9 +121,8 @@ ABLATIONS = {"PMTRec": ("pmtrec", {}, None), "without Task Focusing": ("pmtrec",
 def pmtrec_ablations(data: InteractionData, profile: Profile, **overrides) -> pd.DataFrame:
     rows = []
     for variant, (strategy, options, tasks) in ABLATIONS.items():
-        for seed in profile.seeds:
-            out = train_recommender(data, strategy, profile, seed, tasks=tasks, weighting_options=options, **overrides)
-            rows.append({"variant": variant, "seed": seed, **out["test"]})
+        for out in train_recommenders(data, strategy, profile, tasks=tasks, weighting_options=options, **overrides):
+            rows.append({"variant": variant, "seed": out["seed"], **out["test"]})
     return titled("pmtrec_ablations", pd.DataFrame(rows), "PMTRec ablations: test metrics per seed")
 
 
@@ -168,9 +176,8 @@ def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("e
     rows = []
     for label, tasks in task_sets.items():
         for strategy in strategies if len(tasks) > 1 else strategies[:1]:
-            for seed in profile.seeds:
-                out = train_recommender(data, strategy, profile, seed, tasks=tasks, **overrides)
-                rows.append({"tasks": label, "strategy": strategy if len(tasks) > 1 else "-", "seed": seed,
+            for out in train_recommenders(data, strategy, profile, tasks=tasks, **overrides):
+                rows.append({"tasks": label, "strategy": strategy if len(tasks) > 1 else "-", "seed": out["seed"],
                              **{m: out["test"][m] for m in ("recall@40", "ndcg@40")}})
     runs = pd.DataFrame(rows)
     table = runs.groupby(["tasks", "strategy"], sort=False)[["recall@40", "ndcg@40"]].mean()
@@ -204,5 +211,5 @@ def headline_statement(runs: pd.DataFrame, metric: str = "ndcg@40") -> str:
 
 
 __all__ = ["ABLATIONS", "BASELINES", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
-           "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations",
+           "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations", "train_recommenders",
            "pmtrec_gains", "summarize_benchmark", "train_recommender", "weight_summary", "weight_trajectory"]

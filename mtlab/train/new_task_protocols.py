@@ -16,6 +16,7 @@ from ..models.maml import MetaLearner
 from ..models.new_task_heads import FrozenBaseNewTask, attach_new_task
 from .device import seed_everything
 from .trainer import FitResult, TrainConfig, fit
+from .vectorized import fit_members, refusal
 
 
 def pretrain(name: str, data: MultiTaskData, config: TrainConfig, **options):
@@ -23,6 +24,18 @@ def pretrain(name: str, data: MultiTaskData, config: TrainConfig, **options):
     seed_everything(config.seed)
     model = build_model(name, data.features, data.tasks, **options)
     return model, fit(model, data, config)
+
+
+def pretrain_seeds(name: str, data: MultiTaskData, configs, **options) -> list:
+    """`pretrain` for several configs (seeds) of one model: seed-vectorized (`train.vectorized`) where the
+    run allows it, else one after another. Returns [(model, FitResult)] in the configs' order."""
+    models = []
+    for config in configs:
+        seed_everything(config.seed)
+        models.append(build_model(name, data.features, data.tasks, **options))
+    if len(configs) > 1 and refusal(models[0], data, configs[0]) is None:
+        return list(zip(models, fit_members(models, data, list(configs))))
+    return [(model, fit(model, data, config)) for model, config in zip(models, configs)]
 
 
 def fine_tune(base, data3: MultiTaskData, config: TrainConfig, **head_options) -> tuple[FrozenBaseNewTask, FitResult]:
