@@ -86,10 +86,16 @@ def parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run a table's runs in parallel worker processes (resumable), "
                                          "merged into CSVs the notebooks read through results_path")
-    sweep.add_argument("tables", nargs="+", help="any of table3, table4, pmtrec, lab_census, lab_movielens (notebook 13's leaderboards)")
+    sweep.add_argument("tables", nargs="+", help="all (every table of both papers: table2, table3, table4, ablations, "
+                                                 "pmtrec, pmtrec_grid, pmtrec_ablations), any of those, or lab_census, "
+                                                 "lab_movielens (notebook 13's leaderboards)")
     sweep.add_argument("--profile", default="full", choices=list(PROFILES))
     sweep.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")
-    sweep.add_argument("--workers", type=int, default=4, help="worker processes (one core each)")
+    sweep.add_argument("--workers", type=int, default=4, help="CPU worker processes (one core each)")
+    sweep.add_argument("--gpu-workers", type=int, default=None,
+                       help="worker processes on the GPU (default: 2 when CUDA is visible, else 0)")
+    sweep.add_argument("--per-seed", action="store_true",
+                       help="one job per seed (default: one per model or strategy, its seeds vectorized)")
     sweep.add_argument("--out", type=Path, default=Path("runs/sweep"), help="folder of the job and merged CSVs")
     sweep.add_argument("--device", default="auto")
     sweep.add_argument("--deadline", type=float, default=None,
@@ -231,14 +237,14 @@ def cmd_sweep(args) -> int:
     from .experiments.sweep import run_sweep
 
     seeds = parse_seeds(args.seeds, "--seeds") if args.seeds else None
-    if args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers < 0 or (args.workers == 0 and not args.gpu_workers):
+        raise ValueError(f"--workers must be at least 1 (or 0 with --gpu-workers), got {args.workers}")
     profile = get_profile(args.profile, seeds=seeds, device=args.device)
     from .experiments.sweep import SweepError
 
     try:
         run_sweep(args.tables, profile, args.out, args.workers, args.deadline, args.new_task,
-                  log=lambda line: print(line, flush=True))
+                  log=lambda line: print(line, flush=True), gpu_workers=args.gpu_workers, per_seed=args.per_seed)
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

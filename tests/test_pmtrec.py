@@ -87,7 +87,7 @@ def test_recommender_learns_the_planted_communities(strategy, community_data):
         assert user_weights.std(1).max() > 0  # personalized: rows differ
 
 
-def test_pmtrec_experiment_functions_on_synthetic():
+def test_pmtrec_experiment_functions_on_synthetic(tmp_path, monkeypatch):
     from mtlab.experiments import get_profile
     from mtlab.experiments.pmtrec import (
         alpha_tau_grid,
@@ -98,6 +98,7 @@ def test_pmtrec_experiment_functions_on_synthetic():
         weight_summary,
         weight_trajectory,
     )
+    from mtlab.experiments.store import load_rows
     profile = get_profile("quick", seeds=[0], device="cpu")
     small = dict(epochs=2, batch_size=512)
     runs = pmtrec_benchmark(["synthetic"], ["ew", "pmtrec"], profile, **small)
@@ -109,6 +110,16 @@ def test_pmtrec_experiment_functions_on_synthetic():
     assert grid.shape == (2, 1) and grid.notna().all().all()
     ablations = pmtrec_ablations(data, profile, **small)
     assert list(ablations["variant"]) == ["PMTRec", "without Task Focusing", "without GMB", "single task (rec only)"]
+    # a results file: a second call (a sweep's merged file) trains nothing and gives the same numbers
+    stored = tmp_path / "grid.csv"
+    first = alpha_tau_grid(data, profile, alphas=(1.2,), taus=(1.0,), results_path=stored, **small)
+    assert first.loc[1.2, 1.0] == pytest.approx(grid.loc[1.2, 1.0], abs=1e-3)
+    import mtlab.experiments.pmtrec as module
+    monkeypatch.setattr(module, "train_recommenders", lambda *a, **k: pytest.fail("trained again"))
+    assert alpha_tau_grid(data, profile, alphas=(1.2,), taus=(1.0,), results_path=stored).equals(first)
+    monkeypatch.undo()
+    part = pmtrec_ablations(data, profile, variants=("without GMB",), results_path=tmp_path / "abl.csv", **small)
+    assert list(part["variant"]) == ["without GMB"] and len(load_rows(tmp_path / "abl.csv")) == 1
     trajectory = weight_trajectory(data, profile, **small)
     assert set(trajectory["epoch"]) == {1, 2} and set(trajectory["task"]) == set(data.tasks)
     summary = weight_summary(trajectory)

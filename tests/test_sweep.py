@@ -13,23 +13,43 @@ from mtlab.experiments.new_task_tables import (
     negative_transfer_from_table3,
     new_task_table,
 )
-from mtlab.experiments.sweep import plan, profile_tag, run_sweep
+from mtlab.experiments.sweep import PAPERS, plan, profile_tag, run_sweep
 
 
 def test_plan_has_one_job_per_seed_and_model_dearest_first():
     full = get_profile("full")
-    assert len(plan(["table3"], full)) == 5 * 5  # Shared Bottom*, MMoE*, PLE*, MPT-Rec, MAML
-    assert len(plan(["table4"], full)) == 5 * 2 * 5  # seeds × new tasks × models
+    assert len(plan(["table3"], full, per_seed=True)) == 5 * 5  # Shared Bottom*, MMoE*, PLE*, MPT-Rec, MAML
+    assert len(plan(["table4"], full, per_seed=True)) == 5 * 2 * 5  # seeds × new tasks × models
     # with Table 3 in the sweep, Table 4 skips the education runs that Table 3 trains anyway
-    both = plan(["table3", "table4"], full)
+    both = plan(["table3", "table4"], full, per_seed=True)
     assert len(both) == 25 + 50 - 5 * 4
     assert not any(j.table == "table4" and j.key.startswith("education-") and "stem" not in j.key for j in both)
-    pmtrec = plan(["pmtrec"], full)
+    pmtrec = plan(["pmtrec"], full, per_seed=True)
     assert len(pmtrec) == 5 * 2 * 12 and {j.kwargs["dataset"] for j in pmtrec} == {"ml-1m", "filmtrust"}
     assert [j.cost for j in pmtrec] == sorted((j.cost for j in pmtrec), reverse=True)
     assert all(j.kwargs["profile"].seeds == (int(j.key.rsplit("-", 1)[1]),) for j in both + pmtrec)
-    with pytest.raises(ValueError, match="table3, table4, pmtrec"):
+    with pytest.raises(ValueError, match="all, table2, table3"):
         plan(["table5"], full)
+
+
+def test_by_default_a_job_holds_every_seed_and_all_is_both_papers():
+    full = get_profile("full")
+    grouped = plan(["table3", "table4"], full)
+    assert len(grouped) == 5 + 10 - 4 and all(j.kwargs["profile"].seeds == full.seeds and j.runs == 5 for j in grouped)
+    every = plan(["all"], full)
+    assert {j.table for j in every} == set(PAPERS)
+    counts = pd.Series([j.table for j in every]).value_counts()
+    assert counts["table2"] == 8 and counts["pmtrec_grid"] == 5 * 4 and counts["pmtrec_ablations"] == 4
+    assert counts["ablations"] == 1 and sum(j.runs for j in every) == 5 * len(every)
+    assert len({(j.table, j.key) for j in every}) == len(every)
+
+
+def test_gpu_workers_without_a_gpu_are_refused():
+    from mtlab.experiments.sweep import _device_slots
+    cpu = get_profile("quick", device="cpu")
+    assert _device_slots(cpu, 2, None) == {"cuda": 0, "cpu": 2}
+    with pytest.raises(ValueError, match="--gpu-workers 0"):
+        _device_slots(cpu, 2, 1)
 
 
 @pytest.fixture
@@ -79,3 +99,4 @@ def test_sweep_runs_jobs_in_worker_processes_and_resumes(fake_census, tmp_path):
     again = []
     run_sweep(["table4"], fake_census, tmp_path, workers=2, log=again.append)
     assert again[0].startswith("sweep: 0 jobs")
+    assert any("runs/min" in line for line in lines) and "10 runs (0 on the GPU, 10 on CPU workers)" in lines[-1]

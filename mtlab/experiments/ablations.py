@@ -19,6 +19,7 @@ from ..train.new_task_protocols import fine_tune, pretrain, pretrain_seeds
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_config
+from .store import append_rows, done_keys, load_rows
 
 # (figure, variant) → how the pre-trained model and the prompt head are built
 VARIANTS = {
@@ -33,26 +34,35 @@ VARIANTS = {
 
 
 def prompt_ablations(data3: MultiTaskData, profile: Profile, beta_cls: float = 0.1, temperature: float = 150.0,
-                     model_options: dict | None = None, **train_overrides) -> pd.DataFrame:
+                     model_options: dict | None = None, results_path=None, **train_overrides) -> pd.DataFrame:
     """T3 test AUC of every variant of VARIANTS, per seed. Variants that share a pre-trained model
-    reuse it (one adversarial and one non-adversarial pre-training per seed)."""
+    reuse it (one adversarial and one non-adversarial pre-training per seed, the seeds' pre-trainings
+    seed-vectorized). results_path: a CSV every finished seed's rows are appended to; seeds already
+    there are not run again."""
     data2 = data3.select_tasks(data3.tasks[:2])
     new = data3.tasks[-1]
-    configs = [train_config(profile, seed, quiet=True, **train_overrides) for seed in profile.seeds]
+    stored = load_rows(results_path)
+    done = {seed for (seed,) in done_keys(stored, ["seed"])}
+    seeds = [seed for seed in profile.seeds if seed not in done]
+    configs = [train_config(profile, seed, quiet=True, **train_overrides) for seed in seeds]
     bases = {}  # one adversarial and one non-adversarial pre-training of every seed, seed-vectorized
     for pre_options, _ in VARIANTS.values():
         key = tuple(sorted(pre_options.items()))
         if key not in bases:
             options = {"beta_cls": beta_cls, **(model_options or {}), **pre_options}
-            bases[key] = [model for model, _ in pretrain_seeds("mpt_rec", data2, configs, **options)]
-    rows = []
-    for s, (seed, config) in enumerate(zip(profile.seeds, configs)):
+            bases[key] = [model for model, _ in pretrain_seeds("mpt_rec", data2, configs, **options)] if seeds else []
+    rows = stored.to_dict("records")
+    for s, (seed, config) in enumerate(zip(seeds, configs)):
+        first = len(rows)
         for (figure, variant), (pre_options, head_options) in VARIANTS.items():
             base = bases[tuple(sorted(pre_options.items()))][s]
             tuned, result = fine_tune(base, data3, config, temperature=temperature, **head_options)
             auc = evaluate(tuned, data3.to(result.device).test, data3.tasks)[new]["auc"]
             rows.append({"figure": figure, "variant": variant, "seed": seed, "t3_auc": auc})
-    return titled("ablations", pd.DataFrame(rows), "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
+        append_rows(pd.DataFrame(rows[first:]), results_path)
+    runs = pd.DataFrame(rows)
+    runs = runs[runs["seed"].isin(profile.seeds)].reset_index(drop=True)
+    return titled("ablations", runs, "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
 
 
 @torch.no_grad()

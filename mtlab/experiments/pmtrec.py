@@ -101,29 +101,56 @@ def pmtrec_gains(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.Dat
     return titled("pmtrec_gain", pd.DataFrame(gains), "PMTRec's change over the best baseline")
 
 
-def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=(1.0, 1.05, 1.1, 1.2), taus=(0.5, 1.0, 2.0, 5.0),
-                   metric: str = "ndcg@40", **overrides) -> pd.DataFrame:
-    """`metric` of PMTRec for every (α, τ), mean over the profile's seeds: rows α, columns τ."""
-    rows = []
+GRID_ALPHAS, GRID_TAUS = (1.0, 1.1, 1.2, 1.3, 1.5), (0.5, 1.0, 2.0, 5.0)  # notebook 11's grid
+
+
+def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=GRID_ALPHAS, taus=GRID_TAUS,
+                   metric: str = "ndcg@40", results_path=None, **overrides) -> pd.DataFrame:
+    """`metric` of PMTRec for every (α, τ), mean over the profile's seeds: rows α, columns τ.
+    results_path: a CSV of one row per (α, τ, seed) that every finished cell is appended to; cells and
+    seeds already there are not run again (`mtlab sweep pmtrec_grid` fills it in parallel)."""
+    stored = load_rows(results_path)
+    done = done_keys(stored, ["alpha", "tau", "seed"])
+    rows = stored.to_dict("records")
     for alpha in alphas:
         for tau in taus:
-            scores = [out["test"][metric] for out in train_recommenders(
-                data, "pmtrec", profile, weighting_options={"alpha": alpha, "tau": tau}, **overrides)]
-            rows.append({"alpha": alpha, "tau": tau, metric: sum(scores) / len(scores)})
-    grid = pd.DataFrame(rows).pivot(index="alpha", columns="tau", values=metric)
-    return titled("alpha_tau_grid", grid, f"PMTRec {metric} over α (rows) × τ (columns)")
+            pending = [seed for seed in profile.seeds if (alpha, tau, seed) not in done]
+            if not pending:
+                continue
+            new = [{"alpha": alpha, "tau": tau, "seed": out["seed"], **out["test"]} for out in train_recommenders(
+                data, "pmtrec", profile, pending, weighting_options={"alpha": alpha, "tau": tau}, **overrides)]
+            rows += new
+            append_rows(pd.DataFrame(new), results_path)
+    runs = pd.DataFrame(rows)
+    runs = runs[runs["alpha"].isin(alphas) & runs["tau"].isin(taus) & runs["seed"].isin(profile.seeds)]
+    grid = runs.groupby(["alpha", "tau"])[metric].mean().reset_index().pivot(index="alpha", columns="tau",
+                                                                              values=metric)
+    return titled("alpha_tau_grid", grid.loc[list(alphas), list(taus)], f"PMTRec {metric} over α (rows) × τ (columns)")
 
 
 ABLATIONS = {"PMTRec": ("pmtrec", {}, None), "without Task Focusing": ("pmtrec", {"task_focusing": False}, None),
              "without GMB": ("pmtrec", {"balancing": False}, None), "single task (rec only)": ("ew", {}, ("rec",))}
 
 
-def pmtrec_ablations(data: InteractionData, profile: Profile, **overrides) -> pd.DataFrame:
-    rows = []
-    for variant, (strategy, options, tasks) in ABLATIONS.items():
-        for out in train_recommenders(data, strategy, profile, tasks=tasks, weighting_options=options, **overrides):
-            rows.append({"variant": variant, "seed": out["seed"], **out["test"]})
-    return titled("pmtrec_ablations", pd.DataFrame(rows), "PMTRec ablations: test metrics per seed")
+def pmtrec_ablations(data: InteractionData, profile: Profile, variants=tuple(ABLATIONS), results_path=None,
+                     **overrides) -> pd.DataFrame:
+    """Test metrics of every variant of ABLATIONS per seed. results_path: a CSV every finished run is
+    appended to; (variant, seed) pairs already there are not run again."""
+    stored = load_rows(results_path)
+    done = done_keys(stored, ["variant", "seed"])
+    rows = stored.to_dict("records")
+    for variant in variants:
+        strategy, options, tasks = ABLATIONS[variant]
+        pending = [seed for seed in profile.seeds if (variant, seed) not in done]
+        if not pending:
+            continue
+        new = [{"variant": variant, "seed": out["seed"], **out["test"]} for out in train_recommenders(
+            data, strategy, profile, pending, tasks=tasks, weighting_options=options, **overrides)]
+        rows += new
+        append_rows(pd.DataFrame(new), results_path)
+    runs = pd.DataFrame(rows)
+    runs = runs[runs["variant"].isin(variants) & runs["seed"].isin(profile.seeds)].reset_index(drop=True)
+    return titled("pmtrec_ablations", runs, "PMTRec ablations: test metrics per seed")
 
 
 def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **overrides) -> pd.DataFrame:
@@ -210,6 +237,6 @@ def headline_statement(runs: pd.DataFrame, metric: str = "ndcg@40") -> str:
     return f"{metric}, ours — " + "; ".join(parts) + f". Paper: {PAPER_HEADLINE}."
 
 
-__all__ = ["ABLATIONS", "BASELINES", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
+__all__ = ["ABLATIONS", "BASELINES", "GRID_ALPHAS", "GRID_TAUS", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
            "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations", "train_recommenders",
            "pmtrec_gains", "summarize_benchmark", "train_recommender", "weight_summary", "weight_trajectory"]

@@ -1,15 +1,19 @@
-"""The long tables on a many-core machine: each table's runs split into one job per seed (and
-model or strategy), run by a pool of worker processes, each job writing its own CSV, and the CSVs
-merged into the file its experiment function resumes from (`results_path`). A notebook given that
-file builds the table without training again.
+"""The long tables on a many-core machine or a GPU: each table's runs split into one job per model
+or strategy (all the profile's seeds together, trained seed-vectorized as one batched model where the
+run allows; `per_seed=True`: one job per seed), run by a pool of worker processes, each job writing its
+own CSV, and the CSVs merged into the file its experiment function resumes from (`results_path`). A
+notebook given that file builds the table without training again.
 
+    python -m mtlab sweep all --profile full --out runs/full            # every table of both papers
     python -m mtlab sweep table3 table4 pmtrec --profile full --workers 12 --out runs/full
 
-Every job is an ordinary experiment-function call restricted to one seed, so a sweep computes
-exactly what the notebook would, only in parallel. On one GPU the worker processes take turns on
-the device; a step of these small models is hundreds of tiny kernels, so a GPU is saturated by a few
-processes (README, GPU). Jobs already finished (a `.done` marker beside their CSV) are skipped, so an interrupted
-sweep resumes; `deadline_s` stops handing out new jobs after that many seconds.
+Every job is an ordinary experiment-function call restricted to its seeds, so a sweep computes
+exactly what the notebook would, only in parallel. With a GPU, `gpu_workers` processes (default 2)
+run jobs on it (vectorized jobs: a step of these small models is hundreds of tiny kernels, so batching
+the seeds fills the device) while `workers` processes take jobs on one CPU core each, the cheapest
+first, leaving the dearest to the GPU. Runs per minute are reported. Jobs already finished (a `.done`
+marker beside their CSV) are skipped, and within a job the seeds its CSV holds, so an interrupted sweep
+resumes; `deadline_s` stops handing out new jobs after that many seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import pandas as pd
 from .profiles import Profile
 from .store import write_csv_atomic
 
-TABLES = ("table3", "table4", "pmtrec", "lab_census", "lab_movielens")
+# every table and figure of both papers that trains, and the gradient lab's two leaderboards (ours)
+PAPERS = ("table2", "table3", "table4", "ablations", "pmtrec", "pmtrec_grid", "pmtrec_ablations")
+TABLES = (*PAPERS, "lab_census", "lab_movielens")
+PMTREC_STUDY_DATASET = "filmtrust"  # notebooks 11 and 12's default dataset
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -39,6 +46,11 @@ class Job:
     key: str  # names the job's CSV: table/key.csv
     cost: float  # a rough relative cost; the dearest jobs start first to shorten the sweep
     kwargs: dict = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        """The seeds it trains (runs per minute count these)."""
+        return len(self.kwargs["profile"].seeds)
 
 
 def _table3(profile: Profile, new_task: str, results_path: str, model: str) -> None:
@@ -63,44 +75,104 @@ def _lab(profile: Profile, dataset: str, results_path: str, strategy: str) -> No
     leaderboard(dataset, profile, [strategy], results_path=results_path)
 
 
-RUNNERS: dict[str, Callable] = {"table3": _table3, "table4": _table4, "pmtrec": _pmtrec,
+def _table2(profile: Profile, results_path: str, model: str) -> None:
+    from .compare import compare_models
+    from .single_run import load_for_profile
+    from .table2 import TABLE2_TASKS, paper_settings
+    data = load_for_profile("census-income", list(TABLE2_TASKS["census-income"]), profile)
+    options, overrides = paper_settings("census-income", [model])
+    compare_models(data, [model], profile, options, results_path=results_path, quiet=True, **overrides)
+
+
+def _ablations(profile: Profile, new_task: str, results_path: str) -> None:
+    from .ablations import prompt_ablations
+    from .new_task_tables import load_new_task_data
+    prompt_ablations(load_new_task_data(new_task, profile), profile, results_path=results_path)
+
+
+def _pmtrec_grid(profile: Profile, dataset: str, results_path: str, alpha: float, tau: float) -> None:
+    from .pmtrec import alpha_tau_grid, load_rec_dataset
+    alpha_tau_grid(load_rec_dataset(dataset), profile, (alpha,), (tau,), results_path=results_path)
+
+
+def _pmtrec_ablations(profile: Profile, dataset: str, results_path: str, variant: str) -> None:
+    from .pmtrec import load_rec_dataset, pmtrec_ablations
+    pmtrec_ablations(load_rec_dataset(dataset), profile, variants=(variant,), results_path=results_path)
+
+
+RUNNERS: dict[str, Callable] = {"table2": _table2, "table3": _table3, "table4": _table4, "ablations": _ablations,
+                                "pmtrec": _pmtrec, "pmtrec_grid": _pmtrec_grid, "pmtrec_ablations": _pmtrec_ablations,
                                 "lab_census": _lab, "lab_movielens": _lab}
 
 
-def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex")) -> list[Job]:
-    """The jobs of the named tables, one per seed and model (or strategy), dearest first.
+def expand(tables) -> list[str]:
+    """The named tables, "all" standing for every table of both papers (PAPERS)."""
+    out = []
+    for table in tables:
+        out += [t for t in (PAPERS if table == "all" else (table,)) if t not in out]
+    unknown = [t for t in out if t not in TABLES]
+    if unknown:
+        raise ValueError(f"unknown tables {unknown}; allowed values: all, {', '.join(TABLES)}")
+    return out
+
+
+def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex"),
+         per_seed: bool = False) -> list[Job]:
+    """The jobs of the named tables ("all": both papers'), one per model (or strategy, grid cell,
+    variant) with all the profile's seeds, or with per_seed=True one per seed and model; dearest first.
 
     Table 4's runs for Table 3's new task and its fine-tuning models are not planned: Table 3 trains
     the same two-task and three-task models (same data, configuration and seeds) and its rows give
     them (`new_task.negative_transfer_from_table3`)."""
     from .new_task_tables import FINE_TUNING_MODELS, FULL_TRAINING_MODELS
-    from .pmtrec import BASELINES, BENCHMARK_DATASETS, SINGLE_TASK
+    from .pmtrec import (
+        ABLATIONS,
+        BASELINES,
+        BENCHMARK_DATASETS,
+        GRID_ALPHAS,
+        GRID_TAUS,
+        SINGLE_TASK,
+    )
+    from .table2 import TABLE2_MODELS
 
-    unknown = [t for t in tables if t not in TABLES]
-    if unknown:
-        raise ValueError(f"unknown tables {unknown}; allowed values: {', '.join(TABLES)}")
-    model_cost = {"mpt_rec": 1.5, "stem": 1.5, "ple": 1.3, "mmoe": 1.2}
+    tables = expand(tables)
+    model_cost = {"mpt_rec": 1.5, "stem": 1.5, "ple": 1.3, "mmoe": 1.2, "sparse_sharing": 3.0, "csrec": 3.0}
     jobs = []
-    for seed in profile.seeds:
-        one = replace(profile, seeds=(seed,))
+    for seeds in ([(s,) for s in profile.seeds] if per_seed else [tuple(profile.seeds)]):
+        one, tag, n = replace(profile, seeds=seeds), "_".join(map(str, seeds)), len(seeds)
+        if "table2" in tables:
+            for model in TABLE2_MODELS:
+                jobs.append(Job("table2", f"{model}-{tag}", n * model_cost.get(model, 1.0),
+                                dict(profile=one, model=model)))
         if "table3" in tables:
             for model in (*FINE_TUNING_MODELS, "maml"):
-                jobs.append(Job("table3", f"{new_task}-{model}-{seed}", 3 * model_cost.get(model, 1.0),
+                jobs.append(Job("table3", f"{new_task}-{model}-{tag}", 3 * n * model_cost.get(model, 1.0),
                                 dict(profile=one, new_task=new_task, model=model)))
         if "table4" in tables:
             for task in new_tasks:
                 for model in FULL_TRAINING_MODELS:
                     if "table3" in tables and task == new_task and model in FINE_TUNING_MODELS:
                         continue
-                    jobs.append(Job("table4", f"{task}-{model}-{seed}", 2 * model_cost.get(model, 1.0),
+                    jobs.append(Job("table4", f"{task}-{model}-{tag}", 2 * n * model_cost.get(model, 1.0),
                                     dict(profile=one, new_task=task, model=model)))
+        if "ablations" in tables:
+            jobs.append(Job("ablations", f"{new_task}-{tag}", 4 * n, dict(profile=one, new_task=new_task)))
         if "pmtrec" in tables:
             for dataset in BENCHMARK_DATASETS[profile.name]:
                 size = {"ml-1m": 4.0, "ml-100k": 0.4}.get(dataset, 0.2)
                 for strategy in (*BASELINES, "pmtrec", SINGLE_TASK):
                     weight = {"pmtrec": 2.5, "cagrad": 2.5, SINGLE_TASK: 0.3}.get(strategy, 1.0)
-                    jobs.append(Job("pmtrec", f"{dataset}-{strategy}-{seed}", size * weight,
+                    jobs.append(Job("pmtrec", f"{dataset}-{strategy}-{tag}", n * size * weight,
                                     dict(profile=one, dataset=dataset, strategy=strategy)))
+        if "pmtrec_grid" in tables:
+            for alpha in GRID_ALPHAS:
+                for tau in GRID_TAUS:
+                    jobs.append(Job("pmtrec_grid", f"{PMTREC_STUDY_DATASET}-{alpha}-{tau}-{tag}", 0.5 * n,
+                                    dict(profile=one, dataset=PMTREC_STUDY_DATASET, alpha=alpha, tau=tau)))
+        if "pmtrec_ablations" in tables:
+            for variant in ABLATIONS:
+                jobs.append(Job("pmtrec_ablations", f"{PMTREC_STUDY_DATASET}-{variant.replace(' ', '_')}-{tag}",
+                                0.5 * n, dict(profile=one, dataset=PMTREC_STUDY_DATASET, variant=variant)))
         for table, dataset in (("lab_census", "census-income"), ("lab_movielens", "movielens")):
             if table in tables:
                 from .gradient_lab import SINGLE_TASK as LAB_BASELINE
@@ -108,7 +180,8 @@ def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("educ
                 size = 1.0 if dataset == "census-income" else {"full": 4.0}.get(profile.name, 0.4)
                 for strategy in (LAB_BASELINE, *check_strategies(None)):
                     if not not_applicable(dataset, strategy):
-                        jobs.append(Job(table, f"{strategy}-{seed}", size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
+                        jobs.append(Job(table, f"{strategy}-{tag}",
+                                        n * size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
                                         dict(profile=one, dataset=dataset, strategy=strategy)))
     return sorted(jobs, key=lambda j: -j.cost)
 
@@ -138,38 +211,75 @@ def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
 
 
 def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadline_s: float | None = None,
-              new_task: str = "education", log=print) -> dict[str, pd.DataFrame]:
-    """Run the planned jobs not yet done in `workers` processes; then merge each table's CSVs into
-    out/<table>.csv (Table 4's also takes Table 3's rows). Returns the merged tables."""
+              new_task: str = "education", log=print, gpu_workers: int | None = None,
+              per_seed: bool = False) -> dict[str, pd.DataFrame]:
+    """Run the planned jobs not yet done: `workers` processes on one CPU core each and, with a GPU,
+    `gpu_workers` processes on it (default 2 where CUDA is there and the profile's device allows it,
+    else 0); then merge each table's CSVs into out/<table>.csv (Table 4's also takes Table 3's rows).
+    The GPU takes the dearest jobs, the CPU workers the cheapest. Logs runs (seeds) per minute.
+    Returns the merged tables."""
+    tables = expand(tables)
     out, tag = Path(out), profile_tag(profile)
-    jobs = [j for j in plan(tables, profile, new_task) if not (out / j.table / tag / f"{j.key}.done").exists()]
-    log(f"sweep: {len(jobs)} jobs to run with {workers} workers into {out}")
-    start, failures = time.perf_counter(), []
+    slots = _device_slots(profile, workers, gpu_workers)
+    jobs = [j for j in plan(tables, profile, new_task, per_seed=per_seed)
+            if not (out / j.table / tag / f"{j.key}.done").exists()]
+    log(f"sweep: {len(jobs)} jobs ({sum(j.runs for j in jobs)} runs) to run with "
+        f"{', '.join(f'{n} on {d}' for d, n in slots.items() if n)} worker(s) into {out}")
+    start, failures, finished = time.perf_counter(), [], {"cpu": 0, "cuda": 0}
+    free = dict(slots)
     # spawn, not fork: a forked CUDA context is unusable in the child
-    with _one_thread_workers(), ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending, queue = set(), list(jobs)
+    with _one_thread_workers(), ProcessPoolExecutor(sum(slots.values()),
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending, queue = {}, list(jobs)
         while queue or pending:
-            while queue and len(pending) < workers and (deadline_s is None or time.perf_counter() - start < deadline_s):
-                pending.add(pool.submit(_run_job, queue.pop(0), str(out)))
+            while queue and any(free.values()) and (deadline_s is None or time.perf_counter() - start < deadline_s):
+                device = "cuda" if free["cuda"] else "cpu"
+                # with a GPU in the sweep the CPU workers take the cheapest jobs, leaving it the dearest
+                job = queue.pop(-1 if device == "cpu" and slots["cuda"] else 0)
+                job = replace(job, kwargs={**job.kwargs, "profile": replace(job.kwargs["profile"], device=device)})
+                free[device] -= 1
+                pending[pool.submit(_run_job, job, str(out))] = (job, device)
             if not pending:
                 break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
+                job, device = pending.pop(future)
+                free[device] += 1
                 key, seconds, error = future.result()
-                log(f"sweep: {key} {'FAILED: ' + error if error else 'done'} in {seconds:.0f} s "
-                    f"({time.perf_counter() - start:.0f} s since start)")
+                minutes = (time.perf_counter() - start) / 60
+                finished[device] += 0 if error else job.runs
+                log(f"sweep: {key} on {device} {'FAILED: ' + error if error else 'done'} in {seconds:.0f} s "
+                    f"({60 * minutes:.0f} s since start; {sum(finished.values()) / max(minutes, 1e-9):.1f} runs/min)")
                 if error:
                     failures.append(f"{key}: {error}")
     if queue:
         log(f"sweep: deadline reached, {len(queue)} jobs not started (run again to resume)")
     merged = merge(out, new_task, tag)
-    log(f"sweep: finished in {time.perf_counter() - start:.0f} s; {len(failures)} job(s) failed")
+    minutes = (time.perf_counter() - start) / 60
+    log(f"sweep: finished in {60 * minutes:.0f} s; {sum(finished.values())} runs "
+        f"({finished['cuda']} on the GPU, {finished['cpu']} on CPU workers): "
+        f"{sum(finished.values()) / max(minutes, 1e-9):.1f} runs/min; {len(failures)} job(s) failed")
     for line in failures:
         log(f"sweep: failed {line}")
     if failures:
         raise SweepError(f"{len(failures)} of {len(jobs)} jobs failed (listed above); fix the cause and run the same "
                          "command again: finished jobs are kept")
     return merged
+
+
+def _device_slots(profile: Profile, workers: int, gpu_workers: int | None) -> dict[str, int]:
+    """How many worker processes run on the GPU and on CPU cores."""
+    import torch
+    wants_gpu = profile.device in ("auto", "cuda") or profile.device.startswith("cuda")
+    has_gpu = torch.cuda.is_available() and wants_gpu
+    if gpu_workers is None:
+        gpu_workers = 2 if has_gpu else 0
+    if gpu_workers and not has_gpu:
+        raise ValueError(f"gpu_workers={gpu_workers} but {'no GPU is visible' if wants_gpu else 'the device is cpu'}; "
+                         "use --gpu-workers 0")
+    if workers < 0 or gpu_workers < 0 or workers + gpu_workers < 1:
+        raise ValueError(f"give at least one worker (workers={workers}, gpu_workers={gpu_workers})")
+    return {"cuda": gpu_workers, "cpu": workers}
 
 
 class SweepError(RuntimeError):
@@ -203,8 +313,12 @@ def merge(out: str | Path, new_task: str = "education", tag: str = "*") -> dict[
     out, merged = Path(out), {}
     for table in TABLES:
         pattern = f"{new_task}-*.csv" if table == "table3" else "*.csv"
-        parts = [load_rows(f) for f in sorted((out / table).glob(f"{tag}/{pattern}"))]
+        files = sorted(f for f in (out / table).glob(f"{tag}/{pattern}") if not f.name.endswith(".history.csv"))
+        parts = [load_rows(f) for f in files]
         merged[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        histories = [load_rows(f.with_suffix(".history.csv")) for f in files if f.with_suffix(".history.csv").exists()]
+        if histories:  # Table 2's learning curves, beside its merged file (compare_models reads them there)
+            write_csv_atomic(pd.concat(histories, ignore_index=True), out / f"{table}.history.csv")
     if not merged["table3"].empty:
         derived = negative_transfer_from_table3(merged["table3"], new_task)
         merged["table4"] = pd.concat([merged["table4"], derived], ignore_index=True)

@@ -23,6 +23,7 @@ from torch import nn
 from ..data.interactions import InteractionSpec
 from ..sharing import TableRows
 from .base import StepOutput, TaskModel, at_least, register
+from .layers import lookup
 
 AUX_TASKS = ("social", "coview", "category", "rating", "attribute", "align")
 USER_IDS = ("u", "sa", "sb", "sw")  # batch users; social links: anchor, linked, sampled other user
@@ -88,8 +89,11 @@ class MFMultiTask(TaskModel):
     def member_losses(self, data, drawn, step):
         """The losses of `batch_losses` from drawn ids, each embedding gathered directly (the same
         values; vectorized training needs no split of the rows by readers: it weights losses only)."""
-        ids = {k: v for k, v in drawn.items() if k != "rows"}
-        emb = {k: (self.user.weight if k in USER_IDS else self.item.weight)[v] for k, v in ids.items()}
+        ids, emb = {k: v for k, v in drawn.items() if k != "rows"}, {}
+        for table, keys in ((self.user.weight, USER_IDS), (self.item.weight, ITEM_IDS)):
+            keys = [k for k in keys if k in ids]  # one gather per table: one scatter in its backward
+            values = lookup(table, torch.cat([ids[k] for k in keys]))
+            emb.update(zip(keys, values.split([len(ids[k]) for k in keys])))
         return torch.stack([self._loss(task, emb, ids, drawn["rows"], data) for task in self.tasks]), None
 
     def task_losses(self, rows: torch.Tensor, data, generator: torch.Generator | None = None) -> torch.Tensor:
