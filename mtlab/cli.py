@@ -94,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=4, help="CPU worker processes (one core each)")
     sweep.add_argument("--gpu-workers", type=int, default=None,
                        help="worker processes on the GPU (default: 2 when CUDA is visible, else 0)")
+    sweep.add_argument("--estimate", action="store_true",
+                       help="measure every job for one epoch (into OUT/estimate) and print how long the sweep "
+                            "would take on these workers, scaled to the profile's epochs (an upper bound)")
     sweep.add_argument("--per-seed", action="store_true",
                        help="one job per seed (default: one per model or strategy, its seeds vectorized)")
     sweep.add_argument("--out", type=Path, default=Path("runs/sweep"), help="folder of the job and merged CSVs")
@@ -242,6 +245,12 @@ def cmd_sweep(args) -> int:
     profile = get_profile(args.profile, seeds=seeds, device=args.device)
     from .experiments.sweep import SweepError
 
+    if args.estimate:
+        from .experiments.sweep import estimate
+        table = estimate(args.tables, profile, args.out, args.workers, log=lambda line: print(line, flush=True),
+                         gpu_workers=args.gpu_workers)
+        print(table.to_string(index=False))
+        return 0
     try:
         run_sweep(args.tables, profile, args.out, args.workers, args.deadline, args.new_task,
                   log=lambda line: print(line, flush=True), gpu_workers=args.gpu_workers, per_seed=args.per_seed)

@@ -182,6 +182,6 @@ def test_run_passes_notebook_parameters_with_paths_made_absolute(tmp_path, monke
 
 def test_sweep_bad_input_names_the_allowed_values(tmp_path, capsys):
     assert main(["sweep", "table9", "--out", str(tmp_path)]) == 2
-    assert "allowed values: table3, table4, pmtrec" in capsys.readouterr().err
+    assert "allowed values: all, table2, table3, table4" in capsys.readouterr().err
     assert main(["sweep", "table3", "--workers", "0", "--out", str(tmp_path)]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err

@@ -97,6 +97,9 @@ def test_members_may_differ_in_learning_rate_and_weighting_options(tabular):
              TrainConfig(epochs=2, batch_size=512, quiet=True, seed=0, lr=1e-2, weighting="dwa",
                          weighting_options={"temperature": 4.0})]
     compare("mmoe", tabular, mixed, "auc")
+    with_parameters = [TrainConfig(epochs=2, batch_size=512, quiet=True, seed=s, lr=lr, weighting="uw")
+                       for s, lr in ((0, 1e-3), (1, 1e-2))]  # UW's log-variances train at each member's lr
+    compare("mmoe", tabular, with_parameters, "auc")
 
 
 def test_members_that_differ_otherwise_are_refused(tabular):

@@ -104,7 +104,7 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
     strategies = [build_weighting(c.weighting, len(tasks), **c.weighting_options).to(device) for c in configs]
     params, buffers = stack_module_state(models)  # new tensors [S, …]; the models keep their own
     template = copy.deepcopy(models[0]).to("meta")
-    optimizer = _optimizer(template, params, strategies, config)
+    optimizer = _optimizer(template, params, strategies, configs)
     lr = torch.tensor([c.lr for c in configs], device=device) / config.lr
     per_member_lr = bool((lr != 1).any())
     names = {id(p): name for name, p in models[0].named_parameters()}
@@ -225,15 +225,16 @@ def _prepare(model, data, config: TrainConfig, device):
     return None
 
 
-def _optimizer(template, params: dict, strategies, config: TrainConfig) -> torch.optim.Adam:
+def _optimizer(template, params: dict, strategies, configs) -> torch.optim.Adam:
     """`optimizer_for`'s groups (L2 on embedding tables apart from the dense parameters) over the
-    stacked tensors, and every member's strategy parameters (UW) without decay."""
+    stacked tensors, and each member's strategy parameters (UW) without decay at its own lr."""
+    config = configs[0]
     embedding = {f"{prefix}.weight".lstrip(".") for prefix, module in template.named_modules()
                  if isinstance(module, torch.nn.Embedding)}
     trained = {k: p for k, p in params.items() if p.requires_grad}
     groups = [{"params": [p for k, p in trained.items() if k in embedding], "weight_decay": config.l2_embedding},
               {"params": [p for k, p in trained.items() if k not in embedding], "weight_decay": config.l2_dense},
-              {"params": [p for s in strategies for p in s.parameters()], "weight_decay": 0.0}]
+              *({"params": list(s.parameters()), "weight_decay": 0.0, "lr": c.lr} for s, c in zip(strategies, configs))]
     fused = True if next(iter(params.values())).is_cuda else None
     return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, fused=fused)
 
