@@ -169,3 +169,10 @@ def test_cuda_graphs_step_on_the_gpu(tabular):
     compiled = fit_members([build("mmoe", tabular, s) for s in (0, 1)], tabular, config, compile_step=True)
     for a, b in zip(plain, compiled):
         assert abs(a.history["valid_auc_mean"].iloc[-1] - b.history["valid_auc_mean"].iloc[-1]) < TOLERANCE
+
+
+def test_a_diverging_member_stops_the_run_naming_its_seed(tabular):
+    from mtlab.train import DivergenceError
+    diverging = [TrainConfig(epochs=2, batch_size=512, quiet=True, seed=s, lr=lr) for s, lr in ((0, 1e-3), (7, 1e9))]
+    with pytest.raises(DivergenceError, match="of seed 7"):
+        fit_members([build("mmoe", tabular, c.seed) for c in diverging], tabular, diverging)

@@ -246,7 +246,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
             weight_sum += used.detach().to(device, torch.float32)
             rows_seen, steps = rows_seen + batch_rows, steps + 1
         train_losses = (loss_sum / max(rows_seen, 1)).tolist()  # .tolist() waits for the device: timing is honest
-        _check_finite(train_losses, tasks, epoch + 1, config)
+        check_finite(train_losses, tasks, epoch + 1, config)
         train_seconds = time.perf_counter() - start
         valid = _validate(evaluator, model, data, cluster)
         row = history_row(epoch + 1, train_losses, (weight_sum / max(steps, 1)).tolist(), valid, tasks)
@@ -254,13 +254,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         row["train_seconds"] = train_seconds
         state["seconds"] += time.perf_counter() - start
         row["seconds"] = state["seconds"]
-        if monitor not in row:
-            raise ValueError(f"monitor {monitor[6:]!r} is not a validation metric here; "
-                             f"choose one of {', '.join(k[6:] for k in row if k.startswith('valid_'))}")
-        if not math.isfinite(row[monitor]):
-            raise DivergenceError(f"validation {monitor[6:]} is {row[monitor]} after epoch {epoch + 1}: the model "
-                                  f"diverged or a task's validation labels are all one class; try a lower learning "
-                                  f"rate (now {config.lr:g}) and check the data")
+        check_monitor(row, monitor, config)
         state["history"].append(row)
         state["epoch"] = epoch + 1
         if row[monitor] > state["best_score"]:
@@ -391,11 +385,24 @@ def _stacked(losses) -> torch.Tensor:
     return losses if isinstance(losses, torch.Tensor) else torch.stack(list(losses))
 
 
-def _check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConfig) -> None:
+def check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConfig, run: str = "") -> None:
+    """Stop a run whose training loss is not finite, naming the epoch, the tasks and a learning rate to
+    try (`run`: which run, where several train together, e.g. "of seed 3 ")."""
     bad = [t for t, v in zip(tasks, train_losses) if not math.isfinite(v)]
     if bad:
-        raise DivergenceError(f"training diverged in epoch {epoch}: the loss of task(s) {', '.join(bad)} is not "
+        raise DivergenceError(f"training {run}diverged in epoch {epoch}: the loss of task(s) {', '.join(bad)} is not "
                               f"finite; try a lower learning rate (now {config.lr:g}), e.g. --lr {config.lr / 10:g}")
+
+
+def check_monitor(row: dict, monitor: str, config: TrainConfig, run: str = "") -> None:
+    """The monitored validation metric exists in the history row and is finite."""
+    if monitor not in row:
+        raise ValueError(f"monitor {monitor[6:]!r} is not a validation metric here; "
+                         f"choose one of {', '.join(k[6:] for k in row if k.startswith('valid_'))}")
+    if not math.isfinite(row[monitor]):
+        raise DivergenceError(f"validation {monitor[6:]} {run}is {row[monitor]} after epoch {row['epoch']}: the model "
+                              f"diverged or a task's validation labels are all one class; try a lower learning "
+                              f"rate (now {config.lr:g}) and check the data")
 
 
 def _plain(value):

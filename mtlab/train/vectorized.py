@@ -30,7 +30,6 @@ Gradient diagnostics are not measured.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import replace
 
@@ -45,7 +44,7 @@ from ..weighting import build_weighting
 from ..weighting.base import GradientCombination, LossWeighting, members_backward
 from .device import resolve_device
 from .evaluation import evaluator_for
-from .trainer import DivergenceError, FitResult, TrainConfig, history_row
+from .trainer import FitResult, TrainConfig, check_finite, check_monitor, history_row
 
 # the settings members may differ in; all others must be equal (one batched model, one data order length)
 PER_MEMBER = ("seed", "lr", "weighting_options", "quiet")
@@ -157,20 +156,14 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
         for s in range(n_members):
             if not live[s]:
                 continue
-            _check_member_finite(train_losses[s], tasks, epoch + 1, configs[s])
+            check_finite(train_losses[s], tasks, epoch + 1, configs[s], f"of seed {configs[s].seed} ")
             _load_member(models[s], params, buffers, s)
             row = history_row(epoch + 1, train_losses[s], (weight_sum[s] / steps).tolist(),
                               evaluator(models[s], data, "valid"), tasks)
             row["train_seconds"] = train_seconds
             row["seconds"] = (time.perf_counter() - start) / n_members
             row["seed"] = configs[s].seed
-            if monitor not in row:
-                raise ValueError(f"monitor {monitor[6:]!r} is not a validation metric here; "
-                                 f"choose one of {', '.join(k[6:] for k in row if k.startswith('valid_'))}")
-            if not math.isfinite(row[monitor]):
-                raise DivergenceError(f"validation {monitor[6:]} of seed {configs[s].seed} is {row[monitor]} after "
-                                      f"epoch {epoch + 1}: the model diverged or a task's validation labels are all "
-                                      f"one class; try a lower learning rate (now {configs[s].lr:g})")
+            check_monitor(row, monitor, configs[s], f"of seed {configs[s].seed} ")
             member = state[s]
             member["history"].append(row)
             member["epochs"] = epoch + 1
@@ -294,14 +287,6 @@ def _load_member(model, params: dict, buffers: dict, s: int) -> None:
 
 def _owner(model, name: str):
     return model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-
-
-def _check_member_finite(train_losses, tasks, epoch: int, config: TrainConfig) -> None:
-    bad = [t for t, v in zip(tasks, train_losses) if not math.isfinite(v)]
-    if bad:
-        raise DivergenceError(f"training of seed {config.seed} diverged in epoch {epoch}: the loss of task(s) "
-                              f"{', '.join(bad)} is not finite; try a lower learning rate (now {config.lr:g}), "
-                              f"e.g. --lr {config.lr / 10:g}")
 
 
 class _MemberStream:
