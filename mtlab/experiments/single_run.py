@@ -50,11 +50,16 @@ def train_one(
     """Build `model` (seeded), fit it, evaluate it. Returns the JSON-shaped result of `mtlab train`
     plus the epoch history (as a DataFrame, under "history") and the preparation log ("preparation").
     `tasks`: a recommender's tasks (default: every one the data support); tabular data carry theirs."""
-    data, net, config = _build(model, data, profile, seed, model_options, tasks, train_overrides)
+    return _fit_built(model, *_build(model, data, profile, seed, model_options, tasks, train_overrides),
+                      checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
+
+
+def _fit_built(model: str, data, net, config: TrainConfig, checkpoint=None, resume=False, on_epoch=None) -> dict:
+    """Fit a built model in the one loop and report it (`train_one` after its build)."""
     identity = {"dataset": data.name, "data_source": getattr(data, "source", ""), "n_train": len(data.train)}
     result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
     if config.distributed and not current().main:
-        return {"model": model, "dataset": data.name, "seed": seed, "rank": current().rank}  # process 0 reports
+        return {"model": model, "dataset": data.name, "seed": config.seed, "rank": current().rank}  # process 0 reports
     return _report(model, data, net, config, result)
 
 
@@ -78,16 +83,19 @@ def train_seeds(
     seeds = list(profile.seeds if seeds is None else seeds)
     if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(s, int) for s in seeds):
         raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
-    built = [_build(model, data, profile, seed, model_options, tasks, train_overrides) for seed in seeds]
-    why = "asked (vectorize=False)" if not vectorize else refusal(built[0][1], built[0][0], built[0][2])
+    build = lambda seed: _build(model, data, profile, seed, model_options, tasks, train_overrides)  # noqa: E731
+    first = build(seeds[0])
+    why = "asked (vectorize=False)" if not vectorize else refusal(first[1], first[0], first[2])
     if why and compile_step:
         raise ValueError(f"compile_step compiles the seed-vectorized step, and these runs are not vectorized: {why}")
     if why:
-        if not built[0][2].quiet and len(seeds) > 1 and vectorize:
+        if not first[2].quiet and len(seeds) > 1 and vectorize:
             print(f"{model}: training seeds {seeds} one after another ({why})")
-        return [{**train_one(model, data, profile, seed, model_options, on_epoch=on_epoch, tasks=tasks,
-                             **train_overrides), "vectorized": 1} for seed in seeds]
-    data = built[0][0]
+        # each seed built just before its fit, as train_one does (the first one already is)
+        return [{**_fit_built(model, *(first if i == 0 else build(seed)), on_epoch=on_epoch), "vectorized": 1}
+                for i, seed in enumerate(seeds)]
+    built = [first, *(build(seed) for seed in seeds[1:])]
+    data = first[0]
     results = fit_members([b[1] for b in built], data, [b[2] for b in built], on_epoch=on_epoch,
                           compile_step=compile_step)
     return [{**_report(model, data, net, config, result), "vectorized": len(seeds)}

@@ -208,7 +208,7 @@ def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
         last = str(err).strip().splitlines()[-1][:300] if str(err).strip() else ""
         return f"{job.table}/{job.key}", time.perf_counter() - start, f"{type(err).__name__}: {last}"
     seconds = time.perf_counter() - start
-    write_text_atomic(folder / f"{job.key}.seconds", f"{seconds:.3f}\n")  # for `estimate`
+    write_atomic(folder / f"{job.key}.seconds", f"{seconds:.3f}\n".encode())  # for `estimate`
     (folder / f"{job.key}.done").touch()
     return f"{job.table}/{job.key}", time.perf_counter() - start, None
 
@@ -280,13 +280,14 @@ def estimate(tables, profile: Profile, out: str | Path, workers: int = 2, epochs
     seconds are scaled by the profile's planned epochs over `epochs` (the tabular tables' or the
     recommenders'), an upper bound (early stopping ends most runs sooner). Where a job keeps its epochs'
     times (Table 2's learning curves), only those are scaled, not a preparation phase (Sparse Sharing's
-    subnet search, which runs its own fixed epochs); elsewhere validation and evaluation are scaled too. The sweep's time is the longest worker's load when the
-    scaled jobs are dealt dearest first to the least loaded worker. Returns one row per job; the last
+    subnet search, which runs its own fixed epochs); elsewhere validation and evaluation are scaled too.
+    The sweep's time is the longest worker's load when the scaled jobs are dealt dearest first to the
+    least loaded worker. Returns one row per job; the last
     log line gives the total."""
     capped = replace(profile, epochs=epochs, patience=0, rec=replace(profile.rec, epochs=epochs, patience=0))
     scratch = Path(out) / "estimate"
     run_sweep(tables, capped, scratch, workers, log=log, gpu_workers=gpu_workers)
-    tag, rows = profile_tag(capped), []
+    tag, rows, measured = profile_tag(capped), [], f"seconds_{epochs}_epochs"
     for job in plan(tables, capped):
         folder = scratch / job.table / tag
         seconds = float((folder / f"{job.key}.seconds").read_text())
@@ -295,13 +296,12 @@ def estimate(tables, profile: Profile, out: str | Path, workers: int = 2, epochs
         history = folder / f"{job.key}.history.csv"
         if history.exists():  # Table 2 keeps its epochs' times: scale those alone, not a preparation phase
             scaled = seconds + (planned / epochs - 1) * float(pd.read_csv(history)["train_seconds"].sum())
-        rows.append({"table": job.table, "job": job.key, "runs": job.runs, f"seconds_{epochs}_epochs": seconds,
-                     "scaled_seconds": scaled})
+        rows.append({"table": job.table, "job": job.key, "runs": job.runs, measured: seconds, "scaled_seconds": scaled})
     table = pd.DataFrame(rows).sort_values("scaled_seconds", ascending=False)
     loads = [0.0] * max(1, workers + (gpu_workers or 0))
     for seconds in table["scaled_seconds"]:
         loads[loads.index(min(loads))] += seconds
-    log(f"estimate: {len(table)} jobs, {table['runs'].sum()} runs; measured {table.iloc[:, 3].sum() / 60:.1f} min of "
+    log(f"estimate: {len(table)} jobs, {table['runs'].sum()} runs; measured {table[measured].sum() / 60:.1f} min of "
         f"{epochs}-epoch jobs; scaled to {profile.epochs} tabular / {profile.rec.epochs} recommender epochs: "
         f"{table['scaled_seconds'].sum() / 3600:.2f} h of work, {max(loads) / 3600:.2f} h on {len(loads)} worker(s)")
     return table
@@ -320,10 +320,6 @@ def _device_slots(profile: Profile, workers: int, gpu_workers: int | None) -> di
     if workers < 0 or gpu_workers < 0 or workers + gpu_workers < 1:
         raise ValueError(f"give at least one worker (workers={workers}, gpu_workers={gpu_workers})")
     return {"cuda": gpu_workers, "cpu": workers}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text.encode())
 
 
 class SweepError(RuntimeError):

@@ -61,7 +61,7 @@ def refusal(model, data, config: TrainConfig) -> str | None:
     if type(model).member_losses is TaskModel.member_losses:
         return f"{type(model).__name__} has no member_losses"
     strategy = build_weighting(config.weighting, len(model.tasks), **config.weighting_options)
-    by_rows = hasattr(strategy, "combine_rows") and not hasattr(data, "features")  # PMTRec on the recommender
+    by_rows = hasattr(strategy, "combine_table") and not hasattr(data, "features")  # PMTRec on the recommender
     if not isinstance(strategy, (LossWeighting, GradientCombination)) and not by_rows:
         return f"the {config.weighting} strategy weights inside its own backward"
     if isinstance(strategy, GradientCombination):
@@ -115,7 +115,7 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
 
     shuffles = [torch.Generator().manual_seed(c.seed) for c in configs]
     samplers = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
-    losses_of = _batched_losses(template, data, compile_step and device.type, len(tasks))
+    losses_of = _batched_losses(template, data, compile_step and device.type)
     live = [True] * n_members
     held = [None] * n_members  # a stopped member's weights, held still while the others train
     state = [{"history": [], "best_score": float("-inf"), "best_epoch": 0, "best_state": None, "bad": 0,
@@ -123,9 +123,9 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
     steps_per_epoch = -(-n // config.batch_size)
     bar = tqdm(range(config.epochs), disable=all(c.quiet for c in configs), unit="epoch",
                desc=f"{type(models[0]).__name__} {config.weighting} ×{n_members}")
+    template.train()  # the members are evaluated on their own modules: the template stays in training mode
     for epoch in bar:
         epoch_start = time.perf_counter()
-        template.train()
         orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # [S, n]
         loss_sum = torch.zeros(n_members, len(tasks), device=device)
         weight_sum = torch.zeros(n_members, len(tasks), device=device)
@@ -232,7 +232,7 @@ def _optimizer(template, params: dict, strategies, configs) -> torch.optim.Adam:
     return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, fused=fused)
 
 
-def _batched_losses(template, data, compile_on: str | bool, n_tasks: int):
+def _batched_losses(template, data, compile_on: str | bool):
     """f(params, buffers, drawn, rows, n, epoch, progress) -> (losses [S, T], extra [S] or None): the
     model's `member_losses` mapped over the members."""
     step = _MemberStep(template)
@@ -274,19 +274,9 @@ def _stack(drawn: list):
 def _load_member(model, params: dict, buffers: dict, s: int) -> None:
     """Copy member s's slice of the stacked tensors into its own module (to evaluate or return it)."""
     with torch.no_grad():
-        own = dict(model.named_parameters())
-        for k, p in params.items():
-            own[k].copy_(p[s])
-        own_buffers = dict(model.named_buffers())
-        for k, b in buffers.items():
-            if own_buffers[k].shape == b[s].shape:
-                own_buffers[k].copy_(b[s])
-            else:
-                setattr(_owner(model, k), k.rsplit(".", 1)[-1], b[s].clone())
-
-
-def _owner(model, name: str):
-    return model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        for own, stacked in ((dict(model.named_parameters()), params), (dict(model.named_buffers()), buffers)):
+            for k, tensor in stacked.items():
+                own[k].copy_(tensor[s])
 
 
 class _MemberStream:

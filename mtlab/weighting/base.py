@@ -21,6 +21,7 @@ outside the tasks (an adversarial term), gets its plain gradient everywhere.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from functools import partial
 
@@ -348,7 +349,6 @@ def members_backward(strategies: Sequence[Weighting], losses: torch.Tensor, stac
     keeping the task's gradient of the stacked shared tensors; then each member's blocks [T, n_k] are
     combined by its strategy (`combine_blocks`, a Python loop over the S members of a few small ops)
     and written into its slice. `member_random(s)`: a context giving member s its own random stream."""
-    import contextlib
     random = member_random or (lambda s: contextlib.nullcontext())
     first, detached = strategies[0], losses.detach()
     if isinstance(first, LossWeighting):
@@ -363,24 +363,19 @@ def members_backward(strategies: Sequence[Weighting], losses: torch.Tensor, stac
         return torch.stack(weights)
     if extra is not None:
         extra.sum().backward(retain_graph=True)
-    if hasattr(first, "combine_rows"):
+    if hasattr(first, "combine_table"):
         return _members_by_rows(strategies, losses, stacked, epoch)
     if not isinstance(first, GradientCombination):
         raise ValueError(f"{first.registry_name} weights in its own backward; train the seeds one after another")
-    n_members, n_tasks = losses.shape
+    n_tasks = losses.shape[1]
+    scales = [None if first.private_weighted else strategy.private_scale(detached[s])
+              for s, strategy in enumerate(strategies)]  # s_t for the private elements; None = 1
+    scale = None if all(x is None for x in scales) else torch.stack(
+        [torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device) for x in scales]
+    ).to(losses.dtype)  # [S, T]
     if not stacked:  # nothing shared: each task its own gradient (scaled as the strategy's private elements)
-        scales = [None if first.private_weighted else strategy.private_scale(detached[s])
-                  for s, strategy in enumerate(strategies)]
-        scale = torch.stack([torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device)
-                             for x in scales])
-        (scale.to(losses.dtype) * losses).sum().backward()
-        return scale
-    scale = None
-    if not first.private_weighted:
-        scales = [strategy.private_scale(detached[s]) for s, strategy in enumerate(strategies)]
-        if any(x is not None for x in scales):
-            scale = torch.stack([torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device)
-                                 for x in scales]).to(losses.dtype)  # [S, T]
+        (losses if scale is None else scale * losses).sum().backward()
+        return torch.ones_like(detached) if scale is None else scale
     kept = _task_passes(losses if scale is None else losses * scale, stacked)  # private elements: scaled sums
     weights, private = [], []
     for s, strategy in enumerate(strategies):
@@ -415,23 +410,18 @@ def _task_passes(losses: torch.Tensor, stacked) -> list[list]:
 
 
 def _members_by_rows(strategies, losses: torch.Tensor, tables, epoch: int) -> torch.Tensor:
-    """A strategy that weights per embedding row (PMTRec's `combine_rows`) on whole stacked tables
-    [S, rows, dim]: per member and table, the rows some task's gradient reached are combined. A row
-    one task reaches keeps that task's gradient (weight 1, its own magnitude), so this equals the
-    separate run's combination on the rows two or more tasks read (`TableRows`)."""
+    """A strategy that weights per embedding row (PMTRec's `combine_table`) on whole stacked tables
+    [S, rows, dim], per member and table. A row one task reaches keeps that task's gradient (weight 1,
+    its own magnitude), so this equals the separate run's combination on the rows two or more tasks
+    read (`TableRows`)."""
     kept = _task_passes(losses, tables)
     weights = []
     for s, strategy in enumerate(strategies):
         strategy.last_weights, strategy.last_rows = [], []
         for k, table in enumerate(tables):
             grads = torch.stack([g[k][s] if g[k] is not None else torch.zeros_like(table[s]) for g in kept])
-            touched = grads.abs().sum(dim=(0, 2)) > 0
-            combined, w = strategy.combine_rows(grads[:, touched], epoch)
             if table.grad is None:
                 table.grad = torch.zeros_like(table)
-            table.grad[s][touched] = combined
-            strategy.last_rows.append(touched.nonzero().squeeze(1))
-            strategy.last_weights.append(w.detach())
-        rows = [w for w in strategy.last_weights if w.shape[1]]
-        weights.append(torch.cat(rows, 1).mean(1) if rows else losses.new_ones(losses.shape[1]))
+            table.grad[s] = strategy.combine_table(grads, epoch)
+        weights.append(strategy.mean_weights(losses.shape[1], losses))
     return torch.stack(weights)

@@ -94,15 +94,27 @@ class PMTRec(Weighting):
                 combined, w = self.combine_rows(task_grads, epoch)
                 set_grad(block, combined)
                 self.last_rows.append(block.index)
+                self.last_weights.append(w.detach())
             else:  # a whole table: only the rows some task touched
-                touched = task_grads.abs().sum(dim=(0, 2)) > 0
-                combined, w = self.combine_rows(task_grads[:, touched], epoch)
-                block.grad = torch.zeros_like(block)
-                block.grad[touched] = combined
-                self.last_rows.append(touched.nonzero().squeeze(1))
-            self.last_weights.append(w.detach())
+                block.grad = self.combine_table(task_grads, epoch)
+        return self.mean_weights(len(per_task), per_task[0])
+
+    def combine_table(self, grads: torch.Tensor, epoch: int) -> torch.Tensor:
+        """grads [T, rows, d] of a whole table → its combined gradient [rows, d]: the rows some task's
+        gradient reached are combined (`combine_rows`), the others get zero. Records the rows and
+        their weights (`last_rows`, `last_weights`)."""
+        touched = grads.abs().sum(dim=(0, 2)) > 0
+        combined, w = self.combine_rows(grads[:, touched], epoch)
+        full = torch.zeros_like(grads[0])
+        full[touched] = combined
+        self.last_rows.append(touched.nonzero().squeeze(1))
+        self.last_weights.append(w.detach())
+        return full
+
+    def mean_weights(self, n_tasks: int, like: torch.Tensor) -> torch.Tensor:
+        """The step's weights [T]: the mean over every row weighted (ones when none was)."""
         rows = [w for w in self.last_weights if w.shape[1]]
-        return torch.cat(rows, 1).mean(1) if rows else per_task[0].new_ones(len(per_task))  # mean over rows
+        return torch.cat(rows, 1).mean(1) if rows else like.new_ones(n_tasks)
 
     @staticmethod
     def _keep(grads, t, k, grad):
