@@ -208,13 +208,23 @@ def train_command(args, main_process: bool = True) -> int:
     for result in results:
         result.pop("history"), result.pop("preparation")
     text = json.dumps(results if seeds is not None else results[0], indent=2, allow_nan=False)
-    print(text)
-    if args.json:
+    written = None
+    if args.json:  # written before it is printed: a closed pipe on stdout cannot lose the file
         try:
             write_atomic(args.json, (text + "\n").encode())
         except OSError as err:
-            print(f"error: could not write {args.json} ({err}); the result is printed above", file=sys.stderr)
-            return 1
+            written = err
+    for result in results:
+        for warning in result.get("warnings", []):
+            seed = f" (seed {result['seed']})" if seeds is not None else ""
+            print(f"warning{seed}: {warning}", file=sys.stderr)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # e.g. `| head`: the reader left; the file (if asked for) is written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    if written is not None:
+        print(f"error: could not write {args.json} ({written}); the result is printed above", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,24 +13,6 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 RUNS_DIR = Path(__file__).resolve().parents[1] / "runs"
 
 
-def ipc_kernel_manager():
-    """A kernel manager whose kernels talk over local IPC sockets (in the temporary folder) instead
-    of TCP on loopback: ipykernel warns on every TCP start that its traffic is unencrypted, which
-    flooded the batch log once per notebook; IPC sockets are files only this user can reach."""
-    import tempfile
-    import uuid
-
-    from jupyter_client.manager import AsyncKernelManager
-
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.transport = "ipc"
-            self.ip = str(Path(tempfile.gettempdir()) / f"mtlab-kernel-{uuid.uuid4().hex[:12]}")
-
-    return IPCKernelManager
-
-
 def find_notebooks(names=None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
     """All notebooks in `folder` (sorted), or the named ones ('00_quickstart' or a path)."""
     available = sorted(folder.glob("*.ipynb"))
@@ -59,14 +41,14 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     summary.md, summary.csv and report.html are written; each notebook's tables go to a folder
     named after it (see mtlab.experiments.artifacts).
     """
-    import papermill as pm  # the notebook extra; imported here so the core works without it
-
     from .experiments.artifacts import ENV
     from .experiments.profiles import get_profile
     from .report import write_report
 
     get_profile(profile, device=device)  # bad values fail before any notebook starts
     paths = find_notebooks(notebooks)
+    declared = notebook_parameters(paths)
+    check_parameters(parameters or {}, declared)
     # absolute: each notebook runs in its own folder, and its tables' folder ($MTLAB_ARTIFACTS) must not
     # resolve against that (a relative --out put them under notebooks/<out>/, outside the report)
     out = (Path(out) if out else RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
@@ -74,7 +56,7 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         raise ValueError(f"--out {out} already holds a run; give a new folder (or delete it): a report never "
                          "mixes the tables of two runs")
     out.mkdir(parents=True, exist_ok=True)
-    rows, kernel_manager = [], ipc_kernel_manager()
+    rows = []
     for path in paths:
         target = out / path.name
         log(f"[{path.stem}] running ({profile} profile) …")
@@ -82,12 +64,11 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         status, error = "ok", ""
         previous = os.environ.get(ENV)
         os.environ[ENV] = str(out / path.stem)  # the kernel inherits it: tables land beside the notebook
+        given = {k: v for k, v in (parameters or {}).items() if k in declared[path]}
         try:
-            pm.execute_notebook(str(path), str(target), parameters={**(parameters or {}), "profile": profile, "device": device},
-                                cwd=str(path.parent), progress_bar=False, log_output=False,
-                                execution_timeout=cell_timeout, kernel_manager_class=kernel_manager)
+            execute_with_retry(path, target, {**given, "profile": profile, "device": device}, cell_timeout, log)
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
-            status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+            status, error = "failed", describe_failure(exc, cell_timeout)
         finally:
             if previous is None:
                 del os.environ[ENV]
@@ -103,6 +84,69 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     report = write_report(out, summary, profile)
     log(f"summary: {out / 'summary.md'}; report: {report}")
     return summary, out
+
+
+def notebook_parameters(paths: list[Path]) -> dict[Path, list[str]]:
+    """Each notebook's parameters, as its `parameters` cell names them (papermill's own reading)."""
+    import papermill as pm  # the notebook extra; imported here so the core works without it
+
+    return {path: list(pm.inspect_notebook(str(path))) for path in paths}
+
+
+def check_parameters(parameters: dict, declared: dict[Path, list[str]]) -> None:
+    """Refuse a parameter that none of the chosen notebooks declares (a misspelt name would otherwise
+    run every notebook with its default), listing what they do declare. A parameter that only some
+    notebooks declare goes to those only."""
+    known = sorted({name for names in declared.values() for name in names})
+    unknown = [key for key in parameters if key not in known]
+    if unknown:
+        raise ValueError(f"--param {', '.join(unknown)}: no chosen notebook has such a parameter; their "
+                         f"parameters are: {', '.join(known)}")
+
+
+def execute_with_retry(path: Path, target: Path, parameters: dict, cell_timeout: float, log=print) -> None:
+    """Execute one notebook with papermill through mtlab's kernel engine (mtlab.kernel); a notebook whose
+    kernel stalls (KernelStall) is executed once more in a new kernel, then fails with what was seen."""
+    import papermill as pm
+
+    from .kernel import ENGINE, IPCKernelManager, KernelStall
+
+    for attempt in (1, 2):
+        try:
+            pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
+                                progress_bar=False, log_output=False, execution_timeout=cell_timeout,
+                                kernel_manager_class=IPCKernelManager, engine_name=ENGINE)
+            return
+        except KernelStall as stall:
+            if attempt == 2:
+                raise
+            log(f"[{path.stem}] the kernel stalled at {stall}; executing the notebook once more in a new kernel")
+
+
+def describe_failure(exc: Exception, cell_timeout: float) -> str:
+    """One line for summary.md: which cell failed and why, never a bare separator line."""
+    from nbclient.exceptions import CellTimeoutError
+
+    from .kernel import KernelStall
+
+    if isinstance(exc, KernelStall):
+        return f"KernelStall: twice, at {exc}"
+    if isinstance(exc, CellTimeoutError):
+        cell = _cell_of(exc)
+        return (f"CellTimeoutError: {cell}ran past --cell-timeout {cell_timeout:g} s; give a larger "
+                "--cell-timeout if it really runs that long")
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip() and set(line.strip()) - set("-=~^ ")]
+    return f"{type(exc).__name__}: {(lines[-1] if lines else '')[:300]}"
+
+
+def _cell_of(exc: Exception) -> str:
+    """'cell N ('first line') ' from the error nbclient raised (mtlab.kernel adds the cell's index)."""
+    index = getattr(exc, "cell_index", None)
+    text, marker = str(exc), "-------------------"
+    source = text.split(marker)[1].strip().splitlines() if marker in text else []
+    named = f"cell {index} " if index is not None else "a cell "
+    return named + (f"({source[0][:80]!r}) " if source else "")
 
 
 def _markdown(summary: pd.DataFrame, profile: str, device: str) -> str:

@@ -4,6 +4,7 @@ import torch
 
 from mtlab.data import make_synthetic
 from mtlab.data.census import COLUMNS, NUMERIC
+from mtlab.data.download import accept_own_copy
 from mtlab.data.interactions import make_synthetic_interactions
 
 MARITAL = ["Never married", "Married-civilian spouse present", "Divorced", "Widowed"]
@@ -46,6 +47,7 @@ def census_root(tmp_path):
     folder.mkdir()
     (folder / "census_income_train.csv").write_text("\n".join(fake_census_rows(300, rng)) + "\n")
     (folder / "census_income_test.csv").write_text("\n".join(fake_census_rows(200, rng, unseen=True)) + "\n")
+    accept_own_copy("census-income", tmp_path)  # not the published files: accepted, as a user would
     return tmp_path
 
 

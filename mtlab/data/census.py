@@ -93,6 +93,22 @@ def task_def(name: str) -> TaskDef:
 INCOME_VALUES = ("- 50000.", "50000+.")
 
 
+def _check_value(name: str, train: pd.DataFrame) -> None:
+    """A 'column=value' task whose value never occurs in the training file is refused naming the
+    column's values (with the one meant, where only the letter case differs)."""
+    if name in TASKS or "=" not in name:
+        return
+    column, value = name.split("=", 1)
+    values = train[column].astype(str).value_counts()
+    if value in values.index:
+        return
+    close = [v for v in values.index if v.strip().lower() == value.strip().lower()]
+    hint = f"did you mean '{column}={close[0]}'? " if close else ""
+    listed = ", ".join(f"{v!r} ({n})" for v, n in values.items())
+    raise DataError(f"task {name!r}: {value!r} never occurs in column {column!r}; {hint}its values (training rows) "
+                    f"are: {listed}")
+
+
 def read_raw(path: Path) -> pd.DataFrame:
     """One Census-Income file; a malformed row is refused naming the file, its line and what is wrong."""
     repair = (f"a Census-Income (KDD) row has {len(COLUMNS)} comma-separated fields, no header: repair the file, "
@@ -130,6 +146,8 @@ def load_census(
         raise DataError(f"unknown column(s) {unknown} in drop_columns; columns: {', '.join(COLUMNS)}")
     paths = require_files("census-income", root)
     train = read_raw(paths["census_income_train.csv"])
+    for name in tasks:
+        _check_value(name, train)
     heldout = read_raw(paths["census_income_test.csv"])
     order = np.random.default_rng(split_seed).permutation(len(heldout))
     half = len(heldout) // 2

@@ -137,34 +137,60 @@ def _stamp(folder: Path) -> dict:
         return {}
 
 
-def _write_stamp(folder: Path, names) -> None:
+def _write_stamp(folder: Path, names, own: bool = False) -> None:
     stamp = _stamp(folder)
     for name, sha in names:
         info = (folder / name).stat()
-        stamp[name] = [sha, info.st_size, info.st_mtime_ns]
+        stamp[name] = [sha, info.st_size, info.st_mtime_ns, *([OWN_COPY] if own else [])]
     write_atomic(folder / STAMP, json.dumps(stamp, indent=1).encode())
 
 
+OWN_COPY = "own copy"  # a stamp entry's 4th field: the user accepted files that differ from the published ones
+
+
 def check_fetched(dataset: str, folder: Path, paths: dict[str, Path]) -> None:
-    """Files that `fetch` verified are checked again before use: a changed size or time means the
-    sha256 is computed anew, and a file that no longer matches (cut, edited) is refused with the
-    command that repairs it. Files put in the folder by hand (no stamp) are used as they are."""
+    """A dataset's files are the published ones, whatever their origin: a file `fetch` verified (or
+    the user accepted, see `accept_own_copy`) is checked again when its size or time changed; a file
+    put in the folder by hand (no stamp yet) is checked once against the published sha256 and then
+    stamped. A file that does not match (cut, edited, another version) is refused with the command
+    that repairs it, or the one that accepts a copy of one's own."""
     stamp = _stamp(folder)
-    changed = []
+    published = {f.name: f.sha256 for f in SOURCES[dataset].files} if dataset in SOURCES else {}
+    changed, verified = [], []
     for name, path in paths.items():
-        if name not in stamp:
-            continue
-        sha, size, mtime = stamp[name]
         info = path.stat()
-        if (info.st_size, info.st_mtime_ns) == (size, mtime):
+        if name in stamp:
+            sha, size, mtime = stamp[name][:3]
+            if (info.st_size, info.st_mtime_ns) == (size, mtime):
+                continue
+        elif name in published:
+            sha = published[name]
+        else:
             continue
         if sha256_of(path) != sha:
-            changed.append(f"{path} ({info.st_size} bytes, {size} when fetched)")
+            changed.append(f"{path} ({info.st_size} bytes)")
         else:
-            _write_stamp(folder, [(name, sha)])
+            verified.append((name, sha))
+    if verified:
+        _write_stamp(folder, verified, own=any(len(stamp.get(n, [])) > 3 for n, _ in verified))
     if changed:
-        raise DataError(f"{dataset}: damaged file(s) {', '.join(changed)} no longer match the sha256 verified when "
-                        f"fetched (cut or edited); repair with `{fetch_command(dataset)}`, which fetches them again")
+        raise DataError(f"{dataset}: file(s) {', '.join(changed)} do not match the published sha256 (cut, edited or "
+                        f"another version); repair with `{fetch_command(dataset)}`, which fetches them again, "
+                        f"or, to train on a copy of your own on purpose, accept it with `python -m mtlab.data accept "
+                        f"{dataset}`")
+
+
+def accept_own_copy(dataset: str, root: Path | None = None) -> list[str]:
+    """Record the dataset's present files as the user's own copy (their sha256 in the folder's stamp,
+    marked OWN_COPY): they are then used, and checked against that sha256 from then on. Returns the
+    accepted files' names."""
+    folder = dataset_dir(dataset, root)
+    names = [f.name for f in SOURCES[dataset].files]
+    missing = [n for n in names if not (folder / n).exists()]
+    if missing:
+        raise DataError(f"{dataset}: nothing to accept, {', '.join(str(folder / n) for n in missing)} missing")
+    _write_stamp(folder, [(n, sha256_of(folder / n)) for n in names], own=True)
+    return names
 
 
 def require_files(dataset: str, root: Path | None = None) -> dict[str, Path]:

@@ -17,6 +17,7 @@ from ..train import (
     seed_everything,
 )
 from ..train.distributed import current
+from ..train.metrics import no_skill, predict
 from ..train.vectorized import fit_members, refusal
 from .profiles import Profile, get_profile
 
@@ -140,12 +141,21 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
         "preparation": result.preparation,
     }
     if not rec:
+        out["warnings"] = _no_skill(net, device_data, config)
         if hasattr(data.train, "batches"):  # streamed: the first stored batch
             probe = next(iter(data.train.batches(256, shuffle=False)))[0].to(result.device)
         else:
             probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
         out["flops_per_sample"] = flops_per_sample(net, probe)
     return out
+
+
+def _no_skill(net, data, config: TrainConfig) -> list[str]:
+    """The test split's no-skill warnings (mtlab.train.metrics.no_skill), against the training base rates."""
+    train = data.train.all_labels() if hasattr(data.train, "batches") else data.train.labels
+    test = data.test.all_labels() if hasattr(data.test, "batches") else data.test.labels
+    rates = torch.nanmean(train.float(), dim=0).cpu().numpy()
+    return no_skill(test.cpu().numpy(), predict(net, data.test, config.eval_batch_size), net.tasks, rates)
 
 
 def _number(value) -> float | None:

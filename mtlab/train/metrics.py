@@ -46,6 +46,37 @@ def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks) -> dict[str, dict
     return out
 
 
+def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> list[str]:
+    """Warnings for the binary tasks on which the predictions show no skill: a log loss no better than
+    predicting the constant base rate p̄ (the training split's where `base_rates` [T] is given, else the
+    split's own), whose log loss is −p̄ ln p̄ − (1 − p̄) ln(1 − p̄); or an AUC within two standard errors
+    of 0.5, the standard error of a chance AUC being √((n₁ + n₀ + 1) / (12 n₁ n₀)) for n₁ positives and
+    n₀ negatives (the Mann–Whitney statistic's null variance; Hanley & McNeil, Radiology 1982).
+    E.g. a CTR task with 5.8 % clicks: constant log loss 0.221; model log loss 0.530 → a warning."""
+    warnings = []
+    for t, name in enumerate(tasks):
+        known = ~np.isnan(labels[:, t])
+        y, p = labels[known, t], probs[known, t]
+        n1, n0 = int(y.sum()), int(len(y) - y.sum())
+        if n1 == 0 or n0 == 0:
+            continue
+        rate = float(np.clip(base_rates[t] if base_rates is not None else y.mean(), 1e-7, 1 - 1e-7))
+        constant = float(log_loss(y, np.full(len(y), rate), labels=[0, 1]))
+        loss = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
+        auc = float(roc_auc_score(y, p))
+        chance = 2 * np.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
+        seen = []
+        if loss >= constant:
+            seen.append(f"log loss {loss:.4f} is no better than predicting the base rate {rate:.4f} "
+                        f"({constant:.4f})")
+        if abs(auc - 0.5) < chance:
+            seen.append(f"AUC {auc:.4f} is within noise of 0.5 (±{chance:.4f} on {n1 + n0} rows)")
+        if seen:
+            warnings.append(f"task {name}: {' and '.join(seen)}: the model learned nothing useful for it; "
+                            "try more epochs or rows, another learning rate, or check the labels")
+    return warnings
+
+
 def evaluate(model, split: TabularSplit, tasks, batch_size: int = 65536) -> dict[str, dict[str, float]]:
     labels = split.all_labels() if hasattr(split, "batches") else split.labels
     return task_metrics(labels.cpu().numpy(), predict(model, split, batch_size), tasks)

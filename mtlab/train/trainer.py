@@ -24,7 +24,12 @@ from tqdm import tqdm
 
 from ..models.base import Step, StepOutput
 from ..weighting import STRATEGIES, build_weighting
-from ..weighting.base import GradientCombination, LossWeighting
+from ..weighting.base import (
+    MAX_GRADIENT_NORM,
+    GradientCombination,
+    LossWeighting,
+    NonFiniteGradients,
+)
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .diagnostics import GradientProbe, measured_steps
@@ -35,7 +40,22 @@ ONE_PROCESS = Cluster()
 
 
 class DivergenceError(ValueError):
-    """Training produced a non-finite loss or metric; the message says where and what to try."""
+    """Training produced a non-finite loss, gradient or metric, or a loss that exploded; the message
+    says where and what to try."""
+
+
+EXPLODED = 100.0
+"""A task's mean training loss in an epoch above EXPLODED × max(1, |its loss on the first training
+batch|) stops the run as diverged. The first batch's loss is the model at initialization (about
+ln 2 ≈ 0.69 for a binary task): a loss a hundred times that is a model that no longer learns, even
+while every number stays finite (e.g. BCE of 4·10⁶ at --lr 1)."""
+
+
+def diverged(run: str, epoch: int, what: str, config: TrainConfig) -> DivergenceError:
+    """The one divergence message of every fit loop and strategy: which run, which epoch, what was seen,
+    and a learning rate to try."""
+    return DivergenceError(f"training {run}diverged in epoch {epoch}: {what}; try a lower learning rate "
+                           f"(now {config.lr:g}), e.g. --lr {config.lr / 10:g}")
 
 
 @dataclass
@@ -173,7 +193,7 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
             strategy.reduce_blocks, strategy.adds_combined = cluster.sum_blocks, cluster.main
 
     state = {"epoch": 0, "history": [], "best_score": float("-inf"), "best_epoch": 0,
-             "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False}
+             "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False, "initial_loss": None}
     generators = None
     if resume and checkpoint and Path(checkpoint).exists():
         state, generators = _restore(load_checkpoint(checkpoint), run_identity, model, optimizer, strategy, checkpoint)
@@ -235,18 +255,24 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
             optimizer.zero_grad(set_to_none=True)
             if step_in_epoch in measured:
                 probe.measure(losses, out.shared)
-            if strategy_random is None:
-                used = strategy.backward(losses, out.shared, epoch, extra)
-            else:
-                with strategy_random:
+            if state.get("initial_loss") is None:  # the model at initialization (see EXPLODED)
+                state["initial_loss"] = _stacked(step_losses).detach().tolist()
+            try:
+                if strategy_random is None:
                     used = strategy.backward(losses, out.shared, epoch, extra)
+                else:
+                    with strategy_random:
+                        used = strategy.backward(losses, out.shared, epoch, extra)
+            except NonFiniteGradients as err:
+                raise nonfinite_gradients(err, tasks, epoch + 1, config) from None
+            if strategy_random is not None:
                 cluster.sum_grads(model.parameters())
             optimizer.step()
             loss_sum += _stacked(step_losses).detach() * batch_rows
             weight_sum += used.detach().to(device, torch.float32)
             rows_seen, steps = rows_seen + batch_rows, steps + 1
         train_losses = (loss_sum / max(rows_seen, 1)).tolist()  # .tolist() waits for the device: timing is honest
-        check_finite(train_losses, tasks, epoch + 1, config)
+        check_finite(train_losses, tasks, epoch + 1, config, initial=state.get("initial_loss"))
         train_seconds = time.perf_counter() - start
         valid = _validate(evaluator, model, data, cluster)
         row = history_row(epoch + 1, train_losses, (weight_sum / max(steps, 1)).tolist(), valid, tasks)
@@ -385,13 +411,27 @@ def _stacked(losses) -> torch.Tensor:
     return losses if isinstance(losses, torch.Tensor) else torch.stack(list(losses))
 
 
-def check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConfig, run: str = "") -> None:
-    """Stop a run whose training loss is not finite, naming the epoch, the tasks and a learning rate to
-    try (`run`: which run, where several train together, e.g. "of seed 3 ")."""
+def check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConfig, run: str = "",
+                 initial: list[float] | None = None) -> None:
+    """Stop a run whose training loss is not finite, or exploded (see EXPLODED; `initial`: the tasks'
+    losses on the first training batch), naming the epoch, the tasks and a learning rate to try
+    (`run`: which run, where several train together, e.g. "of seed 3 ")."""
     bad = [t for t, v in zip(tasks, train_losses) if not math.isfinite(v)]
     if bad:
-        raise DivergenceError(f"training {run}diverged in epoch {epoch}: the loss of task(s) {', '.join(bad)} is not "
-                              f"finite; try a lower learning rate (now {config.lr:g}), e.g. --lr {config.lr / 10:g}")
+        raise diverged(run, epoch, f"the loss of task(s) {', '.join(bad)} is not finite", config)
+    if initial is not None:
+        big = [f"{t} ({v:.3g}, first batch {i:.3g})" for t, v, i in zip(tasks, train_losses, initial)
+               if v > EXPLODED * max(1.0, abs(i))]
+        if big:
+            raise diverged(run, epoch, f"the loss of task(s) {', '.join(big)} exploded (over {EXPLODED:g}× the "
+                           "first batch's)", config)
+
+
+def nonfinite_gradients(err: NonFiniteGradients, tasks, epoch: int, config: TrainConfig, run: str = "") -> DivergenceError:
+    """A strategy's NonFiniteGradients as the one divergence message."""
+    return diverged(run, epoch, f"the gradient of task(s) {', '.join(tasks[t] for t in err.tasks)} is not finite "
+                    f"or longer than {MAX_GRADIENT_NORM:g}",
+                    config)
 
 
 def check_monitor(row: dict, monitor: str, config: TrainConfig, run: str = "") -> None:

@@ -41,10 +41,22 @@ from tqdm import tqdm
 from ..models.base import Step, TaskModel
 from ..sharing import SharedPart, SharedRepresentation, TableRows
 from ..weighting import build_weighting
-from ..weighting.base import GradientCombination, LossWeighting, members_backward
+from ..weighting.base import (
+    GradientCombination,
+    LossWeighting,
+    NonFiniteGradients,
+    members_backward,
+)
 from .device import resolve_device
 from .evaluation import evaluator_for
-from .trainer import FitResult, TrainConfig, check_finite, check_monitor, history_row
+from .trainer import (
+    FitResult,
+    TrainConfig,
+    check_finite,
+    check_monitor,
+    history_row,
+    nonfinite_gradients,
+)
 
 # the settings members may differ in; all others must be equal (one batched model, one data order length)
 PER_MEMBER = ("seed", "lr", "weighting_options", "quiet")
@@ -123,6 +135,7 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
     steps_per_epoch = -(-n // config.batch_size)
     bar = tqdm(range(config.epochs), disable=all(c.quiet for c in configs), unit="epoch",
                desc=f"{type(models[0]).__name__} {config.weighting} ×{n_members}")
+    initial = None
     template.train()  # the members are evaluated on their own modules: the template stays in training mode
     for epoch in bar:
         epoch_start = time.perf_counter()
@@ -137,7 +150,13 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
             losses, extra = losses_of(params, buffers, drawn, rows, n, epoch, progress)
             weighted = losses * weights
             optimizer.zero_grad(set_to_none=True)
-            used = members_backward(strategies, weighted, shared, epoch, extra, lambda s: streams[s])
+            if initial is None:  # each member's model at initialization (see trainer.EXPLODED)
+                initial = losses.detach().tolist()
+            try:
+                used = members_backward(strategies, weighted, shared, epoch, extra, lambda s: streams[s])
+            except NonFiniteGradients as err:
+                raise nonfinite_gradients(err, tasks, epoch + 1, configs[err.member],
+                                          f"of seed {configs[err.member].seed} ") from None
             before = {k: p.detach().clone() for k, p in params.items()} if per_member_lr else None
             optimizer.step()
             with torch.no_grad():
@@ -156,7 +175,7 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
         for s in range(n_members):
             if not live[s]:
                 continue
-            check_finite(train_losses[s], tasks, epoch + 1, configs[s], f"of seed {configs[s].seed} ")
+            check_finite(train_losses[s], tasks, epoch + 1, configs[s], f"of seed {configs[s].seed} ", initial[s])
             _load_member(models[s], params, buffers, s)
             row = history_row(epoch + 1, train_losses[s], (weight_sum[s] / steps).tolist(),
                               evaluator(models[s], data, "valid"), tasks)

@@ -33,6 +33,31 @@ from ..sharing import SharedPart, SharedRepresentation, TableRows, parameter_of
 STRATEGIES: dict[str, type[Weighting]] = {}
 
 
+class NonFiniteGradients(ArithmeticError):
+    """Task gradients of the shared elements hold inf or NaN (or square to inf): training diverged
+    before a combination's solver (an SVD, a QP, a Newton step) could fail on them with its own
+    error. `tasks`: positions of the tasks whose gradient is not finite; `member`: the member of a
+    seed-vectorized run, else None. The fit loops turn it into their one divergence message."""
+
+    def __init__(self, tasks: list[int], member: int | None = None):
+        super().__init__(f"the gradient of task(s) {tasks} is not finite")
+        self.tasks, self.member = tasks, member
+
+
+MAX_GRADIENT_NORM = 1e8
+"""A task gradient longer than this counts as diverged. mtlab's losses are means, so a trained model's
+task gradients are O(1); solvers square Gramian entries (‖g‖⁴), which overflows float32 from ‖g‖ ≈ 1e9."""
+
+
+def check_blocks(blocks: list[torch.Tensor], member: int | None = None) -> None:
+    """Raise NonFiniteGradients if a task's squared gradient norm ‖g_t‖² = Σ_k ‖G_k[t]‖² (the Gramian's
+    diagonal, one pass over the blocks [T, n_k]) is not finite or above MAX_GRADIENT_NORM²."""
+    norms = torch.stack([(b.float() * b.float()).sum(dim=1) for b in blocks]).sum(dim=0)
+    bad = ~(norms <= MAX_GRADIENT_NORM**2)  # NaN compares False: counted as bad
+    if bool(bad.any()):
+        raise NonFiniteGradients(bad.nonzero().flatten().tolist(), member)
+
+
 def register(name: str):
     def add(cls):
         cls.registry_name = name
@@ -273,6 +298,7 @@ class GradientCombination(Weighting):
         """Combine the tasks whose loss has a gradient; a task without one (a loss kept for the record,
         such as ESMM's CVR log loss, or a frozen task) takes no part: weight 0, no row of zeros that
         would pull a min-norm method to a zero step."""
+        check_blocks(blocks)
         if len(live) == len(losses):
             return self.combine_blocks(blocks, losses)
         if self.per_task_state:
@@ -383,6 +409,7 @@ def members_backward(strategies: Sequence[Weighting], losses: torch.Tensor, stac
                                for t in range(n_tasks)]) for k, x in enumerate(stacked)]
         if scale is not None:
             blocks = [b / scale[s][:, None] for b in blocks]
+        check_blocks(blocks, s)
         with random(s):
             combined, w = strategy.combine_blocks(blocks, detached[s])
         for x, part in zip(stacked, combined):
