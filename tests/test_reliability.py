@@ -9,6 +9,7 @@ import torch
 
 from mtlab.cli import main
 from mtlab.data import DataError, load_dataset, make_synthetic
+from mtlab.data.download import accept_own_copy
 from mtlab.experiments.store import ResultsFileError, append_rows, load_rows
 from mtlab.experiments.sweep import Job, plan, profile_tag
 from mtlab.models import build_model
@@ -208,7 +209,7 @@ def test_a_fetched_file_cut_later_is_refused_and_fetch_verifies_again(tmp_path, 
     ratings = tmp_path / "filmtrust" / "ratings.tab"
     lines = ratings.read_text().splitlines(keepends=True)
     ratings.write_text("".join(lines[: len(lines) // 2]))  # cut at a line boundary
-    with pytest.raises(DataError, match="damaged file.*python -m mtlab.data fetch filmtrust"):
+    with pytest.raises(DataError, match="do not match the published sha256.*python -m mtlab.data fetch filmtrust"):
         require_files("filmtrust", tmp_path)
 
     def no_network(*args, **kwargs):
@@ -231,6 +232,7 @@ def test_a_malformed_census_row_names_its_file_and_line(census_root, damage, mes
     path = census_root / "census-income" / "census_income_train.csv"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(damage(lines)) + "\n")
+    accept_own_copy("census-income", census_root)  # one's own copy, accepted: its rows are still checked
     with pytest.raises(DataError, match=message) as caught:
         load_census(root=census_root)
     assert "census_income_train.csv" in str(caught.value) and "fetch census-income" in str(caught.value)
@@ -251,11 +253,13 @@ def test_a_malformed_movielens_or_filmtrust_row_names_its_file_and_line(tmp_path
     inter = tmp_path / "ml-100k" / "ml-100k.inter"
     lines = inter.read_text().splitlines()
     inter.write_text("\n".join([*lines[:9], "196\t242\tthree\t881250949", *lines[10:]]) + "\n")
+    accept_own_copy("ml-100k", tmp_path)  # one's own copy, accepted: its rows are still checked
     with pytest.raises(DataError, match="ml-100k.inter, line 10: rating:float is 'three', not a number"):
         load_movielens("ml-100k", root=tmp_path)
     ratings = tmp_path / "filmtrust" / "ratings.tab"
     lines = ratings.read_text().splitlines()
     ratings.write_text("\n".join([*lines[:6], "7", *lines[7:]]) + "\n")  # a cut line
+    accept_own_copy("filmtrust", tmp_path)
     with pytest.raises(DataError, match="ratings.tab, line 7: too few fields.*fetch filmtrust"):
         load_filmtrust(root=tmp_path)
 
