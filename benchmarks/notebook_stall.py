@@ -99,7 +99,9 @@ def main(argv=None) -> list[dict]:
             self.client_class = "jupyter_client.asynchronous.AsyncKernelClient"
 
     class TCPLevelManager(AsyncKernelManager):  # noqa: F811 - TCP, with mtlab's client
-        client_class = "mtlab.kernel.LevelPolledKernelClient"
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.client_class = "mtlab.kernel.LevelPolledKernelClient"  # the trait's observer sets the factory
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
