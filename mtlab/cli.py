@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="a notebook parameter, VALUE as JSON or a plain string (e.g. --param "
-                          "results_path=runs/full/table4.csv); a KEY ending in _path is made absolute; "
+                          "results_path=runs/full/table4.csv); a KEY ending in _path or _dir is made absolute; "
                           "profile and device are set by --profile and --device only")
     run.add_argument("--cell-timeout", type=float, default=3600,
                      help="seconds a cell may run before the notebook is stopped and reported as failed "
@@ -239,10 +239,16 @@ def cmd_run(args) -> int:
     if args.cell_timeout <= 0:
         raise ValueError(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
     for key, value in parameters.items():  # the notebooks run in notebooks/: anchor paths here
-        if key.endswith("_path") and isinstance(value, str):
+        if key.endswith(("_path", "_dir")) and isinstance(value, str):
             parameters[key] = str(Path(value).resolve())
-    summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device, parameters=parameters,
-                               cell_timeout=args.cell_timeout)
+    try:
+        summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device, parameters=parameters,
+                                   cell_timeout=args.cell_timeout)
+    except KeyboardInterrupt as stop:
+        where = getattr(stop, "out", None)
+        print(f"interrupted (Ctrl-C){f'; what ran is in {where}/summary.md' if where else ''}; run again with a "
+              "new --out", file=sys.stderr)
+        return 130
     return 0 if (summary["status"] == "ok").all() else 1
 
 

@@ -150,6 +150,7 @@ class WatchedNotebookClient(PapermillNotebookClient):
         injected = sum("injected-parameters" in c.metadata.get("tags", []) for c in self.nb.cells[:cell_index])
         source_index = cell_index - injected
         sent = time.monotonic()
+        before = asyncio.all_tasks()
         task = asyncio.ensure_future(super().async_execute_cell(cell, cell_index, execution_count, store_history))
         while True:
             done, _ = await asyncio.wait({task}, timeout=1.0)
@@ -161,11 +162,11 @@ class WatchedNotebookClient(PapermillNotebookClient):
                     raise
             seen = self._stall(time.monotonic() - sent)
             if seen:
-                task.cancel()
-                try:
-                    await task
-                except (asyncio.CancelledError, Exception):  # the cell is abandoned; its own error is moot
-                    pass
+                # the cell and the pollers nbclient started for it (kernel alive, output) are abandoned
+                started = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+                for pending in started:
+                    pending.cancel()
+                await asyncio.gather(*started, return_exceptions=True)
                 raise KernelStall(source_index, cell.source, seen)
 
     execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine to the sync name

@@ -56,9 +56,13 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         raise ValueError(f"--out {out} already holds a run; give a new folder (or delete it): a report never "
                          "mixes the tables of two runs")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, interrupted = [], False
     for path in paths:
         target = out / path.name
+        if interrupted:
+            rows.append({"notebook": path.name, "status": "not run", "seconds": 0.0, "output": "",
+                         "error": "the batch was interrupted (Ctrl-C) before it"})
+            continue
         log(f"[{path.stem}] running ({profile} profile) …")
         start = time.perf_counter()
         status, error = "ok", ""
@@ -67,8 +71,10 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         given = {k: v for k, v in (parameters or {}).items() if k in declared[path]}
         try:
             execute_with_retry(path, target, {**given, "profile": profile, "device": device}, cell_timeout, log)
+        except KeyboardInterrupt:  # the summary still says what ran; the CLI says how to go on
+            status, error, interrupted = "interrupted", "interrupted (Ctrl-C)", True
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
-            status, error = "failed", describe_failure(exc, cell_timeout)
+            status, error = "failed", describe_failure(exc, cell_timeout, target)
         finally:
             if previous is None:
                 del os.environ[ENV]
@@ -83,7 +89,18 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     (out / "summary.md").write_text(_markdown(summary, profile, device))
     report = write_report(out, summary, profile)
     log(f"summary: {out / 'summary.md'}; report: {report}")
+    if interrupted:
+        raise BatchInterrupted(out)
     return summary, out
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `mtlab run`: the notebook running then is marked interrupted, the later ones not
+    run, and the summary and report are written before this is raised. `out`: the run folder."""
+
+    def __init__(self, out: Path):
+        super().__init__(f"interrupted; the summary of what ran is in {out / 'summary.md'}")
+        self.out = out
 
 
 def notebook_parameters(paths: list[Path]) -> dict[Path, list[str]]:
@@ -123,9 +140,11 @@ def execute_with_retry(path: Path, target: Path, parameters: dict, cell_timeout:
             log(f"[{path.stem}] the kernel stalled at {stall}; executing the notebook once more in a new kernel")
 
 
-def describe_failure(exc: Exception, cell_timeout: float) -> str:
-    """One line for summary.md: which cell failed and why, never a bare separator line."""
+def describe_failure(exc: Exception, cell_timeout: float, target: Path | None = None) -> str:
+    """One line for summary.md: which cell failed and why, never a bare separator line or the last row
+    of a printed table."""
     from nbclient.exceptions import CellTimeoutError
+    from papermill.exceptions import PapermillExecutionError
 
     from .kernel import KernelStall
 
@@ -135,9 +154,26 @@ def describe_failure(exc: Exception, cell_timeout: float) -> str:
         cell = _cell_of(exc)
         return (f"CellTimeoutError: {cell}ran past --cell-timeout {cell_timeout:g} s; give a larger "
                 "--cell-timeout if it really runs that long")
+    if isinstance(exc, PapermillExecutionError):  # the error the cell raised: its name and first line
+        value = next((line for line in str(exc.evalue).splitlines() if line.strip()), "")
+        return f"{exc.ename}: {value[:300]} (cell {_source_index(target, exc.cell_index)})"
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip() and set(line.strip()) - set("-=~^ ")]
-    return f"{type(exc).__name__}: {(lines[-1] if lines else '')[:300]}"
+    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}"
+
+
+def _source_index(target: Path | None, index: int) -> int:
+    """A cell's index in the notebook as written, from its index in the executed copy `target` (papermill
+    inserts an injected-parameters cell, and after a failure its note cells)."""
+    try:
+        import nbformat
+        from papermill.execute import ERROR_MARKER_TAG  # the note cells papermill adds around an error
+
+        cells = [c for c in nbformat.read(str(target), as_version=4).cells
+                 if ERROR_MARKER_TAG not in c.metadata.get("tags", [])][:index]
+    except Exception:  # no executed copy to read: the executed index is the best there is
+        return index
+    return index - sum("injected-parameters" in c.metadata.get("tags", []) for c in cells)
 
 
 def _cell_of(exc: Exception) -> str:
@@ -155,5 +191,6 @@ def _markdown(summary: pd.DataFrame, profile: str, device: str) -> str:
              f"{summary['seconds'].sum():.1f} s in all", "",
              "| notebook | status | seconds | output | error |", "|---|---|---|---|---|"]
     for r in summary.itertuples():
-        lines.append(f"| {r.notebook} | {r.status} | {r.seconds} | {r.output} | {r.error} |")
+        cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in (r.notebook, r.status, r.seconds, r.output, r.error)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

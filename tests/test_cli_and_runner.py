@@ -87,7 +87,7 @@ def test_runner_goes_on_past_a_failing_notebook(tmp_path):
     summary, folder = run_notebooks("quick", [str(good), str(bad), str(also)], tmp_path / "run",
                                     log=lambda *_: None)
     assert list(summary["status"]) == ["ok", "failed", "ok"]
-    assert "broken on purpose" in summary.loc[1, "error"]
+    assert summary.loc[1, "error"] == "RuntimeError: broken on purpose (cell 1)"  # the error, not a table row
     assert (folder / "a_good.ipynb").exists() and (folder / "c_good.ipynb").exists()
     assert pd.read_csv(folder / "summary.csv")["status"].tolist() == ["ok", "failed", "ok"]
     assert "1 failed" in (folder / "summary.md").read_text()
@@ -221,7 +221,7 @@ def test_a_cell_displaying_widgets_then_a_cell_changing_them_run_to_the_end(tmp_
     assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
 
 
-def test_a_kernel_that_stops_answering_is_caught_in_seconds_retried_once_then_reported(tmp_path, monkeypatch):
+def test_a_kernel_that_stops_answering_is_caught_in_seconds_retried_once_then_reported(tmp_path, monkeypatch, capfd):
     """A kernel that takes a request (busy, then idle) but never replies: the runner sees it within
     reply_seconds instead of waiting for --cell-timeout, executes the notebook once more in a new
     kernel, then names the cell and what it saw."""
@@ -234,6 +234,7 @@ def test_a_kernel_that_stops_answering_is_caught_in_seconds_retried_once_then_re
     logged = []
     start = time.perf_counter()
     summary, _ = run_notebooks("quick", [str(nb)], tmp_path / "run", log=logged.append, cell_timeout=600)
+    assert "never retrieved" not in capfd.readouterr().err  # nbclient's pollers for the cell are ended too
     assert time.perf_counter() - start < 120
     assert summary["status"].tolist() == ["failed"]
     assert summary["error"].iloc[0].startswith("KernelStall: twice, at cell 2 (\"print('never runs')\"): the "
@@ -322,3 +323,31 @@ def test_train_json_is_written_even_when_stdout_is_closed(tmp_path):
                           text=True)
     assert json.loads(out.read_text())["epochs"] == 1
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_ctrl_c_on_a_batch_writes_the_summary_and_says_how_to_go_on(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    slow = notebook(tmp_path / "a_slow.ipynb", "import time\ntime.sleep(120)")
+    later = notebook(tmp_path / "b_later.ipynb", "x = 1")
+    process = subprocess.Popen([sys.executable, "-m", "mtlab", "run", "--notebooks", str(slow), str(later),
+                                "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("run/a_slow.ipynb")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted (Ctrl-C); what ran is in" in err and "run again with a new --out" in err
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv")
+    assert summary["status"].tolist() == ["interrupted", "not run"]
+
+
+def test_a_pipe_in_an_error_keeps_summary_md_a_table(tmp_path):
+    nb = notebook(tmp_path / "a.ipynb", "raise ValueError('a | b')")
+    _, folder = run_notebooks("quick", [str(nb)], tmp_path / "run", log=lambda *_: None)
+    row = (folder / "summary.md").read_text().splitlines()[-1]
+    assert row.count(" | ") == 4 and "a \\| b" in row

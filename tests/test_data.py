@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -241,3 +242,36 @@ def test_a_column_value_task_whose_value_never_occurs_names_the_columns_values(c
     with pytest.raises(DataError, match=r"'race=a'.*'a' never occurs in column 'race'; did you mean 'race=A'\? "
                                         r"its values \(training rows\) are: .*'A' \(\d+\)"):
         load_census(["income", "race=a"], root=census_root)
+
+
+def test_a_read_only_data_folder_is_checked_without_a_stamp(census_root, monkeypatch):
+    """Correct files in a read-only (shared) folder: checked and used, only not stamped again."""
+    from mtlab.data import download
+
+    train = census_root / "census-income" / "census_income_train.csv"
+    os.utime(train, ns=(train.stat().st_atime_ns, train.stat().st_mtime_ns + 10**9))  # checked anew, then restamped
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(download, "write_atomic", read_only)
+    assert len(load_census(["income"], root=census_root).train) > 0
+
+
+def test_the_published_file_put_back_after_accepting_a_copy_is_used(tmp_path):
+    import shutil
+
+    from mtlab.data.download import accept_own_copy, data_dir
+
+    real = data_dir() / "census-income"
+    if not (real / "census_income_train.csv").exists():
+        pytest.skip("Census-Income not fetched (scripts/setup.sh fetches it)")
+    folder = tmp_path / "census-income"
+    folder.mkdir()
+    for name in ("census_income_train.csv", "census_income_test.csv"):
+        shutil.copy(real / name, folder / name)
+    train = folder / "census_income_train.csv"
+    train.write_bytes(train.read_bytes()[: train.stat().st_size // 2].rsplit(b"\n", 1)[0] + b"\n")
+    accept_own_copy("census-income", tmp_path)
+    shutil.copy(real / "census_income_train.csv", train)  # the published file back
+    require_files("census-income", tmp_path)

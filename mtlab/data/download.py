@@ -138,6 +138,8 @@ def _stamp(folder: Path) -> dict:
 
 
 def _write_stamp(folder: Path, names, own: bool = False) -> None:
+    if not names:
+        return
     stamp = _stamp(folder)
     for name, sha in names:
         info = (folder / name).stat()
@@ -167,15 +169,21 @@ def check_fetched(dataset: str, folder: Path, paths: dict[str, Path]) -> None:
             sha = published[name]
         else:
             continue
-        if sha256_of(path) != sha:
-            changed.append(f"{path} ({info.st_size} bytes)")
+        actual = sha256_of(path)
+        if actual == sha:
+            verified.append((name, sha, len(stamp.get(name, [])) > 3))
+        elif actual == published.get(name):  # the published file back in place of an accepted copy
+            verified.append((name, actual, False))
         else:
-            verified.append((name, sha))
-    if verified:
-        _write_stamp(folder, verified, own=any(len(stamp.get(n, [])) > 3 for n, _ in verified))
+            changed.append(f"{path} ({info.st_size} bytes)")
+    for own in (False, True):
+        try:  # a read-only data folder is checked all the same, only not stamped
+            _write_stamp(folder, [(n, sha) for n, sha, o in verified if o == own], own=own)
+        except OSError:
+            pass
     if changed:
-        raise DataError(f"{dataset}: file(s) {', '.join(changed)} do not match the published sha256 (cut, edited or "
-                        f"another version); repair with `{fetch_command(dataset)}`, which fetches them again, "
+        raise DataError(f"{dataset}: file(s) {', '.join(changed)} do not match the published sha256 (or the copy you "
+                        f"accepted): cut, edited or another version; repair with `{fetch_command(dataset)}`, which fetches them again, "
                         f"or, to train on a copy of your own on purpose, accept it with `python -m mtlab.data accept "
                         f"{dataset}`")
 
