@@ -9,7 +9,10 @@ while the kernel had nothing left to do.
 "widget" is the minimal two-cell pattern (a cell displays widgets, the next changes them); "plain" the
 same cells without widgets; a notebook name runs that notebook of notebooks/ in its quick profile.
 With the stock client a stall ends only at the cell timeout (given here as --stall-after), so an
-execution is counted as stalled when it took longer than that or failed. With mtlab's client a lost
+execution is counted as stalled when it failed, took longer than that (minimal notebooks), or when a
+cell's client-side times trail the kernel's own timestamps by more than LATE seconds (any notebook:
+the kernel idle while the client waited). For a real notebook give --stall-after above its longest
+cell (e.g. 300). With mtlab's client a lost
 wake-up costs at most mtlab.kernel.POLL_SLICE, and a real stall raises KernelStall.
 Prints one line per client: executions, stalls, median and slowest seconds.
 """
@@ -44,6 +47,30 @@ def minimal_notebook(path: Path, widgets: bool) -> Path:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
+
+
+LATE = 5.0
+"""Seconds between the kernel's timestamps and the client's for one cell beyond which it counts as a stall."""
+
+
+def lateness(executed: Path) -> float:
+    """The longest wait in an executed notebook that the kernel did not spend working: from the client
+    starting a cell (papermill's start_time) to the kernel taking it ('busy'), or from the kernel
+    finishing it ('idle', the reply) to the client noticing (papermill's end_time). Both clocks are
+    this machine's, in UTC."""
+    from datetime import datetime
+
+    worst = 0.0
+    for cell in nbformat.read(str(executed), as_version=4).cells:
+        kernel, client = cell.metadata.get("execution", {}), cell.metadata.get("papermill", {})
+        if not kernel or not client.get("end_time"):
+            continue
+        stamp = {k: datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp() for k, v in kernel.items()}
+        start = datetime.fromisoformat(client["start_time"]).timestamp()
+        end = datetime.fromisoformat(client["end_time"]).timestamp()
+        done = max(stamp.get("iopub.status.idle", 0.0), stamp.get("shell.execute_reply", 0.0))
+        worst = max(worst, stamp.get("iopub.status.busy", start) - start, end - done if done else 0.0)
+    return worst
 
 
 def execute(path: Path, out: Path, client: str, transport: str, stall_after: float, parameters: dict) -> tuple[float, str]:
@@ -120,9 +147,11 @@ def main(argv=None) -> list[dict]:
                 for i in range(args.executions):
                     took, error = execute(path, tmp / "out.ipynb", client, args.transport, args.stall_after, parameters)
                     seconds.append(took)
-                    if error or took >= args.stall_after:
+                    late = lateness(tmp / "out.ipynb") if (tmp / "out.ipynb").exists() else 0.0
+                    if error or late > LATE or (not parameters and took >= args.stall_after):
                         stalls += 1
-                        print(f"  {client} #{i}: stalled ({took:.1f} s) {error}", flush=True)
+                        print(f"  {client} #{i}: stalled ({took:.1f} s, {late:.1f} s late) {error}", flush=True)
+                    (tmp / "out.ipynb").unlink(missing_ok=True)
                 row = {"notebook": args.notebook, "client": client, "transport": args.transport, "busy": args.busy,
                        "executions": args.executions, "stalls": stalls,
                        "median_s": round(statistics.median(seconds), 2), "max_s": round(max(seconds), 1)}

@@ -1,5 +1,9 @@
 import sys
 
-from .cli import main
+try:
+    from .cli import main
 
-sys.exit(main())
+    sys.exit(main())
+except KeyboardInterrupt:  # e.g. while torch is still importing: one line, not a traceback
+    print("interrupted (Ctrl-C)", file=sys.stderr)
+    sys.exit(130)

@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute the notebooks with papermill and write a summary")
     run.add_argument("--profile", default="quick", choices=list(PROFILES))
-    run.add_argument("--notebooks", nargs="*", default=None, help="names like 00_quickstart (default: all)")
+    run.add_argument("--notebooks", nargs="*", action="extend", default=None,
+                     help="names like 00_quickstart (default: all); may be given more than once")
     run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<timestamp>)")
     run.add_argument("--device", default="auto")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -130,6 +131,8 @@ def parse_options(pairs: list[str], flag: str = "--option", json_only: bool = Tr
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE")
+        if key in options:
+            raise ValueError(f"{flag} {key}=… is given twice; give each key once")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError as err:
@@ -214,14 +217,16 @@ def train_command(args, main_process: bool = True) -> int:
             write_atomic(args.json, (text + "\n").encode())
         except OSError as err:
             written = err
-    for result in results:
-        for warning in result.get("warnings", []):
-            seed = f" (seed {result['seed']})" if seeds is not None else ""
-            print(f"warning{seed}: {warning}", file=sys.stderr)
-    try:
+    try:  # e.g. `| head`: the reader may leave; the file (if asked for) is written already
+        for result in results:
+            for warning in result.get("warnings", []):
+                seed = f" (seed {result['seed']})" if seeds is not None else ""
+                print(f"warning{seed}: {warning}", file=sys.stderr, flush=True)
         print(text, flush=True)
-    except BrokenPipeError:  # e.g. `| head`: the reader left; the file (if asked for) is written
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error at exit
+        os.dup2(devnull, sys.stderr.fileno())
     if written is not None:
         print(f"error: could not write {args.json} ({written}); the result is printed above", file=sys.stderr)
         return 1
@@ -236,8 +241,11 @@ def cmd_run(args) -> int:
         if key in parameters:
             raise ValueError(f"--param {key}=…: the {key} of a batch is set by --{key} (one source of truth); "
                              f"allowed profiles: {', '.join(PROFILES)}")
-    if args.cell_timeout <= 0:
-        raise ValueError(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
+    if not 0 < args.cell_timeout < float("inf"):
+        raise ValueError(f"--cell-timeout must be a positive, finite number of seconds, got {args.cell_timeout}")
+    if args.notebooks and len(set(args.notebooks)) != len(args.notebooks):
+        raise ValueError(f"--notebooks names a notebook twice ({' '.join(args.notebooks)}): each runs once, into its "
+                         "own output file")
     for key, value in parameters.items():  # the notebooks run in notebooks/: anchor paths here
         if key.endswith(("_path", "_dir")) and isinstance(value, str):
             parameters[key] = str(Path(value).resolve())

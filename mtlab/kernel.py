@@ -26,6 +26,7 @@ import asyncio
 import tempfile
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 from jupyter_client.asynchronous import AsyncKernelClient
@@ -83,6 +84,20 @@ class LevelPolledKernelClient(AsyncKernelClient):
     control_channel_class = LevelPolledChannel
 
 
+_MANAGERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def remove_leftovers() -> None:
+    """Remove the IPC socket files and connection files of kernels started here that a Ctrl-C (during a
+    kernel's start, where nbclient's own cleanup does not yet apply) left behind."""
+    for manager in list(_MANAGERS):
+        for cleanup in (manager.cleanup_ipc_files, manager.cleanup_connection_file):
+            try:
+                cleanup()
+            except Exception:  # already gone, or never written
+                pass
+
+
 class IPCKernelManager(AsyncKernelManager):
     """A kernel manager whose kernels talk over local IPC sockets (in the temporary folder) instead of
     TCP on loopback, through :class:`LevelPolledKernelClient`. ipykernel warns on every TCP start that
@@ -95,6 +110,7 @@ class IPCKernelManager(AsyncKernelManager):
         self.ip = str(Path(tempfile.gettempdir()) / f"mtlab-kernel-{uuid.uuid4().hex[:12]}")
         self.client_class = "mtlab.kernel.LevelPolledKernelClient"
         self._shutting_down = False
+        _MANAGERS.add(self)
 
     async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         self._shutting_down = True
@@ -124,8 +140,8 @@ class WatchedNotebookClient(PapermillNotebookClient):
     the reply has not come `reply_seconds` later. A cell that runs long is neither: it is busy, and
     only the cell timeout limits it."""
 
-    ack_seconds: float = 60.0
-    reply_seconds: float = 30.0
+    ack_seconds: float = 30.0
+    reply_seconds: float = 15.0
 
     def __init__(self, nb_man, ack_seconds: float | None = None, reply_seconds: float | None = None, **kw):
         super().__init__(nb_man, **kw)
@@ -152,22 +168,26 @@ class WatchedNotebookClient(PapermillNotebookClient):
         sent = time.monotonic()
         before = asyncio.all_tasks()
         task = asyncio.ensure_future(super().async_execute_cell(cell, cell_index, execution_count, store_history))
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=1.0)
-            if done:
-                try:
-                    return task.result()
-                except Exception as exc:  # name the cell in what the runner reports
-                    exc.cell_index = source_index
-                    raise
-            seen = self._stall(time.monotonic() - sent)
-            if seen:
-                # the cell and the pollers nbclient started for it (kernel alive, output) are abandoned
-                started = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
-                for pending in started:
-                    pending.cancel()
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=1.0)
+                if done:
+                    try:
+                        return task.result()
+                    except Exception as exc:  # name the cell in what the runner reports
+                        exc.cell_index = source_index
+                        raise
+                seen = self._stall(time.monotonic() - sent)
+                if seen:
+                    raise KernelStall(source_index, cell.source, seen)
+        finally:
+            # a stall, Ctrl-C or a cancelled wait abandons the cell: end it and the pollers nbclient
+            # started for it (kernel alive, output), so that none wakes later into a closed kernel
+            started = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
+            for pending in started:
+                pending.cancel()
+            if started:
                 await asyncio.gather(*started, return_exceptions=True)
-                raise KernelStall(source_index, cell.source, seen)
 
     execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine to the sync name
 

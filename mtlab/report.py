@@ -58,9 +58,10 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 def _figures(notebook: Path) -> list[str]:
     """The PNG outputs of an executed notebook, in order, as base64 strings."""
-    if not notebook.exists():
+    try:
+        nb = json.loads(notebook.read_text())
+    except (OSError, ValueError):  # absent, or cut short by an interrupted batch: no figures from it
         return []
-    nb = json.loads(notebook.read_text())
     images = []
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
@@ -71,15 +72,17 @@ def _figures(notebook: Path) -> list[str]:
 
 
 def _tables(folder: Path) -> list[tuple[str, pd.DataFrame]]:
-    manifest = folder / "manifest.json"
-    if not manifest.exists():
+    try:
+        entries = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):  # absent, or cut short by an interrupted batch: no tables from it
         return []
     out = []
-    for entry in json.loads(manifest.read_text()):
-        path = folder / entry["file"]
-        if path.exists():
-            frame = pd.read_csv(path, index_col=0 if entry.get("indexed") else None)
-            out.append((entry["title"] + f" ({entry['file']})", frame))
+    for entry in entries:
+        try:
+            frame = pd.read_csv(folder / entry["file"], index_col=0 if entry.get("indexed") else None)
+        except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError):
+            continue
+        out.append((entry["title"] + f" ({entry['file']})", frame))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from datetime import datetime
@@ -68,10 +69,14 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
         status, error = "ok", ""
         previous = os.environ.get(ENV)
         os.environ[ENV] = str(out / path.stem)  # the kernel inherits it: tables land beside the notebook
-        given = {k: v for k, v in (parameters or {}).items() if k in declared[path]}
+        given = {k: v for k, v in {**(parameters or {}), "profile": profile, "device": device}.items()
+                 if k in declared[path]}  # a notebook without a parameters cell is given none
         try:
-            execute_with_retry(path, target, {**given, "profile": profile, "device": device}, cell_timeout, log)
+            execute_with_retry(path, target, given, cell_timeout, log)
         except KeyboardInterrupt:  # the summary still says what ran; the CLI says how to go on
+            from .kernel import remove_leftovers
+
+            remove_leftovers()
             status, error, interrupted = "interrupted", "interrupted (Ctrl-C)", True
         except Exception as exc:  # a failing notebook is reported, and the batch goes on
             status, error = "failed", describe_failure(exc, cell_timeout, target)
@@ -107,7 +112,14 @@ def notebook_parameters(paths: list[Path]) -> dict[Path, list[str]]:
     """Each notebook's parameters, as its `parameters` cell names them (papermill's own reading)."""
     import papermill as pm  # the notebook extra; imported here so the core works without it
 
-    return {path: list(pm.inspect_notebook(str(path))) for path in paths}
+    declared = {}
+    for path in paths:
+        try:
+            declared[path] = list(pm.inspect_notebook(str(path)))
+        except Exception as err:  # not JSON, not a notebook: named, before any notebook runs
+            raise ValueError(f"{path} is not a readable notebook ({str(err).strip().splitlines()[0][:200]}); "
+                             "repair it or leave it out of --notebooks") from err
+    return declared
 
 
 def check_parameters(parameters: dict, declared: dict[Path, list[str]]) -> None:
@@ -117,8 +129,9 @@ def check_parameters(parameters: dict, declared: dict[Path, list[str]]) -> None:
     known = sorted({name for names in declared.values() for name in names})
     unknown = [key for key in parameters if key not in known]
     if unknown:
+        listed = ", ".join(known) or "none (they have no cell tagged 'parameters')"
         raise ValueError(f"--param {', '.join(unknown)}: no chosen notebook has such a parameter; their "
-                         f"parameters are: {', '.join(known)}")
+                         f"parameters are: {listed}")
 
 
 def execute_with_retry(path: Path, target: Path, parameters: dict, cell_timeout: float, log=print) -> None:
@@ -131,7 +144,8 @@ def execute_with_retry(path: Path, target: Path, parameters: dict, cell_timeout:
     for attempt in (1, 2):
         try:
             pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
-                                progress_bar=False, log_output=False, execution_timeout=cell_timeout,
+                                progress_bar=False, log_output=False,
+                                execution_timeout=math.ceil(cell_timeout),  # nbclient takes whole seconds
                                 kernel_manager_class=IPCKernelManager, engine_name=ENGINE)
             return
         except KernelStall as stall:
@@ -159,7 +173,8 @@ def describe_failure(exc: Exception, cell_timeout: float, target: Path | None = 
         return f"{exc.ename}: {value[:300]} (cell {_source_index(target, exc.cell_index)})"
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip() and set(line.strip()) - set("-=~^ ")]
-    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}"
+    index = getattr(exc, "cell_index", None)  # set by mtlab.kernel for errors raised while a cell ran
+    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}" + (f" (cell {index})" if index is not None else "")
 
 
 def _source_index(target: Path | None, index: int) -> int:
@@ -167,7 +182,7 @@ def _source_index(target: Path | None, index: int) -> int:
     inserts an injected-parameters cell, and after a failure its note cells)."""
     try:
         import nbformat
-        from papermill.execute import ERROR_MARKER_TAG  # the note cells papermill adds around an error
+        from papermill.execute import ERROR_MARKER_TAG  # tags the note cells papermill adds
 
         cells = [c for c in nbformat.read(str(target), as_version=4).cells
                  if ERROR_MARKER_TAG not in c.metadata.get("tags", [])][:index]
@@ -187,8 +202,9 @@ def _cell_of(exc: Exception) -> str:
 
 def _markdown(summary: pd.DataFrame, profile: str, device: str) -> str:
     lines = [f"# mtlab run: {len(summary)} notebook(s), profile {profile}, device {device}", "",
-             f"{(summary['status'] == 'ok').sum()} ok, {(summary['status'] != 'ok').sum()} failed, "
-             f"{summary['seconds'].sum():.1f} s in all", "",
+             ", ".join(f"{(summary['status'] == status).sum()} {status}" for status in ("ok", "failed")) +
+             "".join(f", {(summary['status'] == status).sum()} {status}" for status in ("interrupted", "not run")
+                     if (summary["status"] == status).any()) + f", {summary['seconds'].sum():.1f} s in all", "",
              "| notebook | status | seconds | output | error |", "|---|---|---|---|---|"]
     for r in summary.itertuples():
         cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in (r.notebook, r.status, r.seconds, r.output, r.error)]

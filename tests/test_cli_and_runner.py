@@ -344,6 +344,7 @@ def test_ctrl_c_on_a_batch_writes_the_summary_and_says_how_to_go_on(tmp_path):
     assert "interrupted (Ctrl-C); what ran is in" in err and "run again with a new --out" in err
     summary = pd.read_csv(tmp_path / "run" / "summary.csv")
     assert summary["status"].tolist() == ["interrupted", "not run"]
+    assert "0 ok, 0 failed, 1 interrupted, 1 not run" in (tmp_path / "run" / "summary.md").read_text()
 
 
 def test_a_pipe_in_an_error_keeps_summary_md_a_table(tmp_path):
@@ -351,3 +352,56 @@ def test_a_pipe_in_an_error_keeps_summary_md_a_table(tmp_path):
     _, folder = run_notebooks("quick", [str(nb)], tmp_path / "run", log=lambda *_: None)
     row = (folder / "summary.md").read_text().splitlines()[-1]
     assert row.count(" | ") == 4 and "a \\| b" in row
+
+
+def test_run_refuses_bad_timeouts_repeats_and_broken_notebooks_before_running(tmp_path, capsys):
+    nb = notebook(tmp_path / "a.ipynb", "x = 1")
+    out = str(tmp_path / "run")
+    for args, said in ((["--cell-timeout", "nan"], "--cell-timeout must be a positive, finite number"),
+                       (["--cell-timeout", "inf"], "--cell-timeout must be a positive, finite number"),
+                       (["--notebooks", str(nb)], "--notebooks names a notebook twice"),
+                       (["--param", "seeds=[0]", "--param", "seeds=[1]"], "--param seeds=… is given twice")):
+        assert main(["run", "--notebooks", str(nb), "--out", out, *args]) == 2
+        assert said in capsys.readouterr().err
+    broken = tmp_path / "b_broken.ipynb"
+    broken.write_text('{"cells": [')
+    assert main(["run", "--notebooks", str(nb), str(broken), "--out", out]) == 2
+    assert f"{broken} is not a readable notebook" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fractional_cell_timeout_and_a_notebook_without_parameters_run(tmp_path, capfd):
+    bare = nbformat.v4.new_notebook()
+    bare.cells = [nbformat.v4.new_code_cell("x = 1")]
+    bare.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "a_bare.ipynb"
+    nbformat.write(bare, path)
+    summary, _ = run_notebooks("quick", [str(path)], tmp_path / "run", log=lambda *_: None, cell_timeout=2.5)
+    assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
+    err = capfd.readouterr().err
+    assert "unknown parameter" not in err and "does not contain a cell with tag" not in err
+    with pytest.raises(ValueError, match="their parameters are: none \\(they have no cell tagged 'parameters'\\)"):
+        run_notebooks("quick", [str(path)], tmp_path / "run2", parameters={"seeds": [1]})
+
+
+def test_the_report_skips_a_notebook_cut_short(tmp_path):
+    from mtlab.report import write_report
+
+    (tmp_path / "a.ipynb").write_text("")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "manifest.json").write_text('[{"file": "t.csv", "ti')
+    summary = pd.DataFrame([{"notebook": "a.ipynb", "status": "interrupted", "seconds": 1.0,
+                             "output": str(tmp_path / "a.ipynb"), "error": "interrupted (Ctrl-C)"}])
+    assert write_report(tmp_path, summary, "quick").exists()
+
+
+def test_warnings_to_a_closed_pipe_do_not_fail_the_run(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.json"
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m mtlab train --data synthetic --model "
+                          f"shared_bottom --profile quick --epochs 1 --lr 1e-9 --device cpu --quiet --json {out} "
+                          "2>&1 | head -1"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("warning"), (done.returncode, done.stdout, done.stderr)
+    assert json.loads(out.read_text())["warnings"]

@@ -275,3 +275,13 @@ def test_the_published_file_put_back_after_accepting_a_copy_is_used(tmp_path):
     accept_own_copy("census-income", tmp_path)
     shutil.copy(real / "census_income_train.csv", train)  # the published file back
     require_files("census-income", tmp_path)
+
+
+def test_fetch_keeps_an_accepted_copy_unless_forced(census_root):
+    """`fetch` replaced a copy the user accepted on purpose, calling it damaged."""
+    folder = census_root / "census-income"
+    before = (folder / "census_income_train.csv").read_bytes()
+    said = []
+    assert fetch("census-income", root=census_root, log=said.append) == folder  # no download attempted
+    assert (folder / "census_income_train.csv").read_bytes() == before
+    assert "your accepted copy" in said[0] and "--force" in said[0]

