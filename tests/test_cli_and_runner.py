@@ -334,10 +334,17 @@ def test_ctrl_c_on_a_batch_writes_the_summary_and_says_how_to_go_on(tmp_path):
     later = notebook(tmp_path / "b_later.ipynb", "x = 1")
     process = subprocess.Popen([sys.executable, "-m", "mtlab", "run", "--notebooks", str(slow), str(later),
                                 "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not list(tmp_path.glob("run/a_slow.ipynb")) and time.time() < deadline:
+    def running() -> bool:  # papermill saves the notebook as each cell starts: the sleep has begun
+        try:
+            cells = nbformat.read(str(tmp_path / "run" / "a_slow.ipynb"), as_version=4).cells
+        except Exception:  # not written yet, or being written
+            return False
+        return any(c.metadata.get("papermill", {}).get("status") == "running" for c in cells)
+
+    deadline = time.time() + 120
+    while not running() and time.time() < deadline:
         time.sleep(0.5)
-    time.sleep(2)
+    time.sleep(1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in err, err
