@@ -45,6 +45,16 @@ ENGINE = "mtlab"
 """The papermill engine name under which :class:`WatchedEngine` is registered."""
 
 
+def written_index(cells, index: int) -> int:
+    """A cell's index in the notebook as written, from papermill's index of it among `cells` of the
+    executed copy: papermill's note cells around a failure (added after it took the index) are left
+    out, and its injected-parameters cell before the cell is not counted."""
+    from papermill.execute import ERROR_MARKER_TAG
+
+    executed = [c for c in cells if ERROR_MARKER_TAG not in c.metadata.get("tags", [])]
+    return index - sum("injected-parameters" in c.metadata.get("tags", []) for c in executed[:index])
+
+
 class KernelStall(RuntimeError):
     """A kernel stopped answering a cell: it never acknowledged the request, or it finished the cell
     and its reply never came. `cell_index` is the cell's index in the notebook, `seen` what was
@@ -162,9 +172,7 @@ class WatchedNotebookClient(PapermillNotebookClient):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         self._seen = {}
-        # the index in the notebook as written (papermill inserts its injected-parameters cell)
-        injected = sum("injected-parameters" in c.metadata.get("tags", []) for c in self.nb.cells[:cell_index])
-        source_index = cell_index - injected
+        source_index = written_index(self.nb.cells, cell_index)
         sent = time.monotonic()
         before = asyncio.all_tasks()
         task = asyncio.ensure_future(super().async_execute_cell(cell, cell_index, execution_count, store_history))

@@ -178,17 +178,17 @@ def describe_failure(exc: Exception, cell_timeout: float, target: Path | None = 
 
 
 def _source_index(target: Path | None, index: int) -> int:
-    """A cell's index in the notebook as written, from its index in the executed copy `target` (papermill
-    inserts an injected-parameters cell, and after a failure its note cells)."""
+    """A failing cell's index in the notebook as written, from papermill's index in the executed copy
+    `target` (mtlab.kernel.written_index)."""
+    from .kernel import written_index
+
     try:
         import nbformat
-        from papermill.execute import ERROR_MARKER_TAG  # tags the note cells papermill adds
 
-        cells = [c for c in nbformat.read(str(target), as_version=4).cells
-                 if ERROR_MARKER_TAG not in c.metadata.get("tags", [])][:index]
+        cells = nbformat.read(str(target), as_version=4).cells
     except Exception:  # no executed copy to read: the executed index is the best there is
         return index
-    return index - sum("injected-parameters" in c.metadata.get("tags", []) for c in cells)
+    return written_index(cells, index)
 
 
 def _cell_of(exc: Exception) -> str:
