@@ -17,7 +17,7 @@ from ..train import (
     seed_everything,
 )
 from ..train.distributed import current
-from ..train.metrics import no_skill, predict
+from ..train.metrics import labelled_predictions, no_skill, task_metrics
 from ..train.vectorized import fit_members, refusal
 from .profiles import Profile, get_profile
 
@@ -129,7 +129,7 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
         "dataset": data.name,
         "tasks": list(net.tasks),
         "seed": config.seed,
-        "test": evaluator(net, device_data, "test"),
+        "test": evaluator(net, device_data, "test") if rec else None,
         "valid": evaluator(net, device_data, "valid"),
         "trainable_params": count_parameters(net),
         "weights": {t: _number(last.get(f"weight_{t}")) for t in net.tasks},  # None: the strategy gives none
@@ -141,7 +141,7 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
         "preparation": result.preparation,
     }
     if not rec:
-        out["warnings"] = _no_skill(net, device_data, config)
+        out["test"], out["warnings"] = _test_and_warnings(net, device_data, config)
         if hasattr(data.train, "batches"):  # streamed: the first stored batch
             probe = next(iter(data.train.batches(256, shuffle=False)))[0].to(result.device)
         else:
@@ -150,12 +150,13 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
     return out
 
 
-def _no_skill(net, data, config: TrainConfig) -> list[str]:
-    """The test split's no-skill warnings (mtlab.train.metrics.no_skill), against the training base rates."""
+def _test_and_warnings(net, data, config: TrainConfig) -> tuple[dict, list[str]]:
+    """A tabular model's test metrics and its no-skill warnings (mtlab.train.metrics.no_skill, against
+    the training base rates), from one prediction of the test split."""
+    labels, probs = labelled_predictions(net, data.test, config.eval_batch_size)
     train = data.train.all_labels() if hasattr(data.train, "batches") else data.train.labels
-    test = data.test.all_labels() if hasattr(data.test, "batches") else data.test.labels
     rates = torch.nanmean(train.float(), dim=0).cpu().numpy()
-    return no_skill(test.cpu().numpy(), predict(net, data.test, config.eval_batch_size), net.tasks, rates)
+    return task_metrics(labels, probs, net.tasks), no_skill(labels, probs, net.tasks, rates)
 
 
 def _number(value) -> float | None:

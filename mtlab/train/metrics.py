@@ -77,9 +77,14 @@ def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> l
     return warnings
 
 
-def evaluate(model, split: TabularSplit, tasks, batch_size: int = 65536) -> dict[str, dict[str, float]]:
+def labelled_predictions(model, split: TabularSplit, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [N, T], predicted probabilities [N, T]) of a split, as NumPy arrays."""
     labels = split.all_labels() if hasattr(split, "batches") else split.labels
-    return task_metrics(labels.cpu().numpy(), predict(model, split, batch_size), tasks)
+    return labels.cpu().numpy(), predict(model, split, batch_size)
+
+
+def evaluate(model, split: TabularSplit, tasks, batch_size: int = 65536) -> dict[str, dict[str, float]]:
+    return task_metrics(*labelled_predictions(model, split, batch_size), tasks)
 
 
 def count_parameters(model, trainable_only: bool = True) -> int:
