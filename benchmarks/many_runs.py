@@ -78,23 +78,34 @@ def main(argv=None) -> pd.DataFrame:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; allowed values: {', '.join(CASES)}")
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"{torch.get_num_threads()} CPU thread(s), {args.epochs} epoch(s) a run, torch {torch.__version__}")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+        f"{torch.get_num_threads()} CPU thread(s), {args.epochs} epoch(s) a run, torch {torch.__version__}"
+    )
     rows = []
     for case in cases:
         title, make = CASES[case]
         data, build, settings = make(args.subsample)
         settings = {**settings, "epochs": args.epochs, "device": str(device)}
         print(f"{title}: {len(data.train)} training rows", flush=True)
-        seconds(data, build, 1, True, False, **{**settings, "epochs": 1})  # warm-up: first-call costs out of the figures
+        seconds(
+            data, build, 1, True, False, **{**settings, "epochs": 1}
+        )  # warm-up: first-call costs out of the figures
         one = None
         for n in args.seeds:
             vectorized = seconds(data, build, n, True, args.compile, **settings)
             one_by_one = seconds(data, build, n, False, False, **settings)
             one = vectorized if n == 1 else one
-            rows.append({"case": title, "seeds": n, "one_by_one_s": round(one_by_one, 2),
-                         "vectorized_s": round(vectorized, 2), "speedup": round(one_by_one / vectorized, 2),
-                         "vs_one_seed": round(vectorized / one, 2) if one else float("nan")})
+            rows.append(
+                {
+                    "case": title,
+                    "seeds": n,
+                    "one_by_one_s": round(one_by_one, 2),
+                    "vectorized_s": round(vectorized, 2),
+                    "speedup": round(one_by_one / vectorized, 2),
+                    "vs_one_seed": round(vectorized / one, 2) if one else float("nan"),
+                }
+            )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))

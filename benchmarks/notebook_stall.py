@@ -29,8 +29,25 @@ from pathlib import Path
 
 import nbformat
 
-BUSY = [sys.executable, "-m", "mtlab", "train", "--data", "synthetic", "--model", "mmoe", "--epochs", "100000",
-        "--batch-size", "64", "--device", "cpu", "--quiet", "--profile", "quick"]
+BUSY = [
+    sys.executable,
+    "-m",
+    "mtlab",
+    "train",
+    "--data",
+    "synthetic",
+    "--model",
+    "mmoe",
+    "--epochs",
+    "100000",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--profile",
+    "quick",
+]
 
 WIDGET_CELLS = [
     "import ipywidgets as w\nlabel, out = w.Label('a'), w.Output()\nbox = w.VBox([label, out])\nbox",
@@ -73,7 +90,9 @@ def lateness(executed: Path) -> float:
     return worst
 
 
-def execute(path: Path, out: Path, client: str, transport: str, stall_after: float, parameters: dict) -> tuple[float, str]:
+def execute(
+    path: Path, out: Path, client: str, transport: str, stall_after: float, parameters: dict
+) -> tuple[float, str]:
     import papermill as pm
     from jupyter_client.manager import AsyncKernelManager
 
@@ -88,9 +107,17 @@ def execute(path: Path, out: Path, client: str, transport: str, stall_after: flo
     start = time.perf_counter()
     error = ""
     try:
-        pm.execute_notebook(str(path), str(out), parameters=parameters, progress_bar=False, log_output=False,
-                            cwd=str(path.parent), execution_timeout=stall_after, kernel_manager_class=manager,
-                            **options)
+        pm.execute_notebook(
+            str(path),
+            str(out),
+            parameters=parameters,
+            progress_bar=False,
+            log_output=False,
+            cwd=str(path.parent),
+            execution_timeout=stall_after,
+            kernel_manager_class=manager,
+            **options,
+        )
     except Exception as exc:  # counted, and the loop goes on
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else ''}"
     return time.perf_counter() - start, error
@@ -111,8 +138,12 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--clients", nargs="+", default=["stock", "mtlab"], choices=["stock", "mtlab"])
     parser.add_argument("--notebook", default="widget")
     parser.add_argument("--transport", default="ipc", choices=["ipc", "tcp"])
-    parser.add_argument("--stall-after", type=float, default=15.0,
-                        help="seconds after which a cell's wait counts as a stall (the minimal cells take ms)")
+    parser.add_argument(
+        "--stall-after",
+        type=float,
+        default=15.0,
+        help="seconds after which a cell's wait counts as a stall (the minimal cells take ms)",
+    )
     args = parser.parse_args(argv)
 
     global StockIPCManager, TCPLevelManager
@@ -152,9 +183,16 @@ def main(argv=None) -> list[dict]:
                         stalls += 1
                         print(f"  {client} #{i}: stalled ({took:.1f} s, {late:.1f} s late) {error}", flush=True)
                     (tmp / "out.ipynb").unlink(missing_ok=True)
-                row = {"notebook": args.notebook, "client": client, "transport": args.transport, "busy": args.busy,
-                       "executions": args.executions, "stalls": stalls,
-                       "median_s": round(statistics.median(seconds), 2), "max_s": round(max(seconds), 1)}
+                row = {
+                    "notebook": args.notebook,
+                    "client": client,
+                    "transport": args.transport,
+                    "busy": args.busy,
+                    "executions": args.executions,
+                    "stalls": stalls,
+                    "median_s": round(statistics.median(seconds), 2),
+                    "max_s": round(max(seconds), 1),
+                }
                 rows.append(row)
                 print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         finally:

@@ -26,8 +26,25 @@ import pandas as pd
 
 from mtlab.runner import run_notebooks
 
-BUSY = [sys.executable, "-m", "mtlab", "train", "--data", "synthetic", "--model", "mmoe", "--epochs", "100000",
-        "--batch-size", "64", "--device", "cpu", "--quiet", "--profile", "quick"]
+BUSY = [
+    sys.executable,
+    "-m",
+    "mtlab",
+    "train",
+    "--data",
+    "synthetic",
+    "--model",
+    "mmoe",
+    "--epochs",
+    "100000",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--profile",
+    "quick",
+]
 
 
 def timed_run(notebook: str, policy: str, busy: int) -> float:
@@ -57,15 +74,24 @@ def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebook", default="01_mtl_benchmark")
     parser.add_argument("--busy", type=int, default=1, help="busy training processes beside the notebook")
-    parser.add_argument("--policies", nargs="+", default=["default", "passive"],
-                        choices=["default", "active", "passive"])
+    parser.add_argument(
+        "--policies", nargs="+", default=["default", "passive"], choices=["default", "active", "passive"]
+    )
     args = parser.parse_args(argv)
     rows = []
     for policy in args.policies:
         quiet = timed_run(args.notebook, policy, busy=0)
         loaded = timed_run(args.notebook, policy, busy=args.busy)
-        rows.append({"notebook": args.notebook, "OMP_WAIT_POLICY": policy, "busy processes": args.busy,
-                     "quiet s": round(quiet, 1), "loaded s": round(loaded, 1), "slow-down": round(loaded / quiet, 2)})
+        rows.append(
+            {
+                "notebook": args.notebook,
+                "OMP_WAIT_POLICY": policy,
+                "busy processes": args.busy,
+                "quiet s": round(quiet, 1),
+                "loaded s": round(loaded, 1),
+                "slow-down": round(loaded / quiet, 2),
+            }
+        )
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))

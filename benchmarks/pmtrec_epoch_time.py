@@ -23,8 +23,10 @@ from mtlab.train import resolve_device
 
 
 def epoch_seconds(data, strategy: str, profile, repeats: int, **overrides) -> float:
-    times = [train_recommender(data, strategy, profile, seed=0, epochs=1, patience=0, **overrides)["seconds"]
-             for _ in range(repeats)]
+    times = [
+        train_recommender(data, strategy, profile, seed=0, epochs=1, patience=0, **overrides)["seconds"]
+        for _ in range(repeats)
+    ]
     return min(times)
 
 
@@ -39,15 +41,21 @@ def main(argv=None) -> pd.DataFrame:
     device = resolve_device(args.device)
     profile = get_profile("quick", seeds=[0], device=str(device))
     data = load_rec_dataset(args.dataset)
-    print(f"{args.dataset}: {data.n_users} users, {data.n_items} items, {len(data.train)} training pairs; "
-          f"device {device}, {torch.get_num_threads()} CPU thread(s), batch {args.batch_size}")
+    print(
+        f"{args.dataset}: {data.n_users} users, {data.n_items} items, {len(data.train)} training pairs; "
+        f"device {device}, {torch.get_num_threads()} CPU thread(s), batch {args.batch_size}"
+    )
     rows = []
     for strategy in args.strategies:
         seconds = epoch_seconds(data, strategy, profile, args.repeats, batch_size=args.batch_size)
         rows.append({"strategy": strategy, "epoch seconds": round(seconds, 2)})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    ew = float(table.loc[table["strategy"] == "ew", "epoch seconds"].iloc[0]) if "ew" in args.strategies else float("nan")
+    ew = (
+        float(table.loc[table["strategy"] == "ew", "epoch seconds"].iloc[0])
+        if "ew" in args.strategies
+        else float("nan")
+    )
     table["ratio to EW"] = (table["epoch seconds"] / ew).round(2)
     print(table.to_string(index=False))
     return table

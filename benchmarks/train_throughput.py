@@ -43,8 +43,7 @@ def sync(device: torch.device) -> None:
 def mtlab_epoch(name, data, batch_size, device) -> float:
     seed_everything(0)
     model = build_model(name, data.features, data.tasks)
-    result = fit(model, data, TrainConfig(epochs=1, batch_size=batch_size, patience=0, device=str(device),
-                                          quiet=True))
+    result = fit(model, data, TrainConfig(epochs=1, batch_size=batch_size, patience=0, device=str(device), quiet=True))
     return len(data.train) / result.history["train_seconds"].iloc[0]
 
 
@@ -59,7 +58,7 @@ def bare_loop_epoch(name, data, batch_size, device) -> float:
     order = torch.randperm(len(train), device=device)
     n_steps = -(-len(train) // batch_size)
     for step, i in enumerate(range(0, len(train), batch_size)):
-        rows = order[i:i + batch_size]
+        rows = order[i : i + batch_size]
         batch, labels = train.rows(rows)
         losses, extra = model.training_loss(batch, labels, Step(rows, len(train), 0, step / n_steps))
         loss = losses.sum() if extra is None else losses.sum() + extra
@@ -83,8 +82,11 @@ class RowDataset(Dataset):
         return len(self.labels[self.tasks[0]])
 
     def __getitem__(self, i):
-        return i, {name: values[i] for name, values in self.columns.items()}, \
-            {name: values[i] for name, values in self.labels.items()}
+        return (
+            i,
+            {name: values[i] for name, values in self.columns.items()},
+            {name: values[i] for name, values in self.labels.items()},
+        )
 
 
 def dataloader_epoch(name, data, batch_size, device, max_batches: int = 30) -> float:
@@ -100,8 +102,10 @@ def dataloader_epoch(name, data, batch_size, device, max_batches: int = 30) -> f
     for step, (index, x, y) in enumerate(loader):
         if step == max_batches:
             break
-        batch = Batch(torch.stack([x[n] for n in dataset.cat_names], 1).to(device),
-                      torch.stack([x[n] for n in dataset.num_names], 1).float().to(device))
+        batch = Batch(
+            torch.stack([x[n] for n in dataset.cat_names], 1).to(device),
+            torch.stack([x[n] for n in dataset.num_names], 1).float().to(device),
+        )
         labels = torch.stack([y[t] for t in dataset.tasks], 1).to(device)
         losses, extra = model.training_loss(batch, labels, Step(index.to(device), len(dataset), 0, step / len(loader)))
         loss = losses.sum() if extra is None else losses.sum() + extra
@@ -122,8 +126,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     data = load_dataset("census-income", tasks=["income", "marital"])
-    print(f"Census-Income: {len(data.train):,} training rows; device {device}; torch {torch.__version__}; "
-          f"{torch.get_num_threads()} CPU threads", flush=True)
+    print(
+        f"Census-Income: {len(data.train):,} training rows; device {device}; torch {torch.__version__}; "
+        f"{torch.get_num_threads()} CPU threads",
+        flush=True,
+    )
     rows = []
     for name in args.models:
         for bs in args.batch_sizes:
@@ -131,11 +138,18 @@ def main(argv=None) -> int:
             ours = mtlab_epoch(name, data, bs, device)
             bare = bare_loop_epoch(name, data, bs, device)
             rows_ = None if args.skip_dataloader else dataloader_epoch(name, data, bs, device)
-            rows.append({"model": name, "batch": bs, "mtlab samples/s": round(ours),
-                         "bare loop samples/s": round(bare), "bare/mtlab": round(bare / ours, 2),
-                         "DataLoader-of-rows samples/s": None if rows_ is None else round(rows_),
-                         "mtlab/DataLoader": None if rows_ is None else round(ours / rows_, 1),
-                         "peak MiB": round(peak_memory_mib(device))})
+            rows.append(
+                {
+                    "model": name,
+                    "batch": bs,
+                    "mtlab samples/s": round(ours),
+                    "bare loop samples/s": round(bare),
+                    "bare/mtlab": round(bare / ours, 2),
+                    "DataLoader-of-rows samples/s": None if rows_ is None else round(rows_),
+                    "mtlab/DataLoader": None if rows_ is None else round(ours / rows_, 1),
+                    "peak MiB": round(peak_memory_mib(device)),
+                }
+            )
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
     print()
     print(pd.DataFrame(rows).to_markdown(index=False) if _has_tabulate() else pd.DataFrame(rows).to_string(index=False))

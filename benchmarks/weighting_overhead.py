@@ -25,15 +25,19 @@ from mtlab.experiments.gradient_lab import not_applicable, rec_tasks
 from mtlab.train import resolve_device
 from mtlab.weighting import STRATEGIES, GramianCombination
 
-CENSUS_TASK_SETS = {2: ["income", "marital"], 3: ["income", "marital", "education"],
-                    5: ["income", "marital", "education", "sex", "bachelors"]}
+CENSUS_TASK_SETS = {
+    2: ["income", "marital"],
+    3: ["income", "marital", "education"],
+    5: ["income", "marital", "education", "sex", "bachelors"],
+}
 
 
 def epoch_seconds(model: str, data, profile, strategy: str, repeats: int, **options) -> float:
     times = []
     for _ in range(repeats):
-        out = train_one(model, data, profile, 0, weighting=strategy, epochs=1, patience=0, diagnostics=0, quiet=True,
-                        **options)
+        out = train_one(
+            model, data, profile, 0, weighting=strategy, epochs=1, patience=0, diagnostics=0, quiet=True, **options
+        )
         times.append(float(out["history"]["train_seconds"].iloc[0]))
     return min(times)
 
@@ -50,7 +54,9 @@ def measure(setting: str, model: str, data, profile, strategies, repeats: int, *
     for strategy in strategies:
         reason = not_applicable("movielens" if model == "mf" else "census-income", strategy)
         seconds = float("nan") if reason else epoch_seconds(model, data, profile, strategy, repeats, **options)
-        rows.append({"setting": setting, "strategy": strategy, "kind": kind(strategy), "epoch seconds": round(seconds, 2)})
+        rows.append(
+            {"setting": setting, "strategy": strategy, "kind": kind(strategy), "epoch seconds": round(seconds, 2)}
+        )
         print(rows[-1] if not reason else {**rows[-1], "n/a": reason}, flush=True)
     table = pd.DataFrame(rows)
     ew = table.loc[table["strategy"] == "ew", "epoch seconds"]
@@ -81,14 +87,29 @@ def main(argv=None) -> pd.DataFrame:
         for n in args.census_tasks:
             data = load_for_profile("census-income", CENSUS_TASK_SETS[n], profile)
             print(f"census-income, MMoE, {n} tasks: {len(data.train)} training rows, batch {args.census_batch}")
-            tables.append(measure(f"census MMoE T={n}", "mmoe", data, profile, strategies, args.repeats,
-                                  batch_size=args.census_batch))
+            tables.append(
+                measure(
+                    f"census MMoE T={n}", "mmoe", data, profile, strategies, args.repeats, batch_size=args.census_batch
+                )
+            )
     if not args.skip_rec:
         data = load_rec_dataset(args.rec_dataset)
         tasks = rec_tasks(data)
-        print(f"{args.rec_dataset}, MF, tasks {', '.join(tasks)}: {len(data.train)} training pairs, batch {args.rec_batch}")
-        tables.append(measure(f"{args.rec_dataset} MF T={len(tasks)}", "mf", data, profile, strategies, args.repeats,
-                              tasks=tasks, batch_size=args.rec_batch))
+        print(
+            f"{args.rec_dataset}, MF, tasks {', '.join(tasks)}: {len(data.train)} training pairs, batch {args.rec_batch}"
+        )
+        tables.append(
+            measure(
+                f"{args.rec_dataset} MF T={len(tasks)}",
+                "mf",
+                data,
+                profile,
+                strategies,
+                args.repeats,
+                tasks=tasks,
+                batch_size=args.rec_batch,
+            )
+        )
     table = pd.concat(tables, ignore_index=True)
     wide = table.pivot(index=["strategy", "kind"], columns="setting", values="ratio to EW")
     wide = wide.reindex(pd.MultiIndex.from_frame(table[["strategy", "kind"]].drop_duplicates()))

@@ -27,83 +27,148 @@ def catalog() -> str:
         lines.append(f"  {name}: {description}; tasks: {', '.join(tasks)}")
     lines += [f"      {task}: {text}" for task, text in REC_TASKS.items()]
     lines.append("weighting strategies: " + ", ".join(STRATEGIES))
-    lines.append("profiles: " + ", ".join(f"{p.name} (subsample {p.subsample or 'none'}, {p.epochs} epochs, "
-                                          f"{len(p.seeds)} seeds)" for p in PROFILES.values()))
+    lines.append(
+        "profiles: "
+        + ", ".join(
+            f"{p.name} (subsample {p.subsample or 'none'}, {p.epochs} epochs, {len(p.seeds)} seeds)"
+            for p in PROFILES.values()
+        )
+    )
     return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m mtlab", description="mtlab: multi-task learning workbench",
-                                  epilog=catalog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="python -m mtlab",
+        description="mtlab: multi-task learning workbench",
+        epilog=catalog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = top.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train and evaluate one model; write JSON",
-                           epilog=catalog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    train = sub.add_parser(
+        "train",
+        help="train and evaluate one model; write JSON",
+        epilog=catalog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     train.add_argument("--data", default="census-income", choices=[*DATASETS, *REC_DATASETS])
     train.add_argument("--model", default="shared_bottom", choices=sorted(MODELS))
     train.add_argument("--tasks", default=None, help="comma-separated task names (default: the dataset's)")
     train.add_argument("--profile", default="quick", choices=list(PROFILES))
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--seeds", default=None, metavar="0,1,2,3,4",
-                       help="train these seeds in one process, seed-vectorized as one batched model where the run "
-                            "allows (else one after another); --json gets a list of per-seed results. The "
-                            "profile's subsample is drawn once, with the first seed")
+    train.add_argument(
+        "--seeds",
+        default=None,
+        metavar="0,1,2,3,4",
+        help="train these seeds in one process, seed-vectorized as one batched model where the run "
+        "allows (else one after another); --json gets a list of per-seed results. The "
+        "profile's subsample is drawn once, with the first seed",
+    )
     train.add_argument("--no-vectorize", action="store_true", help="with --seeds: train them one after another")
-    train.add_argument("--compile", action="store_true",
-                       help="compile the seed-vectorized step (torch.compile; CUDA graphs on CUDA)")
+    train.add_argument(
+        "--compile", action="store_true", help="compile the seed-vectorized step (torch.compile; CUDA graphs on CUDA)"
+    )
     train.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
     train.add_argument("--subsample", type=float, default=None, help="fraction of rows (overrides the profile)")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--weighting", default=None, choices=list(STRATEGIES),
-                       help="multi-task weighting strategy (default: ew, the plain sum of task losses)")
-    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                       help="model hyperparameter, VALUE as JSON (e.g. --option 'bottom=[128,64]')")
+    train.add_argument(
+        "--weighting",
+        default=None,
+        choices=list(STRATEGIES),
+        help="multi-task weighting strategy (default: ew, the plain sum of task losses)",
+    )
+    train.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyperparameter, VALUE as JSON (e.g. --option 'bottom=[128,64]')",
+    )
     train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file, written every epoch")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     train.add_argument("--json", type=Path, default=None, help="write the result here")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.add_argument("--stream", action="store_true",
-                       help="ali-ccp, aliexpress-*: read the shards batch by batch even when they would fit in memory")
-    train.add_argument("--distributed", action="store_true",
-                       help="one of several processes started by torchrun (data parallel: gloo on CPU, NCCL on "
-                            "CUDA); e.g. torchrun --nproc_per_node 2 -m mtlab train --data ali-ccp --model esmm "
-                            "--distributed --json out.json. Process 0 alone writes --json and --checkpoint")
+    train.add_argument(
+        "--stream",
+        action="store_true",
+        help="ali-ccp, aliexpress-*: read the shards batch by batch even when they would fit in memory",
+    )
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several processes started by torchrun (data parallel: gloo on CPU, NCCL on "
+        "CUDA); e.g. torchrun --nproc_per_node 2 -m mtlab train --data ali-ccp --model esmm "
+        "--distributed --json out.json. Process 0 alone writes --json and --checkpoint",
+    )
 
     run = sub.add_parser("run", help="execute the notebooks with papermill and write a summary")
     run.add_argument("--profile", default="quick", choices=list(PROFILES))
-    run.add_argument("--notebooks", nargs="*", action="extend", default=None,
-                     help="names like 00_quickstart (default: all); may be given more than once")
+    run.add_argument(
+        "--notebooks",
+        nargs="*",
+        action="extend",
+        default=None,
+        help="names like 00_quickstart (default: all); may be given more than once",
+    )
     run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<timestamp>)")
     run.add_argument("--device", default="auto")
-    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="a notebook parameter, VALUE as JSON or a plain string (e.g. --param "
-                          "results_path=runs/full/table4.csv); a KEY ending in _path or _dir is made absolute; "
-                          "profile and device are set by --profile and --device only")
-    run.add_argument("--cell-timeout", type=float, default=3600,
-                     help="seconds a cell may run before the notebook is stopped and reported as failed "
-                          "(default 3600: a hang becomes a failure and the batch goes on)")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a notebook parameter, VALUE as JSON or a plain string (e.g. --param "
+        "results_path=runs/full/table4.csv); a KEY ending in _path or _dir is made absolute; "
+        "profile and device are set by --profile and --device only",
+    )
+    run.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=3600,
+        help="seconds a cell may run before the notebook is stopped and reported as failed "
+        "(default 3600: a hang becomes a failure and the batch goes on)",
+    )
 
-    sweep = sub.add_parser("sweep", help="run a table's runs in parallel worker processes (resumable), "
-                                         "merged into CSVs the notebooks read through results_path")
-    sweep.add_argument("tables", nargs="+", help="all (every table of both papers: table2, table3, table4, ablations, "
-                                                 "pmtrec, pmtrec_grid, pmtrec_ablations), any of those, or lab_census, "
-                                                 "lab_movielens (notebook 13's leaderboards)")
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a table's runs in parallel worker processes (resumable), "
+        "merged into CSVs the notebooks read through results_path",
+    )
+    sweep.add_argument(
+        "tables",
+        nargs="+",
+        help="all (every table of both papers: table2, table3, table4, ablations, "
+        "pmtrec, pmtrec_grid, pmtrec_ablations), any of those, or lab_census, "
+        "lab_movielens (notebook 13's leaderboards)",
+    )
     sweep.add_argument("--profile", default="full", choices=list(PROFILES))
     sweep.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")
     sweep.add_argument("--workers", type=int, default=4, help="CPU worker processes (one core each)")
-    sweep.add_argument("--gpu-workers", type=int, default=None,
-                       help="worker processes on the GPU (default: 2 when CUDA is visible, else 0)")
-    sweep.add_argument("--estimate", action="store_true",
-                       help="measure every job for one epoch (into OUT/estimate) and print how long the sweep "
-                            "would take on these workers, scaled to the profile's epochs (an upper bound)")
-    sweep.add_argument("--per-seed", action="store_true",
-                       help="one job per seed (default: one per model or strategy, its seeds vectorized)")
+    sweep.add_argument(
+        "--gpu-workers",
+        type=int,
+        default=None,
+        help="worker processes on the GPU (default: 2 when CUDA is visible, else 0)",
+    )
+    sweep.add_argument(
+        "--estimate",
+        action="store_true",
+        help="measure every job for one epoch (into OUT/estimate) and print how long the sweep "
+        "would take on these workers, scaled to the profile's epochs (an upper bound)",
+    )
+    sweep.add_argument(
+        "--per-seed",
+        action="store_true",
+        help="one job per seed (default: one per model or strategy, its seeds vectorized)",
+    )
     sweep.add_argument("--out", type=Path, default=Path("runs/sweep"), help="folder of the job and merged CSVs")
     sweep.add_argument("--device", default="auto")
-    sweep.add_argument("--deadline", type=float, default=None,
-                       help="seconds after which no new job starts (run again to resume)")
+    sweep.add_argument(
+        "--deadline", type=float, default=None, help="seconds after which no new job starts (run again to resume)"
+    )
     sweep.add_argument("--new-task", default="education", help="Table 3's T3")
 
     fetch = sub.add_parser("fetch", help="fetch a dataset into data/ (same as python -m mtlab.data fetch)")
@@ -137,8 +202,10 @@ def parse_options(pairs: list[str], flag: str = "--option", json_only: bool = Tr
             options[key] = json.loads(value)
         except json.JSONDecodeError as err:
             if json_only:
-                raise ValueError(f"{flag} {pair!r}: the value is not JSON ({err.msg}); write numbers as 3, lists as "
-                                 "[128,64], strings in double quotes, e.g. 'grl=\"constant\"'") from err
+                raise ValueError(
+                    f"{flag} {pair!r}: the value is not JSON ({err.msg}); write numbers as 3, lists as "
+                    "[128,64], strings in double quotes, e.g. 'grl=\"constant\"'"
+                ) from err
             options[key] = value
     return options
 
@@ -177,8 +244,10 @@ def train_command(args, main_process: bool = True) -> int:
     if seeds is not None:
         for flag, given in (("--checkpoint", args.checkpoint), ("--distributed", args.distributed)):
             if given:
-                raise ValueError(f"{flag} trains one run; give one --seed with it (several seeds resume per job "
-                                 "in `python -m mtlab sweep`)")
+                raise ValueError(
+                    f"{flag} trains one run; give one --seed with it (several seeds resume per job "
+                    "in `python -m mtlab sweep`)"
+                )
     elif args.no_vectorize:
         raise ValueError("--no-vectorize applies to --seeds 0,1,…; with one --seed there is nothing to vectorize")
     profile = get_profile(args.profile, seeds=seeds or [args.seed], device=args.device, subsample=args.subsample)
@@ -188,24 +257,55 @@ def train_command(args, main_process: bool = True) -> int:
         raise ValueError(f"--tasks {args.tasks!r}: give distinct task names separated by commas")
     rec = args.data in REC_DATASETS
     if rec != (args.model == "mf"):
-        raise ValueError(f"model {args.model!r} does not train on {args.data!r}: the recommendation datasets "
-                         f"({', '.join(REC_DATASETS)}) take model mf, the others every model but mf")
+        raise ValueError(
+            f"model {args.model!r} does not train on {args.data!r}: the recommendation datasets "
+            f"({', '.join(REC_DATASETS)}) take model mf, the others every model but mf"
+        )
     if args.stream and args.data not in FUNNEL_DATASETS:
-        raise ValueError(f"--stream reads prepared shards ({', '.join(FUNNEL_DATASETS)}); {args.data!r} is loaded "
-                         "in memory")
+        raise ValueError(
+            f"--stream reads prepared shards ({', '.join(FUNNEL_DATASETS)}); {args.data!r} is loaded in memory"
+        )
     data = load_for_profile(args.data, tasks, profile, seed=args.seed, **({"in_memory": False} if args.stream else {}))
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                                   ("weighting", args.weighting)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("batch_size", args.batch_size),
+            ("lr", args.lr),
+            ("weighting", args.weighting),
+        )
+        if v is not None
+    }
     if args.distributed:
         overrides["distributed"] = True
     if seeds is not None or args.compile:
-        results = train_seeds(args.model, data, profile, profile.seeds, parse_options(args.option),
-                              tasks=tasks if rec else None, vectorize=not args.no_vectorize,
-                              compile_step=args.compile, quiet=args.quiet, **overrides)
+        results = train_seeds(
+            args.model,
+            data,
+            profile,
+            profile.seeds,
+            parse_options(args.option),
+            tasks=tasks if rec else None,
+            vectorize=not args.no_vectorize,
+            compile_step=args.compile,
+            quiet=args.quiet,
+            **overrides,
+        )
     else:
-        results = [train_one(args.model, data, profile, args.seed, parse_options(args.option),
-                             checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-                             tasks=tasks if rec else None, **overrides)]
+        results = [
+            train_one(
+                args.model,
+                data,
+                profile,
+                args.seed,
+                parse_options(args.option),
+                checkpoint=args.checkpoint,
+                resume=args.resume,
+                quiet=args.quiet,
+                tasks=tasks if rec else None,
+                **overrides,
+            )
+        ]
     if not main_process:
         return 0  # process 0 reports and writes
     for result in results:
@@ -239,23 +339,30 @@ def cmd_run(args) -> int:
     parameters = parse_options(args.param, "--param", json_only=False)
     for key in ("profile", "device"):
         if key in parameters:
-            raise ValueError(f"--param {key}=…: the {key} of a batch is set by --{key} (one source of truth); "
-                             f"allowed profiles: {', '.join(PROFILES)}")
+            raise ValueError(
+                f"--param {key}=…: the {key} of a batch is set by --{key} (one source of truth); "
+                f"allowed profiles: {', '.join(PROFILES)}"
+            )
     if not 0 < args.cell_timeout < float("inf"):
         raise ValueError(f"--cell-timeout must be a positive, finite number of seconds, got {args.cell_timeout}")
     if args.notebooks and len(set(args.notebooks)) != len(args.notebooks):
-        raise ValueError(f"--notebooks names a notebook twice ({' '.join(args.notebooks)}): each runs once, into its "
-                         "own output file")
+        raise ValueError(
+            f"--notebooks names a notebook twice ({' '.join(args.notebooks)}): each runs once, into its own output file"
+        )
     for key, value in parameters.items():  # the notebooks run in notebooks/: anchor paths here
         if key.endswith(("_path", "_dir")) and isinstance(value, str):
             parameters[key] = str(Path(value).resolve())
     try:
-        summary, _ = run_notebooks(args.profile, args.notebooks, args.out, args.device, parameters=parameters,
-                                   cell_timeout=args.cell_timeout)
+        summary, _ = run_notebooks(
+            args.profile, args.notebooks, args.out, args.device, parameters=parameters, cell_timeout=args.cell_timeout
+        )
     except KeyboardInterrupt as stop:
         where = getattr(stop, "out", None)
-        print(f"interrupted (Ctrl-C){f'; what ran is in {where}/summary.md' if where else ''}; run again with a "
-              "new --out", file=sys.stderr)
+        print(
+            f"interrupted (Ctrl-C){f'; what ran is in {where}/summary.md' if where else ''}; run again with a "
+            "new --out",
+            file=sys.stderr,
+        )
         return 130
     return 0 if (summary["status"] == "ok").all() else 1
 
@@ -271,13 +378,29 @@ def cmd_sweep(args) -> int:
 
     if args.estimate:
         from .experiments.sweep import estimate
-        table = estimate(args.tables, profile, args.out, args.workers, log=lambda line: print(line, flush=True),
-                         gpu_workers=args.gpu_workers)
+
+        table = estimate(
+            args.tables,
+            profile,
+            args.out,
+            args.workers,
+            log=lambda line: print(line, flush=True),
+            gpu_workers=args.gpu_workers,
+        )
         print(table.to_string(index=False))
         return 0
     try:
-        run_sweep(args.tables, profile, args.out, args.workers, args.deadline, args.new_task,
-                  log=lambda line: print(line, flush=True), gpu_workers=args.gpu_workers, per_seed=args.per_seed)
+        run_sweep(
+            args.tables,
+            profile,
+            args.out,
+            args.workers,
+            args.deadline,
+            args.new_task,
+            log=lambda line: print(line, flush=True),
+            gpu_workers=args.gpu_workers,
+            per_seed=args.per_seed,
+        )
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

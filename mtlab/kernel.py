@@ -202,11 +202,12 @@ class WatchedNotebookClient(PapermillNotebookClient):
     def _stall(self, waited: float) -> str:
         now = time.monotonic()
         if "first" not in self._seen and waited > self.ack_seconds:
-            return (f"the kernel showed nothing for the request in {waited:.0f} s (no 'busy' status, no "
-                    "output): it never took the cell")
+            return (
+                f"the kernel showed nothing for the request in {waited:.0f} s (no 'busy' status, no "
+                "output): it never took the cell"
+            )
         if "idle" in self._seen and now - self._seen["idle"] > self.reply_seconds:
-            return (f"the kernel went idle {now - self._seen['idle']:.0f} s ago but its reply to the cell "
-                    "never came")
+            return f"the kernel went idle {now - self._seen['idle']:.0f} s ago but its reply to the cell never came"
         return ""
 
 
@@ -215,13 +216,29 @@ class WatchedEngine(NBClientEngine):
     documented extension point; its own engine names the client class in code)."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                 stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+    def execute_managed_notebook(
+        cls,
+        nb_man,
+        kernel_name,
+        log_output=False,
+        stdout_file=None,
+        stderr_file=None,
+        start_timeout=60,
+        execution_timeout=None,
+        **kwargs,
+    ):
         kwargs = remove_args(["input_path"], **kwargs)
         safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
-        final_kwargs = merge_kwargs(safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
-                                    startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
-                                    log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+        final_kwargs = merge_kwargs(
+            safe_kwargs,
+            timeout=execution_timeout or kwargs.get("timeout"),
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logger,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+        )
         return WatchedNotebookClient(nb_man, **final_kwargs).execute()
 
 

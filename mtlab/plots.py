@@ -26,8 +26,7 @@ def learning_curves(histories: pd.DataFrame, tasks, metric: str = "valid_auc"):
     """One panel per task: `metric` per epoch, a line per model (mean over seeds, band = ± std)."""
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        sns.lineplot(data=histories, x="epoch", y=f"{metric}_{task}", hue="model", errorbar="sd",
-                     marker="o", ax=ax)
+        sns.lineplot(data=histories, x="epoch", y=f"{metric}_{task}", hue="model", errorbar="sd", marker="o", ax=ax)
         ax.set_title(f"{task}: {metric.replace('_', ' ')}")
         ax.set_ylabel(metric.replace("_", " "))
     fig.tight_layout()
@@ -59,8 +58,15 @@ def gain_bars(gains: pd.DataFrame, title: str = "AUC gain over Single Task by ta
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         part = gains[(gains["task"] == task) & (gains["model"] != "single_task")]
-        sns.barplot(data=part, x="model", y="gain_vs_single_task", hue=part["rho"].astype(str), errorbar="sd",
-                    capsize=0.1, ax=ax)
+        sns.barplot(
+            data=part,
+            x="model",
+            y="gain_vs_single_task",
+            hue=part["rho"].astype(str),
+            errorbar="sd",
+            capsize=0.1,
+            ax=ax,
+        )
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(task)
         ax.set_ylabel("AUC − Single Task AUC")
@@ -76,8 +82,15 @@ def negative_transfer_bars(runs: pd.DataFrame, title: str = "Change of existing-
     new_tasks = list(dict.fromkeys(runs["new_task"]))
     fig, axes = plt.subplots(1, len(new_tasks), figsize=(5.5 * len(new_tasks), 3.6), squeeze=False)
     for ax, new_task in zip(axes[0], new_tasks):
-        sns.barplot(data=runs[runs["new_task"] == new_task], x="model", y="delta", hue="task", errorbar="sd",
-                    capsize=0.15, ax=ax)
+        sns.barplot(
+            data=runs[runs["new_task"] == new_task],
+            x="model",
+            y="delta",
+            hue="task",
+            errorbar="sd",
+            capsize=0.15,
+            ax=ax,
+        )
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(f"T3 = {new_task}")
         ax.set_ylabel("AUC with T3 − AUC without")
@@ -106,11 +119,13 @@ def tsne_panels(points: pd.DataFrame, scores: pd.DataFrame):
     models = list(dict.fromkeys(points["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models):
-        sns.scatterplot(data=points[points["model"] == model], x="x", y="y", hue="kind", s=6, linewidth=0,
-                        alpha=0.6, ax=ax)
+        sns.scatterplot(
+            data=points[points["model"] == model], x="x", y="y", hue="kind", s=6, linewidth=0, alpha=0.6, ax=ax
+        )
         score = scores.set_index("model").loc[model]
-        ax.set_title(f"{model}\nsilhouette {score['silhouette']:.2f}, "
-                     f"probe acc. {score['probe_balanced_accuracy']:.2f}")
+        ax.set_title(
+            f"{model}\nsilhouette {score['silhouette']:.2f}, probe acc. {score['probe_balanced_accuracy']:.2f}"
+        )
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_xlabel(""), ax.set_ylabel("")
         ax.legend(markerscale=3, fontsize=8)
@@ -125,18 +140,35 @@ def _zoom_on_bars(ax, grouped) -> None:
     ax.set_ylim(max(0.0, low - 0.5 * (high - low)), high + 0.1 * (high - low) + 1e-4)
 
 
-def rec_metric_bars(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40"),
-                    title: str = "Test metrics per strategy (mean ± std over seeds)"):
+def rec_metric_bars(
+    runs: pd.DataFrame,
+    metrics=("recall@40", "ndcg@40"),
+    title: str = "Test metrics per strategy (mean ± std over seeds)",
+):
     """A panel per dataset and metric, a bar per weighting strategy, PMTRec in its own colour."""
     datasets = list(dict.fromkeys(runs["dataset"]))
-    fig, axes = plt.subplots(len(datasets), len(metrics), figsize=(5.2 * len(metrics), 3.4 * len(datasets)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(datasets), len(metrics), figsize=(5.2 * len(metrics), 3.4 * len(datasets)), squeeze=False
+    )
     for row, dataset in zip(axes, datasets):
-        part = runs[runs["dataset"] == dataset].assign(kind=lambda f: f["strategy"].map(
-            lambda s: {"pmtrec": "PMTRec", "single_task": "no auxiliary task"}.get(s, "baseline")))
+        part = runs[runs["dataset"] == dataset].assign(
+            kind=lambda f: f["strategy"].map(
+                lambda s: {"pmtrec": "PMTRec", "single_task": "no auxiliary task"}.get(s, "baseline")
+            )
+        )
         for ax, metric in zip(row, metrics):
-            sns.barplot(data=part, x="strategy", y=metric, hue="kind", dodge=False, errorbar="sd", capsize=0.2,
-                        palette={"PMTRec": "tab:red", "baseline": "tab:gray", "no auxiliary task": "tab:blue"}, legend=False, ax=ax)
+            sns.barplot(
+                data=part,
+                x="strategy",
+                y=metric,
+                hue="kind",
+                dodge=False,
+                errorbar="sd",
+                capsize=0.2,
+                palette={"PMTRec": "tab:red", "baseline": "tab:gray", "no auxiliary task": "tab:blue"},
+                legend=False,
+                ax=ax,
+            )
             _zoom_on_bars(ax, part.groupby("strategy")[metric])
             ax.set_title(f"{dataset}: {metric}")
             ax.set_xlabel("")
@@ -165,8 +197,9 @@ def user_weight_figure(trajectory: pd.DataFrame, n_users: int = 6, seed: int = 0
     epochs = sorted(trajectory["epoch"].unique())
     shown = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [3, 2]})
-    sns.boxplot(data=trajectory[trajectory["epoch"].isin(shown)], x="task", y="weight", hue="epoch",
-                fliersize=1, ax=left)
+    sns.boxplot(
+        data=trajectory[trajectory["epoch"].isin(shown)], x="task", y="weight", hue="epoch", fliersize=1, ax=left
+    )
     left.set_title("per-user task weights (one point per user)")
     main = trajectory["task"].iloc[0]
     every_epoch = trajectory.groupby("user")["epoch"].nunique()
@@ -198,6 +231,7 @@ def rec_ablation_bars(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40"))
 
 # --- the gradient lab (notebook 13) ----------------------------------------------------------------
 
+
 def conflict_curves(histories: pd.DataFrame, strategy: str = "ew"):
     """The gradient cosine and the share of conflicting steps over training, one line per ρ (mean
     over seeds, ± std as a band), for one strategy's runs of the conflict study."""
@@ -221,9 +255,14 @@ def delta_m_bars(delta: pd.DataFrame, within: str = "rho", title: str = "Δm ove
     strategies in the order of their mean Δm in the first panel; bars whose paired test against
     the baseline gives p < 0.05 are drawn dark."""
     values = list(dict.fromkeys(delta[within]))
-    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 0.22 * delta["strategy"].nunique() + 1.5),
-                             squeeze=False, sharey=True)
-    order = (delta[delta[within] == values[0]].sort_values("delta_m_mean", ascending=False)["strategy"].tolist())
+    fig, axes = plt.subplots(
+        1,
+        len(values),
+        figsize=(4.2 * len(values), 0.22 * delta["strategy"].nunique() + 1.5),
+        squeeze=False,
+        sharey=True,
+    )
+    order = delta[delta[within] == values[0]].sort_values("delta_m_mean", ascending=False)["strategy"].tolist()
     for ax, value in zip(axes[0], values):
         part = delta[delta[within] == value].set_index("strategy").reindex(order)
         colors = ["#1f4e79" if p < 0.05 else "#9dc3e6" for p in part["p_paired"].fillna(1.0)]
@@ -241,8 +280,11 @@ def delta_m_bars(delta: pd.DataFrame, within: str = "rho", title: str = "Δm ove
 def weight_trajectories(histories: pd.DataFrame, strategies, by: str = "strategy"):
     """The weights each strategy gave the tasks per epoch (mean over seeds and any other setting),
     one small panel per strategy that reports weights."""
-    shown = [s for s in strategies if histories.loc[histories[by] == s, [c for c in histories if
-                                                                          c.startswith("weight_")]].notna().any().any()]
+    shown = [
+        s
+        for s in strategies
+        if histories.loc[histories[by] == s, [c for c in histories if c.startswith("weight_")]].notna().any().any()
+    ]
     columns = [c for c in histories if c.startswith("weight_")]
     ncols = min(4, max(1, len(shown)))
     nrows = -(-len(shown) // ncols) or 1
@@ -254,7 +296,7 @@ def weight_trajectories(histories: pd.DataFrame, strategies, by: str = "strategy
                 ax.plot(part.index, part[column], marker=".", label=column[7:])
         ax.set_title(strategy, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
     if shown:
         axes.flat[0].legend(fontsize=7)
@@ -271,12 +313,22 @@ def gate_utilization(runs: pd.DataFrame, strategies=("ew", "pcgrad", "upgrad", "
     fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 2.6), squeeze=False)
     for ax, strategy in zip(axes[0], shown):
         part = runs[runs["strategy"] == strategy].drop_duplicates("seed")[expert_cols].mean()
-        tasks = sorted({c[len("gate_gates_"):].rsplit("_e", 1)[0] for c in expert_cols})
+        tasks = sorted({c[len("gate_gates_") :].rsplit("_e", 1)[0] for c in expert_cols})
         grid = pd.DataFrame({t: [part[c] for c in expert_cols if c.startswith(f"gate_gates_{t}_e")] for t in tasks}).T
         entropy = runs[runs["strategy"] == strategy].drop_duplicates("seed")
         labels = [f"{t} (H={entropy[f'gate_entropy_gates_{t}'].mean():.2f})" for t in tasks]
-        sns.heatmap(grid, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", cbar=False, ax=ax,
-                    yticklabels=labels, xticklabels=[f"e{k}" for k in range(grid.shape[1])])
+        sns.heatmap(
+            grid,
+            annot=True,
+            fmt=".2f",
+            vmin=0,
+            vmax=1,
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            yticklabels=labels,
+            xticklabels=[f"e{k}" for k in range(grid.shape[1])],
+        )
         ax.set_title(strategy)
     fig.suptitle("MMoE gate utilization: mean weight per task and expert (H: entropy)")
     fig.tight_layout()

@@ -33,17 +33,28 @@ def environment() -> dict[str, str]:
 
     def git(*args):
         try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                                  cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).resolve().parents[1]
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()})"
+    )
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    return {"date": datetime.now().isoformat(timespec="seconds"), "device": device,
-            "python": platform.python_version(), "torch": torch.__version__, "pandas": pd.__version__,
-            "mtlab": mtlab.__version__, "git commit": (git("rev-parse", "--short", "HEAD") or "unknown") + dirty,
-            "host": platform.node()}
+    return {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pandas": pd.__version__,
+        "mtlab": mtlab.__version__,
+        "git commit": (git("rev-parse", "--short", "HEAD") or "unknown") + dirty,
+        "host": platform.node(),
+    }
 
 
 def _number(v: float) -> str:
@@ -52,8 +63,7 @@ def _number(v: float) -> str:
 
 def _table_html(frame: pd.DataFrame) -> str:
     index = not isinstance(frame.index, pd.RangeIndex)
-    return ('<div class="scroll">' + frame.to_html(float_format=_number, na_rep="–", border=0, index=index)
-            + "</div>")
+    return '<div class="scroll">' + frame.to_html(float_format=_number, na_rep="–", border=0, index=index) + "</div>"
 
 
 def _figures(notebook: Path) -> list[str]:
@@ -90,26 +100,38 @@ def write_report(run_dir: Path, summary: pd.DataFrame, profile: str) -> Path:
     """Assemble run_dir/report.html from the summary, the recorded tables and the notebooks' figures."""
     run_dir = Path(run_dir)
     env = environment()
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>mtlab run {html.escape(run_dir.name)}</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>mtlab run {html.escape(run_dir.name)} — profile {html.escape(profile)}</h1>",
-             "<table class='meta'>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                                               for k, v in {**env, "total seconds": f"{summary['seconds'].sum():.0f}"}.items())
-             + "</table>", "<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>error</th></tr>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>mtlab run {html.escape(run_dir.name)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>mtlab run {html.escape(run_dir.name)} — profile {html.escape(profile)}</h1>",
+        "<table class='meta'>"
+        + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in {**env, "total seconds": f"{summary['seconds'].sum():.0f}"}.items()
+        )
+        + "</table>",
+        "<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th><th>error</th></tr>",
+    ]
     for r in summary.itertuples():
-        parts.append(f"<tr><td><a href='#{html.escape(Path(r.notebook).stem)}'>{html.escape(r.notebook)}</a></td>"
-                     f"<td class='{r.status}'>{r.status}</td><td>{r.seconds}</td><td>{html.escape(str(r.error or ''))}</td></tr>")
+        parts.append(
+            f"<tr><td><a href='#{html.escape(Path(r.notebook).stem)}'>{html.escape(r.notebook)}</a></td>"
+            f"<td class='{r.status}'>{r.status}</td><td>{r.seconds}</td><td>{html.escape(str(r.error or ''))}</td></tr>"
+        )
     parts.append("</table>")
     for r in summary.itertuples():
         stem = Path(r.notebook).stem
-        parts.append(f"<h2 id='{html.escape(stem)}'>{html.escape(stem)} <small class='{r.status}'>{r.status}, "
-                     f"{r.seconds} s</small></h2>")
+        parts.append(
+            f"<h2 id='{html.escape(stem)}'>{html.escape(stem)} <small class='{r.status}'>{r.status}, "
+            f"{r.seconds} s</small></h2>"
+        )
         tables = _tables(run_dir / stem)
         beside = [t for t in tables if "paper" in t[0]]
         for title, frame in beside + [t for t in tables if t not in beside]:
             folded = "" if len(frame) <= 40 else " (click to unfold)"  # long per-epoch tables stay folded
-            parts.append(f"<details{' open' if not folded else ''}><summary><b>{html.escape(title)}</b>{folded}"
-                         f"</summary>{_table_html(frame)}</details>")
+            parts.append(
+                f"<details{' open' if not folded else ''}><summary><b>{html.escape(title)}</b>{folded}"
+                f"</summary>{_table_html(frame)}</details>"
+            )
         for png in _figures(run_dir / r.notebook):
             parts.append(f"<img alt='figure of {html.escape(stem)}' src='data:image/png;base64,{png}'>")
     parts.append("</body></html>")

@@ -30,9 +30,15 @@ def find_notebooks(names=None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
     return chosen
 
 
-def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None = None,
-                  device: str = "auto", log=print, parameters: dict | None = None,
-                  cell_timeout: float = 3600) -> tuple[pd.DataFrame, Path]:
+def run_notebooks(
+    profile: str = "quick",
+    notebooks=None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    log=print,
+    parameters: dict | None = None,
+    cell_timeout: float = 3600,
+) -> tuple[pd.DataFrame, Path]:
     """Run each notebook with papermill (parameters: profile, device), carrying on past failures.
 
     parameters: more papermill parameters for every notebook run (e.g. {"results_path": ...}); a
@@ -54,23 +60,33 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
     # resolve against that (a relative --out put them under notebooks/<out>/, outside the report)
     out = (Path(out) if out else RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")).resolve()
     if out.exists() and any(out.iterdir()):
-        raise ValueError(f"--out {out} already holds a run; give a new folder (or delete it): a report never "
-                         "mixes the tables of two runs")
+        raise ValueError(
+            f"--out {out} already holds a run; give a new folder (or delete it): a report never "
+            "mixes the tables of two runs"
+        )
     out.mkdir(parents=True, exist_ok=True)
     rows, interrupted = [], False
     for path in paths:
         target = out / path.name
         if interrupted:
-            rows.append({"notebook": path.name, "status": "not run", "seconds": 0.0, "output": "",
-                         "error": "the batch was interrupted (Ctrl-C) before it"})
+            rows.append(
+                {
+                    "notebook": path.name,
+                    "status": "not run",
+                    "seconds": 0.0,
+                    "output": "",
+                    "error": "the batch was interrupted (Ctrl-C) before it",
+                }
+            )
             continue
         log(f"[{path.stem}] running ({profile} profile) …")
         start = time.perf_counter()
         status, error = "ok", ""
         previous = os.environ.get(ENV)
         os.environ[ENV] = str(out / path.stem)  # the kernel inherits it: tables land beside the notebook
-        given = {k: v for k, v in {**(parameters or {}), "profile": profile, "device": device}.items()
-                 if k in declared[path]}  # a notebook without a parameters cell is given none
+        given = {
+            k: v for k, v in {**(parameters or {}), "profile": profile, "device": device}.items() if k in declared[path]
+        }  # a notebook without a parameters cell is given none
         try:
             execute_with_retry(path, target, given, cell_timeout, log)
         except KeyboardInterrupt:  # the summary still says what ran; the CLI says how to go on
@@ -87,8 +103,15 @@ def run_notebooks(profile: str = "quick", notebooks=None, out: str | Path | None
                 os.environ[ENV] = previous
         seconds = time.perf_counter() - start
         log(f"[{path.stem}] {status} in {seconds:.1f} s{(': ' + error) if error else ''}")
-        rows.append({"notebook": path.name, "status": status, "seconds": round(seconds, 1),
-                     "output": str(target), "error": error})
+        rows.append(
+            {
+                "notebook": path.name,
+                "status": status,
+                "seconds": round(seconds, 1),
+                "output": str(target),
+                "error": error,
+            }
+        )
     summary = pd.DataFrame(rows, columns=["notebook", "status", "seconds", "output", "error"])
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.md").write_text(_markdown(summary, profile, device))
@@ -117,8 +140,10 @@ def notebook_parameters(paths: list[Path]) -> dict[Path, list[str]]:
         try:
             declared[path] = list(pm.inspect_notebook(str(path)))
         except Exception as err:  # not JSON, not a notebook: named, before any notebook runs
-            raise ValueError(f"{path} is not a readable notebook ({str(err).strip().splitlines()[0][:200]}); "
-                             "repair it or leave it out of --notebooks") from err
+            raise ValueError(
+                f"{path} is not a readable notebook ({str(err).strip().splitlines()[0][:200]}); "
+                "repair it or leave it out of --notebooks"
+            ) from err
     return declared
 
 
@@ -130,8 +155,9 @@ def check_parameters(parameters: dict, declared: dict[Path, list[str]]) -> None:
     unknown = [key for key in parameters if key not in known]
     if unknown:
         listed = ", ".join(known) or "none (they have no cell tagged 'parameters')"
-        raise ValueError(f"--param {', '.join(unknown)}: no chosen notebook has such a parameter; their "
-                         f"parameters are: {listed}")
+        raise ValueError(
+            f"--param {', '.join(unknown)}: no chosen notebook has such a parameter; their parameters are: {listed}"
+        )
 
 
 def execute_with_retry(path: Path, target: Path, parameters: dict, cell_timeout: float, log=print) -> None:
@@ -143,10 +169,17 @@ def execute_with_retry(path: Path, target: Path, parameters: dict, cell_timeout:
 
     for attempt in (1, 2):
         try:
-            pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
-                                progress_bar=False, log_output=False,
-                                execution_timeout=math.ceil(cell_timeout),  # nbclient takes whole seconds
-                                kernel_manager_class=IPCKernelManager, engine_name=ENGINE)
+            pm.execute_notebook(
+                str(path),
+                str(target),
+                parameters=parameters,
+                cwd=str(path.parent),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=math.ceil(cell_timeout),  # nbclient takes whole seconds
+                kernel_manager_class=IPCKernelManager,
+                engine_name=ENGINE,
+            )
             return
         except KernelStall as stall:
             if attempt == 2:
@@ -166,15 +199,19 @@ def describe_failure(exc: Exception, cell_timeout: float, target: Path | None = 
         return f"KernelStall: twice, at {exc}"
     if isinstance(exc, CellTimeoutError):
         cell = _cell_of(exc)
-        return (f"CellTimeoutError: {cell}ran past --cell-timeout {cell_timeout:g} s; give a larger "
-                "--cell-timeout if it really runs that long")
+        return (
+            f"CellTimeoutError: {cell}ran past --cell-timeout {cell_timeout:g} s; give a larger "
+            "--cell-timeout if it really runs that long"
+        )
     if isinstance(exc, PapermillExecutionError):  # the error the cell raised: its name and first line
         value = next((line for line in str(exc.evalue).splitlines() if line.strip()), "")
         return f"{exc.ename}: {value[:300]} (cell {_source_index(target, exc.cell_index)})"
     text = str(exc).strip()
     lines = [line for line in text.splitlines() if line.strip() and set(line.strip()) - set("-=~^ ")]
     index = getattr(exc, "cell_index", None)  # set by mtlab.kernel for errors raised while a cell ran
-    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}" + (f" (cell {index})" if index is not None else "")
+    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:300]}" + (
+        f" (cell {index})" if index is not None else ""
+    )
 
 
 def _source_index(target: Path | None, index: int) -> int:
@@ -201,12 +238,23 @@ def _cell_of(exc: Exception) -> str:
 
 
 def _markdown(summary: pd.DataFrame, profile: str, device: str) -> str:
-    lines = [f"# mtlab run: {len(summary)} notebook(s), profile {profile}, device {device}", "",
-             ", ".join(f"{(summary['status'] == status).sum()} {status}" for status in ("ok", "failed")) +
-             "".join(f", {(summary['status'] == status).sum()} {status}" for status in ("interrupted", "not run")
-                     if (summary["status"] == status).any()) + f", {summary['seconds'].sum():.1f} s in all", "",
-             "| notebook | status | seconds | output | error |", "|---|---|---|---|---|"]
+    lines = [
+        f"# mtlab run: {len(summary)} notebook(s), profile {profile}, device {device}",
+        "",
+        ", ".join(f"{(summary['status'] == status).sum()} {status}" for status in ("ok", "failed"))
+        + "".join(
+            f", {(summary['status'] == status).sum()} {status}"
+            for status in ("interrupted", "not run")
+            if (summary["status"] == status).any()
+        )
+        + f", {summary['seconds'].sum():.1f} s in all",
+        "",
+        "| notebook | status | seconds | output | error |",
+        "|---|---|---|---|---|",
+    ]
     for r in summary.itertuples():
-        cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in (r.notebook, r.status, r.seconds, r.output, r.error)]
+        cells = [
+            str(v).replace("|", "\\|").replace("\n", " ") for v in (r.notebook, r.status, r.seconds, r.output, r.error)
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -22,25 +22,53 @@ class QuickstartPanel:
     retrains the models on a subsample of `data` (at most `max_rows` training rows, so a run takes
     seconds) and redraws the learning curves and the AUC table."""
 
-    def __init__(self, data: MultiTaskData, models=("single_task", "shared_bottom"), device: str = "auto",
-                 seed: int = 0, max_rows: int = 10_000):
+    def __init__(
+        self,
+        data: MultiTaskData,
+        models=("single_task", "shared_bottom"),
+        device: str = "auto",
+        seed: int = 0,
+        max_rows: int = 10_000,
+    ):
         self.data = data.subsample(min(1.0, max_rows / len(data.train)), seed)
         self.models = tuple(models)
         self.profile = get_profile("quick", seeds=[seed], device=device)
-        self.lr = w.FloatLogSlider(value=1e-3, base=10, min=-4, max=-1, step=0.25, description="learning rate",
-                                   continuous_update=False, style={"description_width": "initial"})
-        self.hidden = w.IntSlider(value=128, min=16, max=512, step=16, description="hidden size",
-                                  continuous_update=False, style={"description_width": "initial"})
-        self.epochs = w.IntSlider(value=self.profile.epochs, min=1, max=20, description="epochs",
-                                  continuous_update=False, style={"description_width": "initial"})
+        self.lr = w.FloatLogSlider(
+            value=1e-3,
+            base=10,
+            min=-4,
+            max=-1,
+            step=0.25,
+            description="learning rate",
+            continuous_update=False,
+            style={"description_width": "initial"},
+        )
+        self.hidden = w.IntSlider(
+            value=128,
+            min=16,
+            max=512,
+            step=16,
+            description="hidden size",
+            continuous_update=False,
+            style={"description_width": "initial"},
+        )
+        self.epochs = w.IntSlider(
+            value=self.profile.epochs,
+            min=1,
+            max=20,
+            description="epochs",
+            continuous_update=False,
+            style={"description_width": "initial"},
+        )
         self.button = w.Button(description="Run", button_style="primary", icon="play")
         self.status = w.Label()
         self.output = w.Output()
         self.button.on_click(lambda _: self.run())
         for slider in (self.lr, self.hidden, self.epochs):  # a moved slider retrains and redraws at once
             slider.observe(lambda _: self.run(), names="value")
-        self.widget = w.VBox([w.HBox([self.lr, self.hidden, self.epochs]), w.HBox([self.button, self.status]),
-                              self.output])
+        self.widget = w.VBox(
+            [w.HBox([self.lr, self.hidden, self.epochs]), w.HBox([self.button, self.status]), self.output]
+        )
         self.runs = 0
         self.last_table = None
 
@@ -53,9 +81,16 @@ class QuickstartPanel:
         self.button.disabled = True
         self.status.value = f"training {', '.join(self.models)} …"
         try:
-            results, histories = compare_models(self.data, self.models, self.profile, self.model_options(),
-                                                 lr=self.lr.value, epochs=self.epochs.value, patience=0,
-                                                 quiet=True)
+            results, histories = compare_models(
+                self.data,
+                self.models,
+                self.profile,
+                self.model_options(),
+                lr=self.lr.value,
+                epochs=self.epochs.value,
+                patience=0,
+                quiet=True,
+            )
             self.last_table = summary_table(results)
             self.runs += 1
             with self.output:
@@ -64,8 +99,9 @@ class QuickstartPanel:
                 display(fig)
                 plt.close(fig)
                 display(self.last_table)
-            self.status.value = (f"run {self.runs}: lr={self.lr.value:.0e}, hidden={self.hidden.value}, "
-                                 f"epochs={self.epochs.value}")
+            self.status.value = (
+                f"run {self.runs}: lr={self.lr.value:.0e}, hidden={self.hidden.value}, epochs={self.epochs.value}"
+            )
         finally:
             self.button.disabled = False
         return self.last_table
@@ -74,8 +110,14 @@ class QuickstartPanel:
         display(self.widget)
 
 
-NEW_TASK_CHOICES = ("education", "bachelors", "sex", "race=White", "citizenship=Native- Born in the United States",
-                    "full_or_part_time_employment_stat=Children or Armed Forces")
+NEW_TASK_CHOICES = (
+    "education",
+    "bachelors",
+    "sex",
+    "race=White",
+    "citizenship=Native- Born in the United States",
+    "full_or_part_time_employment_stat=Children or Armed Forces",
+)
 
 
 class NewTaskPanel:
@@ -87,15 +129,31 @@ class NewTaskPanel:
         self.experiment = experiment
         style = {"description_width": "initial"}
         self.new_task = w.Dropdown(options=NEW_TASK_CHOICES, value=new_task, description="new task T3", style=style)
-        self.beta_cls = w.FloatSlider(value=beta_cls, min=0.0, max=1.0, step=0.05, description="adversarial weight β",
-                                      continuous_update=False, style=style)
-        self.temperature = w.FloatLogSlider(value=temperature, base=10, min=0, max=3, step=0.1,
-                                            description="prompt temperature T", continuous_update=False, style=style)
+        self.beta_cls = w.FloatSlider(
+            value=beta_cls,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="adversarial weight β",
+            continuous_update=False,
+            style=style,
+        )
+        self.temperature = w.FloatLogSlider(
+            value=temperature,
+            base=10,
+            min=0,
+            max=3,
+            step=0.1,
+            description="prompt temperature T",
+            continuous_update=False,
+            style=style,
+        )
         self.button = w.Button(description="Run", button_style="primary", icon="play")
         self.status, self.output = w.Label(), w.Output()
         self.button.on_click(lambda _: self.run())
-        self.widget = w.VBox([w.HBox([self.new_task, self.beta_cls, self.temperature]),
-                              w.HBox([self.button, self.status]), self.output])
+        self.widget = w.VBox(
+            [w.HBox([self.new_task, self.beta_cls, self.temperature]), w.HBox([self.button, self.status]), self.output]
+        )
         self.runs, self.last_table = 0, None
 
     def run(self):
@@ -109,8 +167,10 @@ class NewTaskPanel:
                 display(fig)
                 plt.close(fig)
                 display(table)
-            self.status.value = (f"run {self.runs}: T3 = {self.new_task.value}, β = {self.beta_cls.value:.2f}, "
-                                 f"T = {self.temperature.value:.0f}")
+            self.status.value = (
+                f"run {self.runs}: T3 = {self.new_task.value}, β = {self.beta_cls.value:.2f}, "
+                f"T = {self.temperature.value:.0f}"
+            )
         finally:
             self.button.disabled = False
         return table
@@ -140,9 +200,14 @@ def prompt_tuning_panel(device: str = "auto") -> NewTaskPanel:
 
     def experiment(new_task, beta_cls, temperature):
         profile = _small_profile(device)
-        table = new_task_table(load_new_task_data(new_task, profile), profile, ["shared_bottom", "mpt_rec"],
-                               include_maml=False, model_options={"mpt_rec": {"beta_cls": beta_cls}},
-                               head_options={"mpt_rec": {"temperature": temperature}})
+        table = new_task_table(
+            load_new_task_data(new_task, profile),
+            profile,
+            ["shared_bottom", "mpt_rec"],
+            include_maml=False,
+            model_options={"mpt_rec": {"beta_cls": beta_cls}},
+            head_options={"mpt_rec": {"temperature": temperature}},
+        )
         bars = table.assign(task=new_task, auc=table["t3_auc"])
         return summarize_new_task(table), metric_bars(bars, title="T3 test AUC after fine-tuning")
 
@@ -170,8 +235,13 @@ def tsne_panel(device: str = "auto") -> NewTaskPanel:
     def experiment(new_task, beta_cls, temperature):
         profile = _small_profile(device)
         data3 = load_new_task_data(new_task, profile)
-        points, scores = tsne_study(data3.select_tasks(data3.tasks[:2]), profile, ("mpt_rec",), n=400,
-                                    model_options={"mpt_rec": {"beta_cls": beta_cls}})
+        points, scores = tsne_study(
+            data3.select_tasks(data3.tasks[:2]),
+            profile,
+            ("mpt_rec",),
+            n=400,
+            model_options={"mpt_rec": {"beta_cls": beta_cls}},
+        )
         return scores, tsne_panels(points, scores)
 
     return NewTaskPanel(experiment)
@@ -182,18 +252,41 @@ class AlphaTauPanel:
     pressing Run) retrains PMTRec on `data` (one seed, `epochs` epochs) and shows its test metrics,
     the grid's best cell for comparison, and how the per-user task weights came out."""
 
-    def __init__(self, data, device: str = "auto", epochs: int = 5, alpha: float = 1.1, tau: float = 1.0,
-                 grid: pd.DataFrame | None = None, seed: int = 0):
+    def __init__(
+        self,
+        data,
+        device: str = "auto",
+        epochs: int = 5,
+        alpha: float = 1.1,
+        tau: float = 1.0,
+        grid: pd.DataFrame | None = None,
+        seed: int = 0,
+    ):
         from .experiments.pmtrec import best_cell
 
         self.data, self.epochs, self.seed = data, epochs, seed
         self.profile = get_profile("quick", seeds=[seed], device=device)
         self.best = best_cell(grid) if grid is not None else None
         style = {"description_width": "initial"}
-        self.alpha = w.FloatSlider(value=alpha, min=1.0, max=1.5, step=0.05, description="α (Task Focusing)",
-                                   continuous_update=False, style=style)
-        self.tau = w.FloatLogSlider(value=tau, base=10, min=-1, max=1, step=0.1, description="τ (balancing)",
-                                    continuous_update=False, style=style)
+        self.alpha = w.FloatSlider(
+            value=alpha,
+            min=1.0,
+            max=1.5,
+            step=0.05,
+            description="α (Task Focusing)",
+            continuous_update=False,
+            style=style,
+        )
+        self.tau = w.FloatLogSlider(
+            value=tau,
+            base=10,
+            min=-1,
+            max=1,
+            step=0.1,
+            description="τ (balancing)",
+            continuous_update=False,
+            style=style,
+        )
         self.button = w.Button(description="Run", button_style="primary", icon="play")
         self.status, self.output = w.Label(), w.Output()
         self.button.on_click(lambda _: self.run())
@@ -209,19 +302,30 @@ class AlphaTauPanel:
         self.button.disabled = True
         self.status.value = f"training PMTRec with α = {self.alpha.value:.2f}, τ = {self.tau.value:.2f} …"
         try:
-            trajectory = weight_trajectory(self.data, self.profile, self.seed, epochs=self.epochs, patience=0,
-                                           weighting_options={"alpha": self.alpha.value, "tau": self.tau.value})
+            trajectory = weight_trajectory(
+                self.data,
+                self.profile,
+                self.seed,
+                epochs=self.epochs,
+                patience=0,
+                weighting_options={"alpha": self.alpha.value, "tau": self.tau.value},
+            )
             self.runs, self.last_test = self.runs + 1, trajectory.attrs["test"]
             with self.output:
                 self.output.clear_output(wait=True)
                 fig = user_weight_figure(trajectory)
                 display(fig)
                 plt.close(fig)
-            best = (f"; grid best: α = {self.best['alpha']}, τ = {self.best['tau']} → {self.best['score']:.4f}"
-                    if self.best else "")
-            self.status.value = (f"run {self.runs}: α = {self.alpha.value:.2f}, τ = {self.tau.value:.2f} → "
-                                 f"NDCG@40 {self.last_test['ndcg@40']:.4f}, Recall@40 {self.last_test['recall@40']:.4f}"
-                                 f" ({self.epochs} epochs, seed {self.seed}){best}")
+            best = (
+                f"; grid best: α = {self.best['alpha']}, τ = {self.best['tau']} → {self.best['score']:.4f}"
+                if self.best
+                else ""
+            )
+            self.status.value = (
+                f"run {self.runs}: α = {self.alpha.value:.2f}, τ = {self.tau.value:.2f} → "
+                f"NDCG@40 {self.last_test['ndcg@40']:.4f}, Recall@40 {self.last_test['recall@40']:.4f}"
+                f" ({self.epochs} epochs, seed {self.seed}){best}"
+            )
         finally:
             self.button.disabled = False
         return self.last_test
@@ -241,18 +345,32 @@ class GradientLabPanel:
 
         style = {"description_width": "initial"}
         self.profile = get_profile("quick", seeds=[0, 1], device=device)
-        self.rho = w.FloatSlider(value=rho, min=0.0, max=1.0, step=0.1, description="task correlation ρ",
-                                 continuous_update=False, style=style)
-        self.n_tasks = w.IntSlider(value=n_tasks, min=2, max=5, description="tasks", continuous_update=False, style=style)
-        self.strategy = w.Dropdown(options=[s for s in STRATEGIES if s not in ("ew", "pmtrec")], value=strategy,
-                                   description="strategy", style=style)
+        self.rho = w.FloatSlider(
+            value=rho,
+            min=0.0,
+            max=1.0,
+            step=0.1,
+            description="task correlation ρ",
+            continuous_update=False,
+            style=style,
+        )
+        self.n_tasks = w.IntSlider(
+            value=n_tasks, min=2, max=5, description="tasks", continuous_update=False, style=style
+        )
+        self.strategy = w.Dropdown(
+            options=[s for s in STRATEGIES if s not in ("ew", "pmtrec")],
+            value=strategy,
+            description="strategy",
+            style=style,
+        )
         self.button = w.Button(description="Run", button_style="primary", icon="play")
         self.status, self.output = w.Label(), w.Output()
         self.button.on_click(lambda _: self.run())
         for control in (self.rho, self.n_tasks, self.strategy):
             control.observe(lambda _: self.run(), names="value")
-        self.widget = w.VBox([w.HBox([self.rho, self.n_tasks, self.strategy]), w.HBox([self.button, self.status]),
-                              self.output])
+        self.widget = w.VBox(
+            [w.HBox([self.rho, self.n_tasks, self.strategy]), w.HBox([self.button, self.status]), self.output]
+        )
         self.runs, self.last_table = 0, None
 
     def run(self) -> pd.DataFrame:
@@ -262,11 +380,15 @@ class GradientLabPanel:
         self.button.disabled = True
         self.status.value = f"training at ρ = {self.rho.value:.1f} with {self.n_tasks.value} tasks …"
         try:
-            runs, histories = conflict_study(self.profile, [self.rho.value], self.n_tasks.value,
-                                             ["ew", self.strategy.value])
+            runs, histories = conflict_study(
+                self.profile, [self.rho.value], self.n_tasks.value, ["ew", self.strategy.value]
+            )
             delta = lab_delta_m(runs)
-            measured = runs.drop_duplicates(["strategy", "seed"]).groupby("strategy", sort=False)[
-                ["cos_mean", "conflict_mean"]].mean()
+            measured = (
+                runs.drop_duplicates(["strategy", "seed"])
+                .groupby("strategy", sort=False)[["cos_mean", "conflict_mean"]]
+                .mean()
+            )
             self.last_table = delta.set_index("strategy")[["Δm % (mean ± std)", "p_paired"]].join(measured)
             self.runs += 1
             with self.output:
@@ -295,14 +417,36 @@ class Explorer:
     Figures go to an Image widget and tables to an HTML widget, both updated as widget state, which
     is safe from the training thread (an Output widget is not)."""
 
-    WEIGHTINGS = {"equal (EW)": "ew", "uncertainty (UW)": "uw", "DWA": "dwa", "random (RLW)": "rlw",
-                  "GLS": "gls", "STCH": "stch", "FAMO": "famo",
-                  "PCGrad": "pcgrad", "MGDA": "mgda", "CAGrad": "cagrad", "IMTL-G": "imtl_g", "IMTL": "imtl",
-                  "GradNorm": "gradnorm", "Nash-MTL": "nash_mtl", "DB-MTL": "db_mtl", "MoCo": "moco",
-                  "Auto-λ": "auto_lambda", "UPGrad": "upgrad", "DualProj": "dualproj", "Aligned-MTL": "aligned_mtl",
-                  "GradVac": "gradvac", "FairGrad": "fairgrad", "MoDo": "modo", "SDMGrad": "sdmgrad",
-                  "ConFIG": "config", "GradDrop": "graddrop", "ExcessMTL": "excess_mtl",
-                  "PMTRec (recommender)": "pmtrec"}
+    WEIGHTINGS = {
+        "equal (EW)": "ew",
+        "uncertainty (UW)": "uw",
+        "DWA": "dwa",
+        "random (RLW)": "rlw",
+        "GLS": "gls",
+        "STCH": "stch",
+        "FAMO": "famo",
+        "PCGrad": "pcgrad",
+        "MGDA": "mgda",
+        "CAGrad": "cagrad",
+        "IMTL-G": "imtl_g",
+        "IMTL": "imtl",
+        "GradNorm": "gradnorm",
+        "Nash-MTL": "nash_mtl",
+        "DB-MTL": "db_mtl",
+        "MoCo": "moco",
+        "Auto-λ": "auto_lambda",
+        "UPGrad": "upgrad",
+        "DualProj": "dualproj",
+        "Aligned-MTL": "aligned_mtl",
+        "GradVac": "gradvac",
+        "FairGrad": "fairgrad",
+        "MoDo": "modo",
+        "SDMGrad": "sdmgrad",
+        "ConFIG": "config",
+        "GradDrop": "graddrop",
+        "ExcessMTL": "excess_mtl",
+        "PMTRec (recommender)": "pmtrec",
+    }
     DIAGNOSTICS_PER_EPOCH = 8  # measured steps an epoch for the live gradient panels
     REC_LOCAL = ("ml-100k", "ml-1m", "filmtrust", "rec-synthetic")  # recommendation data offered here
 
@@ -311,16 +455,20 @@ class Explorer:
 
         style = {"description_width": "initial"}
         self.device = device
-        self.dataset = w.Dropdown(options=[*DATASETS, *self.REC_LOCAL], value="census-income",
-                                  description="dataset", style=style)
+        self.dataset = w.Dropdown(
+            options=[*DATASETS, *self.REC_LOCAL], value="census-income", description="dataset", style=style
+        )
         self.model = w.Dropdown(description="model", style=style)
         self.tasks = w.SelectMultiple(description="tasks", rows=4, style=style)
         self.weighting = w.Dropdown(options=list(self.WEIGHTINGS), description="weighting", style=style)
-        self.lr = w.FloatLogSlider(value=1e-3, base=10, min=-4, max=-1, step=0.25, description="learning rate", style=style)
+        self.lr = w.FloatLogSlider(
+            value=1e-3, base=10, min=-4, max=-1, step=0.25, description="learning rate", style=style
+        )
         self.epochs = w.IntSlider(value=5, min=1, max=30, description="epochs", style=style)
         self.batch = w.Dropdown(options=[128, 256, 512, 1024, 2048, 4096], value=512, description="batch", style=style)
-        self.subsample = w.FloatLogSlider(value=subsample, base=10, min=-2, max=0, step=0.1,
-                                          description="data fraction", style=style)
+        self.subsample = w.FloatLogSlider(
+            value=subsample, base=10, min=-2, max=0, step=0.1, description="data fraction", style=style
+        )
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
         self.progress = w.IntProgress(min=0, max=1, description="epochs")
@@ -331,11 +479,15 @@ class Explorer:
         self._task_options()
         self.run_button.on_click(lambda _: self.run(wait=False))
         self.stop_button.on_click(lambda _: self._stop.set())
-        self.widget = w.VBox([
-            w.HBox([self.dataset, self.model, self.weighting]),
-            w.HBox([self.tasks, w.VBox([self.lr, self.epochs, self.batch, self.subsample])]),
-            w.HBox([self.run_button, self.stop_button, self.progress, self.status]),
-            self.curve, self.table])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.dataset, self.model, self.weighting]),
+                w.HBox([self.tasks, w.VBox([self.lr, self.epochs, self.batch, self.subsample])]),
+                w.HBox([self.run_button, self.stop_button, self.progress, self.status]),
+                self.curve,
+                self.table,
+            ]
+        )
         self.results: list[dict] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -396,16 +548,40 @@ class Explorer:
                 self.curve.value = _png(_curve_figure(history, tasks))
                 return self._stop.is_set()
 
-            out = train_one(self.model.value, data, profile, 0, lr=self.lr.value, epochs=self.epochs.value,
-                            batch_size=self.batch.value, patience=0, quiet=True, on_epoch=on_epoch,
-                            diagnostics=self.DIAGNOSTICS_PER_EPOCH,
-                            weighting=self.WEIGHTINGS[self.weighting.value], tasks=tasks if rec else None)
-            scores = ({f"test {k}": v for k, v in out["test"]["rec"].items() if k.endswith("@40")} if rec
-                      else {f"test AUC {t}": m["auc"] for t, m in out["test"].items()})
-            self.results.append({"run": len(self.results) + 1, "dataset": self.dataset.value, "model": self.model.value,
-                                 "weighting": self.weighting.value,
-                                 "lr": self.lr.value, "epochs": out["epochs"], "batch": self.batch.value,
-                                 **scores, "params": out["trainable_params"], "seconds": round(out["seconds"], 1)})
+            out = train_one(
+                self.model.value,
+                data,
+                profile,
+                0,
+                lr=self.lr.value,
+                epochs=self.epochs.value,
+                batch_size=self.batch.value,
+                patience=0,
+                quiet=True,
+                on_epoch=on_epoch,
+                diagnostics=self.DIAGNOSTICS_PER_EPOCH,
+                weighting=self.WEIGHTINGS[self.weighting.value],
+                tasks=tasks if rec else None,
+            )
+            scores = (
+                {f"test {k}": v for k, v in out["test"]["rec"].items() if k.endswith("@40")}
+                if rec
+                else {f"test AUC {t}": m["auc"] for t, m in out["test"].items()}
+            )
+            self.results.append(
+                {
+                    "run": len(self.results) + 1,
+                    "dataset": self.dataset.value,
+                    "model": self.model.value,
+                    "weighting": self.weighting.value,
+                    "lr": self.lr.value,
+                    "epochs": out["epochs"],
+                    "batch": self.batch.value,
+                    **scores,
+                    "params": out["trainable_params"],
+                    "seconds": round(out["seconds"], 1),
+                }
+            )
             self.table.value = pd.DataFrame(self.results).to_html(index=False, float_format=lambda v: f"{v:.4f}")
             self.status.value = "stopped" if self._stop.is_set() else f"done in {out['seconds']:.1f} s"
             return out
@@ -456,7 +632,9 @@ def _curve_figure(history: list[dict], tasks):
     if weight_ax.lines:
         weight_ax.legend(fontsize=7)
     else:
-        weight_ax.text(0.5, 0.5, "this strategy reports no weights", ha="center", va="center", transform=weight_ax.transAxes)
+        weight_ax.text(
+            0.5, 0.5, "this strategy reports no weights", ha="center", va="center", transform=weight_ax.transAxes
+        )
     fig.tight_layout()
     return fig
 

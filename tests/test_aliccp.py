@@ -32,7 +32,10 @@ def prepared(tmp_path_factory):
 
 
 def test_feature_lists_parse_and_refuse_a_missing_separator():
-    assert parse_features("101\x02u1\x031.0\x01509\x02o1\x031\x01509\x02o2\x031") == {"101": ["u1"], "509": ["o1", "o2"]}
+    assert parse_features("101\x02u1\x031.0\x01509\x02o1\x031\x01509\x02o2\x031") == {
+        "101": ["u1"],
+        "509": ["o1", "o2"],
+    }
     assert parse_features("101u1\x031.0") is None
     assert parse_features("101\x02u1") is None
 
@@ -43,15 +46,22 @@ def test_prepare_writes_shards_vocabularies_and_a_manifest(prepared):
     assert sum(manifest["rows"].values()) == 3000 - 12  # 2 of each of 3 kinds, in both skeleton files
     assert manifest["malformed_lines"] == 12
     reasons = manifest["malformed"]
-    assert reasons["sample_skeleton_train.csv: wrong number of fields (of 6)"] == {"lines": 2, "first_line_numbers": [1, 4]}
+    assert reasons["sample_skeleton_train.csv: wrong number of fields (of 6)"] == {
+        "lines": 2,
+        "first_line_numbers": [1, 4],
+    }
     assert reasons["sample_skeleton_test.csv: unknown common_feature_index"]["first_line_numbers"] == [3, 6]
     assert 0.05 < manifest["rows"]["valid"] / (manifest["rows"]["train"] + manifest["rows"]["valid"]) < 0.15
     assert len(manifest["shards"]["train"]) >= 2  # shard_rows = 1000
     rates = manifest["label_rates"]
     assert abs(rates["train"]["click"] - planted["click_rate"]) < 0.05
     assert all(r["conversion"] <= r["click"] for r in rates.values())
-    assert set(manifest["inputs"]) == {"sample_skeleton_train.csv", "common_features_train.csv",
-                                       "sample_skeleton_test.csv", "common_features_test.csv"}
+    assert set(manifest["inputs"]) == {
+        "sample_skeleton_train.csv",
+        "common_features_train.csv",
+        "sample_skeleton_test.csv",
+        "common_features_test.csv",
+    }
     assert all(len(v["sha256"]) == 64 for v in manifest["inputs"].values())
     vocab = json.loads((root / "prep" / "vocab.json").read_text())
     assert manifest["vocab_sizes"]["101"] == len(vocab["101"]) + 1 and manifest["vocab_sizes"]["509"] == 5
@@ -119,7 +129,7 @@ def test_the_vectorized_conversion_encodes_each_line_as_the_line_by_line_reading
             continue
         fields = {**users[parts[3]], **fields}
         single = [code[f].get(fields[f][0], 0) if f in fields else 0 for f in SINGLE_FIELDS]
-        bags = {f: [code[f].get(x, 0) for x in fields.get(f, [])[:settings.max_bag]] for f in BAG_FIELDS}
+        bags = {f: [code[f].get(x, 0) for x in fields.get(f, [])[: settings.max_bag]] for f in BAG_FIELDS}
         expected.append((int(parts[1]), int(parts[2]), single, bags))
     rows = [batch for batch in ShardedSplit(root / "prep", "test").batches(10_000, shuffle=False)][0]
     assert len(rows) == len(expected)
@@ -130,7 +140,7 @@ def test_the_vectorized_conversion_encodes_each_line_as_the_line_by_line_reading
         for f in BAG_FIELDS:
             values, offsets = rows.bags[f]
             end = offsets[k + 1] if k + 1 < len(offsets) else len(values)
-            assert values[offsets[k]:end].tolist() == bags[f], f
+            assert values[offsets[k] : end].tolist() == bags[f], f
 
 
 def test_prefetching_keeps_the_order_raises_the_readers_error_and_stops_when_left():

@@ -33,9 +33,13 @@ def test_prepare_encodes_every_valid_row_and_reports_the_damaged_ones(prepared):
     assert manifest["malformed_lines"] == 12
     train_lines = 6000 - 1200 + 1  # the header is line 1
     assert manifest["malformed"]["train.csv: wrong number of fields (of 82)"] == {
-        "lines": 2, "first_line_numbers": [train_lines + 1, train_lines + 4]}
+        "lines": 2,
+        "first_line_numbers": [train_lines + 1, train_lines + 4],
+    }
     assert manifest["malformed"]["train.csv: a numeric field that is not a number"]["first_line_numbers"] == [
-        train_lines + 2, train_lines + 5]
+        train_lines + 2,
+        train_lines + 5,
+    ]
     assert manifest["malformed"]["test.csv: conversion without click"]["lines"] == 2
     assert 0.05 < manifest["rows"]["valid"] / (manifest["rows"]["train"] + manifest["rows"]["valid"]) < 0.15
     assert abs(manifest["label_rates"]["train"]["click"] - planted["click_rate"]) < 0.03
@@ -66,8 +70,28 @@ def test_train_esmm_on_aliexpress_through_the_command_line(prepared, monkeypatch
     root, _, _ = prepared
     monkeypatch.setenv("MTLAB_DATA_DIR", str(root / "data"))
     out = tmp_path / "esmm.json"
-    assert cli(["train", "--data", "aliexpress-es", "--model", "esmm", "--epochs", "4", "--batch-size", "128", "--subsample", "1",
-                "--stream", "--quiet", "--json", str(out)]) == 0
+    assert (
+        cli(
+            [
+                "train",
+                "--data",
+                "aliexpress-es",
+                "--model",
+                "esmm",
+                "--epochs",
+                "4",
+                "--batch-size",
+                "128",
+                "--subsample",
+                "1",
+                "--stream",
+                "--quiet",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["test"]["ctr"]["auc"] > 0.6  # the planted click signal is learnt
 

@@ -28,9 +28,17 @@ pytestmark = [
 ]
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:
@@ -51,17 +59,34 @@ def jupyter_lab(tmp_path):
     root.mkdir()
     for name in ("00_quickstart.ipynb", "90_explorer.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, root)
-    for path, value in {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
-                        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}.items():
+    for path, value in {
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
+    }.items():
         (settings / path).parent.mkdir(parents=True, exist_ok=True)
         (settings / path).write_text(json.dumps(value))
     port, token = free_port(), "mtlab-browser-test"
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -120,7 +145,10 @@ def test_quickstart_in_a_real_browser(jupyter_lab):
         page.keyboard.press("ArrowRight")  # move the learning-rate slider one step
         page.wait_for_function(
             "before => { const imgs = document.querySelectorAll('.widget-output img');"
-            " return imgs.length && imgs[imgs.length - 1].src !== before; }", arg=before, timeout=300_000)
+            " return imgs.length && imgs[imgs.length - 1].src !== before; }",
+            arg=before,
+            timeout=300_000,
+        )
         wait_kernel_idle(base, token, timeout=300)
         assert plot_source(page) != before  # the plot re-rendered
         errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
@@ -145,8 +173,10 @@ def test_explorer_trains_the_recommender_with_pmtrec_in_a_real_browser(jupyter_l
         wait_kernel_idle(base, token, timeout=300)
         dropdown = lambda label: page.locator(".widget-dropdown", has_text=label).locator("select").first  # noqa: E731
         dropdown("dataset").select_option(label="rec-synthetic")
-        page.wait_for_function("() => [...document.querySelectorAll('.widget-dropdown select')]"
-                               ".some(s => s.value === 'mf')", timeout=60_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-dropdown select')].some(s => s.value === 'mf')",
+            timeout=60_000,
+        )
         dropdown("weighting").select_option(label="PMTRec (recommender)")
         page.locator(".widget-button", has_text="Run").first.click()
         page.wait_for_function("() => document.body.innerText.includes('test ndcg@40')", timeout=300_000)

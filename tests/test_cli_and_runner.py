@@ -16,16 +16,51 @@ def test_help_lists_models_datasets_and_tasks(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for word in ("shared_bottom", "single_task", "census-income", "synthetic", "income", "marital",
-                 "education", "sex", "quick", "full", "pcgrad", "cagrad"):
+    for word in (
+        "shared_bottom",
+        "single_task",
+        "census-income",
+        "synthetic",
+        "income",
+        "marital",
+        "education",
+        "sex",
+        "quick",
+        "full",
+        "pcgrad",
+        "cagrad",
+    ):
         assert word in text
 
 
 def test_train_writes_json(tmp_path, capsys):
     out = tmp_path / "out.json"
-    code = main(["train", "--data", "synthetic", "--model", "shared_bottom", "--tasks", "t1,t2",
-                 "--profile", "quick", "--seed", "0", "--device", "cpu", "--epochs", "2",
-                 "--option", "bottom=[32,16]", "--weighting", "pcgrad", "--json", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--model",
+            "shared_bottom",
+            "--tasks",
+            "t1,t2",
+            "--profile",
+            "quick",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--epochs",
+            "2",
+            "--option",
+            "bottom=[32,16]",
+            "--weighting",
+            "pcgrad",
+            "--json",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     for key in ("test", "valid", "trainable_params", "flops_per_sample", "epochs", "seconds", "device"):
@@ -58,8 +93,9 @@ def test_profile_errors_name_allowed_values():
 
 def test_compare_models_tidy_frame_and_summary(synthetic):
     profile = get_profile("quick", seeds=[0, 1], device="cpu")
-    results, histories = compare_models(synthetic, ["single_task", "shared_bottom"], profile,
-                                        {"shared_bottom": {"bottom": (16,)}}, epochs=2, quiet=True)
+    results, histories = compare_models(
+        synthetic, ["single_task", "shared_bottom"], profile, {"shared_bottom": {"bottom": (16,)}}, epochs=2, quiet=True
+    )
     assert len(results) == 2 * 2 * 2 and results["auc"].between(0.5, 1).all()
     assert set(histories["model"]) == {"single_task", "shared_bottom"} and histories["epoch"].max() == 2
     stats = summarize(results)
@@ -84,8 +120,7 @@ def test_runner_goes_on_past_a_failing_notebook(tmp_path):
     good = notebook(tmp_path / "a_good.ipynb", "assert profile == 'quick'\nprint('fine')")
     bad = notebook(tmp_path / "b_bad.ipynb", "raise RuntimeError('broken on purpose')")
     also = notebook(tmp_path / "c_good.ipynb", "x = 1")
-    summary, folder = run_notebooks("quick", [str(good), str(bad), str(also)], tmp_path / "run",
-                                    log=lambda *_: None)
+    summary, folder = run_notebooks("quick", [str(good), str(bad), str(also)], tmp_path / "run", log=lambda *_: None)
     assert list(summary["status"]) == ["ok", "failed", "ok"]
     assert summary.loc[1, "error"] == "RuntimeError: broken on purpose (cell 1)"  # the error, not a table row
     assert (folder / "a_good.ipynb").exists() and (folder / "c_good.ipynb").exists()
@@ -103,12 +138,13 @@ def test_runner_rejects_unknown_notebook_and_profile(tmp_path):
 def test_batch_kernels_do_not_flood_the_log_and_a_hung_cell_times_out(tmp_path, capfd):
     quiet = notebook(tmp_path / "a_quiet.ipynb", "print('fine')")
     hung = notebook(tmp_path / "b_hung.ipynb", "import time\ntime.sleep(600)")
-    summary, _ = run_notebooks("quick", [str(quiet), str(hung)], tmp_path / "run", log=lambda *_: None,
-                               cell_timeout=3)
+    summary, _ = run_notebooks("quick", [str(quiet), str(hung)], tmp_path / "run", log=lambda *_: None, cell_timeout=3)
     assert summary["status"].tolist() == ["ok", "failed"], summary["error"].tolist()
     # the cell and the limit, not nbclient's "CellTimeoutError: -------------------"
-    assert summary["error"].iloc[1] == ("CellTimeoutError: cell 1 ('import time') ran past --cell-timeout 3 s; give a "
-                                        "larger --cell-timeout if it really runs that long")
+    assert summary["error"].iloc[1] == (
+        "CellTimeoutError: cell 1 ('import time') ran past --cell-timeout 3 s; give a "
+        "larger --cell-timeout if it really runs that long"
+    )
     err = capfd.readouterr().err
     assert "without encryption" not in err  # kernels talk over IPC, not TCP
     assert "ZMQError" not in err and "KeyboardInterrupt caught in kernel" not in err
@@ -128,7 +164,9 @@ def test_batch_report_collects_tables_and_figures(tmp_path):
     nb = notebook(tmp_path / "a_tables.ipynb", source)
     summary, folder = run_notebooks("quick", [str(nb)], tmp_path / "run", log=lambda *_: None)
     assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
-    assert (folder / "a_tables" / "table2_vs_paper.csv").exists() and (folder / "a_tables" / "table2_vs_paper-2.csv").exists()
+    assert (folder / "a_tables" / "table2_vs_paper.csv").exists() and (
+        folder / "a_tables" / "table2_vs_paper-2.csv"
+    ).exists()
     manifest = json.loads((folder / "a_tables" / "manifest.json").read_text())
     assert [m["file"] for m in manifest] == ["table2_vs_paper.csv", "table2_vs_paper-2.csv"]
     assert not (folder / "a_tables" / "not_kept.csv").exists()
@@ -142,8 +180,10 @@ def test_a_relative_out_folder_gets_the_tables(tmp_path, monkeypatch):
     """Each notebook runs in its own folder: a relative --out must still hold its tables (they once
     landed under the notebook's folder, outside the report)."""
     (tmp_path / "nbs").mkdir()
-    nb = notebook(tmp_path / "nbs" / "b.ipynb", "import pandas as pd\nfrom mtlab.experiments import keep, titled\n"
-                                                 "keep(titled('t', pd.DataFrame({'a': [1]})))")
+    nb = notebook(
+        tmp_path / "nbs" / "b.ipynb",
+        "import pandas as pd\nfrom mtlab.experiments import keep, titled\nkeep(titled('t', pd.DataFrame({'a': [1]})))",
+    )
     monkeypatch.chdir(tmp_path)
     summary, folder = run_notebooks("quick", [str(nb)], "rel-run", log=lambda *_: None)
     assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
@@ -153,6 +193,7 @@ def test_a_relative_out_folder_gets_the_tables(tmp_path, monkeypatch):
 
 def test_keep_is_a_no_op_outside_a_batch(tmp_path, monkeypatch):
     from mtlab.experiments.artifacts import ENV, keep, titled
+
     monkeypatch.delenv(ENV, raising=False)
     frame = pd.DataFrame({"a": [1]})
     assert titled("x", frame) is frame and frame.attrs["report"]["name"] == "x"
@@ -170,20 +211,35 @@ def test_experiment_functions_and_panels_write_nothing_in_a_batch(tmp_path, monk
 
     monkeypatch.setenv(ENV, str(tmp_path / "artifacts"))
     data = synthetic.subsample(0.2)
-    results, histories = compare_models(data, ["shared_bottom"], get_profile("quick", seeds=[0], device="cpu"),
-                                        epochs=1, quiet=True)
+    results, histories = compare_models(
+        data, ["shared_bottom"], get_profile("quick", seeds=[0], device="cpu"), epochs=1, quiet=True
+    )
     summary_table(results), label_correlation(data)
     assert not (tmp_path / "artifacts").exists()
 
 
 def test_run_passes_notebook_parameters_with_paths_made_absolute(tmp_path, monkeypatch):
-    nb = notebook(tmp_path / "a_params.ipynb", "import os\nassert os.path.isabs(results_path), results_path\n"
-                                               "assert os.path.exists(results_path) and seeds == [1, 2]",
-                  "results_path = None\nseeds = None")
+    nb = notebook(
+        tmp_path / "a_params.ipynb",
+        "import os\nassert os.path.isabs(results_path), results_path\n"
+        "assert os.path.exists(results_path) and seeds == [1, 2]",
+        "results_path = None\nseeds = None",
+    )
     (tmp_path / "table.csv").write_text("x\n1\n")
     monkeypatch.chdir(tmp_path)
-    code = main(["run", "--notebooks", str(nb), "--out", str(tmp_path / "run"),
-                 "--param", "results_path=table.csv", "--param", "seeds=[1, 2]"])
+    code = main(
+        [
+            "run",
+            "--notebooks",
+            str(nb),
+            "--out",
+            str(tmp_path / "run"),
+            "--param",
+            "results_path=table.csv",
+            "--param",
+            "seeds=[1, 2]",
+        ]
+    )
     assert code == 0, pd.read_csv(tmp_path / "run" / "summary.csv")["error"].tolist()
 
 
@@ -198,25 +254,32 @@ def test_an_unknown_parameter_is_refused_before_any_notebook_runs(tmp_path, caps
     """`--param subsmaple=0.01` ran every notebook with the default after one log line."""
     nb = notebook(tmp_path / "a.ipynb", "x = 1", "subsample = None")
     assert main(["run", "--notebooks", str(nb), "--out", str(tmp_path / "run"), "--param", "subsmaple=0.01"]) == 2
-    assert "--param subsmaple: no chosen notebook has such a parameter; their parameters are: device, profile, " \
-           "subsample" in capsys.readouterr().err
+    assert (
+        "--param subsmaple: no chosen notebook has such a parameter; their parameters are: device, profile, "
+        "subsample" in capsys.readouterr().err
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_a_parameter_goes_only_to_the_notebooks_that_declare_it(tmp_path):
     has = notebook(tmp_path / "a_has.ipynb", "assert results_path == 'x.csv'", "results_path = None")
     lacks = notebook(tmp_path / "b_lacks.ipynb", "assert 'results_path' not in globals()")
-    summary, _ = run_notebooks("quick", [str(has), str(lacks)], tmp_path / "run", log=lambda *_: None,
-                               parameters={"results_path": "x.csv"})
+    summary, _ = run_notebooks(
+        "quick", [str(has), str(lacks)], tmp_path / "run", log=lambda *_: None, parameters={"results_path": "x.csv"}
+    )
     assert summary["status"].tolist() == ["ok", "ok"], summary["error"].tolist()
 
 
 def test_a_cell_displaying_widgets_then_a_cell_changing_them_run_to_the_end(tmp_path):
     """The pattern of notebooks 00, 04 and 11 (`panel` shown, then `panel.run()` in the next cell)."""
-    nb = notebook(tmp_path / "a_widgets.ipynb", "import ipywidgets as w\nlabel, out = w.Label('a'), w.Output()\n"
-                                                "w.VBox([label, out])",
-                  more=["label.value = 'b'\nwith out:\n    out.clear_output(wait=True)\n    print('b')",
-                        "assert label.value == 'b'"])
+    nb = notebook(
+        tmp_path / "a_widgets.ipynb",
+        "import ipywidgets as w\nlabel, out = w.Label('a'), w.Output()\nw.VBox([label, out])",
+        more=[
+            "label.value = 'b'\nwith out:\n    out.clear_output(wait=True)\n    print('b')",
+            "assert label.value == 'b'",
+        ],
+    )
     summary, _ = run_notebooks("quick", [str(nb)], tmp_path / "run", log=lambda *_: None, cell_timeout=60)
     assert summary["status"].tolist() == ["ok"], summary["error"].tolist()
 
@@ -228,17 +291,22 @@ def test_a_kernel_that_stops_answering_is_caught_in_seconds_retried_once_then_re
     from mtlab import kernel
 
     monkeypatch.setattr(kernel.WatchedNotebookClient, "reply_seconds", 2.0)
-    nb = notebook(tmp_path / "a_mute.ipynb", "async def mute(*args, **kwargs):\n    pass\n"
-                                             "get_ipython().kernel.shell_handlers['execute_request'] = mute",
-                  more=["print('never runs')"])
+    nb = notebook(
+        tmp_path / "a_mute.ipynb",
+        "async def mute(*args, **kwargs):\n    pass\nget_ipython().kernel.shell_handlers['execute_request'] = mute",
+        more=["print('never runs')"],
+    )
     logged = []
     start = time.perf_counter()
     summary, _ = run_notebooks("quick", [str(nb)], tmp_path / "run", log=logged.append, cell_timeout=600)
     assert "never retrieved" not in capfd.readouterr().err  # nbclient's pollers for the cell are ended too
     assert time.perf_counter() - start < 120
     assert summary["status"].tolist() == ["failed"]
-    assert summary["error"].iloc[0].startswith("KernelStall: twice, at cell 2 (\"print('never runs')\"): the "
-                                               "kernel went idle"), summary["error"].iloc[0]
+    assert (
+        summary["error"]
+        .iloc[0]
+        .startswith("KernelStall: twice, at cell 2 (\"print('never runs')\"): the kernel went idle")
+    ), summary["error"].iloc[0]
     assert any("stalled at cell 2" in line and "once more in a new kernel" in line for line in logged)
 
 
@@ -287,14 +355,55 @@ def test_a_run_that_learned_nothing_says_so_in_the_output_and_the_json(tmp_path,
     """ESMM's quick run on 200,000 raw impressions ended with test CTR AUC 0.484 and log loss 0.530 (the
     base rate's: 0.22) and exit 0 without a word. A learning rate of 1e-9 learns nothing here alike."""
     out = tmp_path / "out.json"
-    assert main(["train", "--data", "synthetic", "--model", "shared_bottom", "--profile", "quick", "--epochs", "1",
-                 "--lr", "1e-9", "--device", "cpu", "--json", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "synthetic",
+                "--model",
+                "shared_bottom",
+                "--profile",
+                "quick",
+                "--epochs",
+                "1",
+                "--lr",
+                "1e-9",
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     warnings = json.loads(out.read_text())["warnings"]
     assert warnings and all("the model learned nothing useful for it" in w for w in warnings)
     assert "the model learned nothing useful for it" in capsys.readouterr().err
-    assert main(["train", "--data", "synthetic", "--model", "shared_bottom", "--profile", "quick", "--epochs", "3",
-                 "--subsample", "1",
-                 "--device", "cpu", "--json", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "synthetic",
+                "--model",
+                "shared_bottom",
+                "--profile",
+                "quick",
+                "--epochs",
+                "3",
+                "--subsample",
+                "1",
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["warnings"] == []  # a run that learned says nothing
 
 
@@ -318,9 +427,13 @@ def test_train_json_is_written_even_when_stdout_is_closed(tmp_path):
     import sys
 
     out = tmp_path / "out.json"
-    done = subprocess.run(f"{sys.executable} -m mtlab train --data synthetic --model shared_bottom --profile quick "
-                          f"--epochs 1 --device cpu --quiet --json {out} | head -3", shell=True, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        f"{sys.executable} -m mtlab train --data synthetic --model shared_bottom --profile quick "
+        f"--epochs 1 --device cpu --quiet --json {out} | head -3",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
     assert json.loads(out.read_text())["epochs"] == 1
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
@@ -332,8 +445,12 @@ def test_ctrl_c_on_a_batch_writes_the_summary_and_says_how_to_go_on(tmp_path):
 
     slow = notebook(tmp_path / "a_slow.ipynb", "import time\ntime.sleep(120)")
     later = notebook(tmp_path / "b_later.ipynb", "x = 1")
-    process = subprocess.Popen([sys.executable, "-m", "mtlab", "run", "--notebooks", str(slow), str(later),
-                                "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mtlab", "run", "--notebooks", str(slow), str(later), "--out", str(tmp_path / "run")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
     def running() -> bool:  # papermill saves the notebook as each cell starts: the sleep has begun
         try:
             cells = nbformat.read(str(tmp_path / "run" / "a_slow.ipynb"), as_version=4).cells
@@ -364,10 +481,12 @@ def test_a_pipe_in_an_error_keeps_summary_md_a_table(tmp_path):
 def test_run_refuses_bad_timeouts_repeats_and_broken_notebooks_before_running(tmp_path, capsys):
     nb = notebook(tmp_path / "a.ipynb", "x = 1")
     out = str(tmp_path / "run")
-    for args, said in ((["--cell-timeout", "nan"], "--cell-timeout must be a positive, finite number"),
-                       (["--cell-timeout", "inf"], "--cell-timeout must be a positive, finite number"),
-                       (["--notebooks", str(nb)], "--notebooks names a notebook twice"),
-                       (["--param", "seeds=[0]", "--param", "seeds=[1]"], "--param seeds=… is given twice")):
+    for args, said in (
+        (["--cell-timeout", "nan"], "--cell-timeout must be a positive, finite number"),
+        (["--cell-timeout", "inf"], "--cell-timeout must be a positive, finite number"),
+        (["--notebooks", str(nb)], "--notebooks names a notebook twice"),
+        (["--param", "seeds=[0]", "--param", "seeds=[1]"], "--param seeds=… is given twice"),
+    ):
         assert main(["run", "--notebooks", str(nb), "--out", out, *args]) == 2
         assert said in capsys.readouterr().err
     broken = tmp_path / "b_broken.ipynb"
@@ -397,8 +516,17 @@ def test_the_report_skips_a_notebook_cut_short(tmp_path):
     (tmp_path / "a.ipynb").write_text("")
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "manifest.json").write_text('[{"file": "t.csv", "ti')
-    summary = pd.DataFrame([{"notebook": "a.ipynb", "status": "interrupted", "seconds": 1.0,
-                             "output": str(tmp_path / "a.ipynb"), "error": "interrupted (Ctrl-C)"}])
+    summary = pd.DataFrame(
+        [
+            {
+                "notebook": "a.ipynb",
+                "status": "interrupted",
+                "seconds": 1.0,
+                "output": str(tmp_path / "a.ipynb"),
+                "error": "interrupted (Ctrl-C)",
+            }
+        ]
+    )
     assert write_report(tmp_path, summary, "quick").exists()
 
 
@@ -407,8 +535,16 @@ def test_warnings_to_a_closed_pipe_do_not_fail_the_run(tmp_path):
     import sys
 
     out = tmp_path / "out.json"
-    done = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m mtlab train --data synthetic --model "
-                          f"shared_bottom --profile quick --epochs 1 --lr 1e-9 --device cpu --quiet --json {out} "
-                          "2>&1 | head -1"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"set -o pipefail; {sys.executable} -m mtlab train --data synthetic --model "
+            f"shared_bottom --profile quick --epochs 1 --lr 1e-9 --device cpu --quiet --json {out} "
+            "2>&1 | head -1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and done.stdout.startswith("warning"), (done.returncode, done.stdout, done.stderr)
     assert json.loads(out.read_text())["warnings"]

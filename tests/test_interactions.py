@@ -34,10 +34,12 @@ def test_ranking_metrics_equal_brute_force(seed):
     gen = torch.Generator().manual_seed(seed)
     n_users, n_items = 13, 30
     scores = torch.randn(n_users, n_items, generator=gen)
-    pairs = torch.stack([torch.randint(n_users, (120,), generator=gen), torch.randint(n_items, (120,), generator=gen)], 1)
+    pairs = torch.stack(
+        [torch.randint(n_users, (120,), generator=gen), torch.randint(n_items, (120,), generator=gen)], 1
+    )
     pairs = torch.unique(pairs, dim=0)
     pairs = pairs[torch.randperm(len(pairs), generator=gen)]
-    train, test = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
+    train, test = pairs[: len(pairs) // 2], pairs[len(pairs) // 2 :]
     test = test[~(test[:, None, :] == train[None, :, :]).all(-1).any(1)]
     ks = (3, 5, 10)
     ours = ranking_metrics(lambda users: scores[users], n_users, n_items, test, [train], ks, chunk=4)
@@ -57,7 +59,9 @@ def test_split_per_user_holds_each_users_items_apart():
             assert (mine == 2).sum() == max(1, round(n * 0.1)) and (mine == 1).sum() == max(1, round(n * 0.1))
         else:
             assert (mine == 0).all()
-    assert np.array_equal(part, split_per_user(users, seed=3)) and not np.array_equal(part, split_per_user(users, seed=4))
+    assert np.array_equal(part, split_per_user(users, seed=3)) and not np.array_equal(
+        part, split_per_user(users, seed=4)
+    )
 
 
 def test_no_test_pair_in_training():
@@ -87,10 +91,16 @@ def test_movielens_reader_on_small_files(tmp_path):
     rng = np.random.default_rng(0)
     inter = [(u, i, int(rng.integers(1, 6)), 0) for u in range(1, 9) for i in range(1, 13) if rng.random() < 0.7]
     write_atomic(folder / "ml-100k.inter", ["user_id:token", "item_id:token", "rating:float", "timestamp:float"], inter)
-    write_atomic(folder / "ml-100k.user", ["user_id:token", "age:token", "gender:token", "occupation:token", "zip_code:token"],
-                 [(u, 20 + u, "MF"[u % 2], "x" if u < 5 else "y", 0) for u in range(1, 9)])
-    write_atomic(folder / "ml-100k.item", ["item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq"],
-                 [(i, f"m{i}", 1995, "Action Comedy" if i % 2 else "Drama") for i in range(1, 13)])
+    write_atomic(
+        folder / "ml-100k.user",
+        ["user_id:token", "age:token", "gender:token", "occupation:token", "zip_code:token"],
+        [(u, 20 + u, "MF"[u % 2], "x" if u < 5 else "y", 0) for u in range(1, 9)],
+    )
+    write_atomic(
+        folder / "ml-100k.item",
+        ["item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq"],
+        [(i, f"m{i}", 1995, "Action Comedy" if i % 2 else "Drama") for i in range(1, 13)],
+    )
     accept_own_copy("ml-100k", tmp_path)  # small files of our own, not the published ones
     data = load_movielens("ml-100k", threshold=4, root=tmp_path)
     positives = sum(1 for r in inter if r[2] >= 4)

@@ -70,7 +70,9 @@ def test_feature_embedding_single_lookup_with_offsets(synthetic):
 
 
 def test_build_model_errors(synthetic):
-    with pytest.raises(ValueError, match="registered models: aitm, csrec, escm2, esmm, mf, mmoe, mpt_rec, ple, shared_bottom"):
+    with pytest.raises(
+        ValueError, match="registered models: aitm, csrec, escm2, esmm, mf, mmoe, mpt_rec, ple, shared_bottom"
+    ):
         build_model("mmoe_typo", synthetic.features, synthetic.tasks)
     with pytest.raises(ValueError, match="its options: emb_dim, bottom, tower, dropout"):
         build_model("shared_bottom", synthetic.features, synthetic.tasks, hidden=3)

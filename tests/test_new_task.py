@@ -13,8 +13,12 @@ from mtlab.models.new_task_heads import PromptHead, attach_new_task
 from mtlab.train import TrainConfig, count_parameters, evaluate, predict, seed_everything
 from mtlab.train.new_task_protocols import fine_tune, maml, pretrain
 
-SMALL = {"shared_bottom": dict(bottom=(32, 16), tower=(8,)), "mmoe": dict(expert=(32, 16), tower=(8,)),
-         "ple": dict(expert=(32, 16), tower=(8,)), "mpt_rec": dict(expert=(32, 16), tower=(8,))}
+SMALL = {
+    "shared_bottom": dict(bottom=(32, 16), tower=(8,)),
+    "mmoe": dict(expert=(32, 16), tower=(8,)),
+    "ple": dict(expert=(32, 16), tower=(8,)),
+    "mpt_rec": dict(expert=(32, 16), tower=(8,)),
+}
 CONFIG = TrainConfig(epochs=3, batch_size=128, quiet=True, device="cpu")
 
 
@@ -45,6 +49,7 @@ def test_prompt_tuning_trains_at_most_ten_percent_of_full_training():
     # Census-Income's shape with T3 = education out: 31 categorical columns × 4 + 7 numeric = 131
     # inputs (the paper reports 127), experts [256, 128], towers [64, 32]
     from mtlab.data.census import CATEGORICAL, NUMERIC
+
     cats = [c for c in CATEGORICAL if c not in ("marital_status", "education")]
     features = FeatureSpec(tuple(cats), (10,) * len(cats), NUMERIC)
     base = build_model("mpt_rec", features, ("income", "marital"))
@@ -105,6 +110,7 @@ def test_maml_inner_step_matches_hand_computation():
             return (batch.num @ self.w)[:, None]
 
     from mtlab.data import Batch
+
     model = Tiny()
     x = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
     y = torch.tensor([1.0, 0.0])
@@ -124,8 +130,14 @@ def test_maml_meta_trains_then_adapts(three_tasks):
 
 def test_new_task_column_is_out_of_the_features_at_every_stage(census_root, monkeypatch):
     from mtlab.data import census
-    monkeypatch.setattr(census, "require_files", lambda dataset, root=None: {
-        n: census_root / "census-income" / n for n in ("census_income_train.csv", "census_income_test.csv")})
+
+    monkeypatch.setattr(
+        census,
+        "require_files",
+        lambda dataset, root=None: {
+            n: census_root / "census-income" / n for n in ("census_income_train.csv", "census_income_test.csv")
+        },
+    )
     profile = get_profile("quick", seeds=[0], device="cpu", subsample=1)
     data3 = load_new_task_data("education", profile)
     assert data3.tasks == ("income", "marital", "education")
@@ -138,9 +150,15 @@ def test_new_task_column_is_out_of_the_features_at_every_stage(census_root, monk
 
 def test_new_task_table_on_synthetic(three_tasks):
     profile = get_profile("quick", seeds=[0], device="cpu")
-    table = new_task_table(three_tasks, profile, models=["shared_bottom", "mpt_rec"],
-                           model_options=SMALL, head_options={m: {"tower": (8,)} for m in SMALL},
-                           epochs=2, batch_size=128)
+    table = new_task_table(
+        three_tasks,
+        profile,
+        models=["shared_bottom", "mpt_rec"],
+        model_options=SMALL,
+        head_options={m: {"tower": (8,)} for m in SMALL},
+        epochs=2,
+        batch_size=128,
+    )
     assert list(table["scheme"]) == ["Shared Bottom*", "MPT-Rec", "MAML"]
     tuned = table[table.model != "maml"]
     assert (tuned["t1_after"] == tuned["t1_before"]).all() and (tuned["t2_after"] == tuned["t2_before"]).all()
@@ -154,6 +172,7 @@ def test_separation_measures_on_hand_made_clusters():
     import numpy as np
 
     from mtlab.experiments.ablations import separation
+
     rng = np.random.default_rng(0)
     centres = np.array([[0.0, 0, 0, 0], [5, 0, 0, 0], [0, 5, 0, 0]])  # shared at the origin
     apart = np.concatenate([c + rng.normal(0, 0.1, (60, 4)) for c in centres])
@@ -167,6 +186,7 @@ def test_separation_measures_on_hand_made_clusters():
 @pytest.mark.parametrize("name", ["mpt_rec", "ple", "stem"])
 def test_representations_for_tsne(name, three_tasks):
     from mtlab.experiments.ablations import representations
+
     data2 = three_tasks.select_tasks(three_tasks.tasks[:2])
     model = build_model(name, data2.features, data2.tasks, **SMALL.get(name, dict(expert=(32, 16), tower=(8,))))
     vectors, kinds = representations(model, data2, n=50)
@@ -175,6 +195,7 @@ def test_representations_for_tsne(name, three_tasks):
 
 def test_new_task_table_resumes_from_results_file(three_tasks, tmp_path, monkeypatch):
     import mtlab.experiments.new_task_tables as module
+
     calls = []
     real = module.pretrain_seeds
     monkeypatch.setattr(module, "pretrain_seeds", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
@@ -193,13 +214,17 @@ def test_negative_transfer_summary_tests_the_change_against_zero():
     from mtlab.experiments.new_task_tables import summarize_negative_transfer
 
     changes = {"shared_bottom": (1e-3, 2e-3, 3e-3), "mpt_rec": (-1e-3, 1e-3, 0.0)}  # SB: t = 2√3, df = 2
-    rows = [("education", "income", model, seed, 0.9, 0.9 + d, d)
-            for model, deltas in changes.items() for seed, d in enumerate(deltas)]
-    table = summarize_negative_transfer(pd.DataFrame(rows, columns=[
-        "new_task", "task", "model", "seed", "auc_two_tasks", "auc_with_new_task", "delta"]))
+    rows = [
+        ("education", "income", model, seed, 0.9, 0.9 + d, d)
+        for model, deltas in changes.items()
+        for seed, d in enumerate(deltas)
+    ]
+    table = summarize_negative_transfer(
+        pd.DataFrame(rows, columns=["new_task", "task", "model", "seed", "auc_two_tasks", "auc_with_new_task", "delta"])
+    )
     sb, mpt = (table[table["model"] == m].iloc[0] for m in ("shared_bottom", "mpt_rec"))
     # Two-sided p of Student's t with 2 degrees of freedom: 1 - |t| / sqrt(t² + 2).
-    t = 2e-3 / (1e-3 / 3 ** 0.5)
+    t = 2e-3 / (1e-3 / 3**0.5)
     assert sb["p (paired t)"] == pytest.approx(1 - t / (t * t + 2) ** 0.5)
     assert not sb["significant"] and sb["same_sign"]  # the paper's sign for SB is "+"
     assert mpt["p (paired t)"] == pytest.approx(1.0) and pd.isna(mpt["same_sign"])  # not in the paper's table

@@ -32,7 +32,7 @@ def test_row_weights_equal_a_per_row_loop_and_sum_to_one():
     for r in range(7):  # the method-notes formulas, one row at a time, over the tasks reaching the row
         tasks = [t for t in range(3) if grads[t, r].norm() > 0]
         n = torch.stack([grads[t, r].norm() for t in tasks])
-        n_tf = n * torch.tensor([1.3 ** 2 if t == 0 else 1.0 for t in tasks])
+        n_tf = n * torch.tensor([1.3**2 if t == 0 else 1.0 for t in tasks])
         weights = torch.softmax(n_tf / n_tf.mean() / 0.7, dim=0)
         full = torch.zeros(3)
         full[tasks] = weights
@@ -74,8 +74,11 @@ def test_every_task_loss_is_finite_and_reaches_its_head(community_data):
 
 @pytest.mark.parametrize("strategy", ["ew", "pmtrec"])
 def test_recommender_learns_the_planted_communities(strategy, community_data):
-    result = fit(mf(community_data), community_data,
-                 TrainConfig(epochs=8, batch_size=256, lr=0.02, weighting=strategy, device="cpu", quiet=True, patience=0))
+    result = fit(
+        mf(community_data),
+        community_data,
+        TrainConfig(epochs=8, batch_size=256, lr=0.02, weighting=strategy, device="cpu", quiet=True, patience=0),
+    )
     model, history, used = result.model, result.history, result.strategy
     test = RankingEvaluator()(model, community_data, "test")["rec"]
     assert test["recall@40"] > 2 * 40 / community_data.n_items, test  # random ranking: ≈ 40 / n_items
@@ -99,6 +102,7 @@ def test_pmtrec_experiment_functions_on_synthetic(tmp_path, monkeypatch):
         weight_trajectory,
     )
     from mtlab.experiments.store import load_rows
+
     profile = get_profile("quick", seeds=[0], device="cpu")
     small = dict(epochs=2, batch_size=512)
     runs = pmtrec_benchmark(["synthetic"], ["ew", "pmtrec"], profile, **small)
@@ -115,6 +119,7 @@ def test_pmtrec_experiment_functions_on_synthetic(tmp_path, monkeypatch):
     first = alpha_tau_grid(data, profile, alphas=(1.2,), taus=(1.0,), results_path=stored, **small)
     assert first.loc[1.2, 1.0] == pytest.approx(grid.loc[1.2, 1.0], abs=1e-3)
     import mtlab.experiments.pmtrec as module
+
     monkeypatch.setattr(module, "train_recommenders", lambda *a, **k: pytest.fail("trained again"))
     assert alpha_tau_grid(data, profile, alphas=(1.2,), taus=(1.0,), results_path=stored).equals(first)
     monkeypatch.undo()
@@ -140,8 +145,11 @@ def test_gathered_rows_give_the_same_update_as_whole_tables(name, community_data
     for gathered in (True, False):
         model.zero_grad()
         losses, touched = model.batch_losses(rows, community_data, torch.Generator().manual_seed(3))
-        shared = ([TableRows(t, i, v) for t, (i, v) in zip(model.embedding_tables(), touched)] if gathered
-                  else model.embedding_tables())
+        shared = (
+            [TableRows(t, i, v) for t, (i, v) in zip(model.embedding_tables(), touched)]
+            if gathered
+            else model.embedding_tables()
+        )
         build_weighting(name, len(TASKS)).backward(losses if gathered else torch.stack(losses), shared, epoch=2)
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     assert grads[0].keys() == grads[1].keys()
@@ -185,6 +193,7 @@ def test_weight_trajectory_tracks_users_and_the_study_helpers(community_data):
         pmtrec_benchmark,
         weight_trajectory,
     )
+
     profile = get_profile("quick", seeds=[0], device="cpu")
     trajectory = weight_trajectory(community_data, profile, epochs=2, batch_size=512)
     per_user = trajectory.groupby(["epoch", "user"])["weight"].sum()
@@ -195,8 +204,14 @@ def test_weight_trajectory_tracks_users_and_the_study_helpers(community_data):
     study = auxiliary_task_study(community_data, profile, epochs=2, batch_size=512)
     assert list(study["tasks"])[0] == "rec alone" and study.iloc[0]["ndcg@40 change vs rec alone"] == "+0.0 %"
     assert {"rec + social", "rec + all"} <= set(study["tasks"])
-    runs = pd.DataFrame({"dataset": "d", "strategy": ["ew", "mgda", "pmtrec", SINGLE_TASK], "seed": 0,
-                         "ndcg@40": [0.10, 0.20, 0.22, 0.30]})
+    runs = pd.DataFrame(
+        {
+            "dataset": "d",
+            "strategy": ["ew", "mgda", "pmtrec", SINGLE_TASK],
+            "seed": 0,
+            "ndcg@40": [0.10, 0.20, 0.22, 0.30],
+        }
+    )
     statement = headline_statement(runs)
     assert "best baseline mgda 0.2000 (+10.00 %; PMTRec ranks 1 of 3 strategies" in statement
     assert "without auxiliary tasks: 0.3000" in statement

@@ -40,6 +40,7 @@ def trained(data, path, **config):
 
 # 1. checkpoints ------------------------------------------------------------------------------------
 
+
 def test_resume_refuses_another_seed_lr_or_task_order(data, tmp_path):
     path = tmp_path / "run.pt"
     trained(data, path)
@@ -90,19 +91,38 @@ def test_a_stale_temporary_file_is_cleaned_up_on_the_next_write(tmp_path):
 
 # 2. divergence -------------------------------------------------------------------------------------
 
+
 def test_a_diverging_loss_stops_with_the_epoch_task_and_a_remedy(data):
     seed_everything(0)
     model = build_model("shared_bottom", data.features, data.tasks, bottom=(16,), tower=(8,))
     with torch.no_grad():
         model.towers.head.weight[1].fill_(float("nan"))  # task t2 produces NaN from the first step
-    with pytest.raises(DivergenceError, match="epoch 1: the loss of task\\(s\\) [t1, ]*t2 is not finite; try a lower learning rate"):
+    with pytest.raises(
+        DivergenceError, match="epoch 1: the loss of task\\(s\\) [t1, ]*t2 is not finite; try a lower learning rate"
+    ):
         fit(model, data, TrainConfig(**{**FAST, "epochs": 3}))
 
 
 def test_cli_at_a_huge_learning_rate_exits_with_an_error_not_a_result(tmp_path, capsys):
     out = tmp_path / "out.json"
-    code = main(["train", "--data", "synthetic", "--model", "shared_bottom", "--lr", "1e6", "--epochs", "3",
-                 "--device", "cpu", "--quiet", "--json", str(out)])
+    code = main(
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--model",
+            "shared_bottom",
+            "--lr",
+            "1e6",
+            "--epochs",
+            "3",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--json",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     if code == 0:  # Adam's normalized steps may stay finite: then the result must be finite too
         assert json.loads(out.read_text())
@@ -111,6 +131,7 @@ def test_cli_at_a_huge_learning_rate_exits_with_an_error_not_a_result(tmp_path, 
 
 
 # 3. tasks --------------------------------------------------------------------------------------------
+
 
 def test_duplicate_tasks_are_refused():
     with pytest.raises(DataError, match="given twice"):
@@ -124,6 +145,7 @@ def test_a_task_with_one_class_in_a_split_is_refused_at_load():
 
 
 # 5. result files ------------------------------------------------------------------------------------
+
 
 def test_a_cut_last_line_is_refused_and_never_glued_to_the_next_row(tmp_path):
     path = tmp_path / "runs.csv"
@@ -159,6 +181,7 @@ def test_sweep_jobs_of_another_profile_never_count_as_done(tmp_path):
 
 # 6. command line -------------------------------------------------------------------------------------
 
+
 def test_cli_refuses_bad_json_options_and_bad_ranges(capsys):
     assert main(["train", "--data", "synthetic", "--option", "bottom=[32,", "--quiet"]) == 2
     assert "--option 'bottom=[32,': the value is not JSON" in capsys.readouterr().err
@@ -192,6 +215,7 @@ def test_run_refuses_an_out_folder_that_holds_a_run(tmp_path, capsys):
 
 # 4. data files ---------------------------------------------------------------------------------------
 
+
 def test_a_fetched_file_cut_later_is_refused_and_fetch_verifies_again(tmp_path, monkeypatch):
     import shutil
 
@@ -220,12 +244,18 @@ def test_a_fetched_file_cut_later_is_refused_and_fetch_verifies_again(tmp_path, 
         fetch("filmtrust", root=tmp_path, log=lambda *_: None)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda f: f[:7] + [", ".join(f[7].split(", ")[:20])] + f[8:], "line 8: too few fields"),
-    (lambda f: f[:3] + [f[3].replace(f[3].split(", ")[0], "forty", 1)] + f[4:], "line 4: age is 'forty', not a number"),
-    (lambda f: f[:5] + [f[5].rsplit(", ", 1)[0] + ", maybe"] + f[6:], "line 6: income is 'maybe'"),
-    (lambda f: f[:2] + [f[2] + ", extra, fields"] + f[3:], "Expected 42 fields in line 3"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: f[:7] + [", ".join(f[7].split(", ")[:20])] + f[8:], "line 8: too few fields"),
+        (
+            lambda f: f[:3] + [f[3].replace(f[3].split(", ")[0], "forty", 1)] + f[4:],
+            "line 4: age is 'forty', not a number",
+        ),
+        (lambda f: f[:5] + [f[5].rsplit(", ", 1)[0] + ", maybe"] + f[6:], "line 6: income is 'maybe'"),
+        (lambda f: f[:2] + [f[2] + ", extra, fields"] + f[3:], "Expected 42 fields in line 3"),
+    ],
+)
 def test_a_malformed_census_row_names_its_file_and_line(census_root, damage, message):
     from mtlab.data import load_census
 
@@ -266,7 +296,9 @@ def test_a_malformed_movielens_or_filmtrust_row_names_its_file_and_line(tmp_path
 
 def test_a_sweep_with_failed_jobs_lists_them_in_one_line_each_and_exits_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MTLAB_DATA_DIR", str(tmp_path / "empty"))  # every job fails at loading its data
-    code = main(["sweep", "table4", "--profile", "quick", "--seeds", "0", "--workers", "1", "--out", str(tmp_path / "out")])
+    code = main(
+        ["sweep", "table4", "--profile", "quick", "--seeds", "0", "--workers", "1", "--out", str(tmp_path / "out")]
+    )
     out, err = capsys.readouterr()
     failed = [line for line in out.splitlines() if line.startswith("sweep: failed ")]
     assert code == 1 and len(failed) == 10 and "10 of 10 jobs failed" in err
@@ -281,8 +313,11 @@ def test_every_strategy_gives_the_one_divergence_message_at_a_huge_learning_rate
     model = build_model("mmoe", data.features, data.tasks, n_experts=2, expert=(8,), tower=(4,))
     if strategy == "pmtrec":
         pytest.skip("PMTRec weights embedding rows of a recommender (tested on MF in test_pmtrec)")
-    with pytest.raises(DivergenceError, match=r"training diverged in epoch \d+: the (loss|gradient) of task\(s\) .*"
-                                              r"try a lower learning rate \(now 10000\)"):
+    with pytest.raises(
+        DivergenceError,
+        match=r"training diverged in epoch \d+: the (loss|gradient) of task\(s\) .*"
+        r"try a lower learning rate \(now 10000\)",
+    ):
         fit(model, data, TrainConfig(**{**FAST, "epochs": 20, "lr": 1e4, "weighting": strategy}))
 
 

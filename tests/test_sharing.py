@@ -14,13 +14,20 @@ from mtlab.weighting import STRATEGIES, GradientCombination, build_weighting
 SMALL = dict(bottom=(16, 8), tower=(8,))
 SMALL_EXPERT = dict(expert=(16, 8), tower=(8,))
 CASES = {  # name: (registered model, options)
-    "single_task": ("single_task", SMALL), "shared_bottom": ("shared_bottom", SMALL),
-    "mmoe": ("mmoe", SMALL_EXPERT), "ple": ("ple", SMALL_EXPERT),
-    "ple_3_levels": ("ple", {**SMALL_EXPERT, "n_levels": 3}), "stem": ("stem", SMALL_EXPERT),
-    "sparse_sharing": ("sparse_sharing", SMALL), "csrec": ("csrec", SMALL),
-    "mpt_rec": ("mpt_rec", SMALL_EXPERT), "mf": ("mf", {"dim": 8}),
-    "esmm": ("esmm", {"tower": (8,)}), "escm2": ("escm2", {"tower": (8,)}),
-    "escm2_dr": ("escm2", {"tower": (8,), "variant": "dr"}), "aitm": ("aitm", {"tower": (8,)}),
+    "single_task": ("single_task", SMALL),
+    "shared_bottom": ("shared_bottom", SMALL),
+    "mmoe": ("mmoe", SMALL_EXPERT),
+    "ple": ("ple", SMALL_EXPERT),
+    "ple_3_levels": ("ple", {**SMALL_EXPERT, "n_levels": 3}),
+    "stem": ("stem", SMALL_EXPERT),
+    "sparse_sharing": ("sparse_sharing", SMALL),
+    "csrec": ("csrec", SMALL),
+    "mpt_rec": ("mpt_rec", SMALL_EXPERT),
+    "mf": ("mf", {"dim": 8}),
+    "esmm": ("esmm", {"tower": (8,)}),
+    "escm2": ("escm2", {"tower": (8,)}),
+    "escm2_dr": ("escm2", {"tower": (8,), "variant": "dr"}),
+    "aitm": ("aitm", {"tower": (8,)}),
     "stem_on_bags": ("stem", SMALL_EXPERT),  # multi-valued fields: a shared bag table of its own
 }
 FUNNEL = {"esmm", "escm2", "aitm"}
@@ -95,7 +102,9 @@ def test_declared_sharing_is_what_the_losses_reach(case, tabular, interactions, 
         wrongly_private = (reach >= 2) & ~declared[name]
         wrongly_shared = (reach == 1) & declared[name]
         assert not wrongly_private.any(), f"{case}: {name} has {int(wrongly_private.sum())} elements two tasks reach"
-        assert not wrongly_shared.any(), f"{case}: {name} has {int(wrongly_shared.sum())} one-task elements declared shared"
+        assert not wrongly_shared.any(), (
+            f"{case}: {name} has {int(wrongly_shared.sum())} one-task elements declared shared"
+        )
         shared_elements += int((reach >= 2).sum())
         private_elements += int((reach == 1).sum())
     if case != "escm2":  # ESCM²-IPW: the CTR tower serves ctr and ctcvr, the CVR tower cvr and ctcvr
@@ -120,7 +129,8 @@ def test_private_parameters_get_their_own_tasks_gradient(case, strategy, tabular
     torch.manual_seed(0)
     weighting = build_weighting(strategy, len(losses))
     before = getattr(build_weighting(strategy, len(losses)), "private_scale", lambda _: None)(
-        torch.stack([loss.detach() for loss in losses]))  # s_t of Σ_t s_t ∇L_t, from a fresh copy
+        torch.stack([loss.detach() for loss in losses])
+    )  # s_t of Σ_t s_t ∇L_t, from a fresh copy
     weights = weighting.backward(out.losses, out.shared, epoch=1)
     if getattr(weighting, "private_weighted", False):
         scale = weights
@@ -132,5 +142,6 @@ def test_private_parameters_get_their_own_tasks_gradient(case, strategy, tabular
         expected = sum(w * g[name] for w, g in zip(scale, grads))
         got = p.grad if p.grad is not None else torch.zeros_like(p)
         private = ~declared[name]
-        torch.testing.assert_close(got[private], expected[private], rtol=1e-5, atol=1e-6,
-                                   msg=f"{case}, {strategy}: {name}")
+        torch.testing.assert_close(
+            got[private], expected[private], rtol=1e-5, atol=1e-6, msg=f"{case}, {strategy}: {name}"
+        )

@@ -46,6 +46,7 @@ def test_by_default_a_job_holds_every_seed_and_all_is_both_papers():
 
 def test_gpu_workers_without_a_gpu_are_refused():
     from mtlab.experiments.sweep import _device_slots
+
     cpu = get_profile("quick", device="cpu")
     assert _device_slots(cpu, 2, None) == {"cuda": 0, "cpu": 2}
     with pytest.raises(ValueError, match="--gpu-workers 0"):
@@ -66,17 +67,32 @@ def test_table4_runs_from_table3_equal_negative_transfer(fake_census):
     runs, _ = negative_transfer(profile, ["education"], ["shared_bottom"])
     derived = negative_transfer_from_table3(table3, "education")
     key = ["new_task", "model", "seed", "task"]
-    pd.testing.assert_frame_equal(derived.sort_values(key).reset_index(drop=True),
-                                  runs[derived.columns].sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        derived.sort_values(key).reset_index(drop=True), runs[derived.columns].sort_values(key).reset_index(drop=True)
+    )
 
 
 def test_maml_takes_the_full_training_reference_of_its_seed():
-    table = pd.DataFrame([
-        {"model": "shared_bottom", "seed": 0, "full_t3_auc": 0.8, "full_params": 100, "full_train_flops_per_sample": 10},
-        {"model": "shared_bottom", "seed": 1, "full_t3_auc": 0.9, "full_params": 100, "full_train_flops_per_sample": 20},
-        {"model": "maml", "seed": 1},
-        {"model": "maml", "seed": 2},  # no Shared Bottom run of this seed: no reference
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "model": "shared_bottom",
+                "seed": 0,
+                "full_t3_auc": 0.8,
+                "full_params": 100,
+                "full_train_flops_per_sample": 10,
+            },
+            {
+                "model": "shared_bottom",
+                "seed": 1,
+                "full_t3_auc": 0.9,
+                "full_params": 100,
+                "full_train_flops_per_sample": 20,
+            },
+            {"model": "maml", "seed": 1},
+            {"model": "maml", "seed": 2},  # no Shared Bottom run of this seed: no reference
+        ]
+    )
     out = _maml_reference(table)
     assert out.loc[2, ["full_t3_auc", "full_params", "full_train_flops_per_sample"]].tolist() == [0.9, 100, 20]
     assert out.loc[3, ["full_t3_auc", "full_params"]].isna().all()

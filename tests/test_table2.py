@@ -23,20 +23,36 @@ def fake_results(means: dict[str, tuple[float, float]], seeds=(0, 1, 2), spread=
     for model, (income, marital) in means.items():
         for s in seeds:
             for task, mean in (("income", income), ("marital", marital)):
-                rows.append({"model": model, "seed": s, "task": task, "auc": mean + spread * rng.standard_normal(),
-                             "logloss": 0.1, "trainable_params": 1, "flops_per_sample": 1.0, "seconds": 1.0,
-                             "epochs": 1})
+                rows.append(
+                    {
+                        "model": model,
+                        "seed": s,
+                        "task": task,
+                        "auc": mean + spread * rng.standard_normal(),
+                        "logloss": 0.1,
+                        "trainable_params": 1,
+                        "flops_per_sample": 1.0,
+                        "seconds": 1.0,
+                        "epochs": 1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-PAPER_MEANS = {m: tuple(PAPER_TABLE2[(PAPER_TABLE2.model == m) & (PAPER_TABLE2.task == t)]["paper_auc"].iloc[0]
-                        for t in ("income", "marital")) for m in PAPER_TABLE2["model"].unique()}
+PAPER_MEANS = {
+    m: tuple(
+        PAPER_TABLE2[(PAPER_TABLE2.model == m) & (PAPER_TABLE2.task == t)]["paper_auc"].iloc[0]
+        for t in ("income", "marital")
+    )
+    for m in PAPER_TABLE2["model"].unique()
+}
 
 
 def test_paired_p_matches_scipy_and_handles_degenerate_cases():
     a = pd.Series([0.91, 0.92, 0.95], index=[0, 1, 2])
     b = pd.Series([0.90, 0.90, 0.92], index=[0, 1, 2])
     from scipy import stats
+
     assert paired_p(a, b) == pytest.approx(stats.ttest_rel(a, b).pvalue)
     assert np.isnan(paired_p(a.iloc[:1], b.iloc[:1]))
     assert np.isnan(paired_p(a, a - 0.01))  # constant difference: no variance, no test
@@ -80,8 +96,9 @@ def test_compare_models_resumes_from_results_file(synthetic, tmp_path):
     path = tmp_path / "results.csv"
     profile = get_profile("quick", seeds=[0], device="cpu")
     first, _ = compare_models(synthetic, ["shared_bottom"], profile, results_path=path, epochs=1, quiet=True)
-    both, histories = compare_models(synthetic, ["shared_bottom", "single_task"], profile, results_path=path,
-                                     epochs=1, quiet=True)
+    both, histories = compare_models(
+        synthetic, ["shared_bottom", "single_task"], profile, results_path=path, epochs=1, quiet=True
+    )
     stored = pd.read_csv(path)
     assert len(stored) == 4 and list(stored["model"]).count("shared_bottom") == 2  # not trained twice
     assert both[both.model == "shared_bottom"]["auc"].tolist() == pytest.approx(first["auc"].tolist())
@@ -91,8 +108,9 @@ def test_compare_models_resumes_from_results_file(synthetic, tmp_path):
 
 def test_synthetic_correlation_study_shapes():
     profile = get_profile("quick", seeds=[0], device="cpu")
-    results, gains = synthetic_correlation_study(["single_task", "shared_bottom"], profile, rhos=(0.9, 0.0),
-                                                 n_samples=1500, epochs=1)
+    results, gains = synthetic_correlation_study(
+        ["single_task", "shared_bottom"], profile, rhos=(0.9, 0.0), n_samples=1500, epochs=1
+    )
     assert set(results["rho"]) == {0.9, 0.0} and len(results) == 2 * 2 * 2
     assert (gains[gains.model == "single_task"]["gain_vs_single_task"] == 0).all()
     assert "ρ = 0.9" in correlation_statement(gains)

@@ -64,8 +64,7 @@ def test_checkpoint_resume_equals_uninterrupted_run(synthetic, tmp_path):
     assert load_checkpoint(path)["epoch"] == 2
     seed_everything(123)  # a fresh process: different global state, weights come from the checkpoint
     fresh = build_model("shared_bottom", synthetic.features, synthetic.tasks, bottom=(32, 16), tower=(8,))
-    resumed = fit(fresh, synthetic, TrainConfig(**{**FAST, "epochs": 4, "patience": 0}), checkpoint=path,
-                  resume=True)
+    resumed = fit(fresh, synthetic, TrainConfig(**{**FAST, "epochs": 4, "patience": 0}), checkpoint=path, resume=True)
     assert resumed.epochs == 4 and len(resumed.history) == 4
     for (_, p), (_, q) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(p, q)
@@ -74,11 +73,20 @@ def test_checkpoint_resume_equals_uninterrupted_run(synthetic, tmp_path):
 def test_checkpoint_of_other_model_is_refused(synthetic, tmp_path):
     path = tmp_path / "ckpt.pt"
     seed_everything(0)
-    fit(build_model("shared_bottom", synthetic.features, synthetic.tasks), synthetic,
-        TrainConfig(**{**FAST, "epochs": 1}), checkpoint=path)
+    fit(
+        build_model("shared_bottom", synthetic.features, synthetic.tasks),
+        synthetic,
+        TrainConfig(**{**FAST, "epochs": 1}),
+        checkpoint=path,
+    )
     with pytest.raises(ValueError, match="model: 'SharedBottom' in the checkpoint, 'SingleTask' now"):
-        fit(build_model("single_task", synthetic.features, synthetic.tasks), synthetic,
-            TrainConfig(**{**FAST, "epochs": 2}), checkpoint=path, resume=True)
+        fit(
+            build_model("single_task", synthetic.features, synthetic.tasks),
+            synthetic,
+            TrainConfig(**{**FAST, "epochs": 2}),
+            checkpoint=path,
+            resume=True,
+        )
 
 
 def test_checkpoint_written_atomically(tmp_path, monkeypatch):
@@ -104,8 +112,12 @@ def test_on_epoch_callback_can_stop(synthetic):
     seen = []
     seed_everything(0)
     model = build_model("shared_bottom", synthetic.features, synthetic.tasks)
-    out = fit(model, synthetic, TrainConfig(**{**FAST, "epochs": 5}),
-              on_epoch=lambda row, strategy: seen.append(row) or len(seen) == 2)  # a Stop button after epoch 2
+    out = fit(
+        model,
+        synthetic,
+        TrainConfig(**{**FAST, "epochs": 5}),
+        on_epoch=lambda row, strategy: seen.append(row) or len(seen) == 2,
+    )  # a Stop button after epoch 2
     assert out.epochs == 2 and [r["epoch"] for r in seen] == [1, 2]
 
 

@@ -44,8 +44,9 @@ def compare(case, data, configs, key, scores=True):
             if scores and key in ours[task]:
                 assert abs(ours[task][key] - theirs[task][key]) < TOLERANCE, (task, ours[task], theirs[task])
         losses = [c for c in a.history if c.startswith("train_loss_")]
-        torch.testing.assert_close(torch.tensor(a.history[losses].values), torch.tensor(b.history[losses].values),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(a.history[losses].values), torch.tensor(b.history[losses].values), rtol=1e-4, atol=1e-5
+        )
     return separate, vectorized
 
 
@@ -79,26 +80,39 @@ def test_every_strategy_equals_its_separate_runs(strategy, tabular, interactions
 
 @pytest.mark.parametrize("strategy", sorted(n for n, c in STRATEGIES.items() if issubclass(c, LossWeighting)))
 def test_the_recommender_with_every_loss_weighting(strategy, interactions):
-    data = interactions.select_tasks(("rec", "social", "category", "rating")) \
-        if hasattr(interactions, "select_tasks") else interactions
+    data = (
+        interactions.select_tasks(("rec", "social", "category", "rating"))
+        if hasattr(interactions, "select_tasks")
+        else interactions
+    )
     compare("mf", data, configs(weighting=strategy, batch_size=256, epochs=2), "ndcg@40")
 
 
 def test_members_stop_on_their_own_and_keep_their_best_weights(tabular):
     """Patience 1 over many epochs: members stop at different epochs, each as its separate run did."""
-    separate, vectorized = compare("mmoe", tabular, configs(seeds=(0, 1, 2, 3), epochs=12, patience=1, lr=3e-2),
-                                   "auc")
+    separate, vectorized = compare("mmoe", tabular, configs(seeds=(0, 1, 2, 3), epochs=12, patience=1, lr=3e-2), "auc")
     assert len({r.epochs for r in separate}) > 1  # the case exercises different stopping epochs
     assert [r.history["seed"].tolist() for r in vectorized] == [[c] * r.epochs for c, r in zip((0, 1, 2, 3), separate)]
 
 
 def test_members_may_differ_in_learning_rate_and_weighting_options(tabular):
-    mixed = [TrainConfig(epochs=2, batch_size=512, quiet=True, seed=0, lr=1e-3, weighting="dwa"),
-             TrainConfig(epochs=2, batch_size=512, quiet=True, seed=0, lr=1e-2, weighting="dwa",
-                         weighting_options={"temperature": 4.0})]
+    mixed = [
+        TrainConfig(epochs=2, batch_size=512, quiet=True, seed=0, lr=1e-3, weighting="dwa"),
+        TrainConfig(
+            epochs=2,
+            batch_size=512,
+            quiet=True,
+            seed=0,
+            lr=1e-2,
+            weighting="dwa",
+            weighting_options={"temperature": 4.0},
+        ),
+    ]
     compare("mmoe", tabular, mixed, "auc")
-    with_parameters = [TrainConfig(epochs=2, batch_size=512, quiet=True, seed=s, lr=lr, weighting="uw")
-                       for s, lr in ((0, 1e-3), (1, 1e-2))]  # UW's log-variances train at each member's lr
+    with_parameters = [
+        TrainConfig(epochs=2, batch_size=512, quiet=True, seed=s, lr=lr, weighting="uw")
+        for s, lr in ((0, 1e-3), (1, 1e-2))
+    ]  # UW's log-variances train at each member's lr
     compare("mmoe", tabular, with_parameters, "auc")
 
 
@@ -111,8 +125,9 @@ def test_members_that_differ_otherwise_are_refused(tabular):
 
 
 def test_what_cannot_be_vectorized_says_why_and_train_seeds_runs_it_one_by_one(interactions, capsys):
-    assert "combines per embedding row" in refusal(build("mf", interactions, 0), interactions,
-                                                   TrainConfig(weighting="mgda"))
+    assert "combines per embedding row" in refusal(
+        build("mf", interactions, 0), interactions, TrainConfig(weighting="mgda")
+    )
     profile = get_profile("quick", seeds=[0, 1])
     out = train_seeds("mf", interactions, profile, tasks=("rec", "social"), weighting="mgda", epochs=1)
     assert "one after another" in capsys.readouterr().out
@@ -133,8 +148,26 @@ def test_train_seeds_matches_train_seeds_without_vectorizing(tabular):
 
 def test_command_line_seeds_write_one_list(tmp_path, capsys):
     out = tmp_path / "seeds.json"
-    code = main(["train", "--data", "synthetic", "--model", "mmoe", "--seeds", "0,2", "--epochs", "1", "--quiet",
-                 "--option", "expert=[8]", "--option", "tower=[4]", "--json", str(out)])
+    code = main(
+        [
+            "train",
+            "--data",
+            "synthetic",
+            "--model",
+            "mmoe",
+            "--seeds",
+            "0,2",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--option",
+            "expert=[8]",
+            "--option",
+            "tower=[4]",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     results = json.loads(out.read_text())
     assert [r["seed"] for r in results] == [0, 2] and all(r["vectorized"] == 2 for r in results)
@@ -173,6 +206,7 @@ def test_cuda_graphs_step_on_the_gpu(tabular):
 
 def test_a_diverging_member_stops_the_run_naming_its_seed(tabular):
     from mtlab.train import DivergenceError
+
     diverging = [TrainConfig(epochs=2, batch_size=512, quiet=True, seed=s, lr=lr) for s, lr in ((0, 1e-3), (7, 1e9))]
     with pytest.raises(DivergenceError, match="of seed 7"):
         fit_members([build("mmoe", tabular, c.seed) for c in diverging], tabular, diverging)

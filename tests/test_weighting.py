@@ -14,8 +14,9 @@ from mtlab.weighting.gradient_based import min_norm_weights
 
 def combine(name, grads, losses=None, **options):
     g = torch.tensor(grads, dtype=torch.float64)
-    return build_weighting(name, len(grads), **options).combine(g, torch.ones(len(g), dtype=torch.float64) if losses is None
-                                                                 else torch.tensor(losses, dtype=torch.float64))
+    return build_weighting(name, len(grads), **options).combine(
+        g, torch.ones(len(g), dtype=torch.float64) if losses is None else torch.tensor(losses, dtype=torch.float64)
+    )
 
 
 def test_pcgrad_projection_by_hand():
@@ -39,8 +40,9 @@ def test_min_norm_weights_match_a_grid_search():
     alpha = min_norm_weights(grads @ grads.T)
     assert alpha.sum() == pytest.approx(1.0) and (alpha >= 0).all()
     steps = torch.linspace(0, 1, 101, dtype=torch.float64)
-    best = min((torch.stack([a, b, 1 - a - b]) @ grads).norm().item()
-               for a, b in itertools.product(steps, steps) if a + b <= 1)
+    best = min(
+        (torch.stack([a, b, 1 - a - b]) @ grads).norm().item() for a, b in itertools.product(steps, steps) if a + b <= 1
+    )
     assert (alpha @ grads).norm().item() <= best + 1e-3
 
 

@@ -27,8 +27,10 @@ def test_explorer_runs_in_a_thread_and_accumulates_results():
     explorer.model.value = "mmoe"
     explorer.weighting.value = "PCGrad"
     explorer.run(wait=True)
-    assert [(r["model"], r["weighting"]) for r in explorer.results] == [("shared_bottom", "equal (EW)"),
-                                                                         ("mmoe", "PCGrad")]
+    assert [(r["model"], r["weighting"]) for r in explorer.results] == [
+        ("shared_bottom", "equal (EW)"),
+        ("mmoe", "PCGrad"),
+    ]
     assert "test AUC t3" in explorer.table.value and not explorer.run_button.disabled
 
 
@@ -72,10 +74,12 @@ def test_alpha_tau_panel_retrains_when_a_slider_moves():
     from mtlab.data.interactions import make_synthetic_interactions
     from mtlab.widgets import AlphaTauPanel
 
-    grid = pd.DataFrame([[0.1, 0.3], [0.2, 0.25]], index=pd.Index([1.0, 1.1], name="alpha"),
-                        columns=pd.Index([0.5, 1.0], name="tau"))
-    panel = AlphaTauPanel(make_synthetic_interactions(n_users=200, n_items=150, seed=0), device="cpu", epochs=2,
-                          grid=grid)
+    grid = pd.DataFrame(
+        [[0.1, 0.3], [0.2, 0.25]], index=pd.Index([1.0, 1.1], name="alpha"), columns=pd.Index([0.5, 1.0], name="tau")
+    )
+    panel = AlphaTauPanel(
+        make_synthetic_interactions(n_users=200, n_items=150, seed=0), device="cpu", epochs=2, grid=grid
+    )
     first = panel.run()
     assert 0 < first["ndcg@40"] <= 1 and panel.runs == 1
     panel.tau.value = 5.0  # released slider: retrains at once

@@ -14,10 +14,16 @@ TABULAR = sorted(n for n, c in MODELS.items() if issubclass(c, MultiTaskModel) a
 
 SMALL = dict(bottom=(32, 16), tower=(8,))
 SMALL_EXPERT = dict(expert=(32, 16), tower=(8,))
-OPTIONS = {"single_task": SMALL, "shared_bottom": SMALL, "mmoe": SMALL_EXPERT, "ple": SMALL_EXPERT,
-           "stem": SMALL_EXPERT, "mpt_rec": SMALL_EXPERT,
-           "sparse_sharing": {**SMALL, "prune_rounds": 5, "prune_min_sparsity": 0.3},
-           "csrec": {**SMALL, "prune_rounds": 5, "prune_min_sparsity": 0.3}}
+OPTIONS = {
+    "single_task": SMALL,
+    "shared_bottom": SMALL,
+    "mmoe": SMALL_EXPERT,
+    "ple": SMALL_EXPERT,
+    "stem": SMALL_EXPERT,
+    "mpt_rec": SMALL_EXPERT,
+    "sparse_sharing": {**SMALL, "prune_rounds": 5, "prune_min_sparsity": 0.3},
+    "csrec": {**SMALL, "prune_rounds": 5, "prune_min_sparsity": 0.3},
+}
 
 
 def step_for(batch_rows, n=4000, epoch=0, progress=0.5):
@@ -26,8 +32,9 @@ def step_for(batch_rows, n=4000, epoch=0, progress=0.5):
 
 @pytest.mark.parametrize("name", TABULAR)
 def test_every_model_beats_label_rate_baseline(name, synthetic):
-    result = train_one(name, synthetic, get_profile("quick", device="cpu"), 0, OPTIONS[name], epochs=6,
-                       batch_size=128, quiet=True)
+    result = train_one(
+        name, synthetic, get_profile("quick", device="cpu"), 0, OPTIONS[name], epochs=6, batch_size=128, quiet=True
+    )
     # labels are 50 % positive: the label-rate baseline has AUC 0.5 and log loss ln 2 ≈ 0.693
     for task, metrics in result["test"].items():
         assert metrics["auc"] > 0.85, (name, task, metrics)
@@ -63,8 +70,9 @@ def test_mpt_rec_classifier_gradient_is_reversed_with_scheduled_strength(synthet
     _, extra = model.training_loss(batch, labels, step_for(rows, progress=progress))
     params = list(model.shared_expert.parameters())
     reversed_grads = torch.autograd.grad(extra, params)
-    plain = torch.nn.functional.cross_entropy(model.task_classifier(model.shared_repr(batch)),
-                                              model.task_assignment[rows])
+    plain = torch.nn.functional.cross_entropy(
+        model.task_classifier(model.shared_repr(batch)), model.task_assignment[rows]
+    )
     plain_grads = torch.autograd.grad(plain, params)
     for r, p in zip(reversed_grads, plain_grads):
         torch.testing.assert_close(r, -dann_strength(progress) * p)
@@ -126,8 +134,9 @@ def test_stem_task_loss_sends_no_gradient_to_other_tasks_experts_or_embeddings(s
 
 def test_ple_levels(synthetic):
     for levels in (1, 2, 3):
-        model = build_model("ple", synthetic.features, synthetic.tasks, n_levels=levels, n_specific=2,
-                            n_shared=2, **SMALL_EXPERT)
+        model = build_model(
+            "ple", synthetic.features, synthetic.tasks, n_levels=levels, n_specific=2, n_shared=2, **SMALL_EXPERT
+        )
         assert model(synthetic.train.rows(torch.arange(7))[0]).shape == (7, 2)
         assert (model.levels[-1].shared_gate is None) and all(lv.shared_gate is not None for lv in model.levels[:-1])
     with pytest.raises(ValueError, match="at least 1"):
@@ -174,7 +183,11 @@ def test_csrec_contrastive_term(synthetic):
     losses, extra = model.training_loss(batch, labels, step_for(rows))
     assert extra < 0  # − Σ_t L_t(W ⊙ C)
     extra.backward()
-    untouched = [*model.towers.parameters(), *model.embedding.parameters(), *(layer.bias for layer in model.masked_layers())]
+    untouched = [
+        *model.towers.parameters(),
+        *model.embedding.parameters(),
+        *(layer.bias for layer in model.masked_layers()),
+    ]
     assert all(p.grad is None for p in untouched)  # the contrastive term reaches the masked weights W only
     w = model.masked_layers()[0]
     assert (w.weight.grad[contrast[0][0] == 0] == 0).all() and w.weight.grad.abs().sum() > 0

@@ -16,10 +16,15 @@ from .rec_files import load_amazon, load_epinions, load_filmtrust
 from .synthetic import make_synthetic
 from .tabular import Batch, DataError, FeatureSpec, MultiTaskData, TabularSplit, distinct_tasks
 
-REC_TASKS = {"rec": "BPR on the user's items (always first)", "social": "BPR on user-user links",
-             "coview": "BPR on item-item links", "category": "item categories (multi-label)",
-             "rating": "the training ratings (regression)", "attribute": "user attributes (classification)",
-             "align": "alignment + uniformity of the embeddings"}
+REC_TASKS = {
+    "rec": "BPR on the user's items (always first)",
+    "social": "BPR on user-user links",
+    "coview": "BPR on item-item links",
+    "category": "item categories (multi-label)",
+    "rating": "the training ratings (regression)",
+    "attribute": "user attributes (classification)",
+    "align": "alignment + uniformity of the embeddings",
+}
 
 FUNNEL_DATASETS = ("ali-ccp", *(f"aliexpress-{cc}" for cc in ("nl", "es", "fr", "us", "ru")))
 # name -> (loader, one-line description, {task: description})
@@ -34,16 +39,25 @@ DATASETS = {
         None,  # mtlab.data.aliccp.load_aliccp, imported when used (pyarrow)
         "Ali-CCP click/conversion funnel (Tianchi 408): prepare your raw files first "
         "(python -m mtlab.data prepare ali-ccp --raw DIR)",
-        {"ctr": "click", "cvr": "conversion given a click (clicked impressions only)",
-         "ctcvr": "click and conversion (entire space)"},
+        {
+            "ctr": "click",
+            "cvr": "conversion given a click (clicked impressions only)",
+            "ctcvr": "click and conversion (entire space)",
+        },
     ),
-    **{f"aliexpress-{cc.lower()}": (
-        None,  # mtlab.data.aliexpress.load_aliexpress, imported when used (pyarrow)
-        f"AliExpress {cc} search logs, click/conversion funnel (Tianchi 74690): prepare your files first "
-        f"(python -m mtlab.data prepare aliexpress --raw DIR --country {cc})",
-        {"ctr": "click", "cvr": "conversion given a click (clicked impressions only)",
-         "ctcvr": "click and conversion (entire space)"},
-    ) for cc in ("NL", "ES", "FR", "US", "RU")},
+    **{
+        f"aliexpress-{cc.lower()}": (
+            None,  # mtlab.data.aliexpress.load_aliexpress, imported when used (pyarrow)
+            f"AliExpress {cc} search logs, click/conversion funnel (Tianchi 74690): prepare your files first "
+            f"(python -m mtlab.data prepare aliexpress --raw DIR --country {cc})",
+            {
+                "ctr": "click",
+                "cvr": "conversion given a click (clicked impressions only)",
+                "ctcvr": "click and conversion (entire space)",
+            },
+        )
+        for cc in ("NL", "ES", "FR", "US", "RU")
+    },
     "synthetic": (
         make_synthetic,
         "MMoE-style synthetic tasks with controllable correlation rho (no download)",
@@ -52,18 +66,36 @@ DATASETS = {
 }
 # recommendation data (model `mf`): name -> (loader, description, tasks it supports)
 REC_DATASETS = {
-    "ml-100k": (lambda seed: load_movielens("ml-100k", seed=seed), "MovieLens-100K (GroupLens); fetch first",
-                ("rec", "category", "attribute", "align", "rating")),
-    "ml-1m": (lambda seed: load_movielens("ml-1m", seed=seed), "MovieLens-1M (GroupLens); fetch first",
-              ("rec", "category", "attribute", "align", "rating")),
-    "filmtrust": (lambda seed: load_filmtrust(seed=seed), "FilmTrust ratings and trust links; fetch first",
-                  ("rec", "social", "align", "rating")),
-    "epinions": (lambda seed: load_epinions(seed=seed), "Epinions (trustlet.org files in data/epinions/)",
-                 ("rec", "social", "align", "rating")),
-    "amazon": (lambda seed: load_amazon_folder(seed=seed), "Amazon reviews + metadata (files in data/amazon/)",
-               ("rec", "coview", "category", "align", "rating")),
-    "rec-synthetic": (lambda seed: make_synthetic_interactions(n_users=600, n_items=500, p_in=0.15, seed=seed),
-                      "planted-community interactions (no download)", ("rec", "align")),
+    "ml-100k": (
+        lambda seed: load_movielens("ml-100k", seed=seed),
+        "MovieLens-100K (GroupLens); fetch first",
+        ("rec", "category", "attribute", "align", "rating"),
+    ),
+    "ml-1m": (
+        lambda seed: load_movielens("ml-1m", seed=seed),
+        "MovieLens-1M (GroupLens); fetch first",
+        ("rec", "category", "attribute", "align", "rating"),
+    ),
+    "filmtrust": (
+        lambda seed: load_filmtrust(seed=seed),
+        "FilmTrust ratings and trust links; fetch first",
+        ("rec", "social", "align", "rating"),
+    ),
+    "epinions": (
+        lambda seed: load_epinions(seed=seed),
+        "Epinions (trustlet.org files in data/epinions/)",
+        ("rec", "social", "align", "rating"),
+    ),
+    "amazon": (
+        lambda seed: load_amazon_folder(seed=seed),
+        "Amazon reviews + metadata (files in data/amazon/)",
+        ("rec", "coview", "category", "align", "rating"),
+    ),
+    "rec-synthetic": (
+        lambda seed: make_synthetic_interactions(n_users=600, n_items=500, p_in=0.15, seed=seed),
+        "planted-community interactions (no download)",
+        ("rec", "align"),
+    ),
 }
 
 
@@ -74,9 +106,11 @@ def load_amazon_folder(seed: int = 0) -> InteractionData:
     meta = [f for f in files if f.name.startswith("meta")]
     reviews = [f for f in files if f not in meta and f.name.endswith((".json", ".json.gz", ".csv", ".csv.gz"))]
     if len(meta) != 1 or len(reviews) != 1:
-        raise DataError(f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
-                        f"{folder} (found {[f.name for f in files]}), or call "
-                        "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths")
+        raise DataError(
+            f"amazon: put exactly one reviews (or ratings-only CSV) file and one meta* file in "
+            f"{folder} (found {[f.name for f in files]}), or call "
+            "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths"
+        )
     return load_amazon(reviews[0], meta[0], seed=seed)
 
 
@@ -93,13 +127,14 @@ def check_rec_tasks(data: InteractionData, tasks) -> tuple[str, ...]:
     supported = data.tasks  # computed once: it reads the ratings
     tasks = distinct_tasks(tasks or supported)
     if any(t not in supported for t in tasks) or not tasks or tasks[0] != "rec":
-        raise DataError(f"tasks {list(tasks)}: on {data.name} the tasks are 'rec' first, then any of "
-                        f"{', '.join(t for t in supported if t != 'rec')}")
+        raise DataError(
+            f"tasks {list(tasks)}: on {data.name} the tasks are 'rec' first, then any of "
+            f"{', '.join(t for t in supported if t != 'rec')}"
+        )
     return tasks
 
 
-def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_000, seed: int = 0,
-                     quiet: bool = True):
+def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_000, seed: int = 0, quiet: bool = True):
     """Funnel data (tasks ctr, cvr, ctcvr) and a sentence naming their origin. `data_dir`: prepared
     shards (a folder with manifest.json), raw Ali-CCP files (sample_skeleton_*.csv, common_features_*.csv)
     or AliExpress files (AliExpress_<CC>/train.csv, test.csv; `country`), prepared once into data/; None:
@@ -114,11 +149,19 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
     if data_dir is None:
         folder = data_root() / "generated" / f"ali-ccp-{impressions}-seed{seed}"
         if not (folder / "prepared" / "manifest.json").exists():
-            aliccp.generate_raw(folder / "raw", impressions, n_users=max(50, impressions // 20),
-                                n_items=max(20, impressions // 40), seed=seed)
+            aliccp.generate_raw(
+                folder / "raw",
+                impressions,
+                n_users=max(50, impressions // 20),
+                n_items=max(20, impressions // 40),
+                seed=seed,
+            )
         aliccp.prepare(folder / "raw", folder / "prepared", aliccp.PrepareSettings(min_count=2), quiet=quiet)
-        return (load_funnel(folder / "prepared"), f"GENERATED data: {impressions:,} impressions in the raw Ali-CCP "
-                f"layout with a planted signal (mtlab.data.aliccp.generate_raw, seed {seed}), not real Ali-CCP")
+        return (
+            load_funnel(folder / "prepared"),
+            f"GENERATED data: {impressions:,} impressions in the raw Ali-CCP "
+            f"layout with a planted signal (mtlab.data.aliccp.generate_raw, seed {seed}), not real Ali-CCP",
+        )
     path = Path(data_dir)
     if (path / "manifest.json").exists():
         manifest = load_manifest(path)
@@ -129,12 +172,17 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
     try:
         aliexpress.raw_files(path, country)
     except DataError:
-        raise DataError(f"{path} holds neither prepared shards (manifest.json), nor the raw Ali-CCP files "
-                        f"({', '.join(n for pair in aliccp.RAW_FILES.values() for n in pair)}), nor AliExpress_"
-                        f"{country}/train.csv and test.csv; see `python -m mtlab.data prepare --help`") from None
+        raise DataError(
+            f"{path} holds neither prepared shards (manifest.json), nor the raw Ali-CCP files "
+            f"({', '.join(n for pair in aliccp.RAW_FILES.values() for n in pair)}), nor AliExpress_"
+            f"{country}/train.csv and test.csv; see `python -m mtlab.data prepare --help`"
+        ) from None
     manifest = aliexpress.prepare(path, country, quiet=quiet)
-    return (aliexpress.load_aliexpress(country), f"AliExpress {country.upper()} from {path} (prepared into "
-            f"{aliexpress.prepared_dir(country)}; {manifest['rows']})")
+    return (
+        aliexpress.load_aliexpress(country),
+        f"AliExpress {country.upper()} from {path} (prepared into "
+        f"{aliexpress.prepared_dir(country)}; {manifest['rows']})",
+    )
 
 
 def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: int = 0, **options):
@@ -155,8 +203,11 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
         from .aliccp import load_aliccp
         from .aliexpress import load_aliexpress
 
-        data = (load_aliccp(tasks=tasks, **options) if name == "ali-ccp"
-                else load_aliexpress(name.split("-", 1)[1], tasks=tasks, **options))
+        data = (
+            load_aliccp(tasks=tasks, **options)
+            if name == "ali-ccp"
+            else load_aliexpress(name.split("-", 1)[1], tasks=tasks, **options)
+        )
         if subsample and not hasattr(data.train, "batches"):
             data = data.subsample(subsample, seed)
         return data.check_labels()
@@ -167,7 +218,24 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
 
 
 __all__ = [
-    "Batch", "DATASETS", "FUNNEL_DATASETS", "DataError", "FeatureSpec", "InteractionData", "InteractionSpec", "MultiTaskData",
-    "REC_DATASETS", "REC_TASKS", "SOURCES", "TabularSplit", "check_rec_tasks", "load_rec_dataset",
-    "data_dir", "fetch", "load_census", "load_dataset", "make_synthetic", "open_funnel_data",
+    "Batch",
+    "DATASETS",
+    "FUNNEL_DATASETS",
+    "DataError",
+    "FeatureSpec",
+    "InteractionData",
+    "InteractionSpec",
+    "MultiTaskData",
+    "REC_DATASETS",
+    "REC_TASKS",
+    "SOURCES",
+    "TabularSplit",
+    "check_rec_tasks",
+    "load_rec_dataset",
+    "data_dir",
+    "fetch",
+    "load_census",
+    "load_dataset",
+    "make_synthetic",
+    "open_funnel_data",
 ]

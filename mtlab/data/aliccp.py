@@ -107,18 +107,21 @@ def parse_features(text: str) -> dict[str, list[str]] | None:
 def _check_raw(raw: Path) -> None:
     missing = [name for pair in RAW_FILES.values() for name in pair if not (raw / name).exists()]
     if missing:
-        raise DataError(f"{raw} lacks the Ali-CCP file(s) {', '.join(missing)}. Download the dataset from "
-                        "https://tianchi.aliyun.com/dataset/408 (sample_train.tar.gz, sample_test.tar.gz), unpack "
-                        "both into one folder and pass it as --raw; or make a generated sample with "
-                        "`python -m mtlab.data generate ali-ccp --out DIR`")
+        raise DataError(
+            f"{raw} lacks the Ali-CCP file(s) {', '.join(missing)}. Download the dataset from "
+            "https://tianchi.aliyun.com/dataset/408 (sample_train.tar.gz, sample_test.tar.gz), unpack "
+            "both into one folder and pass it as --raw; or make a generated sample with "
+            "`python -m mtlab.data generate ali-ccp --out DIR`"
+        )
 
 
 def prepared_dir(out: str | Path | None = None) -> Path:
     return Path(out) if out else data_dir() / "ali-ccp"
 
 
-def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSettings | None = None,
-            quiet: bool = False) -> dict:
+def prepare(
+    raw: str | Path, out: str | Path | None = None, settings: PrepareSettings | None = None, quiet: bool = False
+) -> dict:
     """Convert the raw files in `raw` into shards under `out` (default data/ali-ccp or
     $MTLAB_DATA_DIR/ali-ccp); returns the manifest (with `"up_to_date": True` when nothing was done)."""
     raw, out, settings = Path(raw), prepared_dir(out), settings or PrepareSettings()
@@ -138,10 +141,17 @@ def prepare(raw: str | Path, out: str | Path | None = None, settings: PrepareSet
         users = _encode_common(raw / common, codes, settings, malformed, quiet)
         _encode_skeleton(raw / skeleton, users, codes, settings, malformed, writer, split, quiet)
     shards, rows, rates = writer.close()
-    manifest = {"dataset": "ali-ccp", "fingerprint": stamp, "inputs": {n: {"sha256": d} for n, d in digests.items()},
-                "rows": rows, "label_rates": rates, "shards": shards,
-                "single_fields": list(SINGLE_FIELDS), "bag_fields": list(BAG_FIELDS),
-                "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()}}  # + the unknown bucket 0
+    manifest = {
+        "dataset": "ali-ccp",
+        "fingerprint": stamp,
+        "inputs": {n: {"sha256": d} for n, d in digests.items()},
+        "rows": rows,
+        "label_rates": rates,
+        "shards": shards,
+        "single_fields": list(SINGLE_FIELDS),
+        "bag_fields": list(BAG_FIELDS),
+        "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()},
+    }  # + the unknown bucket 0
     return finish_conversion(out, manifest, vocab, malformed, "ali-ccp", quiet)
 
 
@@ -286,13 +296,23 @@ def _encode_common(path: Path, codes: _Codes, settings: PrepareSettings, malform
         bar.update(n)
     bar.close()
     blocks.report_skipped(malformed, f"wrong number of fields (of {len(COMMON)})")
-    return _Users(pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
-                  np.concatenate(singles) if singles else np.zeros((0, len(USER_FIELDS)), np.int32),
-                  {f: pa.concat_arrays(v) if v else pa.array([], pa.list_(pa.int32())) for f, v in bags.items()})
+    return _Users(
+        pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
+        np.concatenate(singles) if singles else np.zeros((0, len(USER_FIELDS)), np.int32),
+        {f: pa.concat_arrays(v) if v else pa.array([], pa.list_(pa.int32())) for f, v in bags.items()},
+    )
 
 
-def _encode_skeleton(path: Path, users: _Users, codes: _Codes, settings: PrepareSettings, malformed: Malformed,
-                     writer: ParquetShards, split: str, quiet: bool) -> None:
+def _encode_skeleton(
+    path: Path,
+    users: _Users,
+    codes: _Codes,
+    settings: PrepareSettings,
+    malformed: Malformed,
+    writer: ParquetShards,
+    split: str,
+    quiet: bool,
+) -> None:
     """Pass 3: each block of impressions encoded, joined with its user rows, routed to its split."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -302,14 +322,23 @@ def _encode_skeleton(path: Path, users: _Users, codes: _Codes, settings: Prepare
         n = batch.num_rows
         parsed = parse_feature_column(batch.column("feature_list"), n)
         user = pc.index_in(batch.column("common_feature_index"), value_set=users.keys)
-        faults, bad = first_faults(label_faults(batch.column("click"), batch.column("conversion"))
-                                   + [("a feature without its \\x02 or \\x03 separator", parsed.bad),
-                                      ("unknown common_feature_index", ~bools(pc.is_valid(user)))], n)
-        item_single, cross = _encode_fields(parsed, codes.of(parsed.keys), n, item_singles, CROSS_BAGS, settings.max_bag)
+        faults, bad = first_faults(
+            label_faults(batch.column("click"), batch.column("conversion"))
+            + [
+                ("a feature without its \\x02 or \\x03 separator", parsed.bad),
+                ("unknown common_feature_index", ~bools(pc.is_valid(user))),
+            ],
+            n,
+        )
+        item_single, cross = _encode_fields(
+            parsed, codes.of(parsed.keys), n, item_singles, CROSS_BAGS, settings.max_bag
+        )
         good = pa.array(~bad)
         who = user.filter(good)
-        columns = {"click": pc.cast(batch.column("click").filter(good), pa.int8()),
-                   "conversion": pc.cast(batch.column("conversion").filter(good), pa.int8())}
+        columns = {
+            "click": pc.cast(batch.column("click").filter(good), pa.int8()),
+            "conversion": pc.cast(batch.column("conversion").filter(good), pa.int8()),
+        }
         user_single, item_single = users.single[who.to_numpy(zero_copy_only=False)], item_single[~bad]
         for k, field in enumerate(USER_FIELDS):
             columns[f"f{field}"] = pa.array(user_single[:, k])
@@ -319,7 +348,9 @@ def _encode_skeleton(path: Path, users: _Users, codes: _Codes, settings: Prepare
             columns[f"bag{field}"] = users.bags[field].take(who)
         for field in CROSS_BAGS:
             columns[f"bag{field}"] = cross[field].filter(good)
-        held_out = holdout(batch.column("sample_id").filter(good), settings.valid_per_mille) if split == "train" else None
+        held_out = (
+            holdout(batch.column("sample_id").filter(good), settings.valid_per_mille) if split == "train" else None
+        )
         return pa.table(columns), held_out, faults, first_row, n
 
     item_singles = ITEM_FIELDS + CONTEXT_FIELDS
@@ -340,18 +371,32 @@ def _encode_skeleton(path: Path, users: _Users, codes: _Codes, settings: Prepare
 
 # --- a generator of raw files in the exact layout --------------------------------------------------
 
+
 def _join(parts: list, separator: str):
     """Element-wise string join of columns (numpy arrays, pyarrow string arrays) and constants."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    columns = [pa.scalar(str(p)) if isinstance(p, (str, int)) else p if isinstance(p, pa.Array)
-               else pa.array(p).cast(pa.string()) for p in parts]
+    columns = [
+        pa.scalar(str(p))
+        if isinstance(p, (str, int))
+        else p
+        if isinstance(p, pa.Array)
+        else pa.array(p).cast(pa.string())
+        for p in parts
+    ]
     return pc.binary_join_element_wise(*columns, separator)
 
 
-def generate_raw(out: str | Path, n_impressions: int = 20_000, n_users: int = 2_000, n_items: int = 1_000,
-                 seed: int = 0, test_fraction: float = 0.2, damaged: int = 0) -> dict:
+def generate_raw(
+    out: str | Path,
+    n_impressions: int = 20_000,
+    n_users: int = 2_000,
+    n_items: int = 1_000,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    damaged: int = 0,
+) -> dict:
     """Raw Ali-CCP files with a planted signal: a user's and an item's propensity and the match of
     the user's taste with the item's kind (latent factors behind fields 101 and 205) set the click
     probability; conversion after a click depends on the
@@ -372,10 +417,20 @@ def generate_raw(out: str | Path, n_impressions: int = 20_000, n_users: int = 2_
         user_of_common = rng.permutation(n_users)
         with open(out / common_name, "w", encoding="utf-8", newline="\n") as common:
             for c, u in enumerate(user_of_common):
-                feats = [("101", f"u{u}"), ("121", f"g{u % 97}"), ("122", f"s{u % 13}"), ("124", f"a{age[u]}"),
-                         ("125", f"b{u % 5}"), ("126", f"c{u % 3}"), ("127", f"d{u % 7}"), ("128", f"e{u % 2}"),
-                         ("129", f"h{u % 11}")]
-                feats += [("127_14", f"i{i}") for i in behaviour[u]] + [("150_14", f"k{i % 50}") for i in behaviour[u][:3]]
+                feats = [
+                    ("101", f"u{u}"),
+                    ("121", f"g{u % 97}"),
+                    ("122", f"s{u % 13}"),
+                    ("124", f"a{age[u]}"),
+                    ("125", f"b{u % 5}"),
+                    ("126", f"c{u % 3}"),
+                    ("127", f"d{u % 7}"),
+                    ("128", f"e{u % 2}"),
+                    ("129", f"h{u % 11}"),
+                ]
+                feats += [("127_14", f"i{i}") for i in behaviour[u]] + [
+                    ("150_14", f"k{i % 50}") for i in behaviour[u][:3]
+                ]
                 text = "\x01".join(f"{f}\x02{v}\x03{1.0:g}" for f, v in feats)
                 common.write(f"cf{split}{c},{len(feats)},{text}\n")
         with open(out / skeleton_name, "w", encoding="utf-8", newline="\n") as skeleton:
@@ -383,19 +438,30 @@ def generate_raw(out: str | Path, n_impressions: int = 20_000, n_users: int = 2_
                 k = np.arange(start, min(count, start + GENERATE_CHUNK))
                 commons, items = rng.integers(0, n_users, len(k)), rng.integers(0, n_items, len(k))
                 users = user_of_common[commons]
-                p_click = 1 / (1 + np.exp(-((taste[users] * kind[items]).sum(1) + user_bias[users] + item_bias[items]
-                                            - 1.5)))
+                p_click = 1 / (
+                    1 + np.exp(-((taste[users] * kind[items]).sum(1) + user_bias[users] + item_bias[items] - 1.5))
+                )
                 click = (rng.random(len(k)) < p_click).astype(np.int64)
                 p_conv = 1 / (1 + np.exp(-(1.2 * (price[items] < 2) + 0.6 * (age[users] > 2) - 1.5)))
                 conversion = click * (rng.random(len(k)) < p_conv)
                 clicks, conversions = clicks + int(click.sum()), conversions + int(conversion.sum())
-                feats = [("205", "i", items), ("206", "t", items % 40), ("207", "p", items % 30),
-                         ("210", "q", items % 20), ("216", "r", price[items]), ("301", "x", k % 3),
-                         ("508", "m", items % 9), ("853", "n", users % 9),
-                         ("509", "o", items % 4), ("509", "o", (items + 1) % 4)]  # 509: a multi-valued cross field
+                feats = [
+                    ("205", "i", items),
+                    ("206", "t", items % 40),
+                    ("207", "p", items % 30),
+                    ("210", "q", items % 20),
+                    ("216", "r", price[items]),
+                    ("301", "x", k % 3),
+                    ("508", "m", items % 9),
+                    ("853", "n", users % 9),
+                    ("509", "o", items % 4),
+                    ("509", "o", (items + 1) % 4),
+                ]  # 509: a multi-valued cross field
                 text = _join([_join([f"{f}\x02{prefix}", ids, "\x031"], "") for f, prefix, ids in feats], "\x01")
-                lines = _join([_join([split, k], ""), click, conversion, _join([f"cf{split}", commons], ""),
-                               len(feats), text], ",").to_pylist()
+                lines = _join(
+                    [_join([split, k], ""), click, conversion, _join([f"cf{split}", commons], ""), len(feats), text],
+                    ",",
+                ).to_pylist()
                 for j in range(min(damaged * 3, count) - start):  # broken on purpose, each kind in turn
                     if j % 3 == 0:
                         lines[j] = f"{split}{start + j},{click[j]},{conversion[j]}"  # too few fields
@@ -404,15 +470,29 @@ def generate_raw(out: str | Path, n_impressions: int = 20_000, n_users: int = 2_
                     else:
                         lines[j] = lines[j].replace(f"cf{split}{commons[j]},", "cf-missing,", 1)  # unknown common
                 skeleton.write("\n".join(lines) + "\n")
-    return {"impressions": n_impressions, "click_rate": clicks / n_impressions,
-            "conversion_rate": conversions / n_impressions}
+    return {
+        "impressions": n_impressions,
+        "click_rate": clicks / n_impressions,
+        "conversion_rate": conversions / n_impressions,
+    }
 
 
-def load_aliccp(folder: str | Path | None = None, tasks=None, in_memory: bool | None = None,
-                max_memory_rows: int = 2_000_000):
+def load_aliccp(
+    folder: str | Path | None = None, tasks=None, in_memory: bool | None = None, max_memory_rows: int = 2_000_000
+):
     """The prepared Ali-CCP shards (default data/ali-ccp) as MultiTaskData (`load_funnel`)."""
     return load_funnel(prepared_dir(folder), tasks, in_memory, max_memory_rows)
 
 
-__all__ = ["FUNNEL_TASKS", "PrepareSettings", "ShardedSplit", "StreamedSplit", "funnel_labels", "generate_raw",
-           "load_aliccp", "load_manifest", "parse_features", "prepare"]
+__all__ = [
+    "FUNNEL_TASKS",
+    "PrepareSettings",
+    "ShardedSplit",
+    "StreamedSplit",
+    "funnel_labels",
+    "generate_raw",
+    "load_aliccp",
+    "load_manifest",
+    "parse_features",
+    "prepare",
+]

@@ -74,10 +74,12 @@ def raw_files(raw: str | Path, country: str) -> dict[str, Path]:
         files = {split: folder / f"{split}.csv" for split in SPLITS}
         if all(f.exists() for f in files.values()):
             return files
-    raise DataError(f"{raw} lacks AliExpress_{code}/train.csv and test.csv. Download the {code} files from "
-                    "https://tianchi.aliyun.com/dataset/74690 and put train.csv and test.csv (header search_id, "
-                    "categorical_1…16, numerical_1…63, click, conversion) in DIR/AliExpress_" + code + "; or make a "
-                    "generated sample with `python -m mtlab.data generate aliexpress --out DIR`")
+    raise DataError(
+        f"{raw} lacks AliExpress_{code}/train.csv and test.csv. Download the {code} files from "
+        "https://tianchi.aliyun.com/dataset/74690 and put train.csv and test.csv (header search_id, "
+        "categorical_1…16, numerical_1…63, click, conversion) in DIR/AliExpress_" + code + "; or make a "
+        "generated sample with `python -m mtlab.data generate aliexpress --out DIR`"
+    )
 
 
 def prepared_dir(country: str, out: str | Path | None = None) -> Path:
@@ -88,9 +90,11 @@ def _blocks(path: Path, settings: PrepareSettings) -> CsvBlocks:
     with open(path, "rb") as handle:
         header = handle.readline().decode("utf-8", errors="replace").strip().split(",")
     if tuple(h.strip().strip('"') for h in header) != COLUMNS:
-        raise DataError(f"{path}: the header is not the published AliExpress one (search_id, categorical_1…16, "
-                        f"numerical_1…63, click, conversion); it starts {','.join(header[:4])}… Use the files as "
-                        "published, or write that header")
+        raise DataError(
+            f"{path}: the header is not the published AliExpress one (search_id, categorical_1…16, "
+            f"numerical_1…63, click, conversion); it starts {','.join(header[:4])}… Use the files as "
+            "published, or write that header"
+        )
     return CsvBlocks(path, list(COLUMNS), header=True, block_bytes=settings.block_bytes)
 
 
@@ -101,15 +105,23 @@ def _check(batch, blocks: CsvBlocks, first_row: int, malformed: Malformed) -> np
     numeric_ok = np.ones(batch.num_rows, bool)
     for column in ("search_id", *NUMERICAL):
         numeric_ok &= bools(pc.match_substring_regex(batch.column(column), NUMBER))
-    faults, bad = first_faults(label_faults(batch.column("click"), batch.column("conversion"))
-                               + [("a numeric field that is not a number", ~numeric_ok)], batch.num_rows)
+    faults, bad = first_faults(
+        label_faults(batch.column("click"), batch.column("conversion"))
+        + [("a numeric field that is not a number", ~numeric_ok)],
+        batch.num_rows,
+    )
     for reason, rows in faults:
         report_rows(malformed, blocks, reason, rows, first_row)
     return ~bad
 
 
-def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
-            settings: PrepareSettings | None = None, quiet: bool = False) -> dict:
+def prepare(
+    raw: str | Path,
+    country: str = "NL",
+    out: str | Path | None = None,
+    settings: PrepareSettings | None = None,
+    quiet: bool = False,
+) -> dict:
     """Convert one country's train.csv and test.csv into shards under `out` (default
     data/aliexpress-<cc>); returns the manifest (`"up_to_date": True` when nothing was done)."""
     code, settings = check_country(country), settings or PrepareSettings()
@@ -126,10 +138,20 @@ def prepare(raw: str | Path, country: str = "NL", out: str | Path | None = None,
     for split, path in files.items():
         _encode(path, split, vocab, settings, malformed, writer, quiet)
     shards, rows, rates = writer.close()
-    manifest = {"dataset": "aliexpress", "name": f"aliexpress-{code.lower()}", "country": code,
-                "fingerprint": stamp, "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
-                "rows": rows, "label_rates": rates, "shards": shards, "single_fields": list(CATEGORICAL),
-                "numeric_fields": list(NUMERICAL), "bag_fields": [], "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()}}
+    manifest = {
+        "dataset": "aliexpress",
+        "name": f"aliexpress-{code.lower()}",
+        "country": code,
+        "fingerprint": stamp,
+        "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
+        "rows": rows,
+        "label_rates": rates,
+        "shards": shards,
+        "single_fields": list(CATEGORICAL),
+        "numeric_fields": list(NUMERICAL),
+        "bag_fields": [],
+        "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()},
+    }
     return finish_conversion(out, manifest, vocab, malformed, f"aliexpress-{code.lower()}", quiet)
 
 
@@ -150,8 +172,15 @@ def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Coun
     return counts
 
 
-def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malformed: Malformed,
-            writer: ParquetShards, quiet: bool) -> None:
+def _encode(
+    path: Path,
+    split: str,
+    vocab: dict,
+    settings: PrepareSettings,
+    malformed: Malformed,
+    writer: ParquetShards,
+    quiet: bool,
+) -> None:
     """Pass 2: the valid rows encoded (codes, float32 numbers, int8 labels), routed to train/valid/test."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -163,8 +192,10 @@ def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malf
         valid = _check(batch, blocks, seen, malformed)
         seen += batch.num_rows
         batch = batch.filter(valid)
-        columns = {"click": pc.cast(batch.column("click"), pa.int8()),
-                   "conversion": pc.cast(batch.column("conversion"), pa.int8())}
+        columns = {
+            "click": pc.cast(batch.column("click"), pa.int8()),
+            "conversion": pc.cast(batch.column("conversion"), pa.int8()),
+        }
         for c in CATEGORICAL:
             codes = pc.index_in(batch.column(c), value_set=value_sets[c])
             columns[f"f{c}"] = pc.cast(pc.add(pc.fill_null(codes, -1), 1), pa.int32())
@@ -182,16 +213,29 @@ def _encode(path: Path, split: str, vocab: dict, settings: PrepareSettings, malf
     blocks.report_skipped(malformed, f"wrong number of fields (of {len(COLUMNS)})")
 
 
-def load_aliexpress(country: str = "NL", folder: str | Path | None = None, tasks=None, in_memory: bool | None = None,
-                    max_memory_rows: int = 2_000_000):
+def load_aliexpress(
+    country: str = "NL",
+    folder: str | Path | None = None,
+    tasks=None,
+    in_memory: bool | None = None,
+    max_memory_rows: int = 2_000_000,
+):
     """A country's prepared shards (default data/aliexpress-<cc>) as MultiTaskData (`load_funnel`)."""
     return load_funnel(prepared_dir(country, folder), tasks, in_memory, max_memory_rows)
 
 
 # --- a generator of files in the published layout -------------------------------------------------
 
-def generate_raw(out: str | Path, country: str = "NL", n_impressions: int = 20_000, per_search: int = 20,
-                 seed: int = 0, test_fraction: float = 0.2, damaged: int = 0) -> dict:
+
+def generate_raw(
+    out: str | Path,
+    country: str = "NL",
+    n_impressions: int = 20_000,
+    per_search: int = 20,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    damaged: int = 0,
+) -> dict:
     """AliExpress_<CC>/train.csv and test.csv with a planted signal: the click probability follows a
     user segment (categorical_1), an item group (categorical_5) and numerical_1; conversion after a
     click follows categorical_3 and numerical_2. `damaged` lines of each kind are appended to both
@@ -205,20 +249,33 @@ def generate_raw(out: str | Path, country: str = "NL", n_impressions: int = 20_0
     rng = np.random.default_rng(seed)
     segment_effect, group_effect, kind_effect = rng.normal(size=50), rng.normal(size=200), rng.normal(size=8)
     clicks = conversions = total = 0
-    for split, count in (("train", n_impressions - int(n_impressions * test_fraction)),
-                         ("test", int(n_impressions * test_fraction))):
+    for split, count in (
+        ("train", n_impressions - int(n_impressions * test_fraction)),
+        ("test", int(n_impressions * test_fraction)),
+    ):
         offset = 0 if split == "train" else 10**7
         search = offset + np.arange(count) // per_search
         cats = {c: rng.integers(0, 10 + 30 * k, count) for k, c in enumerate(CATEGORICAL)}
         cats["categorical_1"] = (search * 7919) % 50  # the searcher's segment, fixed per search
         nums = {c: rng.random(count).astype(np.float32) for c in NUMERICAL}
-        logit = segment_effect[cats["categorical_1"]] + group_effect[cats["categorical_5"] % 200] \
-            + 2 * nums["numerical_1"] - 2.5
+        logit = (
+            segment_effect[cats["categorical_1"]]
+            + group_effect[cats["categorical_5"] % 200]
+            + 2 * nums["numerical_1"]
+            - 2.5
+        )
         click = rng.random(count) < 1 / (1 + np.exp(-logit))
         p_conv = 1 / (1 + np.exp(-(kind_effect[cats["categorical_3"] % 8] + 2 * nums["numerical_2"] - 2)))
         conversion = click & (rng.random(count) < p_conv)
-        table = pa.table({"search_id": search, **cats, **nums, "click": click.astype(np.int8),
-                          "conversion": conversion.astype(np.int8)})
+        table = pa.table(
+            {
+                "search_id": search,
+                **cats,
+                **nums,
+                "click": click.astype(np.int8),
+                "conversion": conversion.astype(np.int8),
+            }
+        )
         buffer = io.BytesIO()
         csv.write_csv(table, buffer, csv.WriteOptions(include_header=False, quoting_style="none"))
         with open(folder / f"{split}.csv", "wb") as handle:

@@ -22,32 +22,68 @@ from .download import read_checked, require_files
 from .tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 
 COLUMNS = (
-    "age", "class_of_worker", "detailed_industry_recode", "detailed_occupation_recode",
-    "education", "wage_per_hour", "enroll_in_edu_inst_last_wk", "marital_status",
-    "major_industry_code", "major_occupation_code", "race", "hispanic_origin", "sex",
-    "member_of_labor_union", "reason_for_unemployment", "full_or_part_time_employment_stat",
-    "capital_gains", "capital_losses", "dividends_from_stocks", "tax_filer_status",
-    "region_of_previous_residence", "state_of_previous_residence",
-    "detailed_household_and_family_stat", "detailed_household_summary_in_household",
-    "instance_weight", "migration_code_change_in_msa", "migration_code_change_in_reg",
-    "migration_code_move_within_reg", "live_in_this_house_1_year_ago",
-    "migration_prev_res_in_sunbelt", "num_persons_worked_for_employer",
-    "family_members_under_18", "country_of_birth_father", "country_of_birth_mother",
-    "country_of_birth_self", "citizenship", "own_business_or_self_employed",
-    "fill_inc_questionnaire_for_veterans_admin", "veterans_benefits", "weeks_worked_in_year",
-    "year", "income",
+    "age",
+    "class_of_worker",
+    "detailed_industry_recode",
+    "detailed_occupation_recode",
+    "education",
+    "wage_per_hour",
+    "enroll_in_edu_inst_last_wk",
+    "marital_status",
+    "major_industry_code",
+    "major_occupation_code",
+    "race",
+    "hispanic_origin",
+    "sex",
+    "member_of_labor_union",
+    "reason_for_unemployment",
+    "full_or_part_time_employment_stat",
+    "capital_gains",
+    "capital_losses",
+    "dividends_from_stocks",
+    "tax_filer_status",
+    "region_of_previous_residence",
+    "state_of_previous_residence",
+    "detailed_household_and_family_stat",
+    "detailed_household_summary_in_household",
+    "instance_weight",
+    "migration_code_change_in_msa",
+    "migration_code_change_in_reg",
+    "migration_code_move_within_reg",
+    "live_in_this_house_1_year_ago",
+    "migration_prev_res_in_sunbelt",
+    "num_persons_worked_for_employer",
+    "family_members_under_18",
+    "country_of_birth_father",
+    "country_of_birth_mother",
+    "country_of_birth_self",
+    "citizenship",
+    "own_business_or_self_employed",
+    "fill_inc_questionnaire_for_veterans_admin",
+    "veterans_benefits",
+    "weeks_worked_in_year",
+    "year",
+    "income",
 )
 NUMERIC = (
-    "age", "wage_per_hour", "capital_gains", "capital_losses", "dividends_from_stocks",
-    "num_persons_worked_for_employer", "weeks_worked_in_year",
+    "age",
+    "wage_per_hour",
+    "capital_gains",
+    "capital_losses",
+    "dividends_from_stocks",
+    "num_persons_worked_for_employer",
+    "weeks_worked_in_year",
 )
 NEVER_FEATURES = ("instance_weight", "income")
 CATEGORICAL = tuple(c for c in COLUMNS if c not in NUMERIC and c not in NEVER_FEATURES)
 
 COLLEGE = (
-    "Some college but no degree", "Associates degree-occup /vocational",
-    "Associates degree-academic program", "Bachelors degree(BA AB BS)",
-    "Masters degree(MA MS MEng MEd MSW MBA)", "Prof school degree (MD DDS DVM LLB JD)",
+    "Some college but no degree",
+    "Associates degree-occup /vocational",
+    "Associates degree-academic program",
+    "Bachelors degree(BA AB BS)",
+    "Masters degree(MA MS MEng MEd MSW MBA)",
+    "Prof school degree (MD DDS DVM LLB JD)",
     "Doctorate degree(PhD EdD)",
 )
 
@@ -62,14 +98,14 @@ class TaskDef:
 TASKS: dict[str, TaskDef] = {
     "income": TaskDef("income", "income above $50K", lambda s: s.str.startswith("50000+")),
     "marital": TaskDef("marital_status", "never married", lambda s: s == "Never married"),
-    "education": TaskDef("education", "education at least college (as in the MMoE paper)",
-                         lambda s: s.isin(COLLEGE)),
+    "education": TaskDef("education", "education at least college (as in the MMoE paper)", lambda s: s.isin(COLLEGE)),
     "sex": TaskDef("sex", "female", lambda s: s == "Female"),
     # MPT-Rec's T3 "Education" (Table 4, Sec. 4.3.1): its Pearson correlations with income and marital
     # status, 0.186 and 0.142, are this binarization's to three decimals (training file), not those of
     # "at least college" (0.265, 0.288). Tested in tests/test_data.py.
-    "bachelors": TaskDef("education", "a bachelor's degree (MPT-Rec's T3 'Education')",
-                         lambda s: s == "Bachelors degree(BA AB BS)"),
+    "bachelors": TaskDef(
+        "education", "a bachelor's degree (MPT-Rec's T3 'Education')", lambda s: s == "Bachelors degree(BA AB BS)"
+    ),
 }
 DEFAULT_TASKS = ("income", "marital")
 
@@ -82,8 +118,10 @@ def task_def(name: str) -> TaskDef:
         column, value = name.split("=", 1)
         if column in CATEGORICAL:
             return TaskDef(column, f"{column} is {value!r}", lambda s, v=value: s.astype(str) == v)
-        raise DataError(f"task {name!r}: {column!r} is not a categorical column of census-income; "
-                        f"categorical columns: {', '.join(CATEGORICAL)}")
+        raise DataError(
+            f"task {name!r}: {column!r} is not a categorical column of census-income; "
+            f"categorical columns: {', '.join(CATEGORICAL)}"
+        )
     raise DataError(
         f"unknown census-income task {name!r}; valid tasks: {', '.join(TASKS)}, "
         "or 'column=value' for any categorical column (e.g. 'race=Black')"
@@ -105,21 +143,34 @@ def _check_value(name: str, train: pd.DataFrame) -> None:
     close = [v for v in values.index if v.strip().lower() == value.strip().lower()]
     hint = f"did you mean '{column}={close[0]}'? " if close else ""
     listed = ", ".join(f"{v!r} ({n})" for v, n in values.items())
-    raise DataError(f"task {name!r}: {value!r} never occurs in column {column!r}; {hint}its values (training rows) "
-                    f"are: {listed}")
+    raise DataError(
+        f"task {name!r}: {value!r} never occurs in column {column!r}; {hint}its values (training rows) are: {listed}"
+    )
 
 
 def read_raw(path: Path) -> pd.DataFrame:
     """One Census-Income file; a malformed row is refused naming the file, its line and what is wrong."""
-    repair = (f"a Census-Income (KDD) row has {len(COLUMNS)} comma-separated fields, no header: repair the file, "
-              "or fetch it again with `python -m mtlab.data fetch census-income --force`")
-    frame = read_checked(path, repair, NUMERIC, last_required=True, header=None, names=list(COLUMNS), skipinitialspace=True,
-                         keep_default_na=False)  # "NA" and "None" are real category names here
+    repair = (
+        f"a Census-Income (KDD) row has {len(COLUMNS)} comma-separated fields, no header: repair the file, "
+        "or fetch it again with `python -m mtlab.data fetch census-income --force`"
+    )
+    frame = read_checked(
+        path,
+        repair,
+        NUMERIC,
+        last_required=True,
+        header=None,
+        names=list(COLUMNS),
+        skipinitialspace=True,
+        keep_default_na=False,
+    )  # "NA" and "None" are real category names here
     unknown = ~frame["income"].isin(INCOME_VALUES)
     if unknown.any():
         row = int(unknown.to_numpy().argmax())
-        raise DataError(f"{path}, line {row + 1}: income is {frame['income'].iloc[row]!r}, not one of "
-                        f"{', '.join(INCOME_VALUES)}; {repair}")
+        raise DataError(
+            f"{path}, line {row + 1}: income is {frame['income'].iloc[row]!r}, not one of "
+            f"{', '.join(INCOME_VALUES)}; {repair}"
+        )
     return frame
 
 
@@ -168,8 +219,7 @@ def load_census(
         ).astype(np.int64)
         num = ((frame[num_cols] - mean) / std).to_numpy(np.float32, copy=True)
         labels = np.stack([d.positive(frame[d.column]).to_numpy() for d in defs], axis=1)
-        return TabularSplit(torch.from_numpy(cat), torch.from_numpy(num),
-                            torch.from_numpy(labels.astype(np.float32)))
+        return TabularSplit(torch.from_numpy(cat), torch.from_numpy(num), torch.from_numpy(labels.astype(np.float32)))
 
     features = FeatureSpec(
         cat_names=tuple(cat_cols),
@@ -178,8 +228,12 @@ def load_census(
         vocab=vocab,
     )
     data = MultiTaskData(
-        name="census-income", tasks=tuple(tasks), features=features,
-        train=encode(train), valid=encode(valid), test=encode(test),
+        name="census-income",
+        tasks=tuple(tasks),
+        features=features,
+        train=encode(train),
+        valid=encode(valid),
+        test=encode(test),
         source=str(paths["census_income_train.csv"].parent),
     )
     return data.subsample(subsample, seed)

@@ -57,11 +57,15 @@ class CsvBlocks:
             self.skipped.append(row.number)
             return "skip"
 
-        read = csv.ReadOptions(use_threads=False, block_size=self.block_bytes, column_names=self.names,
-                               skip_rows=1 if self.header else 0)
+        read = csv.ReadOptions(
+            use_threads=False, block_size=self.block_bytes, column_names=self.names, skip_rows=1 if self.header else 0
+        )
         parse = csv.ParseOptions(quote_char=False, invalid_row_handler=invalid)
-        convert = csv.ConvertOptions(column_types={n: pa.string() for n in self.names}, strings_can_be_null=False,
-                                     quoted_strings_can_be_null=False)
+        convert = csv.ConvertOptions(
+            column_types={n: pa.string() for n in self.names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
         yield from csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
 
     def line_of(self, rows) -> list[int]:
@@ -122,8 +126,10 @@ def label_faults(click, conversion) -> list[tuple[str, np.ndarray]]:
 
     binary = pa.array(["0", "1"])
     ok = bools(pc.and_(pc.is_in(click, value_set=binary), pc.is_in(conversion, value_set=binary)))
-    return [("click or conversion is not 0 or 1", ~ok),
-            ("conversion without click", ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0"))))]
+    return [
+        ("click or conversion is not 0 or 1", ~ok),
+        ("conversion without click", ok & bools(pc.and_(pc.equal(conversion, "1"), pc.equal(click, "0")))),
+    ]
 
 
 def first_faults(faults: list[tuple[str, np.ndarray]], n: int) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
@@ -158,9 +164,13 @@ def bools(array) -> np.ndarray:
 def fingerprint(files, settings, version: int) -> dict:
     """What makes a conversion the same: the format version, the settings, each input's size and
     modification time (hashing them again on every call would cost a pass over the data)."""
-    return {"format": version, "settings": settings.__dict__,
-            "files": {str(k): {"bytes": Path(f).stat().st_size, "mtime_ns": Path(f).stat().st_mtime_ns}
-                      for k, f in files.items()}}
+    return {
+        "format": version,
+        "settings": settings.__dict__,
+        "files": {
+            str(k): {"bytes": Path(f).stat().st_size, "mtime_ns": Path(f).stat().st_mtime_ns} for k, f in files.items()
+        },
+    }
 
 
 def start_conversion(out: Path, stamp: dict) -> dict | None:
@@ -174,8 +184,9 @@ def start_conversion(out: Path, stamp: dict) -> dict | None:
             manifest = json.loads(path.read_text())
         except json.JSONDecodeError:
             manifest = {}
-        if manifest.get("fingerprint") == stamp and all((Path(out) / s).exists() for shards in
-                                                         manifest["shards"].values() for s in shards):
+        if manifest.get("fingerprint") == stamp and all(
+            (Path(out) / s).exists() for shards in manifest["shards"].values() for s in shards
+        ):
             return {**manifest, "up_to_date": True}
     Path(out).mkdir(parents=True, exist_ok=True)
     for old in Path(out).glob("*.parquet"):
@@ -183,8 +194,7 @@ def start_conversion(out: Path, stamp: dict) -> dict | None:
     return None
 
 
-def finish_conversion(out: Path, manifest: dict, vocab: dict, malformed: Malformed, label: str,
-                      quiet: bool) -> dict:
+def finish_conversion(out: Path, manifest: dict, vocab: dict, malformed: Malformed, label: str, quiet: bool) -> dict:
     """Write vocab.json and then manifest.json (atomically: a manifest on disk means a whole
     conversion), and say what was skipped."""
     import json
@@ -195,9 +205,13 @@ def finish_conversion(out: Path, manifest: dict, vocab: dict, malformed: Malform
     write_atomic(Path(out) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
     write_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1).encode())
     if manifest["malformed_lines"] and not quiet:
-        print(f"{label}: {manifest['malformed_lines']} malformed line(s) skipped: "
-              + "; ".join(f"{k} ({v['lines']}, first at lines {v['first_line_numbers']})"
-                          for k, v in manifest["malformed"].items()))
+        print(
+            f"{label}: {manifest['malformed_lines']} malformed line(s) skipped: "
+            + "; ".join(
+                f"{k} ({v['lines']}, first at lines {v['first_line_numbers']})"
+                for k, v in manifest["malformed"].items()
+            )
+        )
     return {**manifest, "up_to_date": False}
 
 
@@ -254,7 +268,12 @@ class ParquetShards:
     def close(self):
         for split in list(self.writers):
             self._finish(split)
-        rates = {s: {"click": self.clicks[s] / max(1, self.rows[s]),
-                     "conversion": self.conversions[s] / max(1, self.rows[s]),
-                     "conversion_given_click": self.conversions[s] / max(1, self.clicks[s])} for s in self.rows}
+        rates = {
+            s: {
+                "click": self.clicks[s] / max(1, self.rows[s]),
+                "conversion": self.conversions[s] / max(1, self.rows[s]),
+                "conversion_given_click": self.conversions[s] / max(1, self.clicks[s]),
+            }
+            for s in self.rows
+        }
         return self.shards, self.rows, rates

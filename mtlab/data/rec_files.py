@@ -46,8 +46,9 @@ def links_tensor(left: np.ndarray, right: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pairs[pairs[:, 0] != pairs[:, 1]].astype(np.int64))
 
 
-def social_dataset(name: str, ratings: pd.DataFrame, trust: pd.DataFrame, threshold: float | None,
-                   seed: int, source: str) -> InteractionData:
+def social_dataset(
+    name: str, ratings: pd.DataFrame, trust: pd.DataFrame, threshold: float | None, seed: int, source: str
+) -> InteractionData:
     """ratings: user, item, rating (raw ids); trust: truster, trustee (raw ids)."""
     ratings = ratings.drop_duplicates(["user", "item"], keep="last")
     users = sorted(set(ratings["user"]) | set(trust["truster"]) | set(trust["trustee"]))
@@ -55,16 +56,23 @@ def social_dataset(name: str, ratings: pd.DataFrame, trust: pd.DataFrame, thresh
     item_codes, items = codes(ratings["item"])
     frame = pd.DataFrame({"user": user_codes, "item": item_codes, "rating": ratings["rating"].astype(float).to_numpy()})
     social = links_tensor(codes(trust["truster"], users)[0], codes(trust["trustee"], users)[0])
-    return from_ratings(name, frame, threshold, seed, n_users=len(users), n_items=len(items), social=social,
-                        source=source)
+    return from_ratings(
+        name, frame, threshold, seed, n_users=len(users), n_items=len(items), social=social, source=source
+    )
 
 
 def read_orange_tab(path: Path, dataset: str) -> pd.DataFrame:
     """An Orange `.tab` file: a header row, then two rows of type and flag declarations; every field
     of these files is a number (a malformed row is refused naming the file and line)."""
     header = pd.read_csv(path, sep="\t", nrows=0).columns
-    return read_checked(path, f"repair it with `python -m mtlab.data fetch {dataset} --force`", list(header),
-                        first_data_line=4, sep="\t", skiprows=[1, 2])
+    return read_checked(
+        path,
+        f"repair it with `python -m mtlab.data fetch {dataset} --force`",
+        list(header),
+        first_data_line=4,
+        sep="\t",
+        skiprows=[1, 2],
+    )
 
 
 def load_filmtrust(threshold: float | None = None, seed: int = 0, root: Path | None = None) -> InteractionData:
@@ -93,14 +101,31 @@ def user_folder(dataset: str, folder: Path | None, files: tuple[str, ...], how: 
 def load_epinions(folder: Path | str | None = None, threshold: float | None = 4.0, seed: int = 0) -> InteractionData:
     """Epinions in the trustlet.org format (see the module docstring); positives are ratings
     ≥ threshold (1–5 stars)."""
-    paths = user_folder("epinions", folder, ("ratings_data.txt", "trust_data.txt"),
-                        "download `ratings_data.txt` and `trust_data.txt` of the Epinions dataset "
-                        "(Massa & Avesani; trustlet.org) yourself.")
+    paths = user_folder(
+        "epinions",
+        folder,
+        ("ratings_data.txt", "trust_data.txt"),
+        "download `ratings_data.txt` and `trust_data.txt` of the Epinions dataset "
+        "(Massa & Avesani; trustlet.org) yourself.",
+    )
     repair = "repair the file (whitespace-separated numbers, one rating or trust link a line) or download it again"
-    ratings = read_checked(paths["ratings_data.txt"], repair, ("user", "item", "rating"), sep=r"\s+", header=None,
-                           names=["user", "item", "rating"], usecols=[0, 1, 2])
-    trust = read_checked(paths["trust_data.txt"], repair, ("truster", "trustee", "value"), sep=r"\s+", header=None,
-                         names=["truster", "trustee", "value"])
+    ratings = read_checked(
+        paths["ratings_data.txt"],
+        repair,
+        ("user", "item", "rating"),
+        sep=r"\s+",
+        header=None,
+        names=["user", "item", "rating"],
+        usecols=[0, 1, 2],
+    )
+    trust = read_checked(
+        paths["trust_data.txt"],
+        repair,
+        ("truster", "trustee", "value"),
+        sep=r"\s+",
+        header=None,
+        names=["truster", "trustee", "value"],
+    )
     trust = trust[trust["value"] > 0]
     return social_dataset("epinions", ratings, trust, threshold, seed, str(paths["ratings_data.txt"].parent))
 
@@ -120,11 +145,17 @@ def json_lines(path: Path):
 
 def read_amazon_ratings(path: Path) -> pd.DataFrame:
     if path.name.endswith((".csv", ".csv.gz")):
-        frame = read_checked(path, "repair the file (item,user,rating,time a line) or download it again", ("rating",),
-                             header=None, names=["item", "user", "rating", "time"])
+        frame = read_checked(
+            path,
+            "repair the file (item,user,rating,time a line) or download it again",
+            ("rating",),
+            header=None,
+            names=["item", "user", "rating", "time"],
+        )
         return frame[["user", "item", "rating"]]
-    return pd.DataFrame([(r["reviewerID"], r["asin"], r["overall"]) for r in json_lines(path)],
-                        columns=["user", "item", "rating"])
+    return pd.DataFrame(
+        [(r["reviewerID"], r["asin"], r["overall"]) for r in json_lines(path)], columns=["user", "item", "rating"]
+    )
 
 
 def item_categories(record: dict) -> list[str]:
@@ -137,25 +168,35 @@ def also_viewed(record: dict) -> list[str]:
     return record.get("also_view") or record.get("related", {}).get("also_viewed", [])
 
 
-def load_amazon(reviews: Path | str, meta: Path | str, threshold: float | None = 4.0, max_categories: int = 50,
-                min_user_interactions: int = 5, seed: int = 0) -> InteractionData:
+def load_amazon(
+    reviews: Path | str,
+    meta: Path | str,
+    threshold: float | None = 4.0,
+    max_categories: int = 50,
+    min_user_interactions: int = 5,
+    seed: int = 0,
+) -> InteractionData:
     """Amazon reviews with metadata (see the module docstring). Users with fewer than
     `min_user_interactions` positives are dropped (the raw files are very sparse); items keep the
     `max_categories` most frequent categories that not every item carries."""
     reviews, meta = Path(reviews), Path(meta)
     for path in (reviews, meta):
         if not path.exists():
-            raise DataError(f"amazon: {path} not found. mtlab cannot fetch Amazon reviews (no package carries "
-                            "them); download a category's reviews (or ratings-only CSV) and its metadata file "
-                            "(McAuley et al., 2014 or 2018 release) yourself and pass their paths.")
+            raise DataError(
+                f"amazon: {path} not found. mtlab cannot fetch Amazon reviews (no package carries "
+                "them); download a category's reviews (or ratings-only CSV) and its metadata file "
+                "(McAuley et al., 2014 or 2018 release) yourself and pass their paths."
+            )
     ratings = read_amazon_ratings(reviews).drop_duplicates(["user", "item"], keep="last")
     if threshold is not None:
         ratings = ratings[ratings["rating"] >= threshold]
     counts = ratings["user"].map(ratings["user"].value_counts())
     ratings = ratings[counts >= min_user_interactions]
     if ratings.empty:
-        raise DataError(f"amazon: no user has {min_user_interactions} positives in {reviews}; "
-                        "lower min_user_interactions or the threshold")
+        raise DataError(
+            f"amazon: no user has {min_user_interactions} positives in {reviews}; "
+            "lower min_user_interactions or the threshold"
+        )
     item_codes, items = codes(ratings["item"])
     user_codes, users = codes(ratings["user"])
     index = {asin: i for i, asin in enumerate(items)}
@@ -180,7 +221,14 @@ def load_amazon(reviews: Path | str, meta: Path | str, threshold: float | None =
                 categories[item, column[c]] = 1.0
     frame = pd.DataFrame({"user": user_codes, "item": item_codes, "rating": ratings["rating"].astype(float).to_numpy()})
     return from_ratings(
-        f"amazon:{reviews.name}", frame, None, seed, n_users=len(users), n_items=len(items),
-        item_categories=categories if kept else None, category_names=tuple(kept),
+        f"amazon:{reviews.name}",
+        frame,
+        None,
+        seed,
+        n_users=len(users),
+        n_items=len(items),
+        item_categories=categories if kept else None,
+        category_names=tuple(kept),
         item_links=links_tensor(np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)) if left else None,
-        source=str(reviews.parent))
+        source=str(reviews.parent),
+    )

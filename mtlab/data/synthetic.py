@@ -74,8 +74,9 @@ def make_synthetic(
 
     def split(idx: np.ndarray) -> TabularSplit:
         idx = np.sort(idx)
-        return TabularSplit(torch.from_numpy(cat[idx]), torch.from_numpy(x[idx].astype(np.float32)),
-                            torch.from_numpy(labels[idx]))
+        return TabularSplit(
+            torch.from_numpy(cat[idx]), torch.from_numpy(x[idx].astype(np.float32)), torch.from_numpy(labels[idx])
+        )
 
     features = FeatureSpec(
         cat_names=tuple(f"bin{j}" for j in range(n_cat)),
@@ -83,7 +84,11 @@ def make_synthetic(
         num_names=tuple(f"x{j}" for j in range(dim)),
     )
     return MultiTaskData(
-        name=f"synthetic(rho={rho})", tasks=tuple(f"t{t + 1}" for t in range(n_tasks)),
-        features=features, train=split(parts[0]), valid=split(parts[1]), test=split(parts[2]),
+        name=f"synthetic(rho={rho})",
+        tasks=tuple(f"t{t + 1}" for t in range(n_tasks)),
+        features=features,
+        train=split(parts[0]),
+        valid=split(parts[1]),
+        test=split(parts[2]),
         source=f"mtlab.data.synthetic seed={seed}",
     )

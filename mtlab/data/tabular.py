@@ -99,15 +99,20 @@ class TabularSplit:
         return Batch(self.cat[index], self.num[index], bags), self.labels[index]
 
     def to(self, device) -> TabularSplit:
-        return TabularSplit(self.cat.to(device), self.num.to(device), self.labels.to(device),
-                            None if self.bags is None else self.bags.to(device))
+        return TabularSplit(
+            self.cat.to(device),
+            self.num.to(device),
+            self.labels.to(device),
+            None if self.bags is None else self.bags.to(device),
+        )
 
     def subsample(self, n: int, generator: torch.Generator) -> TabularSplit:
         if n >= len(self):
             return self
         index = torch.randperm(len(self), generator=generator)[:n].sort().values
-        return TabularSplit(self.cat[index], self.num[index], self.labels[index],
-                            None if self.bags is None else self.bags[index])
+        return TabularSplit(
+            self.cat[index], self.num[index], self.labels[index], None if self.bags is None else self.bags[index]
+        )
 
 
 @dataclass
@@ -163,8 +168,10 @@ class MultiTaskData:
             for t, task in enumerate(self.tasks):
                 if positives[t] == 0 or positives[t] == known[t]:
                     kind = "positive" if positives[t] == 0 else "negative"
-                    raise DataError(f"task {task!r} has no {kind} label in the {split} split ({len(labels)} rows) of "
-                                    f"{self.name}: use more rows (a larger subsample) or another task")
+                    raise DataError(
+                        f"task {task!r} has no {kind} label in the {split} split ({len(labels)} rows) of "
+                        f"{self.name}: use more rows (a larger subsample) or another task"
+                    )
         return self
 
     def task_from_column(self, column: str, task: str, code: int | None = None) -> MultiTaskData:
@@ -174,8 +181,9 @@ class MultiTaskData:
         if hasattr(self.train, "batches"):
             raise DataError(f"a task from a column needs the data in memory; {self.name} is streamed")
         if column not in self.features.cat_names:
-            raise DataError(f"{self.name} has no categorical column {column!r}; it has "
-                            f"{', '.join(self.features.cat_names)}")
+            raise DataError(
+                f"{self.name} has no categorical column {column!r}; it has {', '.join(self.features.cat_names)}"
+            )
         if task in self.tasks:
             raise DataError(f"{self.name} already has a task {task!r}")
         j = self.features.cat_names.index(column)
@@ -186,10 +194,19 @@ class MultiTaskData:
             label = (s.cat[:, j] == code).to(s.labels.dtype)[:, None]
             return TabularSplit(s.cat[:, keep], s.num, torch.cat([s.labels, label], 1), s.bags)
 
-        features = replace(self.features, cat_names=tuple(self.features.cat_names[k] for k in keep),
-                           cat_cardinalities=tuple(self.features.cat_cardinalities[k] for k in keep))
-        return replace(self, tasks=(*self.tasks, task), features=features, train=derive(self.train),
-                       valid=derive(self.valid), test=derive(self.test))
+        features = replace(
+            self.features,
+            cat_names=tuple(self.features.cat_names[k] for k in keep),
+            cat_cardinalities=tuple(self.features.cat_cardinalities[k] for k in keep),
+        )
+        return replace(
+            self,
+            tasks=(*self.tasks, task),
+            features=features,
+            train=derive(self.train),
+            valid=derive(self.valid),
+            test=derive(self.test),
+        )
 
     def select_tasks(self, tasks: list[str] | tuple[str, ...]) -> MultiTaskData:
         """The same data with only the given tasks, in the given order."""
@@ -203,6 +220,4 @@ class MultiTaskData:
                 return s.select_columns(cols)
             return TabularSplit(s.cat, s.num, s.labels[:, cols], s.bags)
 
-        return replace(
-            self, tasks=tuple(tasks), train=pick(self.train), valid=pick(self.valid), test=pick(self.test)
-        )
+        return replace(self, tasks=tuple(tasks), train=pick(self.train), valid=pick(self.valid), test=pick(self.test))

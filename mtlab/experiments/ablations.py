@@ -33,8 +33,15 @@ VARIANTS = {
 }
 
 
-def prompt_ablations(data3: MultiTaskData, profile: Profile, beta_cls: float = 0.1, temperature: float = 150.0,
-                     model_options: dict | None = None, results_path=None, **train_overrides) -> pd.DataFrame:
+def prompt_ablations(
+    data3: MultiTaskData,
+    profile: Profile,
+    beta_cls: float = 0.1,
+    temperature: float = 150.0,
+    model_options: dict | None = None,
+    results_path=None,
+    **train_overrides,
+) -> pd.DataFrame:
     """T3 test AUC of every variant of VARIANTS, per seed. Variants that share a pre-trained model
     reuse it (one adversarial and one non-adversarial pre-training per seed, the seeds' pre-trainings
     seed-vectorized). results_path: a CSV every finished seed's rows are appended to; seeds already
@@ -87,13 +94,21 @@ def separation(vectors: np.ndarray, kinds: np.ndarray, seed: int = 0) -> dict[st
     is_shared = (kinds == "shared").astype(int)
     probe = LogisticRegression(max_iter=2000)
     accuracy = cross_val_score(probe, vectors, is_shared, cv=5, scoring="balanced_accuracy").mean()
-    return {"silhouette": float(silhouette_score(vectors, kinds, random_state=seed)),
-            "probe_balanced_accuracy": float(accuracy)}
+    return {
+        "silhouette": float(silhouette_score(vectors, kinds, random_state=seed)),
+        "probe_balanced_accuracy": float(accuracy),
+    }
 
 
-def tsne_study(data: MultiTaskData, profile: Profile, models: Sequence[str] = ("mpt_rec", "ple", "stem"),
-               n: int = 1000, seed: int = 0, model_options: dict | None = None,
-               **train_overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tsne_study(
+    data: MultiTaskData,
+    profile: Profile,
+    models: Sequence[str] = ("mpt_rec", "ple", "stem"),
+    n: int = 1000,
+    seed: int = 0,
+    model_options: dict | None = None,
+    **train_overrides,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train each model (first seed of the profile), embed its shared and specific representations of
     the same `n` test rows with t-SNE, and measure their separation.
 
@@ -106,5 +121,7 @@ def tsne_study(data: MultiTaskData, profile: Profile, models: Sequence[str] = ("
         xy = TSNE(n_components=2, init="pca", perplexity=30, random_state=seed).fit_transform(vectors)
         points.append(pd.DataFrame({"model": name, "kind": kinds, "x": xy[:, 0], "y": xy[:, 1]}))
         scores.append({"model": name, **separation(vectors, kinds, seed)})
-    return (pd.concat(points, ignore_index=True),
-            titled("tsne_separation", pd.DataFrame(scores), "Fig. 6: separation of shared and specific representations"))
+    return (
+        pd.concat(points, ignore_index=True),
+        titled("tsne_separation", pd.DataFrame(scores), "Fig. 6: separation of shared and specific representations"),
+    )

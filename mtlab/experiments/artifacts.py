@@ -30,8 +30,10 @@ def keep(*frames: pd.DataFrame) -> None:
     """Put these tables into the batch report (each named by `titled`); nothing outside a batch run."""
     untitled = [i for i, f in enumerate(frames) if not isinstance(f, pd.DataFrame) or KEY not in f.attrs]
     if untitled:
-        raise ValueError(f"keep(): argument(s) {untitled} are not tables named for the report; name one with "
-                         "mtlab.experiments.titled(name, frame, title)")
+        raise ValueError(
+            f"keep(): argument(s) {untitled} are not tables named for the report; name one with "
+            "mtlab.experiments.titled(name, frame, title)"
+        )
     folder = os.environ.get(ENV)
     if not folder:
         return
@@ -49,6 +51,14 @@ def _write(folder: Path, frame: pd.DataFrame, name: str, title: str) -> None:
         stem, n = f"{name}-{n}", n + 1
     indexed = not isinstance(frame.index, pd.RangeIndex)  # e.g. a correlation matrix's task names
     frame.to_csv(folder / f"{stem}.csv", index=indexed)
-    manifest.append({"file": f"{stem}.csv", "name": stem, "title": title, "rows": len(frame),
-                     "columns": [str(c) for c in frame.columns], "indexed": indexed})
+    manifest.append(
+        {
+            "file": f"{stem}.csv",
+            "name": stem,
+            "title": title,
+            "rows": len(frame),
+            "columns": [str(c) for c in frame.columns],
+            "indexed": indexed,
+        }
+    )
     manifest_path.write_text(json.dumps(manifest, indent=1))

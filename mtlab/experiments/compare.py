@@ -13,8 +13,17 @@ from .profiles import Profile
 from .single_run import train_seeds
 from .store import append_rows, done_keys, load_rows
 
-RESULT_COLUMNS = ["model", "seed", "task", "auc", "logloss", "trainable_params", "flops_per_sample",
-                  "seconds", "epochs"]
+RESULT_COLUMNS = [
+    "model",
+    "seed",
+    "task",
+    "auc",
+    "logloss",
+    "trainable_params",
+    "flops_per_sample",
+    "seconds",
+    "epochs",
+]
 
 
 def compare_models(
@@ -43,9 +52,19 @@ def compare_models(
         # the pending seeds in one process, seed-vectorized where the model and strategy allow
         for out in train_seeds(model, data, profile, pending, (model_options or {}).get(model), **train_overrides):
             seed = out["seed"]
-            new = pd.DataFrame([{"model": model, "seed": seed, "task": task, **metrics,
-                                 **{k: out[k] for k in ("trainable_params", "flops_per_sample", "seconds", "epochs")}}
-                                for task, metrics in out["test"].items()], columns=RESULT_COLUMNS)
+            new = pd.DataFrame(
+                [
+                    {
+                        "model": model,
+                        "seed": seed,
+                        "task": task,
+                        **metrics,
+                        **{k: out[k] for k in ("trainable_params", "flops_per_sample", "seconds", "epochs")},
+                    }
+                    for task, metrics in out["test"].items()
+                ],
+                columns=RESULT_COLUMNS,
+            )
             history = out["history"].assign(model=model, seed=seed)
             rows.append(new)
             histories.append(history)
@@ -54,8 +73,10 @@ def compare_models(
     results = pd.concat([f for f in rows if len(f)], ignore_index=True)
     histories = pd.concat([f for f in histories if len(f)], ignore_index=True)
     wanted = lambda f: f[f["model"].isin(models) & f["seed"].isin(profile.seeds)].reset_index(drop=True)  # noqa: E731
-    return (titled("results", wanted(results), "test metrics per model, seed and task"),
-            titled("histories", wanted(histories), "learning curves per model, seed and epoch"))
+    return (
+        titled("results", wanted(results), "test metrics per model, seed and task"),
+        titled("histories", wanted(histories), "learning curves per model, seed and epoch"),
+    )
 
 
 def _history_path(results_path) -> Path:
@@ -85,11 +106,23 @@ def summary_table(results: pd.DataFrame, metric: str = "auc", baseline: str = "s
 
 
 # which way is better, for Δm
-HIGHER_IS_BETTER = {"auc": True, "logloss": False, "recall@20": True, "recall@40": True, "ndcg@20": True, "ndcg@40": True}
+HIGHER_IS_BETTER = {
+    "auc": True,
+    "logloss": False,
+    "recall@20": True,
+    "recall@40": True,
+    "ndcg@20": True,
+    "ndcg@40": True,
+}
 
 
-def delta_m(results: pd.DataFrame, baseline: str = "single_task", metrics: dict[str, bool] | None = None,
-            method: str = "model", within: Sequence[str] = ()) -> pd.DataFrame:
+def delta_m(
+    results: pd.DataFrame,
+    baseline: str = "single_task",
+    metrics: dict[str, bool] | None = None,
+    method: str = "model",
+    within: Sequence[str] = (),
+) -> pd.DataFrame:
     """Δm per method and seed, as LibMTL's `count_improvement` (Maninis et al., CVPR 2019, Eq. 6):
         Δm = 100 / T · Σ_t mean_m (−1)^{l_m} (M_{t,m} − B_{t,m}) / B_{t,m}
     over the tasks t and `metrics` m ({name: higher is better}; l_m = 1 where lower is better), B the
@@ -99,19 +132,29 @@ def delta_m(results: pd.DataFrame, baseline: str = "single_task", metrics: dict[
     keys = [*within, "task"]
     base = results[results[method] == baseline]
     if base.empty:
-        raise ValueError(f"no runs of the baseline {baseline!r} (column {method!r}); it has "
-                         f"{sorted(set(results[method]))}")
+        raise ValueError(
+            f"no runs of the baseline {baseline!r} (column {method!r}); it has {sorted(set(results[method]))}"
+        )
     reference = base.groupby(keys)[list(metrics)].mean().add_suffix("_baseline")
     joined = results.join(reference, on=keys)
-    change = pd.DataFrame({m: (joined[m] - joined[f"{m}_baseline"]) / joined[f"{m}_baseline"] * (1 if up else -1)
-                           for m, up in metrics.items()})
+    change = pd.DataFrame(
+        {
+            m: (joined[m] - joined[f"{m}_baseline"]) / joined[f"{m}_baseline"] * (1 if up else -1)
+            for m, up in metrics.items()
+        }
+    )
     joined["delta_m"] = 100 * change.mean(axis=1)
     per_run = joined.groupby([*within, method, "seed"], sort=False)["delta_m"].mean()
     return per_run.reset_index()
 
 
-def delta_m_table(results: pd.DataFrame, baseline: str = "single_task", metrics: dict[str, bool] | None = None,
-                  method: str = "model", within: Sequence[str] = ()) -> pd.DataFrame:
+def delta_m_table(
+    results: pd.DataFrame,
+    baseline: str = "single_task",
+    metrics: dict[str, bool] | None = None,
+    method: str = "model",
+    within: Sequence[str] = (),
+) -> pd.DataFrame:
     """Δm (%) per method: mean, std over seeds, 'mean ± std', and the two-sided paired t-test (over
     the seeds both ran) of its per-seed Δm against the baseline's own."""
     from .table2 import paired_p
@@ -124,9 +167,16 @@ def delta_m_table(results: pd.DataFrame, baseline: str = "single_task", metrics:
         base = runs[(runs[method] == baseline) & _matches(runs, within, where)].set_index("seed")["delta_m"]
         mine = part.set_index("seed")["delta_m"]
         std = mine.std() if len(mine) > 1 else 0.0
-        rows.append({**where, "delta_m_mean": mine.mean(), "delta_m_std": std, "seeds": len(mine),
-                     "Δm % (mean ± std)": f"{round(mine.mean(), 2) + 0.0:+.2f} ± {std:.2f}",  # no "-0.00"
-                     "p_paired": float("nan") if where[method] == baseline else paired_p(mine, base)})
+        rows.append(
+            {
+                **where,
+                "delta_m_mean": mine.mean(),
+                "delta_m_std": std,
+                "seeds": len(mine),
+                "Δm % (mean ± std)": f"{round(mine.mean(), 2) + 0.0:+.2f} ± {std:.2f}",  # no "-0.00"
+                "p_paired": float("nan") if where[method] == baseline else paired_p(mine, base),
+            }
+        )
     return titled("delta_m", pd.DataFrame(rows), f"Δm (%) over {baseline}, mean ± std over seeds, paired t-test")
 
 

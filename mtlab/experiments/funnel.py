@@ -47,14 +47,24 @@ def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = BINS)
     counts = np.bincount(np.searchsorted(edges[1:-1], p), minlength=bins)
     counts = counts[counts > 0]  # calibration_curve leaves out empty bins too
     ece = float(np.sum(counts / counts.sum() * np.abs(observed - predicted)))
-    summary = {"mean_pcvr": float(p.mean()), "observed_cvr": float(y.mean()),
-               "pcvr_over_observed": float(p.mean() / max(y.mean(), 1e-12)), "ece": ece, "clicked": int(known.sum())}
+    summary = {
+        "mean_pcvr": float(p.mean()),
+        "observed_cvr": float(y.mean()),
+        "pcvr_over_observed": float(p.mean() / max(y.mean(), 1e-12)),
+        "ece": ece,
+        "clicked": int(known.sum()),
+    }
     return summary, pd.DataFrame({"predicted": predicted, "observed": observed})
 
 
-def funnel_study(data: MultiTaskData, profile: Profile, models: Sequence[str] = FUNNEL_STUDY_MODELS,
-                 model_options: dict[str, dict] | None = None, results_path: str | Path | None = None,
-                 **train_overrides) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def funnel_study(
+    data: MultiTaskData,
+    profile: Profile,
+    models: Sequence[str] = FUNNEL_STUDY_MODELS,
+    model_options: dict[str, dict] | None = None,
+    results_path: str | Path | None = None,
+    **train_overrides,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every model × seed of the profile on funnel data (tasks ctr, cvr, ctcvr). Returns (results: one
     row per model, seed and task with the test AUC and log loss; calibration: one row per model and
     seed; curves: the reliability curve per model and seed).
@@ -77,20 +87,28 @@ def funnel_study(data: MultiTaskData, profile: Profile, models: Sequence[str] = 
                 append_rows(frame, paths[key])
     out = {}
     for key, parts in frames.items():
-        joined = pd.concat([f for f in parts if len(f)], ignore_index=True) if any(len(f) for f in parts) \
+        joined = (
+            pd.concat([f for f in parts if len(f)], ignore_index=True)
+            if any(len(f) for f in parts)
             else pd.DataFrame(columns=["model", "seed"])
+        )
         out[key] = joined[joined["model"].isin(models) & joined["seed"].isin(profile.seeds)].reset_index(drop=True)
-    return (titled("funnel_results", out["results"], "test AUC and log loss per model, seed and funnel task"),
-            titled("funnel_calibration", out["calibration"], "pCVR calibration on the clicked test impressions"),
-            titled("funnel_curves", out["curves"], "pCVR reliability curves (quantile bins)"))
+    return (
+        titled("funnel_results", out["results"], "test AUC and log loss per model, seed and funnel task"),
+        titled("funnel_calibration", out["calibration"], "pCVR calibration on the clicked test impressions"),
+        titled("funnel_curves", out["curves"], "pCVR reliability curves (quantile bins)"),
+    )
 
 
 def _paths(results_path) -> dict[str, Path | None]:
     if results_path is None:
         return dict.fromkeys(("results", "calibration", "curves"))
     path = Path(results_path)
-    return {"results": path, "calibration": path.with_suffix(".calibration.csv"),
-            "curves": path.with_suffix(".curves.csv")}
+    return {
+        "results": path,
+        "calibration": path.with_suffix(".calibration.csv"),
+        "curves": path.with_suffix(".curves.csv"),
+    }
 
 
 def _one_run(data, profile, model_name, seed, options, settings) -> dict[str, pd.DataFrame]:
@@ -101,14 +119,28 @@ def _one_run(data, profile, model_name, seed, options, settings) -> dict[str, pd
     test = data.to(result.device).test
     scores = evaluate(model, test, data.tasks)
     common = {"model": model_name, "seed": seed}
-    results = pd.DataFrame([{**common, "task": task, **scores[task], "trainable_params": count_parameters(model),
-                             "seconds": result.seconds, "epochs": result.epochs} for task in data.tasks])
+    results = pd.DataFrame(
+        [
+            {
+                **common,
+                "task": task,
+                **scores[task],
+                "trainable_params": count_parameters(model),
+                "seconds": result.seconds,
+                "epochs": result.epochs,
+            }
+            for task in data.tasks
+        ]
+    )
     labels = test.labels.cpu().numpy()  # a streamed split reads its label columns only
     probabilities = predict(model, test, config.eval_batch_size)
     cvr = data.tasks.index("cvr")
     summary, curve = calibration(labels[:, cvr], probabilities[:, cvr])
-    return {"results": results, "calibration": pd.DataFrame([{**common, **summary}]),
-            "curves": curve.assign(**common, bin=range(len(curve)))}
+    return {
+        "results": results,
+        "calibration": pd.DataFrame([{**common, **summary}]),
+        "curves": curve.assign(**common, bin=range(len(curve))),
+    }
 
 
 def funnel_summary(results: pd.DataFrame, calib: pd.DataFrame, baseline: str = "esmm") -> pd.DataFrame:
@@ -121,14 +153,20 @@ def funnel_summary(results: pd.DataFrame, calib: pd.DataFrame, baseline: str = "
         for task in TASKS:
             values = wide[(task, model)].dropna()
             row[f"{task} AUC"] = f"{values.mean():.4f} ± {values.std() if len(values) > 1 else 0.0:.4f}"
-            row[f"p {task} vs {baseline}"] = (paired_p(wide[(task, model)], wide[(task, baseline)])
-                                              if model != baseline and (task, baseline) in wide else float("nan"))
+            row[f"p {task} vs {baseline}"] = (
+                paired_p(wide[(task, model)], wide[(task, baseline)])
+                if model != baseline and (task, baseline) in wide
+                else float("nan")
+            )
         mine = calib[calib["model"] == model]
         for column, label in (("pcvr_over_observed", "pCVR / observed CVR"), ("ece", "pCVR ECE")):
             row[label] = f"{mine[column].mean():.3f} ± {mine[column].std() if len(mine) > 1 else 0.0:.3f}"
         rows.append(row)
-    return titled("funnel_summary", pd.DataFrame(rows), f"funnel tasks' test AUC and pCVR calibration, mean ± std "
-                                                        f"over seeds, paired t-tests against {baseline}")
+    return titled(
+        "funnel_summary",
+        pd.DataFrame(rows),
+        f"funnel tasks' test AUC and pCVR calibration, mean ± std over seeds, paired t-tests against {baseline}",
+    )
 
 
 def funnel_statement(results: pd.DataFrame, baseline: str = "esmm", alpha: float = 0.05) -> str:
@@ -144,8 +182,10 @@ def funnel_statement(results: pd.DataFrame, baseline: str = "esmm", alpha: float
             p = paired_p(wide[(task, model)], wide[(task, baseline)])
             diff = (wide[(task, model)] - wide[(task, baseline)]).mean()
             (better if p < alpha and diff > 0 else worse if p < alpha else same).append(model)
-        lines.append(f"{task}: better than {baseline} (paired p < {alpha}): {', '.join(better) or 'none'}; worse: "
-                     f"{', '.join(worse) or 'none'}; within seed noise: {', '.join(same) or 'none'}.")
+        lines.append(
+            f"{task}: better than {baseline} (paired p < {alpha}): {', '.join(better) or 'none'}; worse: "
+            f"{', '.join(worse) or 'none'}; within seed noise: {', '.join(same) or 'none'}."
+        )
     return "\n".join(lines)
 
 
@@ -157,8 +197,14 @@ def funnel_overview(data: MultiTaskData) -> pd.DataFrame:
         part = data.split(split)
         labels = part.labels.double()  # a streamed split reads its label columns only
         click, cvr, ctcvr = labels[:, 0], labels[:, 1], labels[:, 2]
-        rows.append({"split": split, "impressions": len(labels), "click rate": float(click.mean()),
-                     "conversion rate (ctcvr)": float(ctcvr.mean()),
-                     "conversion given click (cvr)": float(cvr.nanmean()),
-                     "cvr labels (clicked)": int((~cvr.isnan()).sum())})
+        rows.append(
+            {
+                "split": split,
+                "impressions": len(labels),
+                "click rate": float(click.mean()),
+                "conversion rate (ctcvr)": float(ctcvr.mean()),
+                "conversion given click (cvr)": float(cvr.nanmean()),
+                "cvr labels (clicked)": int((~cvr.isnan()).sum()),
+            }
+        )
     return titled("funnel_overview", pd.DataFrame(rows), "impressions and label rates per split")

@@ -56,12 +56,30 @@ class LabSettings:
 
 
 LAB = {
-    "quick": LabSettings(synthetic_samples=8_000, synthetic_epochs=4, synthetic_batch=128, synthetic_lr=3e-3,
-                         diagnostics=10,
-                         census_subsample=0.02, census_epochs=4, census_batch=256, rec_dataset="ml-100k", rec_epochs=2),
-    "full": LabSettings(synthetic_samples=8_000, synthetic_epochs=15, synthetic_batch=128, synthetic_lr=3e-3,
-                        diagnostics=20,
-                        census_subsample=None, census_epochs=30, census_batch=256, rec_dataset="ml-1m", rec_epochs=100),
+    "quick": LabSettings(
+        synthetic_samples=8_000,
+        synthetic_epochs=4,
+        synthetic_batch=128,
+        synthetic_lr=3e-3,
+        diagnostics=10,
+        census_subsample=0.02,
+        census_epochs=4,
+        census_batch=256,
+        rec_dataset="ml-100k",
+        rec_epochs=2,
+    ),
+    "full": LabSettings(
+        synthetic_samples=8_000,
+        synthetic_epochs=15,
+        synthetic_batch=128,
+        synthetic_lr=3e-3,
+        diagnostics=20,
+        census_subsample=None,
+        census_epochs=30,
+        census_batch=256,
+        rec_dataset="ml-1m",
+        rec_epochs=100,
+    ),
 }
 
 
@@ -80,34 +98,68 @@ def check_strategies(strategies: Sequence[str] | None) -> tuple[str, ...]:
 
 # --- 1. the synthetic conflict study ---------------------------------------------------------------
 
-def conflict_study(profile: Profile, rhos: Sequence[float] = (0.9, 0.5, 0.0), n_tasks: int = 2,
-                   strategies: Sequence[str] | None = None, noise: float = 0.3,
-                   **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def conflict_study(
+    profile: Profile,
+    rhos: Sequence[float] = (0.9, 0.5, 0.0),
+    n_tasks: int = 2,
+    strategies: Sequence[str] | None = None,
+    noise: float = 0.3,
+    **overrides,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every strategy (Shared Bottom, narrow) and Single Task on synthetic tasks at each ρ, every
     seed of the profile. Returns (runs: one row per ρ, strategy, seed and task with the test AUC and
     the run's mean gradient cosine and conflict fractions; histories: one row per epoch)."""
     settings = lab_settings(profile)
     runs, histories = [], []
     for rho in rhos:
-        data = make_synthetic(n_samples=settings.synthetic_samples, n_tasks=n_tasks, rho=rho, dim=16, noise=noise,
-                              valid_fraction=0.1, test_fraction=0.5, seed=0)
+        data = make_synthetic(
+            n_samples=settings.synthetic_samples,
+            n_tasks=n_tasks,
+            rho=rho,
+            dim=16,
+            noise=noise,
+            valid_fraction=0.1,
+            test_fraction=0.5,
+            seed=0,
+        )
         for strategy in (SINGLE_TASK, *check_strategies(strategies)):
             model, weighting = (SINGLE_TASK, "ew") if strategy == SINGLE_TASK else ("shared_bottom", strategy)
             for seed in profile.seeds:
-                config = dict(epochs=settings.synthetic_epochs, batch_size=settings.synthetic_batch, patience=0,
-                              lr=settings.synthetic_lr, diagnostics=settings.diagnostics, weighting=weighting,
-                              quiet=True)
+                config = dict(
+                    epochs=settings.synthetic_epochs,
+                    batch_size=settings.synthetic_batch,
+                    patience=0,
+                    lr=settings.synthetic_lr,
+                    diagnostics=settings.diagnostics,
+                    weighting=weighting,
+                    quiet=True,
+                )
                 config.update(overrides)
                 out = train_one(model, data, profile, seed, NARROW, **config)
                 history = out["history"]
-                measured = {c: float(history[c].mean()) if c in history else np.nan
-                            for c in ("cos_mean", "conflict_mean", "conflict_any")}
+                measured = {
+                    c: float(history[c].mean()) if c in history else np.nan
+                    for c in ("cos_mean", "conflict_mean", "conflict_any")
+                }
                 for task, metrics in out["test"].items():
-                    runs.append({"rho": rho, "n_tasks": n_tasks, "strategy": strategy, "seed": seed, "task": task,
-                                 "auc": metrics["auc"], **measured, "seconds": out["seconds"]})
+                    runs.append(
+                        {
+                            "rho": rho,
+                            "n_tasks": n_tasks,
+                            "strategy": strategy,
+                            "seed": seed,
+                            "task": task,
+                            "auc": metrics["auc"],
+                            **measured,
+                            "seconds": out["seconds"],
+                        }
+                    )
                 histories.append(history.assign(rho=rho, n_tasks=n_tasks, strategy=strategy, seed=seed))
-    return (titled("conflict_runs", pd.DataFrame(runs), "synthetic conflict study: test AUC and gradient conflict"),
-            titled("conflict_histories", pd.concat(histories, ignore_index=True), "per epoch, with diagnostics"))
+    return (
+        titled("conflict_runs", pd.DataFrame(runs), "synthetic conflict study: test AUC and gradient conflict"),
+        titled("conflict_histories", pd.concat(histories, ignore_index=True), "per epoch, with diagnostics"),
+    )
 
 
 def conflict_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +169,11 @@ def conflict_summary(runs: pd.DataFrame) -> pd.DataFrame:
     table = shared.groupby("rho", sort=False)[["cos_mean", "conflict_mean"]].agg(["mean", "std"])
     table.columns = [f"{a} {b}" for a, b in table.columns]
     delta = lab_delta_m(runs)
-    ew = delta[delta["strategy"] == "ew"].set_index("rho")["Δm % (mean ± std)"] if "ew" in set(runs["strategy"]) else None
+    ew = (
+        delta[delta["strategy"] == "ew"].set_index("rho")["Δm % (mean ± std)"]
+        if "ew" in set(runs["strategy"])
+        else None
+    )
     if ew is not None:
         table["EW Δm % over Single Task"] = ew.reindex(table.index)
     return titled("conflict_summary", table.reset_index(), "gradient conflict by task correlation ρ")
@@ -136,9 +192,11 @@ def conflict_statement(runs: pd.DataFrame) -> str:
     wide = shared.pivot_table(index=["strategy", "seed"], columns="rho", values="conflict_mean").dropna()
     diff = wide[low] - wide[high]
     p = float(stats.ttest_rel(wide[low], wide[high]).pvalue) if len(wide) > 1 and diff.std() > 0 else float("nan")
-    text = (f"Share of measured steps with conflicting task gradients (cosine < 0): {wide[high].mean():.1%} at "
-            f"ρ = {high:g}, {wide[low].mean():.1%} at ρ = {low:g} (paired over {len(wide)} strategy × seed runs, "
-            f"p = {p:.2g}). ")
+    text = (
+        f"Share of measured steps with conflicting task gradients (cosine < 0): {wide[high].mean():.1%} at "
+        f"ρ = {high:g}, {wide[low].mean():.1%} at ρ = {low:g} (paired over {len(wide)} strategy × seed runs, "
+        f"p = {p:.2g}). "
+    )
     if p < ALPHA and diff.mean() > 0:
         return text + "Conflicts are significantly more frequent on the less correlated tasks."
     if p < ALPHA:
@@ -153,13 +211,16 @@ def delta_m_statement(delta: pd.DataFrame, within: str = "rho") -> str:
         part = part[part["strategy"] != SINGLE_TASK]
         better = part[(part["p_paired"] < ALPHA) & (part["delta_m_mean"] > 0)]["strategy"].tolist()
         worse = part[(part["p_paired"] < ALPHA) & (part["delta_m_mean"] < 0)]["strategy"].tolist()
-        lines.append(f"{within} = {value}: significantly better than Single Task: {', '.join(better) or 'none'}; "
-                     f"significantly worse: {', '.join(worse) or 'none'}; the other {len(part) - len(better) - len(worse)} "
-                     f"within seed noise (paired t-test over {int(part['seeds'].max())} seeds, p < {ALPHA}).")
+        lines.append(
+            f"{within} = {value}: significantly better than Single Task: {', '.join(better) or 'none'}; "
+            f"significantly worse: {', '.join(worse) or 'none'}; the other {len(part) - len(better) - len(worse)} "
+            f"within seed noise (paired t-test over {int(part['seeds'].max())} seeds, p < {ALPHA})."
+        )
     return "\n".join(lines)
 
 
 # --- 2. the leaderboard ----------------------------------------------------------------------------
+
 
 def not_applicable(dataset: str, strategy: str) -> str | None:
     """Why a strategy cannot run on a leaderboard dataset (None: it can)."""
@@ -174,8 +235,9 @@ def rec_tasks(data) -> tuple[str, ...]:
     return tuple(t for t in data.tasks if t != "align")
 
 
-def leaderboard(dataset: str, profile: Profile, strategies: Sequence[str] | None = None, results_path=None,
-                **overrides) -> pd.DataFrame:
+def leaderboard(
+    dataset: str, profile: Profile, strategies: Sequence[str] | None = None, results_path=None, **overrides
+) -> pd.DataFrame:
     """Every strategy with every seed on `dataset` ("census-income": MMoE on income and marital;
     "movielens": MF on the profile's MovieLens with its auxiliary tasks), and "single_task" (Single
     Task; MF on rec alone), the baseline of Δm. `strategies`: None = single_task and every strategy.
@@ -202,9 +264,13 @@ def leaderboard(dataset: str, profile: Profile, strategies: Sequence[str] | None
             if reason:
                 new = [{"dataset": dataset, "strategy": strategy, "seed": seed, "skipped": reason}]
             else:
-                data = data or (load_for_profile("census-income", list(CENSUS_TASKS),
-                                                 _subsampled(profile, settings.census_subsample))
-                                if census else load_rec_dataset(settings.rec_dataset))
+                data = data or (
+                    load_for_profile(
+                        "census-income", list(CENSUS_TASKS), _subsampled(profile, settings.census_subsample)
+                    )
+                    if census
+                    else load_rec_dataset(settings.rec_dataset)
+                )
                 new = _leaderboard_run(data, census, strategy, seed, profile, settings, **overrides)
                 new = [{"dataset": dataset, **row} for row in new]
             rows += new
@@ -212,7 +278,9 @@ def leaderboard(dataset: str, profile: Profile, strategies: Sequence[str] | None
     runs = pd.DataFrame(rows)
     runs = runs[runs["strategy"].isin(names) & runs["seed"].isin(profile.seeds)]
     label = "census-income (MMoE)" if census else f"{settings.rec_dataset} (MF)"
-    return titled(f"leaderboard_{dataset}", runs.reset_index(drop=True), f"every strategy on {label}: test metrics per seed")
+    return titled(
+        f"leaderboard_{dataset}", runs.reset_index(drop=True), f"every strategy on {label}: test metrics per seed"
+    )
 
 
 LEADERBOARD_DATASETS = ("census-income", "movielens")
@@ -224,25 +292,46 @@ def _subsampled(profile: Profile, fraction: float | None) -> Profile:
     return replace(profile, subsample=fraction)
 
 
-def _leaderboard_run(data, census: bool, strategy: str, seed: int, profile: Profile, settings: LabSettings,
-                     **overrides) -> list[dict]:
+def _leaderboard_run(
+    data, census: bool, strategy: str, seed: int, profile: Profile, settings: LabSettings, **overrides
+) -> list[dict]:
     single = strategy == SINGLE_TASK
     weighting = "ew" if single else strategy
     if census:
         options = {"epochs": settings.census_epochs, "batch_size": settings.census_batch, **overrides}
-        out = train_one(SINGLE_TASK if single else "mmoe", data, profile, seed, weighting=weighting, quiet=True,
-                        **options)
+        out = train_one(
+            SINGLE_TASK if single else "mmoe", data, profile, seed, weighting=weighting, quiet=True, **options
+        )
         per_task = out["test"].items()
     else:
         options = {"epochs": settings.rec_epochs, **overrides}
-        out = train_one("mf", data, profile, seed, tasks=("rec",) if single else rec_tasks(data), weighting=weighting,
-                        quiet=True, **options)
+        out = train_one(
+            "mf",
+            data,
+            profile,
+            seed,
+            tasks=("rec",) if single else rec_tasks(data),
+            weighting=weighting,
+            quiet=True,
+            **options,
+        )
         per_task = [("rec", out["test"]["rec"])]
     history = out["history"]
     measured = {c: float(history[c].mean()) for c in ("cos_mean", "conflict_mean") if c in history}
     gates = {c: float(history[c].iloc[-1]) for c in history if c.startswith("gate_")}  # at the end of training
-    return [{"strategy": strategy, "seed": seed, "task": task, **metrics, **measured, **gates, "epochs": out["epochs"],
-             "seconds": out["seconds"]} for task, metrics in per_task]
+    return [
+        {
+            "strategy": strategy,
+            "seed": seed,
+            "task": task,
+            **metrics,
+            **measured,
+            **gates,
+            "epochs": out["epochs"],
+            "seconds": out["seconds"],
+        }
+        for task, metrics in per_task
+    ]
 
 
 def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None) -> pd.DataFrame:
@@ -259,7 +348,7 @@ def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None
         for task, part in ran.groupby("task", sort=False):
             grouped = part.groupby("strategy", sort=False)[metric]
             label = f"{metric} {task}" if census else metric
-            table[label] = (grouped.mean().map("{:.4f}".format) + " ± " + grouped.std().fillna(0).map("{:.4f}".format))
+            table[label] = grouped.mean().map("{:.4f}".format) + " ± " + grouped.std().fillna(0).map("{:.4f}".format)
     table["Δm % (mean ± std)"] = delta["Δm % (mean ± std)"]
     table["p vs single task"] = delta["p_paired"]
     table["p vs EW"] = [float("nan") if s == "ew" else _paired(ew_runs, s, "ew") for s in table.index]
@@ -269,15 +358,19 @@ def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None
     if len(skipped):
         for strategy, reason in skipped.groupby("strategy")["skipped"].first().items():
             table.loc[strategy] = {"Δm % (mean ± std)": f"n/a: {reason}"}
-    return titled("leaderboard", table.rename_axis("strategy").reset_index(),
-                  "Δm over the single-task model, mean ± std over seeds, paired t-tests")
+    return titled(
+        "leaderboard",
+        table.rename_axis("strategy").reset_index(),
+        "Δm over the single-task model, mean ± std over seeds, paired t-tests",
+    )
 
 
 def delta_m_per_seed(ran: pd.DataFrame, metrics: dict[str, bool]) -> pd.DataFrame:
     from .compare import delta_m
 
-    return delta_m(ran, SINGLE_TASK, metrics, method="strategy").pivot(index="seed", columns="strategy",
-                                                                         values="delta_m")
+    return delta_m(ran, SINGLE_TASK, metrics, method="strategy").pivot(
+        index="seed", columns="strategy", values="delta_m"
+    )
 
 
 def _paired(wide: pd.DataFrame, a: str, b: str) -> float:
@@ -291,9 +384,11 @@ def leaderboard_statement(table: pd.DataFrame) -> str:
     rows = table[table["p vs EW"].notna() & (table["strategy"] != SINGLE_TASK)]
     better = rows[(rows["p vs EW"] < ALPHA) & (_delta(rows) > _delta(table[table["strategy"] == "ew"]).iloc[0])]
     worse = rows[(rows["p vs EW"] < ALPHA) & ~rows["strategy"].isin(better["strategy"])]
-    return (f"Better than EW by a paired test (p < {ALPHA}): {', '.join(better['strategy']) or 'none'}; worse: "
-            f"{', '.join(worse['strategy']) or 'none'}; the other {len(rows) - len(better) - len(worse)} strategies are "
-            f"within seed noise of EW.")
+    return (
+        f"Better than EW by a paired test (p < {ALPHA}): {', '.join(better['strategy']) or 'none'}; worse: "
+        f"{', '.join(worse['strategy']) or 'none'}; the other {len(rows) - len(better) - len(worse)} strategies are "
+        f"within seed noise of EW."
+    )
 
 
 def _delta(rows: pd.DataFrame) -> pd.Series:

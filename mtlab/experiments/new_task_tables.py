@@ -27,43 +27,63 @@ from .table2 import paired_p
 EXISTING = ("income", "marital")
 FULL_TRAINING_MODELS = ("shared_bottom", "mmoe", "ple", "stem", "mpt_rec")
 FINE_TUNING_MODELS = ("shared_bottom", "mmoe", "ple", "mpt_rec")
-SCHEME_NAMES = {"shared_bottom": "Shared Bottom*", "mmoe": "MMoE*", "ple": "PLE*", "mpt_rec": "MPT-Rec",
-                "maml": "MAML"}
+SCHEME_NAMES = {"shared_bottom": "Shared Bottom*", "mmoe": "MMoE*", "ple": "PLE*", "mpt_rec": "MPT-Rec", "maml": "MAML"}
 
 # MPT-Rec paper, Table 3 (Census-Income, T3 = education): AUC, trainable parameters and FLOPs, the
 # last two also as % of full training.
 PAPER_TABLE3 = pd.DataFrame(
-    [("maml", 0.8563, "26k", None, "19M", None), ("shared_bottom", 0.8133, "21k", 21.2, "3M", 10.8),
-     ("mmoe", 0.8497, "21k", 9.4, "3M", 4.7), ("ple", 0.8617, "118k", 26.0, "30M", 26.2),
-     ("mpt_rec", 0.8626, "27k", 9.3, "7M", 8.7)],
-    columns=["model", "paper_t3_auc", "paper_params", "paper_params_pct", "paper_flops", "paper_flops_pct"])
+    [
+        ("maml", 0.8563, "26k", None, "19M", None),
+        ("shared_bottom", 0.8133, "21k", 21.2, "3M", 10.8),
+        ("mmoe", 0.8497, "21k", 9.4, "3M", 4.7),
+        ("ple", 0.8617, "118k", 26.0, "30M", 26.2),
+        ("mpt_rec", 0.8626, "27k", 9.3, "7M", 8.7),
+    ],
+    columns=["model", "paper_t3_auc", "paper_params", "paper_params_pct", "paper_flops", "paper_flops_pct"],
+)
 
 # Table 4: the sign of the change of T1 / T2 AUC when T3 joins full training.
 PAPER_TABLE4 = pd.DataFrame(
-    [("education", "income", "shared_bottom", "+"), ("education", "income", "mmoe", "+"),
-     ("education", "income", "ple", "-"), ("education", "income", "stem", "-"),
-     ("education", "marital", "shared_bottom", "-"), ("education", "marital", "mmoe", "+"),
-     ("education", "marital", "ple", "+"), ("education", "marital", "stem", "-")]
+    [
+        ("education", "income", "shared_bottom", "+"),
+        ("education", "income", "mmoe", "+"),
+        ("education", "income", "ple", "-"),
+        ("education", "income", "stem", "-"),
+        ("education", "marital", "shared_bottom", "-"),
+        ("education", "marital", "mmoe", "+"),
+        ("education", "marital", "ple", "+"),
+        ("education", "marital", "stem", "-"),
+    ]
     + [("sex", task, model, "-") for task in EXISTING for model in ("shared_bottom", "mmoe", "ple", "stem")],
-    columns=["new_task", "task", "model", "paper_sign"])
+    columns=["new_task", "task", "model", "paper_sign"],
+)
 # The paper's "Education" is our `bachelors` task by its label correlations (mtlab/data/census.py); our
 # `education` (at least college, as in the MMoE paper) is a related, easier task. The paper's education
 # figures are shown beside both.
-PAPER_TABLE4 = pd.concat([PAPER_TABLE4, PAPER_TABLE4[PAPER_TABLE4["new_task"] == "education"]
-                          .assign(new_task="bachelors")], ignore_index=True)
+PAPER_TABLE4 = pd.concat(
+    [PAPER_TABLE4, PAPER_TABLE4[PAPER_TABLE4["new_task"] == "education"].assign(new_task="bachelors")],
+    ignore_index=True,
+)
 # Table 3 on Ali-CCP (T3 = the business scenario).
 PAPER_TABLE3_ALICCP = pd.DataFrame(
-    [("maml", 0.7155, "1748k", None, "43M", None), ("shared_bottom", 0.6279, "6k", 0.12, "6M", 11.2),
-     ("mmoe", 0.6862, "7k", 0.13, "7M", 5.1), ("ple", 0.6997, "33k", 0.62, "66M", 26.4),
-     ("mpt_rec", 0.6968, "8k", 0.15, "17M", 9.2)],
-    columns=["model", "paper_t3_auc", "paper_params", "paper_params_pct", "paper_flops", "paper_flops_pct"])
+    [
+        ("maml", 0.7155, "1748k", None, "43M", None),
+        ("shared_bottom", 0.6279, "6k", 0.12, "6M", 11.2),
+        ("mmoe", 0.6862, "7k", 0.13, "7M", 5.1),
+        ("ple", 0.6997, "33k", 0.62, "66M", 26.4),
+        ("mpt_rec", 0.6968, "8k", 0.15, "17M", 9.2),
+    ],
+    columns=["model", "paper_t3_auc", "paper_params", "paper_params_pct", "paper_flops", "paper_flops_pct"],
+)
 PAPER_TABLE3_BY_DATASET = {"census-income": PAPER_TABLE3, "ali-ccp": PAPER_TABLE3_ALICCP}
 # Ali-CCP's new task: a categorical field made the label, and taken out of the inputs.
 FUNNEL_NEW_TASKS = {"scenario": "f301"}
 
 # Pearson correlations the paper reports (Sec. 4.3.1).
-PAPER_CORRELATIONS = {"education": {"T3-T1": 0.186, "T3-T2": 0.142, "T1-T2": 0.178},
-                      "sex": {"T3-T1": 0.158, "T3-T2": 0.063, "T1-T2": 0.178}}
+PAPER_CORRELATIONS = {
+    "education": {"T3-T1": 0.186, "T3-T2": 0.142, "T1-T2": 0.178},
+    "sex": {"T3-T1": 0.158, "T3-T2": 0.063, "T1-T2": 0.178},
+}
 PAPER_CORRELATIONS["bachelors"] = PAPER_CORRELATIONS["education"]
 
 
@@ -99,9 +119,16 @@ def _probe(data: MultiTaskData, device):
     return data.to(device).train.rows(torch.arange(min(256, len(data.train)), device=device))[0]
 
 
-def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str] = FINE_TUNING_MODELS,
-                   include_maml: bool = True, model_options: dict | None = None,
-                   head_options: dict | None = None, results_path=None, **train_overrides) -> pd.DataFrame:
+def new_task_table(
+    data3: MultiTaskData,
+    profile: Profile,
+    models: Sequence[str] = FINE_TUNING_MODELS,
+    include_maml: bool = True,
+    model_options: dict | None = None,
+    head_options: dict | None = None,
+    results_path=None,
+    **train_overrides,
+) -> pd.DataFrame:
     """Table 3: one row per scheme × seed (see the module docstring).
     results_path: a CSV every finished row is appended to; rows already there are not run again."""
     data2 = data3.select_tasks(data3.tasks[:2])
@@ -130,28 +157,43 @@ def new_task_table(data3: MultiTaskData, profile: Profile, models: Sequence[str]
             tuned, fit_result = fine_tune(base, data3, configs[seed], **(head_options or {}).get(name, {}))
             after = evaluate(tuned, data3.to(device).test, data3.tasks)
             probe = _probe(data3, device)
-            keep({
-                "scheme": SCHEME_NAMES[name], "model": name, "seed": seed, "t3_auc": after[t3]["auc"],
-                "full_t3_auc": full_scores[t3]["auc"],
-                "trainable_params": count_parameters(tuned), "full_params": count_parameters(full),
-                "train_flops_per_sample": flops_per_sample(tuned, probe, training=True),
-                "full_train_flops_per_sample": flops_per_sample(full, probe, training=True),
-                "seconds": fit_result.seconds, "full_seconds": full_fit.seconds,
-                "t1_before": before[t1]["auc"], "t1_after": after[t1]["auc"],
-                "t2_before": before[t2]["auc"], "t2_after": after[t2]["auc"],
-                "t1_full": full_scores[t1]["auc"], "t2_full": full_scores[t2]["auc"],
-            })
+            keep(
+                {
+                    "scheme": SCHEME_NAMES[name],
+                    "model": name,
+                    "seed": seed,
+                    "t3_auc": after[t3]["auc"],
+                    "full_t3_auc": full_scores[t3]["auc"],
+                    "trainable_params": count_parameters(tuned),
+                    "full_params": count_parameters(full),
+                    "train_flops_per_sample": flops_per_sample(tuned, probe, training=True),
+                    "full_train_flops_per_sample": flops_per_sample(full, probe, training=True),
+                    "seconds": fit_result.seconds,
+                    "full_seconds": full_fit.seconds,
+                    "t1_before": before[t1]["auc"],
+                    "t1_after": after[t1]["auc"],
+                    "t2_before": before[t2]["auc"],
+                    "t2_after": after[t2]["auc"],
+                    "t1_full": full_scores[t1]["auc"],
+                    "t2_full": full_scores[t2]["auc"],
+                }
+            )
     for seed in profile.seeds:
         if include_maml and ("maml", seed) not in done:
             model, fit_result = maml(data3, configs[seed])
             device = fit_result.device
             scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
-            keep({
-                "scheme": "MAML", "model": "maml", "seed": seed, "t3_auc": scores[t3]["auc"],
-                "trainable_params": count_parameters(model),
-                "train_flops_per_sample": flops_per_sample(model, _probe(data3, device), training=True),
-                "seconds": fit_result.seconds,
-            })
+            keep(
+                {
+                    "scheme": "MAML",
+                    "model": "maml",
+                    "seed": seed,
+                    "t3_auc": scores[t3]["auc"],
+                    "trainable_params": count_parameters(model),
+                    "train_flops_per_sample": flops_per_sample(model, _probe(data3, device), training=True),
+                    "seconds": fit_result.seconds,
+                }
+            )
     table = pd.DataFrame(rows)
     wanted = [*models, *(["maml"] if include_maml else [])]
     table = table[table["model"].isin(wanted) & table["seed"].isin(profile.seeds)].reset_index(drop=True)
@@ -177,31 +219,45 @@ def _maml_reference(table: pd.DataFrame) -> pd.DataFrame:
 def summarize_new_task(table: pd.DataFrame, dataset: str = "census-income") -> pd.DataFrame:
     """Table 3 as in the paper: mean ± std over seeds per scheme, with the paper's figures for
     `dataset` beside (none for a dataset the paper has no Table 3 of)."""
+
     def pm(col):
         g = table.groupby("model", sort=False)[col]
         return g.mean().map("{:.4f}".format) + " ± " + g.std().fillna(0).map("{:.4f}".format)
 
-    out = pd.DataFrame({
-        "scheme": table.groupby("model", sort=False)["scheme"].first(),
-        "T3 AUC": pm("t3_auc"),
-        "trainable params": table.groupby("model", sort=False)["trainable_params"].mean().round().astype(int),
-        "params % of full": table.groupby("model", sort=False)["params_pct_of_full"].mean().round(1),
-        "train FLOPs/sample": table.groupby("model", sort=False)["train_flops_per_sample"].mean().round().astype(int),
-        "FLOPs % of full": table.groupby("model", sort=False)["flops_pct_of_full"].mean().round(1),
-        "T3 AUC % of full": table.groupby("model", sort=False)["t3_auc_pct_of_full"].mean().round(1),
-    })
+    out = pd.DataFrame(
+        {
+            "scheme": table.groupby("model", sort=False)["scheme"].first(),
+            "T3 AUC": pm("t3_auc"),
+            "trainable params": table.groupby("model", sort=False)["trainable_params"].mean().round().astype(int),
+            "params % of full": table.groupby("model", sort=False)["params_pct_of_full"].mean().round(1),
+            "train FLOPs/sample": table.groupby("model", sort=False)["train_flops_per_sample"]
+            .mean()
+            .round()
+            .astype(int),
+            "FLOPs % of full": table.groupby("model", sort=False)["flops_pct_of_full"].mean().round(1),
+            "T3 AUC % of full": table.groupby("model", sort=False)["t3_auc_pct_of_full"].mean().round(1),
+        }
+    )
     if "t1_before" in table:
         for t in ("t1", "t2"):
             delta = (table[f"{t}_after"] - table[f"{t}_before"]).groupby(table["model"], sort=False)
             out[f"max |{t.upper()} AUC change|"] = delta.apply(lambda d: d.abs().max())
     paper = PAPER_TABLE3_BY_DATASET.get(dataset, PAPER_TABLE3.iloc[:0])
-    return titled("table3_vs_paper", out.reset_index().merge(paper, on="model", how="left"),
-                  "MPT-Rec Table 3: ours beside the paper")
+    return titled(
+        "table3_vs_paper",
+        out.reset_index().merge(paper, on="model", how="left"),
+        "MPT-Rec Table 3: ours beside the paper",
+    )
 
 
-def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education", "sex"),
-                      models: Sequence[str] = FULL_TRAINING_MODELS, model_options: dict | None = None,
-                      results_path=None, **train_overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
+def negative_transfer(
+    profile: Profile,
+    new_tasks: Sequence[str] = ("education", "sex"),
+    models: Sequence[str] = FULL_TRAINING_MODELS,
+    model_options: dict | None = None,
+    results_path=None,
+    **train_overrides,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 4 / Fig. 1: for each new task and model, T1 and T2 AUC of the two-task model and of
     full training with T3, per seed. Returns (runs, correlations).
     results_path: a CSV every finished run is appended to; runs already there are not run again."""
@@ -211,8 +267,13 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
     for new_task in new_tasks:
         data3 = load_new_task_data(new_task, profile)
         data2 = data3.select_tasks(data3.tasks[:2])
-        corrs.append({"new_task": new_task, **label_correlations(data3),
-                      **{f"paper {k}": v for k, v in PAPER_CORRELATIONS.get(new_task, {}).items()}})
+        corrs.append(
+            {
+                "new_task": new_task,
+                **label_correlations(data3),
+                **{f"paper {k}": v for k, v in PAPER_CORRELATIONS.get(new_task, {}).items()},
+            }
+        )
         for name in models:
             options = (model_options or {}).get(name, {})
             pending = [seed for seed in profile.seeds if (new_task, name, seed) not in done]
@@ -224,28 +285,51 @@ def negative_transfer(profile: Profile, new_tasks: Sequence[str] = ("education",
             for seed, (two, fit2), (three, _) in zip(pending, twos, threes):
                 s2 = evaluate(two, data2.to(fit2.device).test, data2.tasks)
                 s3 = evaluate(three, data3.to(fit2.device).test, data3.tasks)
-                new = [{"new_task": new_task, "model": name, "seed": seed, "task": task,
-                        "auc_two_tasks": s2[task]["auc"], "auc_with_new_task": s3[task]["auc"],
-                        "delta": s3[task]["auc"] - s2[task]["auc"]} for task in data2.tasks]
+                new = [
+                    {
+                        "new_task": new_task,
+                        "model": name,
+                        "seed": seed,
+                        "task": task,
+                        "auc_two_tasks": s2[task]["auc"],
+                        "auc_with_new_task": s3[task]["auc"],
+                        "delta": s3[task]["auc"] - s2[task]["auc"],
+                    }
+                    for task in data2.tasks
+                ]
                 rows += new
                 append_rows(pd.DataFrame(new), results_path)
     runs = pd.DataFrame(rows)
     runs = runs[runs["new_task"].isin(new_tasks) & runs["model"].isin(models) & runs["seed"].isin(profile.seeds)]
-    return (titled("table4_runs", runs.reset_index(drop=True), "negative transfer: every run"),
-            titled("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"))
+    return (
+        titled("table4_runs", runs.reset_index(drop=True), "negative transfer: every run"),
+        titled("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"),
+    )
 
 
-def negative_transfer_from_table3(table3_runs: pd.DataFrame, new_task: str,
-                                  existing: Sequence[str] = EXISTING) -> pd.DataFrame:
+def negative_transfer_from_table3(
+    table3_runs: pd.DataFrame, new_task: str, existing: Sequence[str] = EXISTING
+) -> pd.DataFrame:
     """Table 4's runs for `new_task` out of Table 3's rows (new_task_table): each of those trained the
     two-task model ("before") and full training with T3 ("full") on the same data, configuration and
     seed as negative_transfer does, so the change of T1/T2 AUC needs no training of its own."""
     rows = table3_runs[table3_runs["model"] != "maml"]
-    return pd.DataFrame([{"new_task": new_task, "model": r["model"], "seed": r["seed"], "task": task,
-                          "auc_two_tasks": r[f"{t}_before"], "auc_with_new_task": r[f"{t}_full"],
-                          "delta": r[f"{t}_full"] - r[f"{t}_before"]}
-                         for r in rows.to_dict("records") for t, task in (("t1", existing[0]), ("t2", existing[1]))],
-                        columns=["new_task", "model", "seed", "task", "auc_two_tasks", "auc_with_new_task", "delta"])
+    return pd.DataFrame(
+        [
+            {
+                "new_task": new_task,
+                "model": r["model"],
+                "seed": r["seed"],
+                "task": task,
+                "auc_two_tasks": r[f"{t}_before"],
+                "auc_with_new_task": r[f"{t}_full"],
+                "delta": r[f"{t}_full"] - r[f"{t}_before"],
+            }
+            for r in rows.to_dict("records")
+            for t, task in (("t1", existing[0]), ("t2", existing[1]))
+        ],
+        columns=["new_task", "model", "seed", "task", "auc_two_tasks", "auc_with_new_task", "delta"],
+    )
 
 
 def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
@@ -258,26 +342,32 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     T2` is the mean relative change of both existing tasks' AUC (over the two-task model), per model."""
     groups = runs.groupby(["new_task", "task", "model"], sort=False)
     out = groups["delta"].agg(["mean", "std", "count"]).reset_index()
-    out["p (paired t)"] = [paired_p(g.set_index("seed")["auc_with_new_task"], g.set_index("seed")["auc_two_tasks"])
-                           for _, g in groups]
+    out["p (paired t)"] = [
+        paired_p(g.set_index("seed")["auc_with_new_task"], g.set_index("seed")["auc_two_tasks"]) for _, g in groups
+    ]
     out["std"] = out["std"].fillna(0.0)
     out["change (mean ± std)"] = [f"{m:+.4f} ± {s:.4f}" for m, s in zip(out["mean"], out["std"])]
     out["our_sign"] = out["mean"].map(lambda m: "+" if m > 0 else "-")
     out["significant"] = out["p (paired t)"] < alpha
     # Δm over the two-task model: the mean relative change of T1 and T2 per seed, its mean ± std
-    per_seed = (100 * runs["delta"] / runs["auc_two_tasks"]).groupby([runs["new_task"], runs["model"], runs["seed"]],
-                                                                    sort=False).mean()
+    per_seed = (
+        (100 * runs["delta"] / runs["auc_two_tasks"])
+        .groupby([runs["new_task"], runs["model"], runs["seed"]], sort=False)
+        .mean()
+    )
     delta_m = per_seed.groupby(level=["new_task", "model"], sort=False).agg(["mean", "std"]).fillna(0.0)
     out["Δm % of T1, T2 (mean ± std)"] = [
         f"{round(delta_m.loc[(n, m), 'mean'], 3) + 0.0:+.3f} ± {delta_m.loc[(n, m), 'std']:.3f}"
-        for n, m in zip(out["new_task"], out["model"])]
+        for n, m in zip(out["new_task"], out["model"])
+    ]
     out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
     out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
     return titled("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
 
 
-def new_task_settings(dataset: str = "census-income", beta_cls: float | None = None,
-                      models: Sequence[str] = FULL_TRAINING_MODELS) -> tuple[dict[str, dict], dict]:
+def new_task_settings(
+    dataset: str = "census-income", beta_cls: float | None = None, models: Sequence[str] = FULL_TRAINING_MODELS
+) -> tuple[dict[str, dict], dict]:
     """(model options per model, training overrides) of the new-task experiments on `dataset`: the
     paper's settings for it (Ali-CCP: experts (128, 64), embeddings of 64, learning rate 1e-4), and
     MPT-Rec's adversarial weight `beta_cls` where given."""

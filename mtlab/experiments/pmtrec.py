@@ -24,28 +24,66 @@ PAPER_HEADLINE = "PMTRec improves NDCG@40 by up to 11.58 % over the best baselin
 BENCHMARK_DATASETS = {"quick": ("filmtrust",), "full": ("ml-1m", "filmtrust")}
 
 
-def train_recommender(data: InteractionData, strategy: str, profile: Profile, seed: int, tasks=None,
-                      on_epoch=None, model_options: dict | None = None, **overrides) -> dict:
+def train_recommender(
+    data: InteractionData,
+    strategy: str,
+    profile: Profile,
+    seed: int,
+    tasks=None,
+    on_epoch=None,
+    model_options: dict | None = None,
+    **overrides,
+) -> dict:
     """MF with `tasks` (default: all the data support) trained by `strategy` in the one fit loop
     (`train_one`), the profile's recommender settings. "test" holds rec's Recall@K / NDCG@K."""
-    out = train_one("mf", data, profile, seed, model_options, on_epoch=on_epoch, tasks=tasks,
-                    weighting=strategy, quiet=True, **overrides)
-    return {**out, "test": out["test"]["rec"], "test_tasks": out["test"],
-            "seconds": float(out["history"]["train_seconds"].sum())}
+    out = train_one(
+        "mf",
+        data,
+        profile,
+        seed,
+        model_options,
+        on_epoch=on_epoch,
+        tasks=tasks,
+        weighting=strategy,
+        quiet=True,
+        **overrides,
+    )
+    return {
+        **out,
+        "test": out["test"]["rec"],
+        "test_tasks": out["test"],
+        "seconds": float(out["history"]["train_seconds"].sum()),
+    }
 
 
-def train_recommenders(data: InteractionData, strategy: str, profile: Profile, seeds=None, tasks=None,
-                       model_options: dict | None = None, **overrides) -> list[dict]:
+def train_recommenders(
+    data: InteractionData,
+    strategy: str,
+    profile: Profile,
+    seeds=None,
+    tasks=None,
+    model_options: dict | None = None,
+    **overrides,
+) -> list[dict]:
     """`train_recommender` for each seed (default: the profile's), in one process: seed-vectorized where
     the strategy allows it (`experiments.train_seeds`), else one after another."""
-    outs = train_seeds("mf", data, profile, seeds, model_options, tasks=tasks, weighting=strategy, quiet=True,
-                       **overrides)
-    return [{**out, "test": out["test"]["rec"], "test_tasks": out["test"],
-             "seconds": float(out["history"]["train_seconds"].sum())} for out in outs]
+    outs = train_seeds(
+        "mf", data, profile, seeds, model_options, tasks=tasks, weighting=strategy, quiet=True, **overrides
+    )
+    return [
+        {
+            **out,
+            "test": out["test"]["rec"],
+            "test_tasks": out["test"],
+            "seconds": float(out["history"]["train_seconds"].sum()),
+        }
+        for out in outs
+    ]
 
 
-def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile: Profile,
-                     results_path=None, **overrides) -> pd.DataFrame:
+def pmtrec_benchmark(
+    datasets: Sequence[str], strategies: Sequence[str], profile: Profile, results_path=None, **overrides
+) -> pd.DataFrame:
     """Every strategy on every dataset with every seed: test Recall@K and NDCG@K, one row per run.
     The strategy "single_task" trains on the recommendation task alone, for reference.
     results_path: a CSV every finished run is appended to; runs already there are not run again."""
@@ -60,10 +98,17 @@ def pmtrec_benchmark(datasets: Sequence[str], strategies: Sequence[str], profile
                 continue
             data = data or load_rec_dataset(name)
             single = strategy == SINGLE_TASK
-            for out in train_recommenders(data, "ew" if single else strategy, profile, pending,
-                                          tasks=("rec",) if single else None, **overrides):
-                row = {"dataset": name, "strategy": strategy, "seed": out["seed"], **out["test"],
-                       "epochs": out["epochs"], "seconds": out["seconds"]}
+            for out in train_recommenders(
+                data, "ew" if single else strategy, profile, pending, tasks=("rec",) if single else None, **overrides
+            ):
+                row = {
+                    "dataset": name,
+                    "strategy": strategy,
+                    "seed": out["seed"],
+                    **out["test"],
+                    "epochs": out["epochs"],
+                    "seconds": out["seconds"],
+                }
                 rows.append(row)
                 append_rows(pd.DataFrame([row]), results_path)
     runs = pd.DataFrame(rows)
@@ -81,10 +126,12 @@ def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) ->
     MF (rec alone) of the same dataset, with its spread over seeds and paired test, where it ran."""
     table = mean_pm_std(runs.groupby(["dataset", "strategy"], sort=False)[list(metrics)]).reset_index()
     if SINGLE_TASK in set(runs["strategy"]):
-        delta = delta_m_table(runs.assign(task="rec"), SINGLE_TASK, {m: True for m in metrics}, method="strategy",
-                              within=("dataset",))
-        table = table.merge(delta[["dataset", "strategy", "Δm % (mean ± std)", "p_paired"]], how="left",
-                            on=["dataset", "strategy"])
+        delta = delta_m_table(
+            runs.assign(task="rec"), SINGLE_TASK, {m: True for m in metrics}, method="strategy", within=("dataset",)
+        )
+        table = table.merge(
+            delta[["dataset", "strategy", "Δm % (mean ± std)", "p_paired"]], how="left", on=["dataset", "strategy"]
+        )
     return titled("pmtrec_summary", table, "test metrics, mean ± std over seeds; Δm over single-task MF")
 
 
@@ -96,16 +143,30 @@ def pmtrec_gains(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.Dat
         part = means.loc[dataset]
         if "pmtrec" in part.index and len(part.drop(index=[SINGLE_TASK], errors="ignore")) > 1:
             best = part.drop(index=["pmtrec", SINGLE_TASK], errors="ignore").max()
-            gains.append({"dataset": dataset, **{f"PMTRec vs best baseline, {m}": f"{100 * (part.loc['pmtrec', m] / best[m] - 1):+.2f} %"
-                                                 for m in metrics}})
+            gains.append(
+                {
+                    "dataset": dataset,
+                    **{
+                        f"PMTRec vs best baseline, {m}": f"{100 * (part.loc['pmtrec', m] / best[m] - 1):+.2f} %"
+                        for m in metrics
+                    },
+                }
+            )
     return titled("pmtrec_gain", pd.DataFrame(gains), "PMTRec's change over the best baseline")
 
 
 GRID_ALPHAS, GRID_TAUS = (1.0, 1.1, 1.2, 1.3, 1.5), (0.5, 1.0, 2.0, 5.0)  # notebook 11's grid
 
 
-def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=GRID_ALPHAS, taus=GRID_TAUS,
-                   metric: str = "ndcg@40", results_path=None, **overrides) -> pd.DataFrame:
+def alpha_tau_grid(
+    data: InteractionData,
+    profile: Profile,
+    alphas=GRID_ALPHAS,
+    taus=GRID_TAUS,
+    metric: str = "ndcg@40",
+    results_path=None,
+    **overrides,
+) -> pd.DataFrame:
     """`metric` of PMTRec for every (α, τ), mean over the profile's seeds: rows α, columns τ.
     results_path: a CSV of one row per (α, τ, seed) that every finished cell is appended to; cells and
     seeds already there are not run again (`mtlab sweep pmtrec_grid` fills it in parallel)."""
@@ -117,23 +178,33 @@ def alpha_tau_grid(data: InteractionData, profile: Profile, alphas=GRID_ALPHAS, 
             pending = [seed for seed in profile.seeds if (alpha, tau, seed) not in done]
             if not pending:
                 continue
-            new = [{"alpha": alpha, "tau": tau, "seed": out["seed"], **out["test"]} for out in train_recommenders(
-                data, "pmtrec", profile, pending, weighting_options={"alpha": alpha, "tau": tau}, **overrides)]
+            new = [
+                {"alpha": alpha, "tau": tau, "seed": out["seed"], **out["test"]}
+                for out in train_recommenders(
+                    data, "pmtrec", profile, pending, weighting_options={"alpha": alpha, "tau": tau}, **overrides
+                )
+            ]
             rows += new
             append_rows(pd.DataFrame(new), results_path)
     runs = pd.DataFrame(rows)
     runs = runs[runs["alpha"].isin(alphas) & runs["tau"].isin(taus) & runs["seed"].isin(profile.seeds)]
-    grid = runs.groupby(["alpha", "tau"])[metric].mean().reset_index().pivot(index="alpha", columns="tau",
-                                                                              values=metric)
+    grid = (
+        runs.groupby(["alpha", "tau"])[metric].mean().reset_index().pivot(index="alpha", columns="tau", values=metric)
+    )
     return titled("alpha_tau_grid", grid.loc[list(alphas), list(taus)], f"PMTRec {metric} over α (rows) × τ (columns)")
 
 
-ABLATIONS = {"PMTRec": ("pmtrec", {}, None), "without Task Focusing": ("pmtrec", {"task_focusing": False}, None),
-             "without GMB": ("pmtrec", {"balancing": False}, None), "single task (rec only)": ("ew", {}, ("rec",))}
+ABLATIONS = {
+    "PMTRec": ("pmtrec", {}, None),
+    "without Task Focusing": ("pmtrec", {"task_focusing": False}, None),
+    "without GMB": ("pmtrec", {"balancing": False}, None),
+    "single task (rec only)": ("ew", {}, ("rec",)),
+}
 
 
-def pmtrec_ablations(data: InteractionData, profile: Profile, variants=tuple(ABLATIONS), results_path=None,
-                     **overrides) -> pd.DataFrame:
+def pmtrec_ablations(
+    data: InteractionData, profile: Profile, variants=tuple(ABLATIONS), results_path=None, **overrides
+) -> pd.DataFrame:
     """Test metrics of every variant of ABLATIONS per seed. results_path: a CSV every finished run is
     appended to; (variant, seed) pairs already there are not run again."""
     stored = load_rows(results_path)
@@ -144,8 +215,12 @@ def pmtrec_ablations(data: InteractionData, profile: Profile, variants=tuple(ABL
         pending = [seed for seed in profile.seeds if (variant, seed) not in done]
         if not pending:
             continue
-        new = [{"variant": variant, "seed": out["seed"], **out["test"]} for out in train_recommenders(
-            data, strategy, profile, pending, tasks=tasks, weighting_options=options, **overrides)]
+        new = [
+            {"variant": variant, "seed": out["seed"], **out["test"]}
+            for out in train_recommenders(
+                data, strategy, profile, pending, tasks=tasks, weighting_options=options, **overrides
+            )
+        ]
         rows += new
         append_rows(pd.DataFrame(new), results_path)
     runs = pd.DataFrame(rows)
@@ -163,9 +238,16 @@ def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **
         weights, users = strategy.last_weights[0].cpu(), strategy.last_rows[0].cpu()  # [T, U], [U]
         reached = weights.sum(0) > 0  # a gathered row whose gradient is exactly zero in every task has no weights
         weights, users = weights[:, reached], users[reached]
-        frames.append(pd.DataFrame({"epoch": row["epoch"], "user": users.repeat(len(tasks)).numpy(),
-                                    "task": [t for t in tasks for _ in range(len(users))],
-                                    "weight": weights.flatten().numpy()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "epoch": row["epoch"],
+                    "user": users.repeat(len(tasks)).numpy(),
+                    "task": [t for t in tasks for _ in range(len(users))],
+                    "weight": weights.flatten().numpy(),
+                }
+            )
+        )
         return False
 
     tasks = data.tasks
@@ -193,8 +275,9 @@ def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40"
     return titled("pmtrec_ablations_summary", table, "PMTRec ablations, mean ± std over seeds; Δm over single task")
 
 
-def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("ew", "pmtrec"),
-                         **overrides) -> pd.DataFrame:
+def auxiliary_task_study(
+    data: InteractionData, profile: Profile, strategies=("ew", "pmtrec"), **overrides
+) -> pd.DataFrame:
     """Which auxiliary task helps or hurts the recommendation task: test NDCG@40 and Recall@40 of
     rec alone, of rec with each auxiliary task the data supports, and of rec with all of them, under
     each strategy; mean over the profile's seeds, with the change against rec alone."""
@@ -204,8 +287,14 @@ def auxiliary_task_study(data: InteractionData, profile: Profile, strategies=("e
     for label, tasks in task_sets.items():
         for strategy in strategies if len(tasks) > 1 else strategies[:1]:
             for out in train_recommenders(data, strategy, profile, tasks=tasks, **overrides):
-                rows.append({"tasks": label, "strategy": strategy if len(tasks) > 1 else "-", "seed": out["seed"],
-                             **{m: out["test"][m] for m in ("recall@40", "ndcg@40")}})
+                rows.append(
+                    {
+                        "tasks": label,
+                        "strategy": strategy if len(tasks) > 1 else "-",
+                        "seed": out["seed"],
+                        **{m: out["test"][m] for m in ("recall@40", "ndcg@40")},
+                    }
+                )
     runs = pd.DataFrame(rows)
     table = runs.groupby(["tasks", "strategy"], sort=False)[["recall@40", "ndcg@40"]].mean()
     alone = table.loc[("rec alone", "-"), "ndcg@40"]
@@ -231,12 +320,35 @@ def headline_statement(runs: pd.DataFrame, metric: str = "ndcg@40") -> str:
             continue
         best = part.drop(index="pmtrec")
         change = 100 * (part["pmtrec"] / best.max() - 1)
-        parts.append(f"{dataset}: PMTRec {part['pmtrec']:.4f} vs best baseline {best.idxmax()} {best.max():.4f} "
-                     f"({change:+.2f} %; PMTRec ranks {int((part > part['pmtrec']).sum()) + 1} of {len(part)} strategies"
-                     + (f"; recommendation alone, without auxiliary tasks: {single:.4f}" if single is not None else "") + ")")
+        parts.append(
+            f"{dataset}: PMTRec {part['pmtrec']:.4f} vs best baseline {best.idxmax()} {best.max():.4f} "
+            f"({change:+.2f} %; PMTRec ranks {int((part > part['pmtrec']).sum()) + 1} of {len(part)} strategies"
+            + (f"; recommendation alone, without auxiliary tasks: {single:.4f}" if single is not None else "")
+            + ")"
+        )
     return f"{metric}, ours — " + "; ".join(parts) + f". Paper: {PAPER_HEADLINE}."
 
 
-__all__ = ["ABLATIONS", "BASELINES", "GRID_ALPHAS", "GRID_TAUS", "SINGLE_TASK", "BENCHMARK_DATASETS", "PAPER_HEADLINE", "alpha_tau_grid", "auxiliary_task_study", "best_cell",
-           "headline_statement", "load_rec_dataset", "pmtrec_ablations", "pmtrec_benchmark", "summarize_ablations", "train_recommenders",
-           "pmtrec_gains", "summarize_benchmark", "train_recommender", "weight_summary", "weight_trajectory"]
+__all__ = [
+    "ABLATIONS",
+    "BASELINES",
+    "GRID_ALPHAS",
+    "GRID_TAUS",
+    "SINGLE_TASK",
+    "BENCHMARK_DATASETS",
+    "PAPER_HEADLINE",
+    "alpha_tau_grid",
+    "auxiliary_task_study",
+    "best_cell",
+    "headline_statement",
+    "load_rec_dataset",
+    "pmtrec_ablations",
+    "pmtrec_benchmark",
+    "summarize_ablations",
+    "train_recommenders",
+    "pmtrec_gains",
+    "summarize_benchmark",
+    "train_recommender",
+    "weight_summary",
+    "weight_trajectory",
+]

@@ -34,11 +34,27 @@ class Profile:
 PROFILES = {
     # quick recommenders: 6 epochs (10 until the gradient lab joined CI; the three PMTRec notebooks then
     # took 13 of CI's 30 minutes)
-    "quick": Profile("quick", subsample=0.1, epochs=4, patience=2, batch_size=512, seeds=(0, 1),
-                     synthetic_samples=6_000, rec=RecSettings(epochs=6, patience=3)),
+    "quick": Profile(
+        "quick",
+        subsample=0.1,
+        epochs=4,
+        patience=2,
+        batch_size=512,
+        seeds=(0, 1),
+        synthetic_samples=6_000,
+        rec=RecSettings(epochs=6, patience=3),
+    ),
     # The MPT-Rec release's Census-Income setup: batch 256, up to 30 epochs, patience 5, 5 seeds.
-    "full": Profile("full", subsample=None, epochs=30, patience=5, batch_size=256, seeds=(0, 1, 2, 3, 4),
-                    synthetic_samples=20_000, rec=RecSettings(epochs=100, patience=8)),
+    "full": Profile(
+        "full",
+        subsample=None,
+        epochs=30,
+        patience=5,
+        batch_size=256,
+        seeds=(0, 1, 2, 3, 4),
+        synthetic_samples=20_000,
+        rec=RecSettings(epochs=100, patience=8),
+    ),
 }
 
 

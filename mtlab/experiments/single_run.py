@@ -26,11 +26,22 @@ def train_config(profile: Profile, seed: int, family: str = "tabular", **overrid
     """The profile's training configuration for a model family ("tabular" or "rec"), with overrides."""
     if family == "rec":
         rec = profile.rec
-        base = dict(epochs=rec.epochs, patience=rec.patience, batch_size=rec.batch_size, lr=rec.lr,
-                    seed=seed, device=profile.device)
+        base = dict(
+            epochs=rec.epochs,
+            patience=rec.patience,
+            batch_size=rec.batch_size,
+            lr=rec.lr,
+            seed=seed,
+            device=profile.device,
+        )
     elif family == "tabular":
-        base = dict(epochs=profile.epochs, patience=profile.patience, batch_size=profile.batch_size,
-                    seed=seed, device=profile.device)
+        base = dict(
+            epochs=profile.epochs,
+            patience=profile.patience,
+            batch_size=profile.batch_size,
+            seed=seed,
+            device=profile.device,
+        )
     else:
         raise ValueError(f"unknown model family {family!r}; use 'tabular' or 'rec'")
     return TrainConfig(**{**base, **overrides})
@@ -51,8 +62,13 @@ def train_one(
     """Build `model` (seeded), fit it, evaluate it. Returns the JSON-shaped result of `mtlab train`
     plus the epoch history (as a DataFrame, under "history") and the preparation log ("preparation").
     `tasks`: a recommender's tasks (default: every one the data support); tabular data carry theirs."""
-    return _fit_built(model, *_build(model, data, profile, seed, model_options, tasks, train_overrides),
-                      checkpoint=checkpoint, resume=resume, on_epoch=on_epoch)
+    return _fit_built(
+        model,
+        *_build(model, data, profile, seed, model_options, tasks, train_overrides),
+        checkpoint=checkpoint,
+        resume=resume,
+        on_epoch=on_epoch,
+    )
 
 
 def _fit_built(model: str, data, net, config: TrainConfig, checkpoint=None, resume=False, on_epoch=None) -> dict:
@@ -93,14 +109,19 @@ def train_seeds(
         if not first[2].quiet and len(seeds) > 1 and vectorize:
             print(f"{model}: training seeds {seeds} one after another ({why})")
         # each seed built just before its fit, as train_one does (the first one already is)
-        return [{**_fit_built(model, *(first if i == 0 else build(seed)), on_epoch=on_epoch), "vectorized": 1}
-                for i, seed in enumerate(seeds)]
+        return [
+            {**_fit_built(model, *(first if i == 0 else build(seed)), on_epoch=on_epoch), "vectorized": 1}
+            for i, seed in enumerate(seeds)
+        ]
     built = [first, *(build(seed) for seed in seeds[1:])]
     data = first[0]
-    results = fit_members([b[1] for b in built], data, [b[2] for b in built], on_epoch=on_epoch,
-                          compile_step=compile_step)
-    return [{**_report(model, data, net, config, result), "vectorized": len(seeds)}
-            for (_, net, config), result in zip(built, results)]
+    results = fit_members(
+        [b[1] for b in built], data, [b[2] for b in built], on_epoch=on_epoch, compile_step=compile_step
+    )
+    return [
+        {**_report(model, data, net, config, result), "vectorized": len(seeds)}
+        for (_, net, config), result in zip(built, results)
+    ]
 
 
 def _build(model, data, profile, seed, model_options, tasks, train_overrides):
@@ -163,8 +184,9 @@ def _number(value) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def load_for_profile(dataset: str, tasks: Sequence[str] | None, profile: Profile, seed: int = 0,
-                     **options) -> MultiTaskData | InteractionData:
+def load_for_profile(
+    dataset: str, tasks: Sequence[str] | None, profile: Profile, seed: int = 0, **options
+) -> MultiTaskData | InteractionData:
     """Load a dataset with the profile's subsampling (recommendation data: every interaction)."""
     return load_dataset(dataset, tasks=tasks, subsample=profile.subsample, seed=seed, **options)
 

@@ -21,8 +21,9 @@ class ResultsFileError(ValueError):
 
 def _damaged(path: Path, line: int | None, what: str) -> ResultsFileError:
     where = f"{path}, line {line}" if line else str(path)
-    return ResultsFileError(f"results file {where}: {what}. It is not reused: repair that line, or move the file "
-                            "away to rerun its runs")
+    return ResultsFileError(
+        f"results file {where}: {what}. It is not reused: repair that line, or move the file away to rerun its runs"
+    )
 
 
 def load_rows(path: str | Path | None, required: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -79,6 +80,8 @@ def done_keys(stored: pd.DataFrame, columns: list[str]) -> set[tuple]:
         return set()
     missing = [c for c in columns if c not in stored.columns]
     if missing:
-        raise ResultsFileError(f"the results file has no column(s) {missing}, which name its runs; it belongs to "
-                               "another table: give another results_path")
+        raise ResultsFileError(
+            f"the results file has no column(s) {missing}, which name its runs; it belongs to "
+            "another table: give another results_path"
+        )
     return set(stored[columns].itertuples(index=False, name=None))

@@ -56,23 +56,32 @@ class Job:
 
 def _table3(profile: Profile, new_task: str, results_path: str, model: str) -> None:
     from .new_task_tables import load_new_task_data, new_task_table
+
     is_maml = model == "maml"
-    new_task_table(load_new_task_data(new_task, profile), profile, models=[] if is_maml else [model],
-                   include_maml=is_maml, results_path=results_path)
+    new_task_table(
+        load_new_task_data(new_task, profile),
+        profile,
+        models=[] if is_maml else [model],
+        include_maml=is_maml,
+        results_path=results_path,
+    )
 
 
 def _table4(profile: Profile, new_task: str, results_path: str, model: str) -> None:
     from .new_task_tables import negative_transfer
+
     negative_transfer(profile, [new_task], [model], results_path=results_path)
 
 
 def _pmtrec(profile: Profile, dataset: str, results_path: str, strategy: str) -> None:
     from .pmtrec import pmtrec_benchmark
+
     pmtrec_benchmark([dataset], [strategy], profile, results_path=results_path)
 
 
 def _lab(profile: Profile, dataset: str, results_path: str, strategy: str) -> None:
     from .gradient_lab import leaderboard
+
     leaderboard(dataset, profile, [strategy], results_path=results_path)
 
 
@@ -80,6 +89,7 @@ def _table2(profile: Profile, results_path: str, model: str) -> None:
     from .compare import compare_models
     from .single_run import load_for_profile
     from .table2 import TABLE2_TASKS, paper_settings
+
     data = load_for_profile("census-income", list(TABLE2_TASKS["census-income"]), profile)
     options, overrides = paper_settings("census-income", [model])
     compare_models(data, [model], profile, options, results_path=results_path, quiet=True, **overrides)
@@ -88,22 +98,33 @@ def _table2(profile: Profile, results_path: str, model: str) -> None:
 def _ablations(profile: Profile, new_task: str, results_path: str) -> None:
     from .ablations import prompt_ablations
     from .new_task_tables import load_new_task_data
+
     prompt_ablations(load_new_task_data(new_task, profile), profile, results_path=results_path)
 
 
 def _pmtrec_grid(profile: Profile, dataset: str, results_path: str, alpha: float, tau: float) -> None:
     from .pmtrec import alpha_tau_grid, load_rec_dataset
+
     alpha_tau_grid(load_rec_dataset(dataset), profile, (alpha,), (tau,), results_path=results_path)
 
 
 def _pmtrec_ablations(profile: Profile, dataset: str, results_path: str, variant: str) -> None:
     from .pmtrec import load_rec_dataset, pmtrec_ablations
+
     pmtrec_ablations(load_rec_dataset(dataset), profile, variants=(variant,), results_path=results_path)
 
 
-RUNNERS: dict[str, Callable] = {"table2": _table2, "table3": _table3, "table4": _table4, "ablations": _ablations,
-                                "pmtrec": _pmtrec, "pmtrec_grid": _pmtrec_grid, "pmtrec_ablations": _pmtrec_ablations,
-                                "lab_census": _lab, "lab_movielens": _lab}
+RUNNERS: dict[str, Callable] = {
+    "table2": _table2,
+    "table3": _table3,
+    "table4": _table4,
+    "ablations": _ablations,
+    "pmtrec": _pmtrec,
+    "pmtrec_grid": _pmtrec_grid,
+    "pmtrec_ablations": _pmtrec_ablations,
+    "lab_census": _lab,
+    "lab_movielens": _lab,
+}
 
 
 def expand(tables) -> list[str]:
@@ -117,8 +138,9 @@ def expand(tables) -> list[str]:
     return out
 
 
-def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex"),
-         per_seed: bool = False) -> list[Job]:
+def plan(
+    tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex"), per_seed: bool = False
+) -> list[Job]:
     """The jobs of the named tables ("all": both papers'), one per model (or strategy, grid cell,
     variant) with all the profile's seeds, or with per_seed=True one per seed and model; dearest first.
 
@@ -139,23 +161,36 @@ def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("educ
     tables = expand(tables)
     model_cost = {"mpt_rec": 1.5, "stem": 1.5, "ple": 1.3, "mmoe": 1.2, "sparse_sharing": 3.0, "csrec": 3.0}
     jobs = []
-    for seeds in ([(s,) for s in profile.seeds] if per_seed else [tuple(profile.seeds)]):
+    for seeds in [(s,) for s in profile.seeds] if per_seed else [tuple(profile.seeds)]:
         one, tag, n = replace(profile, seeds=seeds), "_".join(map(str, seeds)), len(seeds)
         if "table2" in tables:
             for model in TABLE2_MODELS:
-                jobs.append(Job("table2", f"{model}-{tag}", n * model_cost.get(model, 1.0),
-                                dict(profile=one, model=model)))
+                jobs.append(
+                    Job("table2", f"{model}-{tag}", n * model_cost.get(model, 1.0), dict(profile=one, model=model))
+                )
         if "table3" in tables:
             for model in (*FINE_TUNING_MODELS, "maml"):
-                jobs.append(Job("table3", f"{new_task}-{model}-{tag}", 3 * n * model_cost.get(model, 1.0),
-                                dict(profile=one, new_task=new_task, model=model)))
+                jobs.append(
+                    Job(
+                        "table3",
+                        f"{new_task}-{model}-{tag}",
+                        3 * n * model_cost.get(model, 1.0),
+                        dict(profile=one, new_task=new_task, model=model),
+                    )
+                )
         if "table4" in tables:
             for task in new_tasks:
                 for model in FULL_TRAINING_MODELS:
                     if "table3" in tables and task == new_task and model in FINE_TUNING_MODELS:
                         continue
-                    jobs.append(Job("table4", f"{task}-{model}-{tag}", 2 * n * model_cost.get(model, 1.0),
-                                    dict(profile=one, new_task=task, model=model)))
+                    jobs.append(
+                        Job(
+                            "table4",
+                            f"{task}-{model}-{tag}",
+                            2 * n * model_cost.get(model, 1.0),
+                            dict(profile=one, new_task=task, model=model),
+                        )
+                    )
         if "ablations" in tables:
             jobs.append(Job("ablations", f"{new_task}-{tag}", 4 * n, dict(profile=one, new_task=new_task)))
         if "pmtrec" in tables:
@@ -163,27 +198,51 @@ def plan(tables, profile: Profile, new_task: str = "education", new_tasks=("educ
                 size = {"ml-1m": 4.0, "ml-100k": 0.4}.get(dataset, 0.2)
                 for strategy in (*BASELINES, "pmtrec", SINGLE_TASK):
                     weight = {"pmtrec": 2.5, "cagrad": 2.5, SINGLE_TASK: 0.3}.get(strategy, 1.0)
-                    jobs.append(Job("pmtrec", f"{dataset}-{strategy}-{tag}", n * size * weight,
-                                    dict(profile=one, dataset=dataset, strategy=strategy)))
+                    jobs.append(
+                        Job(
+                            "pmtrec",
+                            f"{dataset}-{strategy}-{tag}",
+                            n * size * weight,
+                            dict(profile=one, dataset=dataset, strategy=strategy),
+                        )
+                    )
         if "pmtrec_grid" in tables:
             for alpha in GRID_ALPHAS:
                 for tau in GRID_TAUS:
-                    jobs.append(Job("pmtrec_grid", f"{PMTREC_STUDY_DATASET}-{alpha}-{tau}-{tag}", 0.5 * n,
-                                    dict(profile=one, dataset=PMTREC_STUDY_DATASET, alpha=alpha, tau=tau)))
+                    jobs.append(
+                        Job(
+                            "pmtrec_grid",
+                            f"{PMTREC_STUDY_DATASET}-{alpha}-{tau}-{tag}",
+                            0.5 * n,
+                            dict(profile=one, dataset=PMTREC_STUDY_DATASET, alpha=alpha, tau=tau),
+                        )
+                    )
         if "pmtrec_ablations" in tables:
             for variant in ABLATIONS:
-                jobs.append(Job("pmtrec_ablations", f"{PMTREC_STUDY_DATASET}-{variant.replace(' ', '_')}-{tag}",
-                                0.5 * n, dict(profile=one, dataset=PMTREC_STUDY_DATASET, variant=variant)))
+                jobs.append(
+                    Job(
+                        "pmtrec_ablations",
+                        f"{PMTREC_STUDY_DATASET}-{variant.replace(' ', '_')}-{tag}",
+                        0.5 * n,
+                        dict(profile=one, dataset=PMTREC_STUDY_DATASET, variant=variant),
+                    )
+                )
         for table, dataset in (("lab_census", "census-income"), ("lab_movielens", "movielens")):
             if table in tables:
                 from .gradient_lab import SINGLE_TASK as LAB_BASELINE
                 from .gradient_lab import check_strategies, not_applicable
+
                 size = 1.0 if dataset == "census-income" else {"full": 4.0}.get(profile.name, 0.4)
                 for strategy in (LAB_BASELINE, *check_strategies(None)):
                     if not not_applicable(dataset, strategy):
-                        jobs.append(Job(table, f"{strategy}-{tag}",
-                                        n * size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
-                                        dict(profile=one, dataset=dataset, strategy=strategy)))
+                        jobs.append(
+                            Job(
+                                table,
+                                f"{strategy}-{tag}",
+                                n * size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
+                                dict(profile=one, dataset=dataset, strategy=strategy),
+                            )
+                        )
     return sorted(jobs, key=lambda j: -j.cost)
 
 
@@ -198,6 +257,7 @@ def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
     """In a worker process: run one job into out/table/<profile tag>/key.csv; mark it done.
     Returns (key, seconds, error)."""
     import torch
+
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
     folder = Path(out) / job.table / profile_tag(job.kwargs["profile"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -213,9 +273,17 @@ def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
     return f"{job.table}/{job.key}", time.perf_counter() - start, None
 
 
-def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadline_s: float | None = None,
-              new_task: str = "education", log=print, gpu_workers: int | None = None,
-              per_seed: bool = False) -> dict[str, pd.DataFrame]:
+def run_sweep(
+    tables,
+    profile: Profile,
+    out: str | Path,
+    workers: int = 4,
+    deadline_s: float | None = None,
+    new_task: str = "education",
+    log=print,
+    gpu_workers: int | None = None,
+    per_seed: bool = False,
+) -> dict[str, pd.DataFrame]:
     """Run the planned jobs not yet done: `workers` processes on one CPU core each and, with a GPU,
     `gpu_workers` processes on it (default 2 where CUDA is there and the profile's device allows it,
     else 0); then merge each table's CSVs into out/<table>.csv (Table 4's also takes Table 3's rows).
@@ -224,15 +292,22 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
     tables = expand(tables)
     out, tag = Path(out), profile_tag(profile)
     slots = _device_slots(profile, workers, gpu_workers)
-    jobs = [j for j in plan(tables, profile, new_task, per_seed=per_seed)
-            if not (out / j.table / tag / f"{j.key}.done").exists()]
-    log(f"sweep: {len(jobs)} jobs ({sum(j.runs for j in jobs)} runs) to run with "
-        f"{', '.join(f'{n} on {d}' for d, n in slots.items() if n)} worker(s) into {out}")
+    jobs = [
+        j
+        for j in plan(tables, profile, new_task, per_seed=per_seed)
+        if not (out / j.table / tag / f"{j.key}.done").exists()
+    ]
+    log(
+        f"sweep: {len(jobs)} jobs ({sum(j.runs for j in jobs)} runs) to run with "
+        f"{', '.join(f'{n} on {d}' for d, n in slots.items() if n)} worker(s) into {out}"
+    )
     start, failures, finished = time.perf_counter(), [], {"cpu": 0, "cuda": 0}
     free = dict(slots)
     # spawn, not fork: a forked CUDA context is unusable in the child
-    with _one_thread_workers(), ProcessPoolExecutor(sum(slots.values()),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+    with (
+        _one_thread_workers(),
+        ProcessPoolExecutor(sum(slots.values()), mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
         pending, queue = {}, list(jobs)
         while queue or pending:
             while queue and any(free.values()) and (deadline_s is None or time.perf_counter() - start < deadline_s):
@@ -251,30 +326,43 @@ def run_sweep(tables, profile: Profile, out: str | Path, workers: int = 4, deadl
                 key, seconds, error = future.result()
                 minutes = (time.perf_counter() - start) / 60
                 finished[device] += 0 if error else job.runs
-                log(f"sweep: {key} on {device} {'FAILED: ' + error if error else 'done'} in {seconds:.0f} s "
-                    f"({60 * minutes:.0f} s since start; {sum(finished.values()) / max(minutes, 1e-9):.1f} runs/min)")
+                log(
+                    f"sweep: {key} on {device} {'FAILED: ' + error if error else 'done'} in {seconds:.0f} s "
+                    f"({60 * minutes:.0f} s since start; {sum(finished.values()) / max(minutes, 1e-9):.1f} runs/min)"
+                )
                 if error:
                     failures.append(f"{key}: {error}")
     if queue:
         log(f"sweep: deadline reached, {len(queue)} jobs not started (run again to resume)")
     merged = merge(out, new_task, tag)
     minutes = (time.perf_counter() - start) / 60
-    log(f"sweep: finished in {60 * minutes:.0f} s; {sum(finished.values())} runs "
+    log(
+        f"sweep: finished in {60 * minutes:.0f} s; {sum(finished.values())} runs "
         f"({finished['cuda']} on the GPU, {finished['cpu']} on CPU workers): "
-        f"{sum(finished.values()) / max(minutes, 1e-9):.1f} runs/min; {len(failures)} job(s) failed")
+        f"{sum(finished.values()) / max(minutes, 1e-9):.1f} runs/min; {len(failures)} job(s) failed"
+    )
     for line in failures:
         log(f"sweep: failed {line}")
     if failures:
-        raise SweepError(f"{len(failures)} of {len(jobs)} jobs failed (listed above); fix the cause and run the same "
-                         "command again: finished jobs are kept")
+        raise SweepError(
+            f"{len(failures)} of {len(jobs)} jobs failed (listed above); fix the cause and run the same "
+            "command again: finished jobs are kept"
+        )
     return merged
 
 
 REC_TABLES = ("pmtrec", "pmtrec_grid", "pmtrec_ablations", "lab_movielens")
 
 
-def estimate(tables, profile: Profile, out: str | Path, workers: int = 2, epochs: int = 1, log=print,
-             gpu_workers: int | None = None) -> pd.DataFrame:
+def estimate(
+    tables,
+    profile: Profile,
+    out: str | Path,
+    workers: int = 2,
+    epochs: int = 1,
+    log=print,
+    gpu_workers: int | None = None,
+) -> pd.DataFrame:
     """How long `run_sweep(tables, profile, workers=…)` would take, from measured job times: every planned
     job runs in full (all its seeds, the full data) but for `epochs` epochs, into out/estimate; its
     seconds are scaled by the profile's planned epochs over `epochs` (the tabular tables' or the
@@ -301,22 +389,27 @@ def estimate(tables, profile: Profile, out: str | Path, workers: int = 2, epochs
     loads = [0.0] * max(1, workers + (gpu_workers or 0))
     for seconds in table["scaled_seconds"]:
         loads[loads.index(min(loads))] += seconds
-    log(f"estimate: {len(table)} jobs, {table['runs'].sum()} runs; measured {table[measured].sum() / 60:.1f} min of "
+    log(
+        f"estimate: {len(table)} jobs, {table['runs'].sum()} runs; measured {table[measured].sum() / 60:.1f} min of "
         f"{epochs}-epoch jobs; scaled to {profile.epochs} tabular / {profile.rec.epochs} recommender epochs: "
-        f"{table['scaled_seconds'].sum() / 3600:.2f} h of work, {max(loads) / 3600:.2f} h on {len(loads)} worker(s)")
+        f"{table['scaled_seconds'].sum() / 3600:.2f} h of work, {max(loads) / 3600:.2f} h on {len(loads)} worker(s)"
+    )
     return table
 
 
 def _device_slots(profile: Profile, workers: int, gpu_workers: int | None) -> dict[str, int]:
     """How many worker processes run on the GPU and on CPU cores."""
     import torch
+
     wants_gpu = profile.device in ("auto", "cuda") or profile.device.startswith("cuda")
     has_gpu = torch.cuda.is_available() and wants_gpu
     if gpu_workers is None:
         gpu_workers = 2 if has_gpu else 0
     if gpu_workers and not has_gpu:
-        raise ValueError(f"gpu_workers={gpu_workers} but {'no GPU is visible' if wants_gpu else 'the device is cpu'}; "
-                         "use --gpu-workers 0")
+        raise ValueError(
+            f"gpu_workers={gpu_workers} but {'no GPU is visible' if wants_gpu else 'the device is cpu'}; "
+            "use --gpu-workers 0"
+        )
     if workers < 0 or gpu_workers < 0 or workers + gpu_workers < 1:
         raise ValueError(f"give at least one worker (workers={workers}, gpu_workers={gpu_workers})")
     return {"cuda": gpu_workers, "cpu": workers}

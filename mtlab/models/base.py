@@ -146,8 +146,10 @@ class MultiTaskModel(TaskModel):
         strategy combines; the combined gradient then goes down through the shared layers once. For
         models with one representation every task reads: `represent(batch)` and `heads(h)`."""
         if not hasattr(self, "represent"):
-            raise ValueError(f"rep_grad needs a model with one shared representation that every task reads "
-                             f"(shared_bottom); {type(self).__name__} has none")
+            raise ValueError(
+                f"rep_grad needs a model with one shared representation that every task reads "
+                f"(shared_bottom); {type(self).__name__} has none"
+            )
         rep = SharedRepresentation.split(self.represent(batch))
         return StepOutput(task_losses(self.heads(rep.leaf), labels), [rep])
 

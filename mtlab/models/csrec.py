@@ -24,20 +24,43 @@ from .sparse_sharing import SparseSharing
 
 @register("csrec")
 class CSRec(SparseSharing):
-    def __init__(self, features, tasks, emb_dim: int = 4, bottom=(256, 128), tower=(64, 32),
-                 dropout: float = 0.0, prune_rounds: int = 10, prune_rate: float = 0.1,
-                 prune_min_sparsity: float = 0.4, prune_epochs: int = 1, prune_warmup_epochs: int = 1,
-                 contrast_weight: float = 1.0):
-        super().__init__(features, tasks, emb_dim, bottom, tower, dropout, prune_rounds, prune_rate,
-                         prune_min_sparsity, prune_epochs, prune_warmup_epochs)
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        bottom=(256, 128),
+        tower=(64, 32),
+        dropout: float = 0.0,
+        prune_rounds: int = 10,
+        prune_rate: float = 0.1,
+        prune_min_sparsity: float = 0.4,
+        prune_epochs: int = 1,
+        prune_warmup_epochs: int = 1,
+        contrast_weight: float = 1.0,
+    ):
+        super().__init__(
+            features,
+            tasks,
+            emb_dim,
+            bottom,
+            tower,
+            dropout,
+            prune_rounds,
+            prune_rate,
+            prune_min_sparsity,
+            prune_epochs,
+            prune_warmup_epochs,
+        )
         self.contrast_weight = contrast_weight
 
     def contrastive_masks(self) -> list[torch.Tensor]:
         """C = (1 − Π_t M_t) ⊙ max_t M_t per masked layer, shaped [1, in, out]: the weights some task
         uses but not every task. (`method-notes.md` writes 1 − M_0 ⊙ M_1, which also holds the
         weights pruned for every task; they are not part of any subnet and must stay exactly zero.)"""
-        return [(1 - layer.mask.prod(0, keepdim=True)) * layer.mask.amax(0, keepdim=True)
-                for layer in self.masked_layers()]
+        return [
+            (1 - layer.mask.prod(0, keepdim=True)) * layer.mask.amax(0, keepdim=True) for layer in self.masked_layers()
+        ]
 
     def training_loss(self, batch, labels, step):
         x = self.embedding(batch)

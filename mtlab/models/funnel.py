@@ -53,8 +53,9 @@ def ratio_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def tower_slice(towers: nn.Module, out: torch.Tensor | None, k: int) -> list[SharedPart]:
     """Slice k of stacked two-tower parameters ([2, …]) as SharedParts."""
     params = list(towers.parameters()) + ([out] if out is not None else [])
-    return [SharedPart(p, (torch.arange(p.shape[0], device=p.device) == k).view(-1, *[1] * (p.dim() - 1)))
-            for p in params]
+    return [
+        SharedPart(p, (torch.arange(p.shape[0], device=p.device) == k).view(-1, *[1] * (p.dim() - 1))) for p in params
+    ]
 
 
 def clicked_logloss(cvr_logit: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -68,8 +69,10 @@ class FunnelModel(MultiTaskModel):
     def __init__(self, features, tasks, emb_dim: int = 8, tower: Sequence[int] = (64, 32), dropout: float = 0.0):
         super().__init__(features, tasks)
         if tuple(tasks) != FUNNEL_TASKS:
-            raise ValueError(f"{type(self).__name__} predicts the funnel's tasks {list(FUNNEL_TASKS)}, in that order; "
-                             f"got {list(tasks)} (train it on ali-ccp or aliexpress-<cc> with --tasks ctr,cvr,ctcvr)")
+            raise ValueError(
+                f"{type(self).__name__} predicts the funnel's tasks {list(FUNNEL_TASKS)}, in that order; "
+                f"got {list(tasks)} (train it on ali-ccp or aliexpress-<cc> with --tasks ctr,cvr,ctcvr)"
+            )
         at_least(1, emb_dim=emb_dim)
         layer_sizes(tower=tower)
         in_unit_interval(dropout=dropout)
@@ -121,16 +124,31 @@ class ESCM2(FunnelModel):
             mean over clicked of (e − ê)² / p̂CTR,
     e = BCE(pCVR, conversion) on a clicked impression, o = click."""
 
-    def __init__(self, features, tasks, emb_dim: int = 8, tower: Sequence[int] = (64, 32), dropout: float = 0.0,
-                 variant: str = "ipw", risk_weight: float = 0.1, min_propensity: float = 0.05):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 8,
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        variant: str = "ipw",
+        risk_weight: float = 0.1,
+        min_propensity: float = 0.05,
+    ):
         super().__init__(features, tasks, emb_dim, tower, dropout)
         if variant not in ("ipw", "dr"):
             raise ValueError(f"variant must be 'ipw' or 'dr', got {variant!r}")
         if not 0 < min_propensity <= 1:
             raise ValueError(f"min_propensity must be in (0, 1], got {min_propensity!r}")
         self.variant, self.risk_weight, self.min_propensity = variant, risk_weight, min_propensity
-        self.imputation = (nn.Sequential(mlp(self.embedding.out_dim, tower, dropout), nn.Linear(tower[-1] if tower
-                                         else self.embedding.out_dim, 1)) if variant == "dr" else None)
+        self.imputation = (
+            nn.Sequential(
+                mlp(self.embedding.out_dim, tower, dropout),
+                nn.Linear(tower[-1] if tower else self.embedding.out_dim, 1),
+            )
+            if variant == "dr"
+            else None
+        )
 
     def shared_parameters(self):
         """The embedding and both towers: the CTR tower serves ctr and ctcvr, the CVR tower the
@@ -184,8 +202,15 @@ class AITM(MultiTaskModel):
     the behavioural expectation calibrator α · mean max(ŷ_purchase − ŷ_click, 0) (Eq. 7), as the
     step's extra loss. pCVR = ŷ_purchase / ŷ_click (≤ 1 by the calibrator; clipped)."""
 
-    def __init__(self, features, tasks, emb_dim: int = 8, tower: Sequence[int] = (64, 32), dropout: float = 0.0,
-                 calibrator: float = 0.6):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 8,
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        calibrator: float = 0.6,
+    ):
         super().__init__(features, tasks)
         if tuple(tasks) != FUNNEL_TASKS:
             raise ValueError(f"AITM predicts the funnel's tasks {list(FUNNEL_TASKS)}, in that order; got {list(tasks)}")

@@ -39,8 +39,9 @@ class FeatureEmbedding(nn.Module):
     values (and the random stream used to draw them) are those of the one-table layout.
     """
 
-    def __init__(self, features: FeatureSpec, dim: int = 4, copies: int = 1, init_std: float = 0.01,
-                 shared_first: bool = False):
+    def __init__(
+        self, features: FeatureSpec, dim: int = 4, copies: int = 1, init_std: float = 0.01, shared_first: bool = False
+    ):
         super().__init__()
         self.dim, self.copies, self.n_num = dim, copies, features.n_num
         sizes = torch.tensor((0, *features.cat_cardinalities), dtype=torch.long)
@@ -62,10 +63,12 @@ class FeatureEmbedding(nn.Module):
                 self.bag_table.weight[0].zero_()
             if shared_first:  # as for the single-valued fields: copy 0 in a bag table of its own
                 full = self.bag_table.weight.detach()
-                self.shared_bag_table = nn.EmbeddingBag.from_pretrained(full[:, :dim].clone(), freeze=False,
-                                                                        mode="mean", padding_idx=0)
-                self.bag_table = nn.EmbeddingBag.from_pretrained(full[:, dim:].clone(), freeze=False, mode="mean",
-                                                                 padding_idx=0)
+                self.shared_bag_table = nn.EmbeddingBag.from_pretrained(
+                    full[:, :dim].clone(), freeze=False, mode="mean", padding_idx=0
+                )
+                self.bag_table = nn.EmbeddingBag.from_pretrained(
+                    full[:, dim:].clone(), freeze=False, mode="mean", padding_idx=0
+                )
         self.out_dim = (features.n_cat + features.n_bag) * dim + features.n_num
 
     def pooled_bags(self, bags: torch.Tensor) -> torch.Tensor:

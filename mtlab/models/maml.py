@@ -30,16 +30,22 @@ class MetaLearner(MultiTaskModel):
     """Meta-trains a one-output `backbone` with every task of the data as a MAML task. Its forward
     gives the unadapted backbone's logit for every task (what validation scores)."""
 
-    def __init__(self, backbone: MultiTaskModel, tasks, inner_lr: float = 0.05, inner_steps: int = 1,
-                 first_order: bool = False):
+    def __init__(
+        self, backbone: MultiTaskModel, tasks, inner_lr: float = 0.05, inner_steps: int = 1, first_order: bool = False
+    ):
         super().__init__(backbone.features, tasks)
         if len(backbone.tasks) != 1:
             raise ValueError(f"MAML meta-trains a one-output backbone; this one predicts {list(backbone.tasks)}")
         self.backbone, self.inner_lr, self.inner_steps, self.first_order = backbone, inner_lr, inner_steps, first_order
 
     def config(self) -> dict:
-        return {"backbone": type(self.backbone).__name__, **self.backbone.config(), "inner_lr": self.inner_lr,
-                "inner_steps": self.inner_steps, "first_order": self.first_order}
+        return {
+            "backbone": type(self.backbone).__name__,
+            **self.backbone.config(),
+            "inner_lr": self.inner_lr,
+            "inner_steps": self.inner_steps,
+            "first_order": self.first_order,
+        }
 
     def shared_parameters(self):
         return list(self.backbone.parameters())
@@ -51,7 +57,7 @@ class MetaLearner(MultiTaskModel):
         half = len(rows) // 2
         if half == 0:
             raise ValueError("MAML needs batches of at least 2 rows (a support and a query half)")
-        (support, y_s), (query, y_q) = data.train.rows(rows[:half]), data.train.rows(rows[half:2 * half])
+        (support, y_s), (query, y_q) = data.train.rows(rows[:half]), data.train.rows(rows[half : 2 * half])
         losses = []
         for t in range(len(self.tasks)):  # the tasks: a handful
             params = dict(self.backbone.named_parameters())

@@ -32,8 +32,15 @@ UNIFORM_ROWS = 256
 
 
 # which sampled ids each task's loss reads (a row read by two or more tasks is shared in that step)
-TASK_IDS = {"rec": ("u", "i", "j"), "social": ("sa", "sb", "sw"), "coview": ("ca", "cb", "cw"),
-            "category": ("i",), "rating": ("u", "i"), "attribute": ("u",), "align": ("u", "i")}
+TASK_IDS = {
+    "rec": ("u", "i", "j"),
+    "social": ("sa", "sb", "sw"),
+    "coview": ("ca", "cb", "cw"),
+    "category": ("i",),
+    "rating": ("u", "i"),
+    "attribute": ("u",),
+    "align": ("u", "i"),
+}
 
 
 @register("mf")
@@ -80,8 +87,9 @@ class MFMultiTask(TaskModel):
 
     def training_step(self, data, rows, step, generator=None) -> StepOutput:
         losses, touched = self.batch_losses(rows, data, generator)
-        return StepOutput(losses, [TableRows(t, index, values) for t, (index, values)
-                                   in zip(self.embedding_tables(), touched)])
+        return StepOutput(
+            losses, [TableRows(t, index, values) for t, (index, values) in zip(self.embedding_tables(), touched)]
+        )
 
     def draw(self, data, rows, generator=None) -> dict[str, torch.Tensor]:
         return {"rows": rows, **self._sample_ids(rows, data, generator)}
@@ -121,8 +129,8 @@ class MFMultiTask(TaskModel):
                 readers += reads
             shared = readers >= 2
             order = torch.cat([shared.nonzero().squeeze(1), (~shared).nonzero().squeeze(1)])
-            shared_values = table[index[order[:int(shared.sum())]]]
-            values = torch.cat([shared_values, table[index[order[len(shared_values):]]]])[order.argsort()]
+            shared_values = table[index[order[: int(shared.sum())]]]
+            values = torch.cat([shared_values, table[index[order[len(shared_values) :]]]])[order.argsort()]
             for key, part in zip(keys, position.split([len(ids[k]) for k in keys])):
                 emb[key] = values[part]
             touched.append((index[shared], shared_values))
@@ -137,12 +145,16 @@ class MFMultiTask(TaskModel):
         draw = lambda n: torch.randint(n, (size,), device=device, generator=generator)  # noqa: E731
         if "rec" in self.tasks:
             ids["j"] = draw(self.n_items)
-        for task, links, n, prefix in (("social", data.social, self.user.num_embeddings, "s"),
-                                       ("coview", data.item_links, self.n_items, "c")):
+        for task, links, n, prefix in (
+            ("social", data.social, self.user.num_embeddings, "s"),
+            ("coview", data.item_links, self.n_items, "c"),
+        ):
             if task in self.tasks:
                 if links is None:
-                    raise ValueError(f"task {task!r} needs {'social' if task == 'social' else 'item'} links, "
-                                     f"which {getattr(data, 'name', 'this dataset')} does not have; drop the task")
+                    raise ValueError(
+                        f"task {task!r} needs {'social' if task == 'social' else 'item'} links, "
+                        f"which {getattr(data, 'name', 'this dataset')} does not have; drop the task"
+                    )
                 pick = draw(len(links))
                 ids[prefix + "a"], ids[prefix + "b"], ids[prefix + "w"] = links[pick, 0], links[pick, 1], draw(n)
         return ids
@@ -160,8 +172,9 @@ class MFMultiTask(TaskModel):
         if task == "rating":
             return F.mse_loss(self.rating_head(eu, ei), data.train_ratings[rows])
         if task == "attribute":
-            return sum(F.cross_entropy(head(eu), data.user_attributes[k][ids["u"]])
-                       for k, head in self.attribute_heads.items())
+            return sum(
+                F.cross_entropy(head(eu), data.user_attributes[k][ids["u"]]) for k, head in self.attribute_heads.items()
+            )
         # align: alignment + uniformity of the normalized embeddings
         nu, ni = F.normalize(eu, dim=1), F.normalize(ei, dim=1)
         align = (nu - ni).norm(dim=1).pow(2).mean()
@@ -176,7 +189,7 @@ class BilinearScore(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        bound = dim ** -0.5  # nn.Bilinear's initialization
+        bound = dim**-0.5  # nn.Bilinear's initialization
         self.weight = nn.Parameter(torch.empty(dim, dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(1).uniform_(-bound, bound))
 

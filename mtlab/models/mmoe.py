@@ -15,8 +15,16 @@ from .layers import Experts, FeatureEmbedding, Gate, Towers, mix
 
 @register("mmoe")
 class MMoE(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, n_experts: int = 4,
-                 expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        n_experts: int = 4,
+        expert: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+    ):
         super().__init__(features, tasks)
         at_least(1, emb_dim=emb_dim, n_experts=n_experts)
         layer_sizes(expert=expert, tower=tower)

@@ -72,10 +72,22 @@ def dann_strength(progress: float, gamma: float = 10.0) -> float:
 
 @register("mpt_rec")
 class MPTRec(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, expert: Sequence[int] = (256, 128),
-                 tower: Sequence[int] = (64, 32), dropout: float = 0.0, adversarial: bool = True,
-                 beta_gen: float = 1.0, beta_cls: float = 0.1, grl: str = "dann", grl_lambda: float = 1.0,
-                 classifier: Sequence[int] = (), assign_every: int = 1):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        expert: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        adversarial: bool = True,
+        beta_gen: float = 1.0,
+        beta_cls: float = 0.1,
+        grl: str = "dann",
+        grl_lambda: float = 1.0,
+        classifier: Sequence[int] = (),
+        assign_every: int = 1,
+    ):
         super().__init__(features, tasks)
         if grl not in ("dann", "constant"):
             raise ValueError(f"grl must be 'dann' or 'constant', got {grl!r}")
@@ -95,7 +107,9 @@ class MPTRec(MultiTaskModel):
         self.task_embedding = nn.Embedding(k, hidden)
         self.gates = Gate(k, in_dim, 2, bias=False)
         self.towers = Towers(k, hidden, tower, dropout)
-        self.task_classifier = nn.Sequential(mlp(hidden, classifier), nn.Linear(classifier[-1] if classifier else hidden, k))
+        self.task_classifier = nn.Sequential(
+            mlp(hidden, classifier), nn.Linear(classifier[-1] if classifier else hidden, k)
+        )
         self.register_buffer("task_assignment", torch.empty(0, dtype=torch.long))  # c_i per training row
 
     # representations, for analysis (t-SNE) and prompt tuning

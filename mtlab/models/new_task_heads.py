@@ -111,8 +111,15 @@ class PromptHead(nn.Module):
     Temperature T = 150 as in the authors' code.
     """
 
-    def __init__(self, base, projection: Sequence[int] = (64,), temperature: float = 150.0,
-                 prompt_weights: str = "instance", use: str = "both", tower: Sequence[int] = (64, 32)):
+    def __init__(
+        self,
+        base,
+        projection: Sequence[int] = (64,),
+        temperature: float = 150.0,
+        prompt_weights: str = "instance",
+        use: str = "both",
+        tower: Sequence[int] = (64, 32),
+    ):
         super().__init__()
         if prompt_weights not in ("instance", "task", "fixed"):
             raise ValueError(f"prompt_weights must be 'instance', 'task' or 'fixed', got {prompt_weights!r}")

@@ -49,9 +49,18 @@ class ExtractionLevel(nn.Module):
 
 @register("ple")
 class PLE(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, n_levels: int = 1, n_shared: int = 1,
-                 n_specific: int = 1, expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32),
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        n_levels: int = 1,
+        n_shared: int = 1,
+        n_specific: int = 1,
+        expert: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+    ):
         super().__init__(features, tasks)
         at_least(1, emb_dim=emb_dim, n_levels=n_levels, n_shared=n_shared, n_specific=n_specific)
         layer_sizes(expert=expert, tower=tower)
@@ -61,8 +70,11 @@ class PLE(MultiTaskModel):
         self.embedding = FeatureEmbedding(features, emb_dim)
         levels, in_dim = [], self.embedding.out_dim
         for level in range(n_levels):
-            levels.append(ExtractionLevel(len(self.tasks), in_dim, expert, n_shared, n_specific,
-                                          last=level == n_levels - 1, dropout=dropout))
+            levels.append(
+                ExtractionLevel(
+                    len(self.tasks), in_dim, expert, n_shared, n_specific, last=level == n_levels - 1, dropout=dropout
+                )
+            )
             in_dim = levels[-1].out_dim
         self.levels = nn.ModuleList(levels)
         self.towers = Towers(len(self.tasks), in_dim, tower, dropout)

@@ -1,6 +1,6 @@
 """Shared Bottom (Caruana, 1997): one network shared by all tasks, a tower per task on top.
 
-    h = MLP_shared(Emb(x));   logit_t = Tower_t(h)        (MPT-Rec, Table 2, "Shared Bottom")
+h = MLP_shared(Emb(x));   logit_t = Tower_t(h)        (MPT-Rec, Table 2, "Shared Bottom")
 """
 
 from __future__ import annotations
@@ -13,8 +13,15 @@ from .layers import FeatureEmbedding, Towers, mlp
 
 @register("shared_bottom")
 class SharedBottom(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
-                 tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        bottom: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+    ):
         super().__init__(features, tasks)
         at_least(1, emb_dim=emb_dim)
         layer_sizes(bottom=bottom, tower=tower)

@@ -14,8 +14,15 @@ from .layers import FeatureEmbedding, ParallelMLP, Towers
 
 @register("single_task")
 class SingleTask(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
-                 tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        bottom: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+    ):
         super().__init__(features, tasks)
         at_least(1, emb_dim=emb_dim)
         layer_sizes(bottom=bottom, tower=tower)

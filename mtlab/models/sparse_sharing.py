@@ -54,8 +54,9 @@ class MaskedMLP(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
         self.out_dim = in_dim
 
-    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None,
-                detach_bias: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None, detach_bias: bool = False
+    ) -> torch.Tensor:
         for i, layer in enumerate(self.layers):
             x = self.dropout(torch.relu(layer(x, None if masks is None else masks[i], detach_bias)))
         return x
@@ -63,10 +64,20 @@ class MaskedMLP(nn.Module):
 
 @register("sparse_sharing")
 class SparseSharing(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, bottom: Sequence[int] = (256, 128),
-                 tower: Sequence[int] = (64, 32), dropout: float = 0.0, prune_rounds: int = 10,
-                 prune_rate: float = 0.1, prune_min_sparsity: float = 0.4, prune_epochs: int = 1,
-                 prune_warmup_epochs: int = 1):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        bottom: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        prune_rounds: int = 10,
+        prune_rate: float = 0.1,
+        prune_min_sparsity: float = 0.4,
+        prune_epochs: int = 1,
+        prune_warmup_epochs: int = 1,
+    ):
         super().__init__(features, tasks)
         if not 0 < prune_rate < 1:
             raise ValueError(f"prune_rate must be in (0, 1), got {prune_rate}")

@@ -23,8 +23,17 @@ from .layers import Experts, FeatureEmbedding, Gate, Towers
 
 @register("stem")
 class STEM(MultiTaskModel):
-    def __init__(self, features, tasks, emb_dim: int = 4, n_shared: int = 1, n_specific: int = 1,
-                 expert: Sequence[int] = (256, 128), tower: Sequence[int] = (64, 32), dropout: float = 0.0):
+    def __init__(
+        self,
+        features,
+        tasks,
+        emb_dim: int = 4,
+        n_shared: int = 1,
+        n_specific: int = 1,
+        expert: Sequence[int] = (256, 128),
+        tower: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+    ):
         super().__init__(features, tasks)
         at_least(1, emb_dim=emb_dim, n_shared=n_shared, n_specific=n_specific)
         layer_sizes(expert=expert, tower=tower)

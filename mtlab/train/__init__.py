@@ -11,8 +11,23 @@ from .trainer import DivergenceError, FitResult, TrainConfig, fit
 PREPARATIONS = {"subnet_search": find_task_masks}
 
 __all__ = [
-    "PREPARATIONS", "BinaryEvaluator", "CheckpointError", "DivergenceError", "FitResult", "RankingEvaluator",
-    "TrainConfig", "count_parameters", "evaluate", "evaluator_for", "find_task_masks", "fit",
-    "flops_per_sample", "load_checkpoint", "predict", "resolve_device", "save_checkpoint", "seed_everything",
+    "PREPARATIONS",
+    "BinaryEvaluator",
+    "CheckpointError",
+    "DivergenceError",
+    "FitResult",
+    "RankingEvaluator",
+    "TrainConfig",
+    "count_parameters",
+    "evaluate",
+    "evaluator_for",
+    "find_task_masks",
+    "fit",
+    "flops_per_sample",
+    "load_checkpoint",
+    "predict",
+    "resolve_device",
+    "save_checkpoint",
+    "seed_everything",
     "task_metrics",
 ]

@@ -45,11 +45,15 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         saved = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f"checkpoint {path} holds more than tensors and plain data, which mtlab does not "
-                              f"load (it could run code): {str(err).splitlines()[0]}") from err
+        raise CheckpointError(
+            f"checkpoint {path} holds more than tensors and plain data, which mtlab does not "
+            f"load (it could run code): {str(err).splitlines()[0]}"
+        ) from err
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} is damaged ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                              "delete it and train again, or train without --resume") from err
+        raise CheckpointError(
+            f"checkpoint {path} is damaged ({type(err).__name__}: {str(err).splitlines()[0]}); "
+            "delete it and train again, or train without --resume"
+        ) from err
     if not isinstance(saved, dict):
         raise CheckpointError(f"{path} is not an mtlab checkpoint; delete it and train again")
     return saved

@@ -18,8 +18,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but no CUDA device is available; "
-                             "use device='auto' or 'cpu'")
+            raise ValueError(
+                f"device {device!r} asked for, but no CUDA device is available; use device='auto' or 'cpu'"
+            )
         return torch.device(device)
     if device == "cpu":
         return torch.device("cpu")

@@ -95,7 +95,7 @@ class Cluster:
 
     def local_rows(self, global_rows: torch.Tensor) -> torch.Tensor:
         """This process's share of a global batch of row indices: every world-th row from its rank."""
-        return global_rows[self.rank::self.world]
+        return global_rows[self.rank :: self.world]
 
 
 def current() -> Cluster:
@@ -113,14 +113,18 @@ def start(device: str = "auto") -> tuple[Cluster, str]:
     """Join the process group torchrun set up: NCCL when CUDA is used, else gloo. Returns the
     cluster and the device this process trains on (cuda:LOCAL_RANK on a GPU machine)."""
     if not launched_by_torchrun():
-        raise ValueError("--distributed needs the processes torchrun starts, e.g. `torchrun --nproc_per_node 2 "
-                         "-m mtlab train … --distributed`; without torchrun, leave --distributed out")
+        raise ValueError(
+            "--distributed needs the processes torchrun starts, e.g. `torchrun --nproc_per_node 2 "
+            "-m mtlab train … --distributed`; without torchrun, leave --distributed out"
+        )
     local = int(os.environ["LOCAL_RANK"])
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
     if use_cuda:
         if local >= torch.cuda.device_count():
-            raise ValueError(f"process {local} has no GPU of its own ({torch.cuda.device_count()} visible); start "
-                             "at most one process per GPU (--nproc_per_node), or pass --device cpu")
+            raise ValueError(
+                f"process {local} has no GPU of its own ({torch.cuda.device_count()} visible); start "
+                "at most one process per GPU (--nproc_per_node), or pass --device cpu"
+            )
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     elif device == "auto":
@@ -136,15 +140,17 @@ def stop() -> None:
         dist.destroy_process_group()
 
 
-def global_losses(cluster: Cluster, losses: list[torch.Tensor], counts: torch.Tensor,
-                  rows: int) -> tuple[list[torch.Tensor], int]:
+def global_losses(
+    cluster: Cluster, losses: list[torch.Tensor], counts: torch.Tensor, rows: int
+) -> tuple[list[torch.Tensor], int]:
     """ℓ_t (module docstring): value = the global mean loss L_t, gradient = this process's share;
     and the global batch's rows. `counts` [T]: the rows each local loss averages over; one all-reduce."""
     device, dtype = losses[0].device, losses[0].dtype
     counts = counts.to(device, torch.float64)
     local_sums = torch.stack([loss.detach().double() for loss in losses]) * counts
-    reduced = cluster.sum(torch.cat([local_sums, counts, torch.tensor([float(rows)], device=device,
-                                                                       dtype=torch.float64)]))
+    reduced = cluster.sum(
+        torch.cat([local_sums, counts, torch.tensor([float(rows)], device=device, dtype=torch.float64)])
+    )
     sums, totals, total_rows = reduced.split([len(losses), len(losses), 1])
     values = (sums / totals.clamp_min(1)).to(dtype)
     share = (counts / totals.clamp_min(1)).to(dtype)

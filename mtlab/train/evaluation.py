@@ -51,12 +51,17 @@ class RankingEvaluator:
             labels = data.item_categories[items].cpu().numpy()
             probs = torch.sigmoid(model.category_head(model.item(items))).cpu().numpy()
             keep = (labels.sum(0) > 0) & (labels.sum(0) < len(labels))  # categories with both classes
-            out["category"] = {"auc": float(roc_auc_score(labels[:, keep], probs[:, keep], average="micro"))
-                               if keep.any() else float("nan")}
+            out["category"] = {
+                "auc": float(roc_auc_score(labels[:, keep], probs[:, keep], average="micro"))
+                if keep.any()
+                else float("nan")
+            }
         if "attribute" in model.tasks:
             users = pairs[:, 0].unique()
-            hits = [(head(model.user(users)).argmax(1) == data.user_attributes[k][users]).float().mean().item()
-                    for k, head in model.attribute_heads.items()]
+            hits = [
+                (head(model.user(users)).argmax(1) == data.user_attributes[k][users]).float().mean().item()
+                for k, head in model.attribute_heads.items()
+            ]
             out["attribute"] = {"accuracy": float(np.mean(hits))}
         model.train(was_training)
         return out
@@ -68,5 +73,7 @@ def evaluator_for(data, batch_size: int = 65536):
         return RankingEvaluator()
     if isinstance(data, MultiTaskData):
         return BinaryEvaluator(batch_size)
-    raise TypeError(f"no evaluator for {type(data).__name__}; mtlab evaluates MultiTaskData (binary tasks) "
-                    "and InteractionData (ranking)")
+    raise TypeError(
+        f"no evaluator for {type(data).__name__}; mtlab evaluates MultiTaskData (binary tasks) "
+        "and InteractionData (ranking)"
+    )

@@ -23,15 +23,25 @@ def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
         logits = torch.cat([model(batch.to(device)) for batch, _ in split.batches(batch_size, shuffle=False)])
     else:
         bags = split.bags
-        logits = torch.cat([model(Batch(split.cat[i:i + batch_size], split.num[i:i + batch_size],
-                                        None if bags is None else bags[i:i + batch_size]))
-                            for i in range(0, len(split), batch_size)])
+        logits = torch.cat(
+            [
+                model(
+                    Batch(
+                        split.cat[i : i + batch_size],
+                        split.num[i : i + batch_size],
+                        None if bags is None else bags[i : i + batch_size],
+                    )
+                )
+                for i in range(0, len(split), batch_size)
+            ]
+        )
     model.train(was_training)
     # The sigmoid runs per task on its own contiguous column: vectorized kernels round the tail of a
     # buffer differently, so one [N, T] call would let a task's probabilities depend on how many
     # other tasks sit beside it (bit-identical old-task predictions after adding a task need this).
-    return torch.stack([torch.sigmoid(logits[:, t].contiguous()) for t in range(logits.shape[1])], 1) \
-        .float().cpu().numpy()
+    return (
+        torch.stack([torch.sigmoid(logits[:, t].contiguous()) for t in range(logits.shape[1])], 1).float().cpu().numpy()
+    )
 
 
 def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks) -> dict[str, dict[str, float]]:
@@ -67,13 +77,14 @@ def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> l
         chance = 2 * np.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
         seen = []
         if loss >= constant:
-            seen.append(f"log loss {loss:.4f} is no better than predicting the base rate {rate:.4f} "
-                        f"({constant:.4f})")
+            seen.append(f"log loss {loss:.4f} is no better than predicting the base rate {rate:.4f} ({constant:.4f})")
         if abs(auc - 0.5) < chance:
             seen.append(f"AUC {auc:.4f} is within noise of 0.5 (±{chance:.4f} on {n1 + n0} rows)")
         if seen:
-            warnings.append(f"task {name}: {' and '.join(seen)}: the model learned nothing useful for it; "
-                            "try more epochs or rows, another learning rate, or check the labels")
+            warnings.append(
+                f"task {name}: {' and '.join(seen)}: the model learned nothing useful for it; "
+                "try more epochs or rows, another learning rate, or check the labels"
+            )
     return warnings
 
 

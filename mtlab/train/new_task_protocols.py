@@ -41,15 +41,23 @@ def pretrain_seeds(name: str, data: MultiTaskData, configs, **options) -> list:
 def fine_tune(base, data3: MultiTaskData, config: TrainConfig, **head_options) -> tuple[FrozenBaseNewTask, FitResult]:
     """Freeze `base` (trained on data3's first tasks) and train a head for data3's last task."""
     if tuple(data3.tasks[:-1]) != tuple(base.tasks):
-        raise ValueError(f"the base predicts {list(base.tasks)}; data3 must hold those tasks and then the new "
-                         f"one, got {list(data3.tasks)}")
+        raise ValueError(
+            f"the base predicts {list(base.tasks)}; data3 must hold those tasks and then the new "
+            f"one, got {list(data3.tasks)}"
+        )
     seed_everything(config.seed)
     model = attach_new_task(base, data3.tasks[-1], **head_options)
     return model, fit(model, data3, config)
 
 
-def maml(data3: MultiTaskData, config: TrainConfig, backbone: str = "shared_bottom", inner_lr: float = 0.05,
-         meta_epochs: int = 3, **options):
+def maml(
+    data3: MultiTaskData,
+    config: TrainConfig,
+    backbone: str = "shared_bottom",
+    inner_lr: float = 0.05,
+    meta_epochs: int = 3,
+    **options,
+):
     """MAML for the new task: meta-train a one-output `backbone` on the existing tasks (data3's first
     tasks) for `meta_epochs` (each step: a support and a query half of a batch of 2 × batch_size
     rows), then adapt all of it to the new task with `config`. Both phases run in `fit`.
@@ -58,6 +66,11 @@ def maml(data3: MultiTaskData, config: TrainConfig, backbone: str = "shared_bott
     seed_everything(config.seed)
     model = build_model(backbone, data3.features, new.tasks, **options)
     meta = MetaLearner(model, existing.tasks, inner_lr)
-    fit(meta, existing, replace(config, epochs=meta_epochs, batch_size=2 * config.batch_size, patience=0,
-                                restore_best=False, quiet=True))
+    fit(
+        meta,
+        existing,
+        replace(
+            config, epochs=meta_epochs, batch_size=2 * config.batch_size, patience=0, restore_best=False, quiet=True
+        ),
+    )
     return model, fit(model, new, config)

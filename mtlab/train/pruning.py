@@ -55,7 +55,7 @@ def find_task_masks(model, data: MultiTaskData, config: TrainConfig) -> pd.DataF
         eligible = [c for c in candidates if c[1] >= model.prune_min_sparsity] or [candidates[-1]]
         best = max(eligible, key=lambda c: c[0])
         chosen.append(best[2])
-        for row in log[-len(candidates):]:
+        for row in log[-len(candidates) :]:
             row["chosen"] = row["sparsity"] == best[1]
     model.load_state_dict(start)
     for t, masks in enumerate(chosen):

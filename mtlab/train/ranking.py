@@ -9,9 +9,15 @@ from collections.abc import Callable, Sequence
 import torch
 
 
-def ranking_metrics(scores: Callable[[torch.Tensor], torch.Tensor], n_users: int, n_items: int,
-                    targets: torch.Tensor, exclude: Sequence[torch.Tensor] = (), ks: Sequence[int] = (10, 20, 40),
-                    chunk: int = 1024) -> dict[str, float]:
+def ranking_metrics(
+    scores: Callable[[torch.Tensor], torch.Tensor],
+    n_users: int,
+    n_items: int,
+    targets: torch.Tensor,
+    exclude: Sequence[torch.Tensor] = (),
+    ks: Sequence[int] = (10, 20, 40),
+    chunk: int = 1024,
+) -> dict[str, float]:
     """Mean Recall@K and NDCG@K over the users that have at least one target pair.
 
     scores(users [U]) -> [U, n_items]; targets and every tensor in `exclude`: [N, 2] (user, item).
@@ -25,7 +31,7 @@ def ranking_metrics(scores: Callable[[torch.Tensor], torch.Tensor], n_users: int
     sums = {f"{name}@{k}": torch.zeros((), device=device) for k in ks for name in ("recall", "ndcg")}
     position = torch.full((n_users,), -1, dtype=torch.long, device=device)
     for start in range(0, len(users), chunk):
-        block = users[start:start + chunk]
+        block = users[start : start + chunk]
         position[block] = torch.arange(len(block), device=device)
         with torch.no_grad():
             s = scores(block).float()

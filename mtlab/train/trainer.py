@@ -54,8 +54,10 @@ while every number stays finite (e.g. BCE of 4·10⁶ at --lr 1)."""
 def diverged(run: str, epoch: int, what: str, config: TrainConfig) -> DivergenceError:
     """The one divergence message of every fit loop and strategy: which run, which epoch, what was seen,
     and a learning rate to try."""
-    return DivergenceError(f"training {run}diverged in epoch {epoch}: {what}; try a lower learning rate "
-                           f"(now {config.lr:g}), e.g. --lr {config.lr / 10:g}")
+    return DivergenceError(
+        f"training {run}diverged in epoch {epoch}: {what}; try a lower learning rate "
+        f"(now {config.lr:g}), e.g. --lr {config.lr / 10:g}"
+    )
 
 
 @dataclass
@@ -100,11 +102,15 @@ class TrainConfig:
         if self.weighting not in STRATEGIES:
             raise ValueError(f"unknown weighting {self.weighting!r}; available: {', '.join(STRATEGIES)}")
         if isinstance(self.diagnostics, bool) or not isinstance(self.diagnostics, int) or self.diagnostics < 0:
-            raise ValueError(f"diagnostics must be an integer of at least 0 (measured steps an epoch; 0 = off), "
-                             f"got {self.diagnostics!r}")
+            raise ValueError(
+                f"diagnostics must be an integer of at least 0 (measured steps an epoch; 0 = off), "
+                f"got {self.diagnostics!r}"
+            )
         if self.rep_grad and getattr(STRATEGIES[self.weighting], "per_element_state", False):
-            raise ValueError(f"{self.weighting} keeps a running state per shared element, but with rep_grad the shared "
-                             f"elements are each batch's representation; use rep_grad=False or another strategy")
+            raise ValueError(
+                f"{self.weighting} keeps a running state per shared element, but with rep_grad the shared "
+                f"elements are each batch's representation; use rep_grad=False or another strategy"
+            )
 
     def identity(self) -> dict:
         """The settings that change the steps taken: a checkpoint is resumed only under the same ones.
@@ -135,9 +141,11 @@ def optimizer_for(model: torch.nn.Module, config: TrainConfig, strategy=None) ->
         for p in module.parameters(recurse=False):
             if p.requires_grad:
                 (emb if isinstance(module, torch.nn.Embedding) else dense).append(p)
-    groups = [{"params": emb, "weight_decay": config.l2_embedding},
-              {"params": dense, "weight_decay": config.l2_dense},
-              {"params": list(strategy.parameters()) if strategy is not None else [], "weight_decay": 0.0}]
+    groups = [
+        {"params": emb, "weight_decay": config.l2_embedding},
+        {"params": dense, "weight_decay": config.l2_dense},
+        {"params": list(strategy.parameters()) if strategy is not None else [], "weight_decay": 0.0},
+    ]
     return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, fused=fused_on(model))
 
 
@@ -150,9 +158,16 @@ def fused_on(model: torch.nn.Module) -> bool | None:
 OnEpoch = Callable[[dict, torch.nn.Module], "bool | None"]
 
 
-def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path | None = None,
-        resume: bool = False, on_epoch: OnEpoch | None = None, prepare: bool = True,
-        identity: dict | None = None) -> FitResult:
+def fit(
+    model,
+    data,
+    config: TrainConfig | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    on_epoch: OnEpoch | None = None,
+    prepare: bool = True,
+    identity: dict | None = None,
+) -> FitResult:
     """Train `model` on `data.train`, early-stopping on `config.monitor` over `data.valid`.
 
     checkpoint: a file written atomically after every epoch; with resume=True training continues
@@ -171,8 +186,10 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     model.to(device)
     tasks = tuple(model.tasks)
     if hasattr(data, "features") and tuple(data.tasks) != tasks:
-        raise ValueError(f"the model predicts tasks {list(tasks)} but the data hold {list(data.tasks)}; "
-                         "build the model with the data's tasks, in the same order")
+        raise ValueError(
+            f"the model predicts tasks {list(tasks)} but the data hold {list(data.tasks)}; "
+            "build the model with the data's tasks, in the same order"
+        )
     evaluator = evaluator_for(data, config.eval_batch_size)
     monitor = f"valid_{config.monitor or evaluator.default_monitor}"
     weights = torch.as_tensor(config.task_weights or [1.0] * len(tasks), dtype=torch.float32, device=device)
@@ -181,19 +198,35 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     unit_weights = bool((weights == 1).all())
     strategy = build_weighting(config.weighting, len(tasks), **config.weighting_options).to(device)
     optimizer = optimizer_for(model, config, strategy)
-    run_identity = {"model": type(model).__name__, "model_config": _plain(model.config()), "tasks": list(tasks),
-                    "train": _plain(config.identity()), **_plain(identity or {})}
+    run_identity = {
+        "model": type(model).__name__,
+        "model_config": _plain(model.config()),
+        "tasks": list(tasks),
+        "train": _plain(config.identity()),
+        **_plain(identity or {}),
+    }
     if getattr(model, "row_state", False) and hasattr(data.train, "batches"):
-        raise ValueError(f"{type(model).__name__} keeps a value per training row (read by row index), which streamed "
-                         "data do not give; load the data in memory or use adversarial=False")
+        raise ValueError(
+            f"{type(model).__name__} keeps a value per training row (read by row index), which streamed "
+            "data do not give; load the data in memory or use adversarial=False"
+        )
     cluster = _cluster(config, model, data, strategy)
     if cluster.active:
         run_identity["processes"] = cluster.world  # resumed only by as many (each keeps its own dropout stream)
         if isinstance(strategy, GradientCombination):
             strategy.reduce_blocks, strategy.adds_combined = cluster.sum_blocks, cluster.main
 
-    state = {"epoch": 0, "history": [], "best_score": float("-inf"), "best_epoch": 0,
-             "best_state": None, "bad_epochs": 0, "seconds": 0.0, "stopped": False, "initial_loss": None}
+    state = {
+        "epoch": 0,
+        "history": [],
+        "best_score": float("-inf"),
+        "best_epoch": 0,
+        "best_state": None,
+        "bad_epochs": 0,
+        "seconds": 0.0,
+        "stopped": False,
+        "initial_loss": None,
+    }
     generators = None
     if resume and checkpoint and Path(checkpoint).exists():
         state, generators = _restore(load_checkpoint(checkpoint), run_identity, model, optimizer, strategy, checkpoint)
@@ -201,8 +234,10 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         print(f"no checkpoint at {checkpoint}: starting a fresh run (it will be written there)")
 
     if config.rep_grad and not hasattr(model, "represent"):
-        raise ValueError(f"rep_grad needs a model with one shared representation that every task reads "
-                         f"(shared_bottom); {type(model).__name__} has none")
+        raise ValueError(
+            f"rep_grad needs a model with one shared representation that every task reads "
+            f"(shared_bottom); {type(model).__name__} has none"
+        )
     if hasattr(model, "represent"):
         model.rep_grad = config.rep_grad
     probe = GradientProbe(model, tasks, cluster.sum_blocks if cluster.active else None)
@@ -227,8 +262,14 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     steps_per_epoch = -(-n // config.batch_size)
     measured = measured_steps(config.diagnostics, steps_per_epoch)
     last = state["epoch"] if state["stopped"] else config.epochs  # an early-stopped run stays stopped
-    bar = tqdm(range(state["epoch"], last), disable=config.quiet, unit="epoch", initial=state["epoch"],
-               total=config.epochs, desc=f"{type(model).__name__} {config.weighting}")
+    bar = tqdm(
+        range(state["epoch"], last),
+        disable=config.quiet,
+        unit="epoch",
+        initial=state["epoch"],
+        total=config.epochs,
+        desc=f"{type(model).__name__} {config.weighting}",
+    )
     for epoch in bar:
         start = time.perf_counter()
         model.train()
@@ -236,8 +277,9 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         weight_sum = torch.zeros(len(tasks), device=device)
         rows_seen = steps = 0
         reading = _reading_core(hasattr(data.train, "batches") and device.type == "cpu")
-        for step_in_epoch, rows in enumerate(reading(_epoch_batches(data, n, config.batch_size, shuffle, device,
-                                                                    cluster))):
+        for step_in_epoch, rows in enumerate(
+            reading(_epoch_batches(data, n, config.batch_size, shuffle, device, cluster))
+        ):
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
             probe.record_gates(step_in_epoch in measured)
             step = Step(rows if isinstance(rows, torch.Tensor) else None, n, epoch, progress)
@@ -246,12 +288,16 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
             step_losses, extra = out.losses, out.extra
             if cluster.active:  # the global batch's loss values; this process's share of their gradients
                 labels = data.train.labels[rows] if isinstance(rows, torch.Tensor) else rows[1]
-                step_losses, global_rows = global_losses(cluster, list(out.losses), model.loss_counts(labels),
-                                                         batch_rows)
+                step_losses, global_rows = global_losses(
+                    cluster, list(out.losses), model.loss_counts(labels), batch_rows
+                )
                 extra = None if extra is None else extra * (batch_rows / global_rows)
                 batch_rows = global_rows
-            losses = step_losses if unit_weights and not isinstance(step_losses, torch.Tensor) \
+            losses = (
+                step_losses
+                if unit_weights and not isinstance(step_losses, torch.Tensor)
                 else _weighted(step_losses, weights)
+            )
             optimizer.zero_grad(set_to_none=True)
             if step_in_epoch in measured:
                 probe.measure(losses, out.shared)
@@ -284,8 +330,12 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         state["history"].append(row)
         state["epoch"] = epoch + 1
         if row[monitor] > state["best_score"]:
-            state.update(best_score=row[monitor], best_epoch=epoch + 1, bad_epochs=0,
-                         best_state=copy.deepcopy(model.state_dict()))
+            state.update(
+                best_score=row[monitor],
+                best_epoch=epoch + 1,
+                bad_epochs=0,
+                best_state=copy.deepcopy(model.state_dict()),
+            )
         else:
             state["bad_epochs"] += 1
         bar.set_postfix(loss=f"{sum(train_losses):.4f}", **{monitor[6:]: f"{row[monitor]:.4f}"})
@@ -293,8 +343,9 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
         stop = stop or bool(config.patience and state["bad_epochs"] >= config.patience)
         state["stopped"] = stop
         if checkpoint:
-            snapshot = _snapshot(state, model, optimizer, strategy, shuffle, sampler, run_identity, cluster,
-                                 strategy_random)
+            snapshot = _snapshot(
+                state, model, optimizer, strategy, shuffle, sampler, run_identity, cluster, strategy_random
+            )
             if cluster.main:  # process 0 alone writes; the others wait so that none runs ahead of the file
                 save_checkpoint(snapshot, checkpoint)
             cluster.share(None)
@@ -303,8 +354,17 @@ def fit(model, data, config: TrainConfig | None = None, checkpoint: str | Path |
     bar.close()
     if config.restore_best and state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
-    return FitResult(model, pd.DataFrame(state["history"]), state["best_epoch"], state["epoch"],
-                     state["seconds"], str(device), strategy, preparation, monitor)
+    return FitResult(
+        model,
+        pd.DataFrame(state["history"]),
+        state["best_epoch"],
+        state["epoch"],
+        state["seconds"],
+        str(device),
+        strategy,
+        preparation,
+        monitor,
+    )
 
 
 def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, device, cluster: Cluster = ONE_PROCESS):
@@ -321,7 +381,7 @@ def _epoch_batches(data, n: int, batch_size: int, shuffle: torch.Generator, devi
     tail = n % batch_size  # a last batch with fewer rows than processes would leave one empty: dropped
     last = n - tail if cluster.active and 0 < tail < cluster.world else n
     for i in range(0, last, batch_size):
-        yield cluster.local_rows(order[i:i + batch_size])
+        yield cluster.local_rows(order[i : i + batch_size])
 
 
 def _reading_core(active: bool):
@@ -329,6 +389,7 @@ def _reading_core(active: bool):
     leaving one to the thread that reads and decodes the next batches (measured on 2 noisy cores, ESMM
     on 720k generated Ali-CCP rows: 55–75k samples/s, against 56–57k with both cores to torch and the
     reader competing, and 42–46k without the reader thread)."""
+
     def wrap(batches):
         if not active or torch.get_num_threads() < 2:
             yield from batches
@@ -339,6 +400,7 @@ def _reading_core(active: bool):
             yield from batches
         finally:
             torch.set_num_threads(before)
+
     return wrap
 
 
@@ -353,8 +415,10 @@ def _cluster(config: TrainConfig, model, data, strategy) -> Cluster:
     if not hasattr(data, "features"):
         why = "the recommenders (model mf) sample per user and keep per-user state; train them in one process"
     elif getattr(model, "row_state", False):
-        why = (f"{type(model).__name__} keeps a value per training row ({type(model).__name__}(adversarial=True)'s "
-               "task assignment), which the processes would each update apart; use adversarial=False or one process")
+        why = (
+            f"{type(model).__name__} keeps a value per training row ({type(model).__name__}(adversarial=True)'s "
+            "task assignment), which the processes would each update apart; use adversarial=False or one process"
+        )
     elif getattr(model, "preparation", None):
         why = f"{type(model).__name__}'s preparation phase ({model.preparation}) runs in one process"
     elif config.rep_grad:
@@ -411,8 +475,9 @@ def _stacked(losses) -> torch.Tensor:
     return losses if isinstance(losses, torch.Tensor) else torch.stack(list(losses))
 
 
-def check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConfig, run: str = "",
-                 initial: list[float] | None = None) -> None:
+def check_finite(
+    train_losses: list[float], tasks, epoch: int, config: TrainConfig, run: str = "", initial: list[float] | None = None
+) -> None:
     """Stop a run whose training loss is not finite, or exploded (see EXPLODED; `initial`: the tasks'
     losses on the first training batch), naming the epoch, the tasks and a learning rate to try
     (`run`: which run, where several train together, e.g. "of seed 3 ")."""
@@ -420,29 +485,46 @@ def check_finite(train_losses: list[float], tasks, epoch: int, config: TrainConf
     if bad:
         raise diverged(run, epoch, f"the loss of task(s) {', '.join(bad)} is not finite", config)
     if initial is not None:
-        big = [f"{t} ({v:.3g}, first batch {i:.3g})" for t, v, i in zip(tasks, train_losses, initial)
-               if v > EXPLODED * max(1.0, abs(i))]
+        big = [
+            f"{t} ({v:.3g}, first batch {i:.3g})"
+            for t, v, i in zip(tasks, train_losses, initial)
+            if v > EXPLODED * max(1.0, abs(i))
+        ]
         if big:
-            raise diverged(run, epoch, f"the loss of task(s) {', '.join(big)} exploded (over {EXPLODED:g}× the "
-                           "first batch's)", config)
+            raise diverged(
+                run,
+                epoch,
+                f"the loss of task(s) {', '.join(big)} exploded (over {EXPLODED:g}× the first batch's)",
+                config,
+            )
 
 
-def nonfinite_gradients(err: NonFiniteGradients, tasks, epoch: int, config: TrainConfig, run: str = "") -> DivergenceError:
+def nonfinite_gradients(
+    err: NonFiniteGradients, tasks, epoch: int, config: TrainConfig, run: str = ""
+) -> DivergenceError:
     """A strategy's NonFiniteGradients as the one divergence message."""
-    return diverged(run, epoch, f"the gradient of task(s) {', '.join(tasks[t] for t in err.tasks)} is not finite "
-                    f"or longer than {MAX_GRADIENT_NORM:g}",
-                    config)
+    return diverged(
+        run,
+        epoch,
+        f"the gradient of task(s) {', '.join(tasks[t] for t in err.tasks)} is not finite "
+        f"or longer than {MAX_GRADIENT_NORM:g}",
+        config,
+    )
 
 
 def check_monitor(row: dict, monitor: str, config: TrainConfig, run: str = "") -> None:
     """The monitored validation metric exists in the history row and is finite."""
     if monitor not in row:
-        raise ValueError(f"monitor {monitor[6:]!r} is not a validation metric here; "
-                         f"choose one of {', '.join(k[6:] for k in row if k.startswith('valid_'))}")
+        raise ValueError(
+            f"monitor {monitor[6:]!r} is not a validation metric here; "
+            f"choose one of {', '.join(k[6:] for k in row if k.startswith('valid_'))}"
+        )
     if not math.isfinite(row[monitor]):
-        raise DivergenceError(f"validation {monitor[6:]} {run}is {row[monitor]} after epoch {row['epoch']}: the model "
-                              f"diverged or a task's validation labels are all one class; try a lower learning "
-                              f"rate (now {config.lr:g}) and check the data")
+        raise DivergenceError(
+            f"validation {monitor[6:]} {run}is {row[monitor]} after epoch {row['epoch']}: the model "
+            f"diverged or a task's validation labels are all one class; try a lower learning "
+            f"rate (now {config.lr:g}) and check the data"
+        )
 
 
 def _plain(value):
@@ -454,29 +536,51 @@ def _plain(value):
     return value
 
 
-def _snapshot(state, model, optimizer, strategy, shuffle, sampler, identity: dict, cluster: Cluster = ONE_PROCESS,
-              strategy_random: StrategyRandom | None = None) -> dict:
-    generators = {"shuffle": shuffle.get_state(), "sampler": sampler.get_state(), "torch": torch.get_rng_state(),
-                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+def _snapshot(
+    state,
+    model,
+    optimizer,
+    strategy,
+    shuffle,
+    sampler,
+    identity: dict,
+    cluster: Cluster = ONE_PROCESS,
+    strategy_random: StrategyRandom | None = None,
+) -> dict:
+    generators = {
+        "shuffle": shuffle.get_state(),
+        "sampler": sampler.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
     if cluster.active:  # every process's own stream (dropout), and the strategies' shared one
         generators["torch_per_process"] = cluster.gather(torch.get_rng_state())
         generators["strategy"] = strategy_random.state
-    return {**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "strategy": strategy.state_dict(), "identity": identity, "generators": generators}
+    return {
+        **state,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "strategy": strategy.state_dict(),
+        "identity": identity,
+        "generators": generators,
+    }
 
 
 def _restore(saved: dict, identity: dict, model, optimizer, strategy, path) -> tuple[dict, dict]:
     theirs = saved.get("identity")
     if theirs != identity:
-        raise CheckpointError(f"checkpoint {path} belongs to another run ({_differences(theirs or {}, identity)}); "
-                              "use another --checkpoint path, or the checkpoint's settings, or train without --resume")
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another run ({_differences(theirs or {}, identity)}); "
+            "use another --checkpoint path, or the checkpoint's settings, or train without --resume"
+        )
     try:
         model.load_state_dict(saved.pop("model"))
         strategy.load_state_dict(saved.pop("strategy"))
         optimizer.load_state_dict(saved.pop("optimizer"))
     except (RuntimeError, KeyError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} does not fit this model ({err}); delete it or train without "
-                              "--resume") from err
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model ({err}); delete it or train without --resume"
+        ) from err
     saved.pop("identity")
     return saved, saved.pop("generators")
 
@@ -484,8 +588,9 @@ def _restore(saved: dict, identity: dict, model, optimizer, strategy, path) -> t
 def _set_generators(generators: dict, shuffle, sampler, rank: int = 0, strategy_random=None) -> None:
     shuffle.set_state(generators["shuffle"])
     sampler.set_state(generators["sampler"])
-    torch.set_rng_state(generators["torch_per_process"][rank] if "torch_per_process" in generators
-                        else generators["torch"])
+    torch.set_rng_state(
+        generators["torch_per_process"][rank] if "torch_per_process" in generators else generators["torch"]
+    )
     if strategy_random is not None and "strategy" in generators:
         strategy_random.state = generators["strategy"]
     if generators["cuda"] and torch.cuda.is_available():

@@ -79,8 +79,9 @@ def refusal(model, data, config: TrainConfig) -> str | None:
     if isinstance(strategy, GradientCombination):
         if not hasattr(data, "features"):
             return "gradient combination on the recommender combines per embedding row"
-        if any(isinstance(t, (SharedPart, TableRows, SharedRepresentation)) for t in model.shared_parameters()) \
-                or getattr(model, "preparation", None):
+        if any(
+            isinstance(t, (SharedPart, TableRows, SharedRepresentation)) for t in model.shared_parameters()
+        ) or getattr(model, "preparation", None):
             return f"{type(model).__name__} shares parts of tensors, which members would not share alike"
     return None
 
@@ -100,8 +101,10 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
     for m, c in zip(models, configs):
         why = refusal(m, data, c)
         if why:
-            raise ValueError(f"these runs cannot be trained seed-vectorized: {why}; train them one after another "
-                             "(experiments.train_seeds(..., vectorize=False), or --no-vectorize)")
+            raise ValueError(
+                f"these runs cannot be trained seed-vectorized: {why}; train them one after another "
+                "(experiments.train_seeds(..., vectorize=False), or --no-vectorize)"
+            )
     device = resolve_device(config.device)
     data = data.to(device)
     start = time.perf_counter()
@@ -119,8 +122,11 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
     lr = torch.tensor([c.lr for c in configs], device=device) / config.lr
     per_member_lr = bool((lr != 1).any())
     names = {id(p): name for name, p in models[0].named_parameters()}
-    shared = [params[names[id(p)]] for p in models[0].shared_parameters() if p.requires_grad] \
-        if not isinstance(strategies[0], LossWeighting) else []
+    shared = (
+        [params[names[id(p)]] for p in models[0].shared_parameters() if p.requires_grad]
+        if not isinstance(strategies[0], LossWeighting)
+        else []
+    )
     weights = torch.as_tensor(config.task_weights or [1.0] * len(tasks), dtype=torch.float32, device=device)
     evaluator = evaluator_for(data, config.eval_batch_size)
     monitor = f"valid_{config.monitor or evaluator.default_monitor}"
@@ -130,11 +136,17 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
     losses_of = _batched_losses(template, data, compile_step and device.type)
     live = [True] * n_members
     held = [None] * n_members  # a stopped member's weights, held still while the others train
-    state = [{"history": [], "best_score": float("-inf"), "best_epoch": 0, "best_state": None, "bad": 0,
-              "epochs": 0} for _ in models]
+    state = [
+        {"history": [], "best_score": float("-inf"), "best_epoch": 0, "best_state": None, "bad": 0, "epochs": 0}
+        for _ in models
+    ]
     steps_per_epoch = -(-n // config.batch_size)
-    bar = tqdm(range(config.epochs), disable=all(c.quiet for c in configs), unit="epoch",
-               desc=f"{type(models[0]).__name__} {config.weighting} ×{n_members}")
+    bar = tqdm(
+        range(config.epochs),
+        disable=all(c.quiet for c in configs),
+        unit="epoch",
+        desc=f"{type(models[0]).__name__} {config.weighting} ×{n_members}",
+    )
     initial = None
     template.train()  # the members are evaluated on their own modules: the template stays in training mode
     for epoch in bar:
@@ -144,7 +156,7 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
         weight_sum = torch.zeros(n_members, len(tasks), device=device)
         steps = 0
         for step_in_epoch, i in enumerate(range(0, n, config.batch_size)):
-            rows = orders[:, i:i + config.batch_size]
+            rows = orders[:, i : i + config.batch_size]
             drawn = _stack([m.draw(data, r, g) for m, r, g in zip(models, rows, samplers)])
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
             losses, extra = losses_of(params, buffers, drawn, rows, n, epoch, progress)
@@ -155,8 +167,9 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
             try:
                 used = members_backward(strategies, weighted, shared, epoch, extra, lambda s: streams[s])
             except NonFiniteGradients as err:
-                raise nonfinite_gradients(err, tasks, epoch + 1, configs[err.member],
-                                          f"of seed {configs[err.member].seed} ") from None
+                raise nonfinite_gradients(
+                    err, tasks, epoch + 1, configs[err.member], f"of seed {configs[err.member].seed} "
+                ) from None
             before = {k: p.detach().clone() for k, p in params.items()} if per_member_lr else None
             optimizer.step()
             with torch.no_grad():
@@ -177,8 +190,9 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
                 continue
             check_finite(train_losses[s], tasks, epoch + 1, configs[s], f"of seed {configs[s].seed} ", initial[s])
             _load_member(models[s], params, buffers, s)
-            row = history_row(epoch + 1, train_losses[s], (weight_sum[s] / steps).tolist(),
-                              evaluator(models[s], data, "valid"), tasks)
+            row = history_row(
+                epoch + 1, train_losses[s], (weight_sum[s] / steps).tolist(), evaluator(models[s], data, "valid"), tasks
+            )
             row["train_seconds"] = train_seconds
             row["seconds"] = (time.perf_counter() - start) / n_members
             row["seed"] = configs[s].seed
@@ -187,8 +201,12 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
             member["history"].append(row)
             member["epochs"] = epoch + 1
             if row[monitor] > member["best_score"]:
-                member.update(best_score=row[monitor], best_epoch=epoch + 1, bad=0,
-                              best_state=copy.deepcopy(models[s].state_dict()))
+                member.update(
+                    best_score=row[monitor],
+                    best_epoch=epoch + 1,
+                    bad=0,
+                    best_state=copy.deepcopy(models[s].state_dict()),
+                )
             else:
                 member["bad"] += 1
             stop = bool(on_epoch and on_epoch(row, strategies[s]))
@@ -206,8 +224,19 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
             _load_member(m, params, buffers, s)
         if configs[s].restore_best and member["best_state"] is not None:
             m.load_state_dict(member["best_state"])
-        results.append(FitResult(m, pd.DataFrame(member["history"]), member["best_epoch"], member["epochs"],
-                                 seconds / n_members, str(device), strategies[s], preparations[s], monitor))
+        results.append(
+            FitResult(
+                m,
+                pd.DataFrame(member["history"]),
+                member["best_epoch"],
+                member["epochs"],
+                seconds / n_members,
+                str(device),
+                strategies[s],
+                preparations[s],
+                monitor,
+            )
+        )
     return results
 
 
@@ -223,8 +252,9 @@ def _check_members(models, configs) -> None:
             diff = sorted(k for k in common(c) if common(c)[k] != common(configs[0])[k])
             raise ValueError(f"members may differ only in {', '.join(PER_MEMBER)}; these differ too: {diff}")
     seeds = [c.seed for c in configs]
-    if len(set(seeds)) != len(seeds) and all(c.lr == configs[0].lr and c.weighting_options ==
-                                             configs[0].weighting_options for c in configs):
+    if len(set(seeds)) != len(seeds) and all(
+        c.lr == configs[0].lr and c.weighting_options == configs[0].weighting_options for c in configs
+    ):
         raise ValueError(f"two members are the same run (seeds {seeds}); give each its own seed")
 
 
@@ -233,6 +263,7 @@ def _prepare(model, data, config: TrainConfig, device):
     model.to(device)
     if getattr(model, "preparation", None) and not model.prepared():
         from . import PREPARATIONS
+
         return PREPARATIONS[model.preparation](model, data, replace(config, quiet=True))
     return None
 
@@ -241,12 +272,17 @@ def _optimizer(template, params: dict, strategies, configs) -> torch.optim.Adam:
     """`optimizer_for`'s groups (L2 on embedding tables apart from the dense parameters) over the
     stacked tensors, and each member's strategy parameters (UW) without decay at its own lr."""
     config = configs[0]
-    embedding = {f"{prefix}.weight".lstrip(".") for prefix, module in template.named_modules()
-                 if isinstance(module, torch.nn.Embedding)}
+    embedding = {
+        f"{prefix}.weight".lstrip(".")
+        for prefix, module in template.named_modules()
+        if isinstance(module, torch.nn.Embedding)
+    }
     trained = {k: p for k, p in params.items() if p.requires_grad}
-    groups = [{"params": [p for k, p in trained.items() if k in embedding], "weight_decay": config.l2_embedding},
-              {"params": [p for k, p in trained.items() if k not in embedding], "weight_decay": config.l2_dense},
-              *({"params": list(s.parameters()), "weight_decay": 0.0, "lr": c.lr} for s, c in zip(strategies, configs))]
+    groups = [
+        {"params": [p for k, p in trained.items() if k in embedding], "weight_decay": config.l2_embedding},
+        {"params": [p for k, p in trained.items() if k not in embedding], "weight_decay": config.l2_dense},
+        *({"params": list(s.parameters()), "weight_decay": 0.0, "lr": c.lr} for s, c in zip(strategies, configs)),
+    ]
     fused = True if next(iter(params.values())).is_cuda else None
     return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr, fused=fused)
 
@@ -257,14 +293,17 @@ def _batched_losses(template, data, compile_on: str | bool):
     step = _MemberStep(template)
 
     def one(p, b, drawn, rows, n, epoch, progress):
-        out, extra = functional_call(step, ({f"model.{k}": v for k, v in p.items()},
-                                            {f"model.{k}": v for k, v in b.items()}),
-                                     (data, drawn, Step(rows, n, epoch, progress)))
+        out, extra = functional_call(
+            step,
+            ({f"model.{k}": v for k, v in p.items()}, {f"model.{k}": v for k, v in b.items()}),
+            (data, drawn, Step(rows, n, epoch, progress)),
+        )
         return out, (extra if extra is not None else out.new_zeros(()))
 
     def batched(params, buffers, drawn, rows, n, epoch, progress):
         losses, extra = vmap(one, in_dims=(0, 0, 0, 0, None, None, None), randomness="different")(
-            params, buffers, drawn, rows, n, epoch, progress)
+            params, buffers, drawn, rows, n, epoch, progress
+        )
         return losses, (extra if extra.requires_grad else None)
 
     if not compile_on:

@@ -18,4 +18,12 @@ def build_weighting(name: str, n_tasks: int, **options) -> Weighting:
     return STRATEGIES[name](n_tasks, **options)
 
 
-__all__ = ["STRATEGIES", "GradientCombination", "GramianCombination", "LossWeighting", "TableRows", "Weighting", "build_weighting"]
+__all__ = [
+    "STRATEGIES",
+    "GradientCombination",
+    "GramianCombination",
+    "LossWeighting",
+    "TableRows",
+    "Weighting",
+    "build_weighting",
+]

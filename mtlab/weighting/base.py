@@ -79,9 +79,11 @@ def require_positive(strategy: str, losses: torch.Tensor) -> None:
     bad = (losses.detach() <= 0).nonzero().flatten().tolist()  # one small device read a step
     if bad:
         values = ", ".join(f"task {t + 1}: {losses[t].item():.4g}" for t in bad)
-        raise ValueError(f"{strategy} takes the logarithm of (or scales by) every task loss, so the losses must be "
-                         f"positive; got {values} (of {len(losses)} tasks, in the model's task order). Use it on "
-                         f"tasks with positive losses (e.g. cross-entropy), or choose another strategy")
+        raise ValueError(
+            f"{strategy} takes the logarithm of (or scales by) every task loss, so the losses must be "
+            f"positive; got {values} (of {len(losses)} tasks, in the model's task order). Use it on "
+            f"tasks with positive losses (e.g. cross-entropy), or choose another strategy"
+        )
 
 
 def differentiable(target) -> torch.Tensor:
@@ -123,9 +125,14 @@ def task_gradients(per_task, targets) -> list[torch.Tensor]:
     inputs = [differentiable(t) for t in targets]
     rows = []
     for loss in per_task:
-        grads = (torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
-                 if loss.requires_grad else [None] * len(inputs))  # a frozen task: no gradient
-        rows.append([selected(t, g if g is not None else torch.zeros_like(x)) for g, x, t in zip(grads, inputs, targets)])
+        grads = (
+            torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+            if loss.requires_grad
+            else [None] * len(inputs)
+        )  # a frozen task: no gradient
+        rows.append(
+            [selected(t, g if g is not None else torch.zeros_like(x)) for g, x, t in zip(grads, inputs, targets)]
+        )
     return [torch.stack([row[k] for row in rows]) for k in range(len(targets))]
 
 
@@ -139,8 +146,10 @@ def accumulating_passes(per_task, targets, scale: torch.Tensor | None = None) ->
     for t, loss in enumerate(per_task):
         if not loss.requires_grad:
             continue
-        hooks = [x.register_hook(partial(_keep_shared, kept[t], k, target))
-                 for k, (x, target) in enumerate(zip(inputs, targets))]
+        hooks = [
+            x.register_hook(partial(_keep_shared, kept[t], k, target))
+            for k, (x, target) in enumerate(zip(inputs, targets))
+        ]
         (loss if scale is None else loss * scale[t]).backward(retain_graph=True)
         for hook in hooks:
             hook.remove()
@@ -155,8 +164,10 @@ def accumulating_passes(per_task, targets, scale: torch.Tensor | None = None) ->
 def private_pass(total: torch.Tensor, targets) -> None:
     """Backward of `total` with the shared elements' gradient stopped (they get a combined one)."""
     store = [None] * len(targets)
-    hooks = [differentiable(target).register_hook(partial(_keep_shared, store, k, target))
-             for k, target in enumerate(targets)]
+    hooks = [
+        differentiable(target).register_hook(partial(_keep_shared, store, k, target))
+        for k, target in enumerate(targets)
+    ]
     total.backward(retain_graph=True)
     for hook in hooks:
         hook.remove()
@@ -216,8 +227,13 @@ class Weighting(nn.Module):
         super().__init__()
         self.n_tasks = n_tasks
 
-    def backward(self, losses: torch.Tensor, shared: Sequence[nn.Parameter | SharedPart | TableRows],
-                 epoch: int = 0, extra: torch.Tensor | None = None) -> torch.Tensor:
+    def backward(
+        self,
+        losses: torch.Tensor,
+        shared: Sequence[nn.Parameter | SharedPart | TableRows],
+        epoch: int = 0,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -302,9 +318,11 @@ class GradientCombination(Weighting):
         if len(live) == len(losses):
             return self.combine_blocks(blocks, losses)
         if self.per_task_state:
-            raise ValueError(f"{self.registry_name} keeps a state per task and needs every task's loss to have a "
-                             f"gradient, but task(s) {[t + 1 for t in range(len(losses)) if t not in live]} have none "
-                             "(a loss kept for the record, as ESMM's and AITM's cvr); choose another strategy")
+            raise ValueError(
+                f"{self.registry_name} keeps a state per task and needs every task's loss to have a "
+                f"gradient, but task(s) {[t + 1 for t in range(len(losses)) if t not in live]} have none "
+                "(a loss kept for the record, as ESMM's and AITM's cvr); choose another strategy"
+            )
         index = torch.tensor(live, device=blocks[0].device)
         combined, weights = self.combine_blocks([b[index] for b in blocks], losses[index.to(losses.device)])
         full = torch.zeros(len(losses), dtype=weights.dtype, device=weights.device)
@@ -363,8 +381,14 @@ class OwnAdam:
         self.adam.load_state_dict(state["adam"])
 
 
-def members_backward(strategies: Sequence[Weighting], losses: torch.Tensor, stacked: Sequence[torch.Tensor],
-                     epoch: int = 0, extra: torch.Tensor | None = None, member_random=None) -> torch.Tensor:
+def members_backward(
+    strategies: Sequence[Weighting],
+    losses: torch.Tensor,
+    stacked: Sequence[torch.Tensor],
+    epoch: int = 0,
+    extra: torch.Tensor | None = None,
+    member_random=None,
+) -> torch.Tensor:
     """Seed-vectorized training (`mtlab.train.vectorized`): S members' losses [S, T] from one batched
     graph, member s weighted or combined by its own strategy `strategies[s]`; fills every `.grad`.
     Returns the weights [S, T].
@@ -394,19 +418,31 @@ def members_backward(strategies: Sequence[Weighting], losses: torch.Tensor, stac
     if not isinstance(first, GradientCombination):
         raise ValueError(f"{first.registry_name} weights in its own backward; train the seeds one after another")
     n_tasks = losses.shape[1]
-    scales = [None if first.private_weighted else strategy.private_scale(detached[s])
-              for s, strategy in enumerate(strategies)]  # s_t for the private elements; None = 1
-    scale = None if all(x is None for x in scales) else torch.stack(
-        [torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device) for x in scales]
-    ).to(losses.dtype)  # [S, T]
+    scales = [
+        None if first.private_weighted else strategy.private_scale(detached[s]) for s, strategy in enumerate(strategies)
+    ]  # s_t for the private elements; None = 1
+    scale = (
+        None
+        if all(x is None for x in scales)
+        else torch.stack(
+            [torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device) for x in scales]
+        ).to(losses.dtype)
+    )  # [S, T]
     if not stacked:  # nothing shared: each task its own gradient (scaled as the strategy's private elements)
         (losses if scale is None else scale * losses).sum().backward()
         return torch.ones_like(detached) if scale is None else scale
     kept = _task_passes(losses if scale is None else losses * scale, stacked)  # private elements: scaled sums
     weights, private = [], []
     for s, strategy in enumerate(strategies):
-        blocks = [torch.stack([(kept[t][k][s] if kept[t][k] is not None else torch.zeros_like(x[s])).flatten()
-                               for t in range(n_tasks)]) for k, x in enumerate(stacked)]
+        blocks = [
+            torch.stack(
+                [
+                    (kept[t][k][s] if kept[t][k] is not None else torch.zeros_like(x[s])).flatten()
+                    for t in range(n_tasks)
+                ]
+            )
+            for k, x in enumerate(stacked)
+        ]
         if scale is not None:
             blocks = [b / scale[s][:, None] for b in blocks]
         check_blocks(blocks, s)

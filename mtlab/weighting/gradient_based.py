@@ -48,7 +48,8 @@ class PerElementState:
                 f"{self.registry_name} keeps a running state for each shared element, but the shared elements changed "
                 f"from {state.shape[1]} to {grads.shape[1]} between steps: the model declares per-batch shared parts "
                 f"(the MF recommender's rows a batch reads, or a representation with rep_grad); use it with a "
-                f"strategy without such state (e.g. upgrad, mgda, nash_mtl, famo)")
+                f"strategy without such state (e.g. upgrad, mgda, nash_mtl, famo)"
+            )
 
 
 @register("pcgrad")
@@ -86,8 +87,14 @@ def min_norm_weights(gram: torch.Tensor) -> torch.Tensor:
 
 def simplex_minimize(objective, n: int) -> np.ndarray:
     """argmin of `objective` over the probability simplex in R^n (SLSQP from the uniform point)."""
-    result = minimize(objective, np.full(n, 1.0 / n), bounds=[(0, 1)] * n, method="SLSQP",
-                      constraints={"type": "eq", "fun": lambda w: w.sum() - 1}, options={"ftol": 1e-12})
+    result = minimize(
+        objective,
+        np.full(n, 1.0 / n),
+        bounds=[(0, 1)] * n,
+        method="SLSQP",
+        constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+        options={"ftol": 1e-12},
+    )
     return np.clip(result.x, 0, 1) / np.clip(result.x, 0, 1).sum()
 
 
@@ -215,6 +222,7 @@ def nash_solution(gram: np.ndarray, start: np.ndarray, tol: float = 1e-12, max_s
     with a backtracking line search that keeps α > 0 and lowers φ. Converges quadratically in a few
     T×T solves, from the last step's solution; L-BFGS-B, used before, took tens of ms a step on
     ill-conditioned Gramians (10× an EW epoch on Census-Income)."""
+
     def phi(a):
         return 0.5 * a @ gram @ a - np.log(a).sum()
 
@@ -318,8 +326,16 @@ class MoCo(PerElementState, GradientCombination):
 
     per_task_state = True
 
-    def __init__(self, n_tasks: int, beta: float = 0.5, beta_sigma: float = 0.5, gamma: float = 0.1,
-                 gamma_sigma: float = 0.5, rho: float = 0.0, scale_to_loss: bool = True):
+    def __init__(
+        self,
+        n_tasks: int,
+        beta: float = 0.5,
+        beta_sigma: float = 0.5,
+        gamma: float = 0.1,
+        gamma_sigma: float = 0.5,
+        rho: float = 0.0,
+        scale_to_loss: bool = True,
+    ):
         super().__init__(n_tasks)
         self.beta, self.beta_sigma, self.gamma, self.gamma_sigma, self.rho = beta, beta_sigma, gamma, gamma_sigma, rho
         self.scale_to_loss = scale_to_loss

@@ -31,8 +31,16 @@ from .base import Weighting, register, set_grad
 
 @register("pmtrec")
 class PMTRec(Weighting):
-    def __init__(self, n_tasks: int, alpha: float = 1.1, tau: float = 1.0, task_focusing: bool = True,
-                 balancing: bool = True, rescale: str = "unit", main_task: int = 0):
+    def __init__(
+        self,
+        n_tasks: int,
+        alpha: float = 1.1,
+        tau: float = 1.0,
+        task_focusing: bool = True,
+        balancing: bool = True,
+        rescale: str = "unit",
+        main_task: int = 0,
+    ):
         super().__init__(n_tasks)
         if rescale not in ("unit", "raw"):
             raise ValueError(f"rescale must be 'unit' or 'raw', got {rescale!r}")
@@ -47,7 +55,7 @@ class PMTRec(Weighting):
         over those tasks."""
         norms = norms.clone()
         if self.task_focusing:
-            norms[self.main_task] *= self.alpha ** epoch
+            norms[self.main_task] *= self.alpha**epoch
         reaches = norms > 0
         count = reaches.sum(0, keepdim=True).clamp_min(1)
         normalized = norms / (norms.sum(0, keepdim=True) / count).clamp_min(1e-20)  # n / mean over reaching tasks

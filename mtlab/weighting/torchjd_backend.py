@@ -138,8 +138,10 @@ class CrossGramian(TorchJD, GramianCombination):
         if self.sampling == "single":
             return super().combine_blocks(blocks, losses)
         if self.previous is not None and [b.shape for b in blocks] != [b.shape for b in self.previous]:
-            raise ValueError(f"{self.registry_name} with sampling='consecutive' needs the same shared elements every "
-                             "step; this model declares per-batch ones: use sampling='single'")
+            raise ValueError(
+                f"{self.registry_name} with sampling='consecutive' needs the same shared elements every "
+                "step; this model declares per-batch ones: use sampling='single'"
+            )
         previous = self.previous or blocks
         w = self.backend(sum(b @ p.T for b, p in zip(blocks, previous))).to(blocks[0].dtype)
         self.previous = [b.detach() for b in blocks]
@@ -169,10 +171,18 @@ class SDMGrad(CrossGramian):
 
     state_names = ("_w", "_state_key")
 
-    def __init__(self, n_tasks: int, lambda_: float = 0.3, lr: float = 10.0, momentum: float = 0.5, n_iter: int = 20,
-                 sampling: str = "single"):
-        super().__init__(n_tasks, jd.SDMGradWeighting(lr=lr, momentum=momentum, n_iter=n_iter, lambda_=lambda_),
-                         sampling)
+    def __init__(
+        self,
+        n_tasks: int,
+        lambda_: float = 0.3,
+        lr: float = 10.0,
+        momentum: float = 0.5,
+        n_iter: int = 20,
+        sampling: str = "single",
+    ):
+        super().__init__(
+            n_tasks, jd.SDMGradWeighting(lr=lr, momentum=momentum, n_iter=n_iter, lambda_=lambda_), sampling
+        )
 
 
 @register("config")
