@@ -12,6 +12,7 @@ from pathlib import Path
 from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
 from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one, train_seeds
+from .experiments.sweep import tables_help
 from .models import MODELS
 from .train.device import DEVICES
 from .weighting import STRATEGIES
@@ -140,9 +141,7 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "tables",
         nargs="+",
-        help="all (every table of both papers: table2, table3, table4, ablations, "
-        "pmtrec, pmtrec_grid, pmtrec_ablations), any of those, or lab_census, "
-        "lab_movielens (notebook 13's leaderboards)",
+        help=tables_help(),
     )
     sweep.add_argument("--profile", default="full", choices=list(PROFILES))
     sweep.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's)")

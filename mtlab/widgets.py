@@ -417,50 +417,19 @@ class Explorer:
     Figures go to an Image widget and tables to an HTML widget, both updated as widget state, which
     is safe from the training thread (an Output widget is not)."""
 
-    WEIGHTINGS = {
-        "equal (EW)": "ew",
-        "uncertainty (UW)": "uw",
-        "DWA": "dwa",
-        "random (RLW)": "rlw",
-        "GLS": "gls",
-        "STCH": "stch",
-        "FAMO": "famo",
-        "PCGrad": "pcgrad",
-        "MGDA": "mgda",
-        "CAGrad": "cagrad",
-        "IMTL-G": "imtl_g",
-        "IMTL": "imtl",
-        "GradNorm": "gradnorm",
-        "Nash-MTL": "nash_mtl",
-        "DB-MTL": "db_mtl",
-        "MoCo": "moco",
-        "Auto-λ": "auto_lambda",
-        "UPGrad": "upgrad",
-        "DualProj": "dualproj",
-        "Aligned-MTL": "aligned_mtl",
-        "GradVac": "gradvac",
-        "FairGrad": "fairgrad",
-        "MoDo": "modo",
-        "SDMGrad": "sdmgrad",
-        "ConFIG": "config",
-        "GradDrop": "graddrop",
-        "ExcessMTL": "excess_mtl",
-        "PMTRec (recommender)": "pmtrec",
-    }
     DIAGNOSTICS_PER_EPOCH = 8  # measured steps an epoch for the live gradient panels
-    REC_LOCAL = ("ml-100k", "ml-1m", "filmtrust", "rec-synthetic")  # recommendation data offered here
 
     def __init__(self, device: str = "auto", subsample: float = 0.05):
-        from .data import DATASETS
+        from .data import DATASETS, REC_DATASETS
 
         style = {"description_width": "initial"}
         self.device = device
         self.dataset = w.Dropdown(
-            options=[*DATASETS, *self.REC_LOCAL], value="census-income", description="dataset", style=style
+            options=[*DATASETS, *REC_DATASETS], value="census-income", description="dataset", style=style
         )
         self.model = w.Dropdown(description="model", style=style)
         self.tasks = w.SelectMultiple(description="tasks", rows=4, style=style)
-        self.weighting = w.Dropdown(options=list(self.WEIGHTINGS), description="weighting", style=style)
+        self.weighting = w.Dropdown(description="weighting", style=style)
         self.lr = w.FloatLogSlider(
             value=1e-3, base=10, min=-4, max=-1, step=0.25, description="learning rate", style=style
         )
@@ -493,24 +462,38 @@ class Explorer:
         self._thread: threading.Thread | None = None
 
     def _task_options(self):
-        """Tasks and models of the chosen dataset: a recommendation dataset trains MF on rec and its
-        auxiliary tasks; the tabular ones every other model."""
-        from .data import DATASETS, REC_DATASETS
+        """The models, tasks and weighting strategies that fit the chosen dataset, from the registries: a
+        recommendation dataset trains MF on rec and its auxiliary tasks (without the strategies that keep
+        a state per shared element: MF shares the rows each batch reads); the funnel datasets
+        (`FUNNEL_DATASETS`) every tabular model, the funnel ones included; the other tabular datasets
+        every tabular model but the funnel ones."""
+        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS
         from .models import MODELS
+        from .models.funnel import FUNNEL_MODELS
+        from .weighting import STRATEGIES
 
-        if self.dataset.value in REC_DATASETS:
-            names, models, chosen = list(REC_DATASETS[self.dataset.value][2]), ["mf"], "mf"
+        name = self.dataset.value
+        rec = name in REC_DATASETS
+        if rec:
+            names, models, chosen = list(REC_DATASETS[name][2]), ["mf"], "mf"
         else:
-            names = [t for t in DATASETS[self.dataset.value][2] if t not in ("column=value", "t1 … tN")]
-            names = ["t1", "t2", "t3"] if self.dataset.value == "synthetic" else names
-            from .models.funnel import FUNNEL_MODELS
-
-            funnel = self.dataset.value == "ali-ccp"  # the funnel models train on funnel data only
+            names = [t for t in DATASETS[name][2] if t not in ("column=value", "t1 … tN")]
+            names = ["t1", "t2", "t3"] if name == "synthetic" else names
+            funnel = name in FUNNEL_DATASETS  # the funnel models train on funnel data only
             models = sorted(n for n in MODELS if n != "mf" and (funnel or n not in FUNNEL_MODELS))
             chosen = self.model.value if self.model.value in models else ("esmm" if funnel else "mmoe")
         self.model.options, self.model.value = models, chosen
         self.tasks.options = names
         self.tasks.value = tuple(names[:2])
+        titles = [cls.title for cls in STRATEGIES.values() if not (rec and cls.per_element_state)]
+        keep = self.weighting.value if self.weighting.value in titles else STRATEGIES["ew"].title
+        self.weighting.options, self.weighting.value = titles, keep
+
+    def _strategy(self) -> str:
+        """The registry name of the chosen strategy (the dropdown shows titles)."""
+        from .weighting import STRATEGIES
+
+        return next(name for name, cls in STRATEGIES.items() if cls.title == self.weighting.value)
 
     def run(self, wait: bool = True):
         """Train with the current choices; `wait=False` (the Run button) trains in a thread."""
@@ -560,7 +543,7 @@ class Explorer:
                 quiet=True,
                 on_epoch=on_epoch,
                 diagnostics=self.DIAGNOSTICS_PER_EPOCH,
-                weighting=self.WEIGHTINGS[self.weighting.value],
+                weighting=self._strategy(),
                 tasks=tasks if rec else None,
             )
             scores = (

@@ -20,10 +20,10 @@ import torch
 
 from mtlab.data import load_dataset
 from mtlab.data.aliccp import PrepareSettings, StreamedSplit, generate_raw, load_aliccp, prepare
+from mtlab.data.sources import InMemoryRows
 from mtlab.experiments import get_profile, train_one
 from mtlab.train import TrainConfig, fit
 from mtlab.train.distributed import Cluster, launched_by_torchrun
-from mtlab.train.trainer import _epoch_batches
 
 TOLERANCE = 1e-5
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -157,11 +157,9 @@ def test_each_process_reads_its_own_row_groups_and_all_take_the_same_steps(data_
 
 
 def test_in_memory_processes_split_every_global_batch():
-    data = type("D", (), {"train": [0] * 10})()
-    shares = [
-        list(_epoch_batches(data, 10, 4, torch.Generator().manual_seed(0), "cpu", Cluster(r, 2))) for r in range(2)
-    ]
-    whole = list(_epoch_batches(data, 10, 4, torch.Generator().manual_seed(0), "cpu"))
+    pairs = InMemoryRows(torch.zeros(10, 2, dtype=torch.long))
+    shares = [[b.rows for b in pairs.epoch(4, torch.Generator().manual_seed(0), "cpu", r, 2)] for r in range(2)]
+    whole = [b.rows for b in pairs.epoch(4, torch.Generator().manual_seed(0), "cpu")]
     for a, b, full in zip(*shares, whole):
         assert sorted(torch.cat([a, b]).tolist()) == sorted(full.tolist())
     assert [len(x) for x in shares[0]] == [2, 2, 1]

@@ -357,8 +357,7 @@ def test_rep_grad_combines_on_the_representation(tabular):
     combined, _ = build_weighting("mgda", 3).combine(per_task, losses.detach())
     bottom = model.shared[0].weight
     expected = torch.autograd.grad(rep, bottom, combined.view_as(rep))[0]
-    model.rep_grad = True
-    out = model.training_step(tabular, torch.arange(64), None)
+    out = model.representation_step(*tabular.train.rows(torch.arange(64)))
     build_weighting("mgda", 3).backward(out.losses, out.shared)
     torch.testing.assert_close(bottom.grad, expected, rtol=1e-4, atol=1e-7)
 

@@ -6,6 +6,7 @@ gradient (weighted by the strategy's weights where its paper says so)."""
 import pytest
 import torch
 
+from mtlab.data.sources import InMemoryRows
 from mtlab.models import MODELS, Step, build_model
 from mtlab.sharing import SharedPart, TableRows
 from mtlab.train import seed_everything
@@ -62,7 +63,8 @@ def one_step(case, tabular, interactions, funnel=None):
             if n.endswith("bias"):
                 p.fill_(3.0)
     rows = torch.arange(256)
-    out = model.training_step(data, rows, Step(rows, len(data.train), 1, 0.5), torch.Generator().manual_seed(2))
+    batch = InMemoryRows(data.train).step(rows)
+    out = model.training_step(data, batch, Step(rows, len(data.train), 1, 0.5), torch.Generator().manual_seed(2))
     return model, out
 
 

@@ -91,9 +91,34 @@ def test_explorer_trains_the_recommender_with_pmtrec():
     explorer = Explorer(device="cpu")
     explorer.dataset.value = "rec-synthetic"
     assert explorer.model.options == ("mf",) and explorer.tasks.value == ("rec", "align")
-    explorer.weighting.value = "PMTRec (recommender)"
+    explorer.weighting.value = "PMTRec"
     explorer.epochs.value, explorer.batch.value, explorer.lr.value = 2, 1024, 0.01
     out = explorer.run(wait=True)
     assert explorer.status.value.startswith("done"), explorer.status.value
     assert set(out["test"]["rec"]) >= {"ndcg@40", "recall@40"} and explorer.curve.value[:4] == b"\x89PNG"
     assert "test ndcg@40" in explorer.table.value
+
+
+@pytest.mark.parametrize("dataset", ["ali-ccp", "aliexpress-nl", "aliexpress-us"])
+def test_explorer_offers_every_funnel_dataset_the_funnel_models_and_tasks(dataset):
+    explorer = Explorer(device="cpu")
+    explorer.dataset.value = dataset
+    assert {"esmm", "escm2", "aitm"} <= set(explorer.model.options) and explorer.model.value == "mmoe"  # kept
+    assert explorer.tasks.options == ("ctr", "cvr", "ctcvr")
+    explorer.model.value = "esmm"
+    explorer.dataset.value = "census-income"
+    assert not {"esmm", "escm2", "aitm"} & set(explorer.model.options) and explorer.model.value == "mmoe"
+
+
+def test_explorer_reads_the_registries():
+    from mtlab.data import DATASETS, REC_DATASETS
+    from mtlab.weighting import STRATEGIES
+
+    explorer = Explorer(device="cpu")
+    assert list(explorer.dataset.options) == [*DATASETS, *REC_DATASETS]
+    assert list(explorer.weighting.options) == [cls.title for cls in STRATEGIES.values()] and len(STRATEGIES) == 28
+    assert explorer.weighting.value == STRATEGIES["ew"].title
+    explorer.dataset.value = "rec-synthetic"  # MF shares the rows each batch reads: no per-element state
+    assert set(explorer.weighting.options) == {c.title for c in STRATEGIES.values() if not c.per_element_state}
+    explorer.weighting.value = "MGDA"
+    assert explorer._strategy() == "mgda"

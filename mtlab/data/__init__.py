@@ -208,7 +208,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
             if name == "ali-ccp"
             else load_aliexpress(name.split("-", 1)[1], tasks=tasks, **options)
         )
-        if subsample and not hasattr(data.train, "batches"):
+        if subsample and not data.streamed:
             data = data.subsample(subsample, seed)
         return data.check_labels()
     if tasks:

@@ -225,6 +225,8 @@ class StreamedSplit:
     """A split the fit loop reads batch by batch (`batches`), never whole: Ali-CCP's shards through
     a ShardedSplit. `labels` (for checks and scoring) reads the label columns only."""
 
+    streamed = True
+
     def __init__(self, shards: ShardedSplit, columns: list[int] | None = None, as_processes: int = 1):
         self.shards, self.columns, self.as_processes = shards, columns, as_processes
 

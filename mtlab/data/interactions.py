@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,8 @@ class InteractionSpec:
 class InteractionData:
     """Implicit feedback as (user, item) index pairs per split, plus side information."""
 
+    kind: ClassVar[str] = "interactions"  # (user, item) pairs ranked against every item (vs "tabular")
+    streamed: ClassVar[bool] = False  # pairs are held in memory
     name: str
     n_users: int
     n_items: int

@@ -8,6 +8,7 @@ Python rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
@@ -81,6 +82,8 @@ class Batch:
 class TabularSplit:
     """One split (train, valid or test): features and a label column per task."""
 
+    streamed = False  # in memory, read by row index (a StreamedSplit is read batch by batch)
+
     cat: torch.Tensor  # [N, C] int64
     num: torch.Tensor  # [N, D] float32
     labels: torch.Tensor  # [N, T] float32 in {0, 1}; NaN where a task has no label (CVR without a click)
@@ -92,6 +95,10 @@ class TabularSplit:
     @property
     def features(self) -> Batch:
         return Batch(self.cat, self.num, self.bags)
+
+    def all_labels(self) -> torch.Tensor:
+        """The labels [N, T] (as a StreamedSplit gives them, reading its label columns only)."""
+        return self.labels
 
     def rows(self, index: torch.Tensor) -> tuple[Batch, torch.Tensor]:
         """The batch and labels of the given row indices (a tensor on the same device)."""
@@ -119,6 +126,7 @@ class TabularSplit:
 class MultiTaskData:
     """A multi-task dataset: three splits, the feature spec and the task names, in label order."""
 
+    kind: ClassVar[str] = "tabular"  # rows of features with a label per task (vs "interactions")
     name: str
     tasks: tuple[str, ...]
     features: FeatureSpec
@@ -126,6 +134,11 @@ class MultiTaskData:
     valid: TabularSplit
     test: TabularSplit
     source: str = ""
+
+    @property
+    def streamed(self) -> bool:
+        """The training split is read batch by batch (prepared shards), not held in memory."""
+        return self.train.streamed
 
     def to(self, device) -> MultiTaskData:
         device = torch.device(device)
@@ -216,7 +229,7 @@ class MultiTaskData:
         cols = [self.tasks.index(t) for t in tasks]
 
         def pick(s: TabularSplit) -> TabularSplit:
-            if hasattr(s, "select_columns"):  # a streamed split
+            if s.streamed:
                 return s.select_columns(cols)
             return TabularSplit(s.cat, s.num, s.labels[:, cols], s.bags)
 

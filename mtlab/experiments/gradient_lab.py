@@ -224,7 +224,7 @@ def delta_m_statement(delta: pd.DataFrame, within: str = "rho") -> str:
 
 def not_applicable(dataset: str, strategy: str) -> str | None:
     """Why a strategy cannot run on a leaderboard dataset (None: it can)."""
-    if dataset != "census-income" and getattr(STRATEGIES.get(strategy), "per_element_state", False):
+    if dataset != "census-income" and strategy in STRATEGIES and STRATEGIES[strategy].per_element_state:
         return "keeps a running state per shared element; MF shares the rows each batch reads"
     return None
 

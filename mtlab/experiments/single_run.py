@@ -73,7 +73,7 @@ def train_one(
 
 def _fit_built(model: str, data, net, config: TrainConfig, checkpoint=None, resume=False, on_epoch=None) -> dict:
     """Fit a built model in the one loop and report it (`train_one` after its build)."""
-    identity = {"dataset": data.name, "data_source": getattr(data, "source", ""), "n_train": len(data.train)}
+    identity = {"dataset": data.name, "data_source": data.source, "n_train": len(data.train)}
     result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
     if config.distributed and not current().main:
         return {"model": model, "dataset": data.name, "seed": config.seed, "rank": current().rank}  # process 0 reports
@@ -127,7 +127,7 @@ def train_seeds(
 def _build(model, data, profile, seed, model_options, tasks, train_overrides):
     """(the data with the run's tasks, the model built under its seed, its TrainConfig)."""
     seed_everything(seed)
-    rec = isinstance(data, InteractionData)
+    rec = data.kind == "interactions"
     if rec:
         tasks = check_rec_tasks(data, tasks)
         options = {"dim": profile.rec.dim, **(model_options or {})}
@@ -141,7 +141,7 @@ def _build(model, data, profile, seed, model_options, tasks, train_overrides):
 
 def _report(model: str, data, net, config: TrainConfig, result) -> dict:
     """The JSON-shaped result of `mtlab train` (plus the history and preparation log) of a fitted model."""
-    rec = isinstance(data, InteractionData)
+    rec = data.kind == "interactions"
     device_data = data.to(result.device)
     evaluator = evaluator_for(device_data, config.eval_batch_size)
     last = result.history.iloc[-1] if len(result.history) else {}
@@ -163,7 +163,7 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
     }
     if not rec:
         out["test"], out["warnings"] = _test_and_warnings(net, device_data, config)
-        if hasattr(data.train, "batches"):  # streamed: the first stored batch
+        if data.streamed:  # the first stored batch
             probe = next(iter(data.train.batches(256, shuffle=False)))[0].to(result.device)
         else:
             probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
@@ -175,7 +175,7 @@ def _test_and_warnings(net, data, config: TrainConfig) -> tuple[dict, list[str]]
     """A tabular model's test metrics and its no-skill warnings (mtlab.train.metrics.no_skill, against
     the training base rates), from one prediction of the test split."""
     labels, probs = labelled_predictions(net, data.test, config.eval_batch_size)
-    train = data.train.all_labels() if hasattr(data.train, "batches") else data.train.labels
+    train = data.train.all_labels()
     rates = torch.nanmean(train.float(), dim=0).cpu().numpy()
     return task_metrics(labels, probs, net.tasks), no_skill(labels, probs, net.tasks, rates)
 

@@ -34,9 +34,6 @@ from ..data.download import write_atomic
 from .profiles import Profile
 from .store import write_csv_atomic
 
-# every table and figure of both papers that trains, and the gradient lab's two leaderboards (ours)
-PAPERS = ("table2", "table3", "table4", "ablations", "pmtrec", "pmtrec_grid", "pmtrec_ablations")
-TABLES = (*PAPERS, "lab_census", "lab_movielens")
 PMTREC_STUDY_DATASET = "filmtrust"  # notebooks 11 and 12's default dataset
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -114,17 +111,180 @@ def _pmtrec_ablations(profile: Profile, dataset: str, results_path: str, variant
     pmtrec_ablations(load_rec_dataset(dataset), profile, variants=(variant,), results_path=results_path)
 
 
-RUNNERS: dict[str, Callable] = {
-    "table2": _table2,
-    "table3": _table3,
-    "table4": _table4,
-    "ablations": _ablations,
-    "pmtrec": _pmtrec,
-    "pmtrec_grid": _pmtrec_grid,
-    "pmtrec_ablations": _pmtrec_ablations,
-    "lab_census": _lab,
-    "lab_movielens": _lab,
+MODEL_COST = {"mpt_rec": 1.5, "stem": 1.5, "ple": 1.3, "mmoe": 1.2, "sparse_sharing": 3.0, "csrec": 3.0}
+
+
+@dataclass(frozen=True)
+class Planning:
+    """What a table's jobs depend on besides the seeds: `profile` holds the job's seeds, `tag` names
+    them, `n` counts them; `tables` are all the tables planned together."""
+
+    profile: Profile
+    full: Profile  # the profile with all its seeds (a table's dataset list may depend on its name)
+    tag: str
+    n: int
+    new_task: str
+    new_tasks: tuple[str, ...]
+    tables: tuple[str, ...]
+
+
+def _jobs_table2(p: Planning) -> list[Job]:
+    from .table2 import TABLE2_MODELS
+
+    return [
+        Job("table2", f"{m}-{p.tag}", p.n * MODEL_COST.get(m, 1.0), dict(profile=p.profile, model=m))
+        for m in TABLE2_MODELS
+    ]
+
+
+def _jobs_table3(p: Planning) -> list[Job]:
+    from .new_task_tables import FINE_TUNING_MODELS
+
+    return [
+        Job(
+            "table3",
+            f"{p.new_task}-{m}-{p.tag}",
+            3 * p.n * MODEL_COST.get(m, 1.0),
+            dict(profile=p.profile, new_task=p.new_task, model=m),
+        )
+        for m in (*FINE_TUNING_MODELS, "maml")
+    ]
+
+
+def _jobs_table4(p: Planning) -> list[Job]:
+    """Table 3's new task with its fine-tuning models is not planned when Table 3 is: Table 3 trains the
+    same two-task and three-task models (same data, configuration and seeds) and its rows give them
+    (`new_task_tables.negative_transfer_from_table3`, at merge)."""
+    from .new_task_tables import FINE_TUNING_MODELS, FULL_TRAINING_MODELS
+
+    return [
+        Job(
+            "table4",
+            f"{task}-{m}-{p.tag}",
+            2 * p.n * MODEL_COST.get(m, 1.0),
+            dict(profile=p.profile, new_task=task, model=m),
+        )
+        for task in p.new_tasks
+        for m in FULL_TRAINING_MODELS
+        if not ("table3" in p.tables and task == p.new_task and m in FINE_TUNING_MODELS)
+    ]
+
+
+def _jobs_ablations(p: Planning) -> list[Job]:
+    return [Job("ablations", f"{p.new_task}-{p.tag}", 4 * p.n, dict(profile=p.profile, new_task=p.new_task))]
+
+
+def _jobs_pmtrec(p: Planning) -> list[Job]:
+    from .pmtrec import BASELINES, BENCHMARK_DATASETS, SINGLE_TASK
+
+    jobs = []
+    for dataset in BENCHMARK_DATASETS[p.full.name]:
+        size = {"ml-1m": 4.0, "ml-100k": 0.4}.get(dataset, 0.2)
+        for strategy in (*BASELINES, "pmtrec", SINGLE_TASK):
+            weight = {"pmtrec": 2.5, "cagrad": 2.5, SINGLE_TASK: 0.3}.get(strategy, 1.0)
+            kwargs = dict(profile=p.profile, dataset=dataset, strategy=strategy)
+            jobs.append(Job("pmtrec", f"{dataset}-{strategy}-{p.tag}", p.n * size * weight, kwargs))
+    return jobs
+
+
+def _jobs_pmtrec_grid(p: Planning) -> list[Job]:
+    from .pmtrec import GRID_ALPHAS, GRID_TAUS
+
+    return [
+        Job(
+            "pmtrec_grid",
+            f"{PMTREC_STUDY_DATASET}-{alpha}-{tau}-{p.tag}",
+            0.5 * p.n,
+            dict(profile=p.profile, dataset=PMTREC_STUDY_DATASET, alpha=alpha, tau=tau),
+        )
+        for alpha in GRID_ALPHAS
+        for tau in GRID_TAUS
+    ]
+
+
+def _jobs_pmtrec_ablations(p: Planning) -> list[Job]:
+    from .pmtrec import ABLATIONS
+
+    return [
+        Job(
+            "pmtrec_ablations",
+            f"{PMTREC_STUDY_DATASET}-{variant.replace(' ', '_')}-{p.tag}",
+            0.5 * p.n,
+            dict(profile=p.profile, dataset=PMTREC_STUDY_DATASET, variant=variant),
+        )
+        for variant in ABLATIONS
+    ]
+
+
+def _lab_jobs(table: str, dataset: str):
+    def jobs(p: Planning) -> list[Job]:
+        from .gradient_lab import SINGLE_TASK as LAB_BASELINE
+        from .gradient_lab import check_strategies, not_applicable
+
+        size = 1.0 if dataset == "census-income" else {"full": 4.0}.get(p.full.name, 0.4)
+        return [
+            Job(
+                table,
+                f"{strategy}-{p.tag}",
+                p.n * size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
+                dict(profile=p.profile, dataset=dataset, strategy=strategy),
+            )
+            for strategy in (LAB_BASELINE, *check_strategies(None))
+            if not not_applicable(dataset, strategy)
+        ]
+
+    return jobs
+
+
+def _table4_from_table3(merged: dict[str, pd.DataFrame], new_task: str) -> pd.DataFrame:
+    from .new_task_tables import negative_transfer_from_table3
+
+    return negative_transfer_from_table3(merged["table3"], new_task) if not merged["table3"].empty else pd.DataFrame()
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table the sweep can run: adding one is one entry in TABLES (the command line's help, `plan`,
+    `estimate` and `merge` read it)."""
+
+    about: str  # one line for the command line's help
+    runner: Callable  # runner(profile, results_path, **job kwargs): one job, resumable from its CSV
+    jobs: Callable[[Planning], list[Job]]  # the jobs for one group of seeds
+    paper: bool = True  # one of the papers' tables ("all")
+    recommender: bool = False  # trains recommenders: epochs planned from profile.rec
+    only_new_task: bool = False  # its job CSVs name the new task first; merge takes `new_task`'s alone
+    derived: Callable[[dict, str], pd.DataFrame] | None = None  # rows it takes at merge from other tables
+
+
+TABLES: dict[str, Table] = {
+    "table2": Table("MPT-Rec Table 2: eight models on Census-Income", _table2, _jobs_table2),
+    "table3": Table(
+        "MPT-Rec Table 3: a new task by fine-tuning, prompts, MAML", _table3, _jobs_table3, only_new_task=True
+    ),
+    "table4": Table(
+        "MPT-Rec Table 4: negative transfer of new tasks", _table4, _jobs_table4, derived=_table4_from_table3
+    ),
+    "ablations": Table("MPT-Rec prompt ablations (notebook 04)", _ablations, _jobs_ablations),
+    "pmtrec": Table("PMTRec benchmark: strategies on the recommenders", _pmtrec, _jobs_pmtrec, recommender=True),
+    "pmtrec_grid": Table("PMTRec α × τ grid (notebook 11)", _pmtrec_grid, _jobs_pmtrec_grid, recommender=True),
+    "pmtrec_ablations": Table(
+        "PMTRec ablations (notebook 12)", _pmtrec_ablations, _jobs_pmtrec_ablations, recommender=True
+    ),
+    "lab_census": Table(
+        "gradient lab leaderboard on Census-Income (notebook 13)",
+        _lab,
+        _lab_jobs("lab_census", "census-income"),
+        paper=False,
+    ),
+    "lab_movielens": Table(
+        "gradient lab leaderboard on MovieLens (notebook 13)",
+        _lab,
+        _lab_jobs("lab_movielens", "movielens"),
+        paper=False,
+        recommender=True,
+    ),
 }
+PAPERS = tuple(name for name, table in TABLES.items() if table.paper)  # what "all" stands for
 
 
 def expand(tables) -> list[str]:
@@ -138,111 +298,31 @@ def expand(tables) -> list[str]:
     return out
 
 
+def tables_help() -> str:
+    """The command line's description of the tables, from the registry."""
+    return "all (every table of both papers), or any of: " + "; ".join(f"{n}: {t.about}" for n, t in TABLES.items())
+
+
 def plan(
     tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex"), per_seed: bool = False
 ) -> list[Job]:
     """The jobs of the named tables ("all": both papers'), one per model (or strategy, grid cell,
-    variant) with all the profile's seeds, or with per_seed=True one per seed and model; dearest first.
-
-    Table 4's runs for Table 3's new task and its fine-tuning models are not planned: Table 3 trains
-    the same two-task and three-task models (same data, configuration and seeds) and its rows give
-    them (`new_task.negative_transfer_from_table3`)."""
-    from .new_task_tables import FINE_TUNING_MODELS, FULL_TRAINING_MODELS
-    from .pmtrec import (
-        ABLATIONS,
-        BASELINES,
-        BENCHMARK_DATASETS,
-        GRID_ALPHAS,
-        GRID_TAUS,
-        SINGLE_TASK,
-    )
-    from .table2 import TABLE2_MODELS
-
-    tables = expand(tables)
-    model_cost = {"mpt_rec": 1.5, "stem": 1.5, "ple": 1.3, "mmoe": 1.2, "sparse_sharing": 3.0, "csrec": 3.0}
+    variant) with all the profile's seeds, or with per_seed=True one per seed and model; dearest first."""
+    tables = tuple(expand(tables))
     jobs = []
     for seeds in [(s,) for s in profile.seeds] if per_seed else [tuple(profile.seeds)]:
-        one, tag, n = replace(profile, seeds=seeds), "_".join(map(str, seeds)), len(seeds)
-        if "table2" in tables:
-            for model in TABLE2_MODELS:
-                jobs.append(
-                    Job("table2", f"{model}-{tag}", n * model_cost.get(model, 1.0), dict(profile=one, model=model))
-                )
-        if "table3" in tables:
-            for model in (*FINE_TUNING_MODELS, "maml"):
-                jobs.append(
-                    Job(
-                        "table3",
-                        f"{new_task}-{model}-{tag}",
-                        3 * n * model_cost.get(model, 1.0),
-                        dict(profile=one, new_task=new_task, model=model),
-                    )
-                )
-        if "table4" in tables:
-            for task in new_tasks:
-                for model in FULL_TRAINING_MODELS:
-                    if "table3" in tables and task == new_task and model in FINE_TUNING_MODELS:
-                        continue
-                    jobs.append(
-                        Job(
-                            "table4",
-                            f"{task}-{model}-{tag}",
-                            2 * n * model_cost.get(model, 1.0),
-                            dict(profile=one, new_task=task, model=model),
-                        )
-                    )
-        if "ablations" in tables:
-            jobs.append(Job("ablations", f"{new_task}-{tag}", 4 * n, dict(profile=one, new_task=new_task)))
-        if "pmtrec" in tables:
-            for dataset in BENCHMARK_DATASETS[profile.name]:
-                size = {"ml-1m": 4.0, "ml-100k": 0.4}.get(dataset, 0.2)
-                for strategy in (*BASELINES, "pmtrec", SINGLE_TASK):
-                    weight = {"pmtrec": 2.5, "cagrad": 2.5, SINGLE_TASK: 0.3}.get(strategy, 1.0)
-                    jobs.append(
-                        Job(
-                            "pmtrec",
-                            f"{dataset}-{strategy}-{tag}",
-                            n * size * weight,
-                            dict(profile=one, dataset=dataset, strategy=strategy),
-                        )
-                    )
-        if "pmtrec_grid" in tables:
-            for alpha in GRID_ALPHAS:
-                for tau in GRID_TAUS:
-                    jobs.append(
-                        Job(
-                            "pmtrec_grid",
-                            f"{PMTREC_STUDY_DATASET}-{alpha}-{tau}-{tag}",
-                            0.5 * n,
-                            dict(profile=one, dataset=PMTREC_STUDY_DATASET, alpha=alpha, tau=tau),
-                        )
-                    )
-        if "pmtrec_ablations" in tables:
-            for variant in ABLATIONS:
-                jobs.append(
-                    Job(
-                        "pmtrec_ablations",
-                        f"{PMTREC_STUDY_DATASET}-{variant.replace(' ', '_')}-{tag}",
-                        0.5 * n,
-                        dict(profile=one, dataset=PMTREC_STUDY_DATASET, variant=variant),
-                    )
-                )
-        for table, dataset in (("lab_census", "census-income"), ("lab_movielens", "movielens")):
-            if table in tables:
-                from .gradient_lab import SINGLE_TASK as LAB_BASELINE
-                from .gradient_lab import check_strategies, not_applicable
-
-                size = 1.0 if dataset == "census-income" else {"full": 4.0}.get(profile.name, 0.4)
-                for strategy in (LAB_BASELINE, *check_strategies(None)):
-                    if not not_applicable(dataset, strategy):
-                        jobs.append(
-                            Job(
-                                table,
-                                f"{strategy}-{tag}",
-                                n * size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
-                                dict(profile=one, dataset=dataset, strategy=strategy),
-                            )
-                        )
+        p = Planning(
+            replace(profile, seeds=seeds),
+            profile,
+            "_".join(map(str, seeds)),
+            len(seeds),
+            new_task,
+            tuple(new_tasks),
+            tables,
+        )
+        for name in TABLES:  # the registry's order, as before
+            if name in tables:
+                jobs += TABLES[name].jobs(p)
     return sorted(jobs, key=lambda j: -j.cost)
 
 
@@ -263,7 +343,7 @@ def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        RUNNERS[job.table](results_path=str(folder / f"{job.key}.csv"), **job.kwargs)
+        TABLES[job.table].runner(results_path=str(folder / f"{job.key}.csv"), **job.kwargs)
     except Exception as err:  # noqa: BLE001 - one failed job must not end the sweep; its error is reported
         last = str(err).strip().splitlines()[-1][:300] if str(err).strip() else ""
         return f"{job.table}/{job.key}", time.perf_counter() - start, f"{type(err).__name__}: {last}"
@@ -351,9 +431,6 @@ def run_sweep(
     return merged
 
 
-REC_TABLES = ("pmtrec", "pmtrec_grid", "pmtrec_ablations", "lab_movielens")
-
-
 def estimate(
     tables,
     profile: Profile,
@@ -379,7 +456,7 @@ def estimate(
     for job in plan(tables, capped):
         folder = scratch / job.table / tag
         seconds = float((folder / f"{job.key}.seconds").read_text())
-        planned = profile.rec.epochs if job.table in REC_TABLES else profile.epochs
+        planned = profile.rec.epochs if TABLES[job.table].recommender else profile.epochs
         scaled = seconds * planned / epochs
         history = folder / f"{job.key}.history.csv"
         if history.exists():  # Table 2 keeps its epochs' times: scale those alone, not a preparation phase
@@ -440,21 +517,22 @@ def merge(out: str | Path, new_task: str = "education", tag: str = "*") -> dict[
     """Concatenate every table's job CSVs of the profile `tag` into out/<table>.csv; Table 4 also gets
     the runs that Table 3 trained for its new task. Table 3 takes only the jobs of `new_task` (its rows
     do not name T3). A damaged job CSV is refused with its path and line."""
-    from .new_task_tables import negative_transfer_from_table3
     from .store import load_rows
 
     out, merged = Path(out), {}
-    for table in TABLES:
-        pattern = f"{new_task}-*.csv" if table == "table3" else "*.csv"
+    for table, spec in TABLES.items():
+        pattern = f"{new_task}-*.csv" if spec.only_new_task else "*.csv"
         files = sorted(f for f in (out / table).glob(f"{tag}/{pattern}") if not f.name.endswith(".history.csv"))
         parts = [load_rows(f) for f in files]
         merged[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         histories = [load_rows(f.with_suffix(".history.csv")) for f in files if f.with_suffix(".history.csv").exists()]
         if histories:  # Table 2's learning curves, beside its merged file (compare_models reads them there)
             write_csv_atomic(pd.concat(histories, ignore_index=True), out / f"{table}.history.csv")
-    if not merged["table3"].empty:
-        derived = negative_transfer_from_table3(merged["table3"], new_task)
-        merged["table4"] = pd.concat([merged["table4"], derived], ignore_index=True)
+    for table, spec in TABLES.items():
+        if spec.derived:
+            extra = spec.derived(merged, new_task)
+            if not extra.empty:
+                merged[table] = pd.concat([merged[table], extra], ignore_index=True)
     for table, frame in merged.items():
         if not frame.empty:
             write_csv_atomic(frame, out / f"{table}.csv")

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.sources import StepBatch
 from ..data.tabular import Batch, FeatureSpec, distinct_tasks
 from ..sharing import SharedPart, SharedRepresentation, TableRows  # noqa: F401  (re-exported: what shared_parameters returns)
 
@@ -58,6 +59,8 @@ class TaskModel(nn.Module):
     tasks: tuple[str, ...]
     preparation: str | None = None  # a phase the fit loop runs first (mtlab.train.PREPARATIONS)
     row_state = False  # keeps a value per training row (read by row index): in-memory data, one process
+    one_representation = False  # one shared representation every task reads (`represent`, `heads`): rep_grad
+    vectorizable = False  # has `member_losses`: seeds can train as one batched model (train.vectorized)
 
     def prepared(self) -> bool:
         """Whether the preparation phase has run (models without one: always)."""
@@ -67,7 +70,9 @@ class TaskModel(nn.Module):
         """The parameters (or `SharedPart`s) that two or more tasks' losses reach, by structure."""
         raise NotImplementedError(f"{type(self).__name__} must declare which parameters its tasks share")
 
-    def training_step(self, data, rows: torch.Tensor, step: Step, generator: torch.Generator | None) -> StepOutput:
+    def training_step(self, data, batch: StepBatch, step: Step, generator: torch.Generator | None) -> StepOutput:
+        """The step's per-task losses, what they share and any auxiliary loss, for one `StepBatch` of
+        the training split (whatever its source: data.sources)."""
         raise NotImplementedError
 
     def draw(self, data, rows: torch.Tensor, generator: torch.Generator | None):
@@ -124,17 +129,13 @@ class MultiTaskModel(TaskModel):
             raise ValueError("a model needs at least one task")
         self.features, self.tasks = features, tuple(tasks)
 
+    vectorizable = True
+
     def forward(self, batch: Batch):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    rep_grad = False  # set by the fit loop (TrainConfig.rep_grad) on models with one shared representation
-
-    def training_step(self, data, rows, step, generator=None) -> StepOutput:
-        """`rows`: the batch's row indices, or (Batch, labels) when the data are streamed."""
-        batch, labels = rows if isinstance(rows, tuple) else data.train.rows(rows)
-        if self.rep_grad:
-            return self.representation_step(batch, labels)
-        losses, extra = self.training_loss(batch, labels, step)
+    def training_step(self, data, batch, step, generator=None) -> StepOutput:
+        losses, extra = self.training_loss(batch.inputs, batch.labels, step)
         return StepOutput(losses, self.shared_parameters(), extra)
 
     def member_losses(self, data, drawn, step):
@@ -145,7 +146,7 @@ class MultiTaskModel(TaskModel):
         """rep_grad: the towers read a detached copy of the shared representation, which is what the
         strategy combines; the combined gradient then goes down through the shared layers once. For
         models with one representation every task reads: `represent(batch)` and `heads(h)`."""
-        if not hasattr(self, "represent"):
+        if not self.one_representation:
             raise ValueError(
                 f"rep_grad needs a model with one shared representation that every task reads "
                 f"(shared_bottom); {type(self).__name__} has none"

@@ -53,7 +53,12 @@ class MetaLearner(MultiTaskModel):
     def forward(self, batch):
         return self.backbone(batch).expand(-1, len(self.tasks))
 
-    def training_step(self, data, rows, step, generator=None) -> StepOutput:
+    def training_step(self, data, batch, step, generator=None) -> StepOutput:
+        rows = batch.rows
+        if rows is None:
+            raise ValueError(
+                "MAML splits each batch by row index into a support and a query half: load the data in memory"
+            )
         half = len(rows) // 2
         if half == 0:
             raise ValueError("MAML needs batches of at least 2 rows (a support and a query half)")

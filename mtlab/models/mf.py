@@ -47,6 +47,8 @@ TASK_IDS = {
 class MFMultiTask(TaskModel):
     """Built from an `InteractionSpec` (`data.spec`): `build_model("mf", data.spec, tasks, dim=64)`."""
 
+    vectorizable = True
+
     def __init__(self, spec: InteractionSpec, tasks: Sequence[str] = ("rec",), dim: int = 64):
         super().__init__()
         unknown = [t for t in tasks if t != "rec" and t not in AUX_TASKS]
@@ -85,8 +87,8 @@ class MFMultiTask(TaskModel):
         """Preference of the given users for every item: [U, n_items]."""
         return self.user(users) @ self.item.weight.T
 
-    def training_step(self, data, rows, step, generator=None) -> StepOutput:
-        losses, touched = self.batch_losses(rows, data, generator)
+    def training_step(self, data, batch, step, generator=None) -> StepOutput:
+        losses, touched = self.batch_losses(batch.rows, data, generator)
         return StepOutput(
             losses, [TableRows(t, index, values) for t, (index, values) in zip(self.embedding_tables(), touched)]
         )

@@ -13,6 +13,8 @@ from .layers import FeatureEmbedding, Towers, mlp
 
 @register("shared_bottom")
 class SharedBottom(MultiTaskModel):
+    one_representation = True  # `represent` then `heads`: rep_grad combines gradients of the representation
+
     def __init__(
         self,
         features,

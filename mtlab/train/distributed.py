@@ -159,30 +159,3 @@ def global_losses(
         part = loss * share[t]
         out.append(part - part.detach() + values[t] if loss.requires_grad else values[t])
     return out, int(total_rows.item())
-
-
-class StrategyRandom:
-    """The strategy's own random stream, the same on every process: entered around the strategy's
-    backward, it swaps the process's global RNG state (dropout's, its own) for the shared one."""
-
-    def __init__(self, seed: int, device: torch.device):
-        self.cuda = device.type == "cuda"
-        with torch.random.fork_rng(devices=[device] if self.cuda else []):
-            torch.manual_seed(seed)
-            self.state = self._get()
-
-    def _get(self):
-        return (torch.get_rng_state(), torch.cuda.get_rng_state() if self.cuda else None)
-
-    def _set(self, state) -> None:
-        torch.set_rng_state(state[0])
-        if self.cuda:
-            torch.cuda.set_rng_state(state[1])
-
-    def __enter__(self):
-        self.own = self._get()
-        self._set(self.state)
-
-    def __exit__(self, *exc):
-        self.state = self._get()
-        self._set(self.own)

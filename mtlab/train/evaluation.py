@@ -68,12 +68,14 @@ class RankingEvaluator:
 
 
 def evaluator_for(data, batch_size: int = 65536):
-    """The evaluator of the data's task kind."""
-    if isinstance(data, InteractionData):
-        return RankingEvaluator()
-    if isinstance(data, MultiTaskData):
-        return BinaryEvaluator(batch_size)
-    raise TypeError(
-        f"no evaluator for {type(data).__name__}; mtlab evaluates MultiTaskData (binary tasks) "
-        "and InteractionData (ranking)"
-    )
+    """The evaluator of the data's kind (`data.kind`: "tabular" binary tasks, "interactions" ranking)."""
+    if not isinstance(data, (MultiTaskData, InteractionData)):
+        raise TypeError(
+            f"no evaluator for {type(data).__name__}; mtlab evaluates MultiTaskData (binary tasks) "
+            "and InteractionData (ranking)"
+        )
+    return EVALUATORS[data.kind](batch_size)
+
+
+# the evaluator of each kind of data, given the evaluation batch size
+EVALUATORS = {"tabular": BinaryEvaluator, "interactions": lambda batch_size: RankingEvaluator()}

@@ -18,7 +18,7 @@ def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
     streamed split: batch by batch, in its stored order)."""
     was_training = model.training
     model.eval()
-    if hasattr(split, "batches"):
+    if split.streamed:
         device = next(model.parameters()).device
         logits = torch.cat([model(batch.to(device)) for batch, _ in split.batches(batch_size, shuffle=False)])
     else:
@@ -90,7 +90,7 @@ def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> l
 
 def labelled_predictions(model, split: TabularSplit, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """(labels [N, T], predicted probabilities [N, T]) of a split, as NumPy arrays."""
-    labels = split.all_labels() if hasattr(split, "batches") else split.labels
+    labels = split.all_labels()
     return labels.cpu().numpy(), predict(model, split, batch_size)
 
 

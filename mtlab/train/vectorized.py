@@ -36,60 +36,32 @@ from dataclasses import replace
 import pandas as pd
 import torch
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm import tqdm
 
-from ..models.base import Step, TaskModel
-from ..sharing import SharedPart, SharedRepresentation, TableRows
+from ..data.sources import InMemoryRows
+from ..models.base import Step
 from ..weighting import build_weighting
-from ..weighting.base import (
-    GradientCombination,
-    LossWeighting,
-    NonFiniteGradients,
-    members_backward,
-)
+from ..weighting.base import NonFiniteGradients
+from .capabilities import capabilities
+from .config import FitResult, TrainConfig, nonfinite_gradients
 from .device import resolve_device
 from .evaluation import evaluator_for
-from .trainer import (
-    FitResult,
-    TrainConfig,
-    check_finite,
-    check_monitor,
-    history_row,
-    nonfinite_gradients,
-)
+from .loop import EpochStats, MemberRecord, RandomStream, run_epochs
+from .members import members_backward
 
 # the settings members may differ in; all others must be equal (one batched model, one data order length)
 PER_MEMBER = ("seed", "lr", "weighting_options", "quiet")
 
 
 def refusal(model, data, config: TrainConfig) -> str | None:
-    """Why this run cannot be trained seed-vectorized, or None."""
-    if hasattr(data.train, "batches"):
-        return "streamed data are read one batch order at a time"
-    if config.distributed:
-        return "several processes already split each batch"
-    if config.rep_grad:
-        return "rep_grad combines gradients of each batch's representation"
-    if type(model).member_losses is TaskModel.member_losses:
-        return f"{type(model).__name__} has no member_losses"
-    strategy = build_weighting(config.weighting, len(model.tasks), **config.weighting_options)
-    by_rows = hasattr(strategy, "combine_table") and not hasattr(data, "features")  # PMTRec on the recommender
-    if not isinstance(strategy, (LossWeighting, GradientCombination)) and not by_rows:
-        return f"the {config.weighting} strategy weights inside its own backward"
-    if isinstance(strategy, GradientCombination):
-        if not hasattr(data, "features"):
-            return "gradient combination on the recommender combines per embedding row"
-        if any(
-            isinstance(t, (SharedPart, TableRows, SharedRepresentation)) for t in model.shared_parameters()
-        ) or getattr(model, "preparation", None):
-            return f"{type(model).__name__} shares parts of tensors, which members would not share alike"
-    return None
+    """Why this run cannot be trained seed-vectorized, or None (`train.capabilities`)."""
+    return capabilities(model, data, config).vectorize
 
 
 def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False) -> list[FitResult]:
-    """Train `models` (one per member, each built under its own seed) on `data` as one batched model;
-    `configs[s]` is member s's TrainConfig (they may differ in PER_MEMBER only). Returns one FitResult per
-    member, its model holding its best (or last) weights, as `fit` would.
+    """Train `models` (one per member, each built under its own seed) on `data` as one batched model
+    through the one epoch loop (`train.loop.run_epochs` with a `StackedLearner`); `configs[s]` is member
+    s's TrainConfig (they may differ in PER_MEMBER only). Returns one FitResult per member, its model
+    holding its best (or last) weights, as `fit` would.
 
     on_epoch(row, strategy): called per member with its history row (which names its `seed`); True
         stops that member.
@@ -97,7 +69,6 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
         mode="reduce-overhead"): fewer kernel launches once compiled, a compile of tens of seconds first.
     """
     _check_members(models, configs)
-    config = configs[0]
     for m, c in zip(models, configs):
         why = refusal(m, data, c)
         if why:
@@ -105,139 +76,124 @@ def fit_members(models, data, configs, on_epoch=None, compile_step: bool = False
                 f"these runs cannot be trained seed-vectorized: {why}; train them one after another "
                 "(experiments.train_seeds(..., vectorize=False), or --no-vectorize)"
             )
-    device = resolve_device(config.device)
-    data = data.to(device)
     start = time.perf_counter()
-    preparations = [_prepare(m, data, c, device) for m, c in zip(models, configs)]
-    n_members, tasks, n = len(models), tuple(models[0].tasks), len(data.train)
-    streams = [_MemberStream(c.seed, device) for c in configs]  # each member's copy of the global stream
-    if getattr(models[0], "row_state", False):
-        for m, stream in zip(models, streams):
-            with stream:
-                m.start_rows(n, device)  # drawn first, as a separate run's first step does
-    strategies = [build_weighting(c.weighting, len(tasks), **c.weighting_options).to(device) for c in configs]
-    params, buffers = stack_module_state(models)  # new tensors [S, …]; the models keep their own
-    template = copy.deepcopy(models[0]).to("meta")
-    optimizer = _optimizer(template, params, strategies, configs)
-    lr = torch.tensor([c.lr for c in configs], device=device) / config.lr
-    per_member_lr = bool((lr != 1).any())
-    names = {id(p): name for name, p in models[0].named_parameters()}
-    shared = (
-        [params[names[id(p)]] for p in models[0].shared_parameters() if p.requires_grad]
-        if not isinstance(strategies[0], LossWeighting)
-        else []
-    )
-    weights = torch.as_tensor(config.task_weights or [1.0] * len(tasks), dtype=torch.float32, device=device)
-    evaluator = evaluator_for(data, config.eval_batch_size)
-    monitor = f"valid_{config.monitor or evaluator.default_monitor}"
-
-    shuffles = [torch.Generator().manual_seed(c.seed) for c in configs]
-    samplers = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
-    losses_of = _batched_losses(template, data, compile_step and device.type)
-    live = [True] * n_members
-    held = [None] * n_members  # a stopped member's weights, held still while the others train
-    state = [
-        {"history": [], "best_score": float("-inf"), "best_epoch": 0, "best_state": None, "bad": 0, "epochs": 0}
-        for _ in models
+    learner = StackedLearner(models, data, configs, compile_step)
+    records = [MemberRecord(seconds=(time.perf_counter() - start) / len(models)) for _ in models]
+    run_epochs(learner, learner.monitor, records, on_epoch)
+    return [
+        FitResult(
+            m,
+            pd.DataFrame(r.history),
+            r.best_epoch,
+            r.epoch,
+            r.seconds,
+            str(learner.device),
+            learner.strategies[s],
+            learner.preparations[s],
+            learner.monitor,
+        )
+        for s, (m, r) in enumerate(zip(models, records))
     ]
-    steps_per_epoch = -(-n // config.batch_size)
-    bar = tqdm(
-        range(config.epochs),
-        disable=all(c.quiet for c in configs),
-        unit="epoch",
-        desc=f"{type(models[0]).__name__} {config.weighting} ×{n_members}",
-    )
-    initial = None
-    template.train()  # the members are evaluated on their own modules: the template stays in training mode
-    for epoch in bar:
-        epoch_start = time.perf_counter()
-        orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # [S, n]
-        loss_sum = torch.zeros(n_members, len(tasks), device=device)
-        weight_sum = torch.zeros(n_members, len(tasks), device=device)
-        steps = 0
+
+
+class StackedLearner:
+    """S members of one architecture for `run_epochs`: parameters stacked along a leading member axis,
+    one optimizer over them, each member's own strategy, generators and global random stream."""
+
+    def __init__(self, models, data, configs, compile_step: bool = False):
+        config = configs[0]
+        self.configs, self.size = list(configs), len(models)
+        self.device = device = resolve_device(config.device)
+        self.data = data = data.to(device)
+        self.models = models
+        self.preparations = [_prepare(m, data, c, device) for m, c in zip(models, configs)]
+        self.tasks = tasks = tuple(models[0].tasks)
+        self.source = InMemoryRows(data.train)
+        n = len(self.source)
+        self.streams = [RandomStream(c.seed, device) for c in configs]  # each member's copy of the global stream
+        if models[0].row_state:
+            for m, stream in zip(models, self.streams):
+                with stream:
+                    m.start_rows(n, device)  # drawn first, as a separate run's first step does
+        self.strategies = [build_weighting(c.weighting, len(tasks), **c.weighting_options).to(device) for c in configs]
+        self.params, self.buffers = stack_module_state(models)  # new tensors [S, …]; the models keep their own
+        template = copy.deepcopy(models[0]).to("meta")
+        self.optimizer = _optimizer(template, self.params, self.strategies, configs)
+        self.lr = torch.tensor([c.lr for c in configs], device=device) / config.lr
+        self.per_member_lr = bool((self.lr != 1).any())
+        names = {id(p): name for name, p in models[0].named_parameters()}
+        self.shared = (
+            [self.params[names[id(p)]] for p in models[0].shared_parameters() if p.requires_grad]
+            if self.strategies[0].kind != "loss"
+            else []
+        )
+        self.weights = torch.as_tensor(config.task_weights or [1.0] * len(tasks), dtype=torch.float32, device=device)
+        self.evaluator = evaluator_for(data, config.eval_batch_size)
+        self.monitor = f"valid_{config.monitor or self.evaluator.default_monitor}"
+        self.shuffles = [torch.Generator().manual_seed(c.seed) for c in configs]
+        self.samplers = [torch.Generator(device=device).manual_seed(c.seed) for c in configs]
+        self.losses_of = _batched_losses(template, data, compile_step and device.type)
+        self.held = [None] * self.size  # a stopped member's weights, held still while the others train
+        self.description = f"{type(models[0]).__name__} {config.weighting} ×{self.size}"
+        template.train()  # the members are evaluated on their own modules: the template stays in training mode
+
+    def train_epoch(self, epoch: int, first: bool) -> EpochStats:
+        config, device, n, params = self.configs[0], self.device, len(self.source), self.params
+        steps_per_epoch = -(-n // config.batch_size)
+        orders = torch.stack([self.source.order(g) for g in self.shuffles]).to(device)  # [S, n]
+        loss_sum = torch.zeros(self.size, len(self.tasks), device=device)
+        weight_sum = torch.zeros(self.size, len(self.tasks), device=device)
+        steps, first_losses = 0, None
         for step_in_epoch, i in enumerate(range(0, n, config.batch_size)):
             rows = orders[:, i : i + config.batch_size]
-            drawn = _stack([m.draw(data, r, g) for m, r, g in zip(models, rows, samplers)])
+            drawn = _stack([m.draw(self.data, r, g) for m, r, g in zip(self.models, rows, self.samplers)])
             progress = (epoch * steps_per_epoch + step_in_epoch) / (config.epochs * steps_per_epoch)
-            losses, extra = losses_of(params, buffers, drawn, rows, n, epoch, progress)
-            weighted = losses * weights
-            optimizer.zero_grad(set_to_none=True)
-            if initial is None:  # each member's model at initialization (see trainer.EXPLODED)
-                initial = losses.detach().tolist()
+            losses, extra = self.losses_of(params, self.buffers, drawn, rows, n, epoch, progress)
+            weighted = losses * self.weights
+            self.optimizer.zero_grad(set_to_none=True)
+            if first and first_losses is None:  # each member's model at initialization (see config.EXPLODED)
+                first_losses = losses.detach().tolist()
             try:
-                used = members_backward(strategies, weighted, shared, epoch, extra, lambda s: streams[s])
+                used = members_backward(self.strategies, weighted, self.shared, epoch, extra, lambda s: self.streams[s])
             except NonFiniteGradients as err:
-                raise nonfinite_gradients(
-                    err, tasks, epoch + 1, configs[err.member], f"of seed {configs[err.member].seed} "
-                ) from None
-            before = {k: p.detach().clone() for k, p in params.items()} if per_member_lr else None
-            optimizer.step()
+                member = self.configs[err.member]
+                raise nonfinite_gradients(err, self.tasks, epoch + 1, member, f"of seed {member.seed} ") from None
+            before = {k: p.detach().clone() for k, p in params.items()} if self.per_member_lr else None
+            self.optimizer.step()
             with torch.no_grad():
                 if before is not None:  # member s's Adam update scaled by its lr (Adam ran at configs[0]'s)
                     for k, p in params.items():
-                        p.copy_(before[k] + lr.view(-1, *[1] * (p.dim() - 1)) * (p - before[k]))
-                for s, frozen in enumerate(held):
+                        p.copy_(before[k] + self.lr.view(-1, *[1] * (p.dim() - 1)) * (p - before[k]))
+                for s, frozen in enumerate(self.held):
                     if frozen is not None:
                         for k, p in params.items():
                             p[s] = frozen[k]
             loss_sum += losses.detach() * rows.shape[1]
             weight_sum += used.detach().to(device, torch.float32)
             steps += 1
-        train_losses = (loss_sum / n).tolist()
-        train_seconds = (time.perf_counter() - epoch_start) / n_members
-        for s in range(n_members):
-            if not live[s]:
-                continue
-            check_finite(train_losses[s], tasks, epoch + 1, configs[s], f"of seed {configs[s].seed} ", initial[s])
-            _load_member(models[s], params, buffers, s)
-            row = history_row(
-                epoch + 1, train_losses[s], (weight_sum[s] / steps).tolist(), evaluator(models[s], data, "valid"), tasks
-            )
-            row["train_seconds"] = train_seconds
-            row["seconds"] = (time.perf_counter() - start) / n_members
-            row["seed"] = configs[s].seed
-            check_monitor(row, monitor, configs[s], f"of seed {configs[s].seed} ")
-            member = state[s]
-            member["history"].append(row)
-            member["epochs"] = epoch + 1
-            if row[monitor] > member["best_score"]:
-                member.update(
-                    best_score=row[monitor],
-                    best_epoch=epoch + 1,
-                    bad=0,
-                    best_state=copy.deepcopy(models[s].state_dict()),
-                )
-            else:
-                member["bad"] += 1
-            stop = bool(on_epoch and on_epoch(row, strategies[s]))
-            if stop or (configs[s].patience and member["bad"] >= configs[s].patience):
-                live[s] = False
-                held[s] = {k: p[s].detach().clone() for k, p in params.items()}
-        bar.set_postfix(running=sum(live))
-        if not any(live):
-            break
-    bar.close()
-    seconds = time.perf_counter() - start
-    results = []
-    for s, (m, member) in enumerate(zip(models, state)):
-        if live[s]:
-            _load_member(m, params, buffers, s)
-        if configs[s].restore_best and member["best_state"] is not None:
-            m.load_state_dict(member["best_state"])
-        results.append(
-            FitResult(
-                m,
-                pd.DataFrame(member["history"]),
-                member["best_epoch"],
-                member["epochs"],
-                seconds / n_members,
-                str(device),
-                strategies[s],
-                preparations[s],
-                monitor,
-            )
-        )
-    return results
+        return EpochStats((loss_sum / n).tolist(), (weight_sum / steps).tolist(), first_losses)
+
+    def model(self, s: int) -> torch.nn.Module:
+        _load_member(self.models[s], self.params, self.buffers, s)
+        return self.models[s]
+
+    def validate(self, s: int) -> dict:
+        return self.evaluator(self.models[s], self.data, "valid")
+
+    def strategy(self, s: int) -> torch.nn.Module:
+        return self.strategies[s]
+
+    def row_fields(self, s: int) -> tuple[dict, dict]:
+        return {}, {"seed": self.configs[s].seed}
+
+    def run_name(self, s: int) -> str:
+        return f"of seed {self.configs[s].seed} "
+
+    def hold(self, s: int) -> None:
+        self.held[s] = {k: p[s].detach().clone() for k, p in self.params.items()}
+
+    def save(self, records) -> None:
+        pass  # seed-vectorized runs keep no checkpoint: a sweep resumes per job
 
 
 def _check_members(models, configs) -> None:
@@ -261,7 +217,7 @@ def _check_members(models, configs) -> None:
 def _prepare(model, data, config: TrainConfig, device):
     """The model's preparation phase (Sparse Sharing's subnet search), run per member first, as `fit` does."""
     model.to(device)
-    if getattr(model, "preparation", None) and not model.prepared():
+    if model.preparation and not model.prepared():
         from . import PREPARATIONS
 
         return PREPARATIONS[model.preparation](model, data, replace(config, quiet=True))
@@ -337,31 +293,4 @@ def _load_member(model, params: dict, buffers: dict, s: int) -> None:
                 own[k].copy_(tensor[s])
 
 
-class _MemberStream:
-    """One member's copy of the global random stream (what `torch.manual_seed(seed)` starts in a separate
-    run: a strategy's draws, MPT-Rec's first assignment), swapped in around that member's draws."""
-
-    def __init__(self, seed: int, device: torch.device):
-        self.cuda = device.type == "cuda"
-        with torch.random.fork_rng(devices=[device] if self.cuda else []):
-            torch.manual_seed(seed)
-            self.cpu = torch.get_rng_state()
-            self.gpu = torch.cuda.get_rng_state(device) if self.cuda else None
-        self.device, self.saved = device, None
-
-    def __enter__(self):
-        self.saved = (torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.cuda else None)
-        torch.set_rng_state(self.cpu)
-        if self.cuda:
-            torch.cuda.set_rng_state(self.gpu, self.device)
-
-    def __exit__(self, *exc):
-        self.cpu = torch.get_rng_state()
-        torch.set_rng_state(self.saved[0])
-        if self.cuda:
-            self.gpu = torch.cuda.get_rng_state(self.device)
-            torch.cuda.set_rng_state(self.saved[1], self.device)
-        return False
-
-
-__all__ = ["PER_MEMBER", "fit_members", "refusal"]
+__all__ = ["PER_MEMBER", "StackedLearner", "fit_members", "refusal"]

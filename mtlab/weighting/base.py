@@ -21,7 +21,6 @@ outside the tasks (an adversarial term), gets its plain gradient everywhere.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from functools import partial
 
@@ -58,9 +57,14 @@ def check_blocks(blocks: list[torch.Tensor], member: int | None = None) -> None:
         raise NonFiniteGradients(bad.nonzero().flatten().tolist(), member)
 
 
-def register(name: str):
+def register(name: str, title: str):
+    """Register a strategy class under `name` (its TrainConfig.weighting) with `title`, the name its
+    paper gives it (what tables and the explorer show)."""
+
     def add(cls):
-        cls.registry_name = name
+        if name in STRATEGIES:
+            raise ValueError(f"weighting name {name!r} registered twice")
+        cls.registry_name, cls.title = name, title
         STRATEGIES[name] = cls
         return cls
 
@@ -136,13 +140,21 @@ def task_gradients(per_task, targets) -> list[torch.Tensor]:
     return [torch.stack([row[k] for row in rows]) for k in range(len(targets))]
 
 
-def accumulating_passes(per_task, targets, scale: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """One backward pass per task (of scale_t · L_t). Hooks on the shared tensors keep the task's
-    gradient of the shared elements and stop it there, so every other parameter accumulates
-    Σ_t scale_t ∇L_t in `.grad` during the same passes: no extra pass for the private parameters.
-    Returns the blocks [T, shared elements] of the unscaled task gradients."""
-    inputs = [differentiable(t) for t in targets]
-    kept = [[None] * len(targets) for _ in per_task]
+def task_passes(per_task, inputs, targets=None, scale=None, retain_last: bool = True) -> list[list]:
+    """The one hook-and-pass implementation of per-task gradients (gradient combination, PMTRec,
+    seed-vectorized training): one backward pass per task t of scale_t · L_t. A hook on each input
+    tensor keeps the task's gradient of it (adding up where it is reached twice) and stops it there,
+    except a `SharedPart` target's private elements, which flow on; so every parameter beyond the
+    inputs accumulates Σ_t scale_t ∇L_t in `.grad` during the same passes, with no extra pass.
+
+    inputs: the tensors whose gradients are kept (`differentiable(target)`; with a leading member
+    axis [S, …] in seed-vectorized training, where L_t is the sum of the members' losses of task t).
+    targets: what each input stands for (default: the inputs). A task without a graph (a frozen head)
+    is skipped. Returns kept[t][k], task t's gradient of input k (unscaled only where scale is None;
+    None where the task reaches no element of it). retain_last=False frees the graph with the last pass."""
+    targets = inputs if targets is None else targets
+    kept = [[None] * len(inputs) for _ in per_task]
+    last = max((t for t, loss in enumerate(per_task) if loss.requires_grad), default=-1)
     for t, loss in enumerate(per_task):
         if not loss.requires_grad:
             continue
@@ -150,9 +162,17 @@ def accumulating_passes(per_task, targets, scale: torch.Tensor | None = None) ->
             x.register_hook(partial(_keep_shared, kept[t], k, target))
             for k, (x, target) in enumerate(zip(inputs, targets))
         ]
-        (loss if scale is None else loss * scale[t]).backward(retain_graph=True)
+        (loss if scale is None else loss * scale[t]).backward(retain_graph=retain_last or t < last)
         for hook in hooks:
             hook.remove()
+    return kept
+
+
+def accumulating_passes(per_task, targets, scale: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """`task_passes` over the declared shared targets: every private parameter accumulates
+    Σ_t scale_t ∇L_t in `.grad`. Returns the blocks [T, shared elements] of the unscaled task gradients."""
+    inputs = [differentiable(t) for t in targets]
+    kept = task_passes(per_task, inputs, targets, scale)
     blocks = []
     for k, (x, target) in enumerate(zip(inputs, targets)):
         rows = [selected(target, row[k] if row[k] is not None else torch.zeros_like(x)) for row in kept]
@@ -220,6 +240,10 @@ def send_down(shared) -> None:
 class Weighting(nn.Module):
     """Base class; a strategy may own parameters (e.g. UW's log-variances): the trainer optimizes them."""
 
+    kind: str = "own"
+    """How the strategy acts, read by `train.capabilities`: "loss" weights the losses (one backward),
+    "gradient" combines per-task gradients of the shared elements, "rows" weights per embedding row
+    (PMTRec on a recommender), "own" does something else inside its own backward."""
     per_element_state = False  # keeps a running state per shared element (needs the same ones every step)
     per_task_state = False  # keeps a state per task (needs every task's gradient every step)
 
@@ -238,6 +262,8 @@ class Weighting(nn.Module):
 
 
 class LossWeighting(Weighting):
+    kind = "loss"
+
     def weights(self, losses: torch.Tensor, epoch: int) -> torch.Tensor:
         raise NotImplementedError
 
@@ -260,6 +286,8 @@ class GradientCombination(Weighting):
     parameters on Σ_t α_t L_t with α from the combination itself (`private_weighted`, Nash-MTL) take
     the task gradients first and one more weighted pass after.
     """
+
+    kind = "gradient"
 
     private_weighted = False
     # Set by the fit loop when several processes train together (mtlab.train.distributed): the task
@@ -379,112 +407,3 @@ class OwnAdam:
         self.value = nn.Parameter(state["value"].clone())
         self.adam = torch.optim.Adam([self.value], lr=self.lr, weight_decay=self.weight_decay)
         self.adam.load_state_dict(state["adam"])
-
-
-def members_backward(
-    strategies: Sequence[Weighting],
-    losses: torch.Tensor,
-    stacked: Sequence[torch.Tensor],
-    epoch: int = 0,
-    extra: torch.Tensor | None = None,
-    member_random=None,
-) -> torch.Tensor:
-    """Seed-vectorized training (`mtlab.train.vectorized`): S members' losses [S, T] from one batched
-    graph, member s weighted or combined by its own strategy `strategies[s]`; fills every `.grad`.
-    Returns the weights [S, T].
-
-    `stacked`: the shared parameters as stacked tensors [S, …] (slice s is member s's). Members share
-    no parameter, so one backward of Σ_s (member s's total) gives each its own gradient. Loss
-    weighting: one backward. Gradient combination: one pass per task over the S members at once, hooks
-    keeping the task's gradient of the stacked shared tensors; then each member's blocks [T, n_k] are
-    combined by its strategy (`combine_blocks`, a Python loop over the S members of a few small ops)
-    and written into its slice. `member_random(s)`: a context giving member s its own random stream."""
-    random = member_random or (lambda s: contextlib.nullcontext())
-    first, detached = strategies[0], losses.detach()
-    if isinstance(first, LossWeighting):
-        totals, weights = [], []
-        for s, strategy in enumerate(strategies):
-            with random(s):
-                total, w = strategy.loss(losses[s], epoch)
-            totals.append(total)
-            weights.append(w.detach())
-        total = torch.stack(totals).sum()
-        (total if extra is None else total + extra.sum()).backward()
-        return torch.stack(weights)
-    if extra is not None:
-        extra.sum().backward(retain_graph=True)
-    if hasattr(first, "combine_table"):
-        return _members_by_rows(strategies, losses, stacked, epoch)
-    if not isinstance(first, GradientCombination):
-        raise ValueError(f"{first.registry_name} weights in its own backward; train the seeds one after another")
-    n_tasks = losses.shape[1]
-    scales = [
-        None if first.private_weighted else strategy.private_scale(detached[s]) for s, strategy in enumerate(strategies)
-    ]  # s_t for the private elements; None = 1
-    scale = (
-        None
-        if all(x is None for x in scales)
-        else torch.stack(
-            [torch.ones(n_tasks, device=losses.device) if x is None else x.to(losses.device) for x in scales]
-        ).to(losses.dtype)
-    )  # [S, T]
-    if not stacked:  # nothing shared: each task its own gradient (scaled as the strategy's private elements)
-        (losses if scale is None else scale * losses).sum().backward()
-        return torch.ones_like(detached) if scale is None else scale
-    kept = _task_passes(losses if scale is None else losses * scale, stacked)  # private elements: scaled sums
-    weights, private = [], []
-    for s, strategy in enumerate(strategies):
-        blocks = [
-            torch.stack(
-                [
-                    (kept[t][k][s] if kept[t][k] is not None else torch.zeros_like(x[s])).flatten()
-                    for t in range(n_tasks)
-                ]
-            )
-            for k, x in enumerate(stacked)
-        ]
-        if scale is not None:
-            blocks = [b / scale[s][:, None] for b in blocks]
-        check_blocks(blocks, s)
-        with random(s):
-            combined, w = strategy.combine_blocks(blocks, detached[s])
-        for x, part in zip(stacked, combined):
-            if x.grad is None:
-                x.grad = torch.zeros_like(x)
-            x.grad[s] += part.view_as(x[s])
-        weights.append(w)
-        if first.private_weighted:
-            private.append((w.detach().to(losses.dtype) * losses[s]).sum())
-    if private:
-        private_pass(torch.stack(private).sum(), stacked)
-    return torch.stack(weights)
-
-
-def _task_passes(losses: torch.Tensor, stacked) -> list[list]:
-    """One backward per task over every member at once: hooks keep each task's gradient of the
-    stacked shared tensors (None where it reaches none) and stop it there."""
-    kept = [[None] * len(stacked) for _ in range(losses.shape[1])]
-    for t in range(losses.shape[1]):
-        hooks = [x.register_hook(partial(_keep_shared, kept[t], k, x)) for k, x in enumerate(stacked)]
-        losses[:, t].sum().backward(retain_graph=True)
-        for hook in hooks:
-            hook.remove()
-    return kept
-
-
-def _members_by_rows(strategies, losses: torch.Tensor, tables, epoch: int) -> torch.Tensor:
-    """A strategy that weights per embedding row (PMTRec's `combine_table`) on whole stacked tables
-    [S, rows, dim], per member and table. A row one task reaches keeps that task's gradient (weight 1,
-    its own magnitude), so this equals the separate run's combination on the rows two or more tasks
-    read (`TableRows`)."""
-    kept = _task_passes(losses, tables)
-    weights = []
-    for s, strategy in enumerate(strategies):
-        strategy.last_weights, strategy.last_rows = [], []
-        for k, table in enumerate(tables):
-            grads = torch.stack([g[k][s] if g[k] is not None else torch.zeros_like(table[s]) for g in kept])
-            if table.grad is None:
-                table.grad = torch.zeros_like(table)
-            table.grad[s] = strategy.combine_table(grads, epoch)
-        weights.append(strategy.mean_weights(losses.shape[1], losses))
-    return torch.stack(weights)

@@ -52,7 +52,7 @@ class PerElementState:
             )
 
 
-@register("pcgrad")
+@register("pcgrad", "PCGrad")
 class PCGrad(GradientCombination):
     """PCGrad (Yu et al., NeurIPS 2020, Alg. 1): each task gradient g_i, against every other task j in
     random order, loses its component along g_j when they conflict (g_i · g_j < 0):
@@ -98,7 +98,7 @@ def simplex_minimize(objective, n: int) -> np.ndarray:
     return np.clip(result.x, 0, 1) / np.clip(result.x, 0, 1).sum()
 
 
-@register("mgda")
+@register("mgda", "MGDA")
 class MGDA(GramianCombination):
     """MGDA (Sener & Koltun, NeurIPS 2018): the min-norm convex combination of the task gradients.
     `normalize`: 'none' (default) or 'l2' (each task gradient scaled to unit length first; the
@@ -118,7 +118,7 @@ class MGDA(GramianCombination):
         return min_norm_weights(gramian / torch.outer(norms, norms)) / norms
 
 
-@register("cagrad")
+@register("cagrad", "CAGrad")
 class CAGrad(GramianCombination):
     """CAGrad (Liu et al., NeurIPS 2021, Alg. 1): with g₀ the mean gradient and φ = c²‖g₀‖², find w on
     the simplex minimizing g_wᵀg₀ + √φ ‖g_w‖ (g_w = Σ w_t g_t), then d = g₀ + √φ / ‖g_w‖ · g_w, divided
@@ -158,7 +158,7 @@ def imtl_g_weights(gramian: torch.Tensor) -> torch.Tensor:
     return torch.cat([1 - rest.sum(1), rest[0]])
 
 
-@register("imtl_g")
+@register("imtl_g", "IMTL-G")
 class IMTLG(GramianCombination):
     """IMTL-G (Liu et al., ICLR 2021, Eq. 5–6), see `imtl_g_weights`.
     E.g. g₁ = (1, 0), g₂ = (0, 2): α = (⅔, ⅓), g = (⅔, ⅔), equal projections ⅔ on both unit vectors."""
@@ -167,7 +167,7 @@ class IMTLG(GramianCombination):
         return imtl_g_weights(gramian)
 
 
-@register("imtl")
+@register("imtl", "IMTL")
 class IMTL(GramianCombination):
     """IMTL (Liu et al., ICLR 2021, §3.3), the hybrid: IMTL-L learns a scale s_t per task on the
     losses, L̃_t = e^{s_t} L_t − s_t (Eq. 3; s_t is trained with the model, initialized at 0, and
@@ -188,7 +188,7 @@ class IMTL(GramianCombination):
         return imtl_g_weights(gramian)
 
 
-@register("nash_mtl")
+@register("nash_mtl", "Nash-MTL")
 class NashMTL(GramianCombination):
     """Nash-MTL (Navon et al., ICML 2022, Eq. 4): the bargaining solution α > 0 with
     (G Gᵀ α)_t = 1 / α_t for every task, combined gradient Σ α_t g_t. Solved on the T×T Gramian
@@ -241,7 +241,7 @@ def nash_solution(gram: np.ndarray, start: np.ndarray, tol: float = 1e-12, max_s
     return a
 
 
-@register("gradnorm")
+@register("gradnorm", "GradNorm")
 class GradNorm(GramianCombination):
     """GradNorm (Chen et al., ICML 2018, Eq. 1–2): learnable task weights w (renormalized to sum to T)
     scale the task gradients; after each step w moves by `lr` down the gradient of
@@ -276,7 +276,7 @@ class GradNorm(GramianCombination):
         return w.detach()
 
 
-@register("db_mtl")
+@register("db_mtl", "DB-MTL")
 class DBMTL(PerElementState, GradientCombination):
     """DB-MTL (Lin et al., "Dual-Balancing for Multi-Task Learning", arXiv 2308.12029, 2023, Alg. 1):
     loss-scale balancing trains on log L_t (∇ log L_t = g_t / L_t); gradient-magnitude balancing keeps
@@ -315,7 +315,7 @@ class DBMTL(PerElementState, GradientCombination):
         return alpha @ self.average, alpha
 
 
-@register("moco")
+@register("moco", "MoCo")
 class MoCo(PerElementState, GradientCombination):
     """MoCo (Fernando et al., ICLR 2023, Alg. 1): tracked gradients Y and weights λ on the simplex,
         y_t ← y_t − β_k (y_t − g_t),   λ ← Π_Δ(λ − γ_k (Y Yᵀ + ρI) λ),   d = Σ_t λ_t y_t,
@@ -365,7 +365,7 @@ class MoCo(PerElementState, GradientCombination):
         return self.lambdas.to(grads.dtype) @ self.tracked, self.lambdas.clone()
 
 
-@register("auto_lambda")
+@register("auto_lambda", "Auto-λ")
 class AutoLambda(PerElementState, GradientCombination):
     """Auto-λ (Liu, James, Davison & Johns, TMLR 2022, Eq. 3–5), first-order and without a held-out
     split: task weights λ, trained on Σ_t λ_t L_t, are meta-learned so that one step on the weighted

@@ -8,7 +8,7 @@ from torch import nn
 from .base import LossWeighting, OwnAdam, register, require_positive
 
 
-@register("ew")
+@register("ew", "equal (EW)")
 class EqualWeighting(LossWeighting):
     """EW: L = Σ_t L_t."""
 
@@ -16,7 +16,7 @@ class EqualWeighting(LossWeighting):
         return torch.ones_like(losses)
 
 
-@register("uw")
+@register("uw", "uncertainty (UW)")
 class UncertaintyWeighting(LossWeighting):
     """UW (Kendall et al., CVPR 2018, Eq. 7 as in LibMTL): L = Σ_t L_t / (2 σ_t²) + log σ_t, with
     s_t = log σ_t² learned (initialized at −0.5)."""
@@ -33,7 +33,7 @@ class UncertaintyWeighting(LossWeighting):
         return (1 / (2 * self.log_variance.exp())).detach()
 
 
-@register("dwa")
+@register("dwa", "DWA")
 class DynamicWeightAverage(LossWeighting):
     """DWA (Liu et al., CVPR 2019, Eq. 1): w_t(e) = T · softmax_t(r_t(e−1) / τ), r_t(e−1) =
     L̄_t(e−1) / L̄_t(e−2) from the mean training losses of the last two epochs; w = 1 for the first two."""
@@ -73,7 +73,7 @@ class DynamicWeightAverage(LossWeighting):
         return self.n_tasks * torch.softmax(ratio / self.temperature, dim=0)
 
 
-@register("rlw")
+@register("rlw", "random (RLW)")
 class RandomLossWeighting(LossWeighting):
     """RLW (Lin et al., TMLR 2022): weights drawn every step as softmax of a standard normal sample
     (they sum to one)."""
@@ -82,7 +82,7 @@ class RandomLossWeighting(LossWeighting):
         return torch.softmax(torch.randn(self.n_tasks, device=losses.device), dim=0)
 
 
-@register("gls")
+@register("gls", "GLS")
 class GeometricLossStrategy(LossWeighting):
     """GLS (Chennupati et al., CVPR Workshops 2019, Eq. 5): L = (Π_t L_t)^{1/T}, the geometric mean,
     computed as exp(mean_t log L_t). Its gradient weights L_t by ∂L/∂L_t = L / (T L_t) (reported).
@@ -97,7 +97,7 @@ class GeometricLossStrategy(LossWeighting):
         return self.loss(losses, epoch)[1]
 
 
-@register("stch")
+@register("stch", "STCH")
 class SmoothTchebycheff(LossWeighting):
     """STCH (Lin et al., "Smooth Tchebycheff Scalarization for Multi-Objective Optimization", ICML
     2024, Eq. 8), as LibMTL applies it to multi-task learning: during `warmup_epochs` the model trains
@@ -142,7 +142,7 @@ class SmoothTchebycheff(LossWeighting):
         return self.loss(losses, epoch)[1]
 
 
-@register("famo")
+@register("famo", "FAMO")
 class FAMO(LossWeighting):
     """FAMO (Liu et al., "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023, Alg. 1): one
     backward pass a step. With logits ξ, z = softmax(ξ) and c = Σ_t z_t / L_t,

@@ -26,11 +26,13 @@ from __future__ import annotations
 import torch
 
 from ..sharing import TableRows
-from .base import Weighting, register, set_grad
+from .base import Weighting, register, set_grad, task_passes
 
 
-@register("pmtrec")
+@register("pmtrec", "PMTRec")
 class PMTRec(Weighting):
+    kind = "rows"  # on a recommender: per embedding row (`combine_table`); on tabular data, in its own backward
+
     def __init__(
         self,
         n_tasks: int,
@@ -84,20 +86,13 @@ class PMTRec(Weighting):
         blocks = [s for s in shared if isinstance(s, TableRows)]
         blocks += [s for s in shared if not isinstance(s, TableRows) and s.requires_grad and s.dim() == 2]
         inputs = [b.values if isinstance(b, TableRows) else b for b in blocks]
-        grads = [[torch.zeros_like(x) for x in inputs] for _ in per_task]
-        for t, loss in enumerate(per_task):
-            if not loss.requires_grad:
-                continue
-            # One backward per task, each through that task's own graph only: the hooks keep the task's
-            # gradient of every table's rows and stop it there (the combined one is written below), while
-            # the dense parameters accumulate the plain sum over tasks, with no extra backward pass.
-            hooks = [x.register_hook(lambda g, t=t, k=k: self._keep(grads, t, k, g)) for k, x in enumerate(inputs)]
-            loss.backward(retain_graph=t < len(per_task) - 1)
-            for hook in hooks:
-                hook.remove()
+        # One backward per task, each through that task's own graph only: the hooks keep the task's gradient
+        # of every table's rows and stop it there (the combined one is written below), while the dense
+        # parameters accumulate the plain sum over tasks, with no extra backward pass.
+        kept = task_passes(per_task, inputs, retain_last=False)
         self.last_weights, self.last_rows = [], []
         for k, block in enumerate(blocks):
-            task_grads = torch.stack([g[k] for g in grads])
+            task_grads = torch.stack([g[k] if g[k] is not None else torch.zeros_like(inputs[k]) for g in kept])
             if isinstance(block, TableRows):
                 combined, w = self.combine_rows(task_grads, epoch)
                 set_grad(block, combined)
@@ -123,8 +118,3 @@ class PMTRec(Weighting):
         """The step's weights [T]: the mean over every row weighted (ones when none was)."""
         rows = [w for w in self.last_weights if w.shape[1]]
         return torch.cat(rows, 1).mean(1) if rows else like.new_ones(n_tasks)
-
-    @staticmethod
-    def _keep(grads, t, k, grad):
-        grads[t][k] = grads[t][k] + grad  # a row block reached twice (retain_graph) adds up
-        return torch.zeros_like(grad)

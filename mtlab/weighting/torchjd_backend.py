@@ -40,7 +40,7 @@ class TorchJDGramian(TorchJD, GramianCombination):
         return self.backend(gramian)
 
 
-@register("upgrad")
+@register("upgrad", "UPGrad")
 class UPGrad(TorchJDGramian):
     """UPGrad (Quinton & Rey, "Jacobian Descent for Multi-Objective Optimization", 2024, Eq. 7; TorchJD):
     every task gradient g_i is projected onto the dual cone of the rows, {x : G x ≥ 0} (so that it
@@ -54,7 +54,7 @@ class UPGrad(TorchJDGramian):
         self.use(jd.UPGradWeighting())
 
 
-@register("dualproj")
+@register("dualproj", "DualProj")
 class DualProj(TorchJDGramian):
     """DualProj (Quinton & Rey, 2024; TorchJD): the mean gradient projected onto the dual cone of the
     task gradients, d = π_{dual cone}((1/T) Σ_t g_t): the closest direction to the mean that
@@ -65,7 +65,7 @@ class DualProj(TorchJDGramian):
         self.use(jd.DualProjWeighting())
 
 
-@register("aligned_mtl")
+@register("aligned_mtl", "Aligned-MTL")
 class AlignedMTL(TorchJDGramian):
     """Aligned-MTL (Senushkin et al., CVPR 2023, Alg. 1; TorchJD): the task gradients are made
     orthogonal with equal magnitudes by the balance transformation of the Gramian's eigendecomposition
@@ -80,7 +80,7 @@ class AlignedMTL(TorchJDGramian):
         self.use(jd.AlignedMTLWeighting(scale_mode=scale_mode))
 
 
-@register("gradvac")
+@register("gradvac", "GradVac")
 class GradVac(TorchJDGramian):
     """GradVac (Wang et al., ICLR 2021, Alg. 2; TorchJD): for each pair (i, j), in random order, with
     φ_ij the cosine of g_i and g_j and φ̂_ij its moving average (φ̂ ← (1 − β) φ̂ + β φ), when φ_ij < φ̂_ij
@@ -97,7 +97,7 @@ class GradVac(TorchJDGramian):
         self.use(jd.GradVacWeighting(beta=beta))
 
 
-@register("fairgrad")
+@register("fairgrad", "FairGrad")
 class FairGrad(TorchJDGramian):
     """FairGrad (Ban & Ji, "Fair Resource Allocation in Multi-Task Learning", ICML 2024, Eq. 9; TorchJD):
     α-fair utilities: weights w > 0 solving (GGᵀ w)_t = w_t^{−1/α}, d = Σ_t w_t g_t (α = 1 is
@@ -148,7 +148,7 @@ class CrossGramian(TorchJD, GramianCombination):
         return [w @ b for b in blocks], w
 
 
-@register("modo")
+@register("modo", "MoDo")
 class MoDo(CrossGramian):
     """MoDo (Chen, Fernando et al., "Three-Way Trade-Off in Multi-Objective Learning", JMLR 2024, Eq.
     2.9; TorchJD): weights λ on the simplex, one projected step a batch,
@@ -161,7 +161,7 @@ class MoDo(CrossGramian):
         super().__init__(n_tasks, jd.MoDoWeighting(gamma=gamma, rho=rho), sampling)
 
 
-@register("sdmgrad")
+@register("sdmgrad", "SDMGrad")
 class SDMGrad(CrossGramian):
     """SDMGrad (Xiao et al., "Direction-oriented Multi-objective Learning", NeurIPS 2023, Alg. 1;
     TorchJD): weights w on the simplex from `n_iter` projected momentum-SGD steps on
@@ -185,7 +185,7 @@ class SDMGrad(CrossGramian):
         )
 
 
-@register("config")
+@register("config", "ConFIG")
 class ConFIG(TorchJD, GradientCombination):
     """ConFIG (Liu et al., "ConFIG: Towards Conflict-free Training of Physics Informed Neural
     Networks", ICLR 2025, Eq. 2; TorchJD): the direction whose cosine with every unit task gradient
@@ -202,7 +202,7 @@ class ConFIG(TorchJD, GradientCombination):
         return self.backend(grads), no_weights(len(grads))
 
 
-@register("graddrop")
+@register("graddrop", "GradDrop")
 class GradDrop(TorchJD, GradientCombination):
     """GradDrop (Chen et al., NeurIPS 2020, Eq. 1–3; TorchJD): per shared element, the positive sign
     purity P = ½ (1 + Σ_t g_t / Σ_t |g_t|); with U ~ Uniform(0, 1), keep the positive task gradients
@@ -219,7 +219,7 @@ class GradDrop(TorchJD, GradientCombination):
         return self.backend(grads), no_weights(len(grads))
 
 
-@register("excess_mtl")
+@register("excess_mtl", "ExcessMTL")
 class ExcessMTL(PerElementState, TorchJD, GradientCombination):
     """ExcessMTL (He et al., "Robust Multi-Task Learning with Excess Risks", ICML 2024, Alg. 1; TorchJD):
     the excess risk of each task estimated by a diagonal second-order step, with h = √(Σ_steps g² + ε)
