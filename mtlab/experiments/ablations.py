@@ -19,7 +19,7 @@ from ..train.new_task_protocols import fine_tune, pretrain, pretrain_seeds
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_config
-from .store import append_rows, done_keys, load_rows
+from .store import ResultsStore
 
 # (figure, variant) → how the pre-trained model and the prompt head are built
 VARIANTS = {
@@ -48,9 +48,8 @@ def prompt_ablations(
     there are not run again."""
     data2 = data3.select_tasks(data3.tasks[:2])
     new = data3.tasks[-1]
-    stored = load_rows(results_path)
-    done = {seed for (seed,) in done_keys(stored, ["seed"])}
-    seeds = [seed for seed in profile.seeds if seed not in done]
+    store = ResultsStore(results_path, ["seed"])
+    seeds = store.pending((), profile.seeds)
     configs = [train_config(profile, seed, quiet=True, **train_overrides) for seed in seeds]
     bases = {}  # one adversarial and one non-adversarial pre-training of every seed, seed-vectorized
     for pre_options, _ in VARIANTS.values():
@@ -58,17 +57,15 @@ def prompt_ablations(
         if key not in bases:
             options = {"beta_cls": beta_cls, **(model_options or {}), **pre_options}
             bases[key] = [model for model, _ in pretrain_seeds("mpt_rec", data2, configs, **options)] if seeds else []
-    rows = stored.to_dict("records")
     for s, (seed, config) in enumerate(zip(seeds, configs)):
-        first = len(rows)
+        rows = []
         for (figure, variant), (pre_options, head_options) in VARIANTS.items():
             base = bases[tuple(sorted(pre_options.items()))][s]
             tuned, result = fine_tune(base, data3, config, temperature=temperature, **head_options)
             auc = evaluate(tuned, data3.to(result.device).test, data3.tasks)[new]["auc"]
             rows.append({"figure": figure, "variant": variant, "seed": seed, "t3_auc": auc})
-        append_rows(pd.DataFrame(rows[first:]), results_path)
-    runs = pd.DataFrame(rows)
-    runs = runs[runs["seed"].isin(profile.seeds)].reset_index(drop=True)
+        store.add(rows)
+    runs = store.frame(seed=profile.seeds)
     return titled("ablations", runs, "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
 
 

@@ -11,7 +11,7 @@ from ..data import MultiTaskData
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_seeds
-from .store import append_rows, done_keys, load_rows
+from .store import ResultsStore
 
 RESULT_COLUMNS = [
     "model",
@@ -41,12 +41,10 @@ def compare_models(
     results_path: a CSV that every finished run is appended to (histories beside it, *.history.csv);
         runs already in it are loaded instead of trained again, so a long batch can be resumed.
     """
-    old_results = load_rows(results_path)
-    old_histories = load_rows(_history_path(results_path)) if results_path else pd.DataFrame()
-    done = done_keys(old_results, ["model", "seed"])
-    rows, histories = [old_results], [old_histories]
+    results = ResultsStore(results_path, ["model", "seed"])
+    histories = ResultsStore(_history_path(results_path) if results_path else None, ["model", "seed"])
     for model in models:
-        pending = [seed for seed in profile.seeds if (model, seed) not in done]
+        pending = results.pending((model,), profile.seeds)
         if not pending:
             continue
         # the pending seeds in one process, seed-vectorized where the model and strategy allow
@@ -66,16 +64,13 @@ def compare_models(
                 columns=RESULT_COLUMNS,
             )
             history = out["history"].assign(model=model, seed=seed)
-            rows.append(new)
-            histories.append(history)
-            append_rows(new, results_path)
-            append_rows(history, _history_path(results_path) if results_path else None)
-    results = pd.concat([f for f in rows if len(f)], ignore_index=True)
-    histories = pd.concat([f for f in histories if len(f)], ignore_index=True)
-    wanted = lambda f: f[f["model"].isin(models) & f["seed"].isin(profile.seeds)].reset_index(drop=True)  # noqa: E731
+            results.add(new)
+            histories.add(history)
     return (
-        titled("results", wanted(results), "test metrics per model, seed and task"),
-        titled("histories", wanted(histories), "learning curves per model, seed and epoch"),
+        titled("results", results.frame(model=models, seed=profile.seeds), "test metrics per model, seed and task"),
+        titled(
+            "histories", histories.frame(model=models, seed=profile.seeds), "learning curves per model, seed and epoch"
+        ),
     )
 
 

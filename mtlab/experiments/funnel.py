@@ -20,7 +20,7 @@ from ..train import count_parameters, evaluate, fit, predict, seed_everything
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import train_config
-from .store import append_rows, done_keys, load_rows
+from .store import ResultsStore
 from .table2 import paired_p
 
 FUNNEL_STUDY_MODELS = ("esmm", "escm2", "aitm", "mmoe", "shared_bottom")
@@ -73,26 +73,14 @@ def funnel_study(
     if tuple(data.tasks) != TASKS:
         raise ValueError(f"the funnel study needs the tasks {list(TASKS)}; the data have {list(data.tasks)}")
     paths = _paths(results_path)
-    stored = {k: load_rows(p) for k, p in paths.items()}
-    done = done_keys(stored["results"], ["model", "seed"])
-    frames = {k: [v] for k, v in stored.items()}
+    stores = {k: ResultsStore(p, ["model", "seed"]) for k, p in paths.items()}  # runs are done by their results
     settings = {**funnel_settings(profile), **train_overrides}
     for model in models:
-        for seed in profile.seeds:
-            if (model, seed) in done:
-                continue
+        for seed in stores["results"].pending((model,), profile.seeds):
             new = _one_run(data, profile, model, seed, (model_options or {}).get(model, {}), settings)
             for key, frame in new.items():
-                frames[key].append(frame)
-                append_rows(frame, paths[key])
-    out = {}
-    for key, parts in frames.items():
-        joined = (
-            pd.concat([f for f in parts if len(f)], ignore_index=True)
-            if any(len(f) for f in parts)
-            else pd.DataFrame(columns=["model", "seed"])
-        )
-        out[key] = joined[joined["model"].isin(models) & joined["seed"].isin(profile.seeds)].reset_index(drop=True)
+                stores[key].add(frame)
+    out = {key: store.frame(model=models, seed=profile.seeds) for key, store in stores.items()}
     return (
         titled("funnel_results", out["results"], "test AUC and log loss per model, seed and funnel task"),
         titled("funnel_calibration", out["calibration"], "pCVR calibration on the clicked test impressions"),

@@ -31,7 +31,7 @@ from .artifacts import titled
 from .compare import delta_m_table
 from .profiles import Profile
 from .single_run import load_for_profile, train_one
-from .store import append_rows, done_keys, load_rows
+from .store import ResultsStore
 
 SINGLE_TASK = "single_task"
 NARROW = {"bottom": (2,), "tower": ()}  # the lab's shared capacity: one narrow layer (per task for Single Task)
@@ -251,16 +251,12 @@ def leaderboard(
     settings = lab_settings(profile)
     names = (SINGLE_TASK, *check_strategies(None)) if strategies is None else tuple(strategies)
     check_strategies([s for s in names if s != SINGLE_TASK] or None)
-    stored = load_rows(results_path)
-    done = done_keys(stored, ["strategy", "seed"])
-    rows = stored.to_dict("records")
+    store = ResultsStore(results_path, ["strategy", "seed"])
     census = dataset == "census-income"
     data = None
     for strategy in names:
         reason = not_applicable(dataset, strategy)
-        for seed in profile.seeds:
-            if (strategy, seed) in done:
-                continue
+        for seed in store.pending((strategy,), profile.seeds):
             if reason:
                 new = [{"dataset": dataset, "strategy": strategy, "seed": seed, "skipped": reason}]
             else:
@@ -273,14 +269,10 @@ def leaderboard(
                 )
                 new = _leaderboard_run(data, census, strategy, seed, profile, settings, **overrides)
                 new = [{"dataset": dataset, **row} for row in new]
-            rows += new
-            append_rows(pd.DataFrame(new), results_path)
-    runs = pd.DataFrame(rows)
-    runs = runs[runs["strategy"].isin(names) & runs["seed"].isin(profile.seeds)]
+            store.add(new)
+    runs = store.frame(strategy=names, seed=profile.seeds)
     label = "census-income (MMoE)" if census else f"{settings.rec_dataset} (MF)"
-    return titled(
-        f"leaderboard_{dataset}", runs.reset_index(drop=True), f"every strategy on {label}: test metrics per seed"
-    )
+    return titled(f"leaderboard_{dataset}", runs, f"every strategy on {label}: test metrics per seed")
 
 
 LEADERBOARD_DATASETS = ("census-income", "movielens")

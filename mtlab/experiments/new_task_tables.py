@@ -21,7 +21,7 @@ from ..train.new_task_protocols import fine_tune, maml, pretrain_seeds
 from .artifacts import titled
 from .profiles import Profile
 from .single_run import load_for_profile, train_config
-from .store import append_rows, done_keys, load_rows
+from .store import ResultsStore
 from .table2 import paired_p
 
 EXISTING = ("income", "marital")
@@ -133,17 +133,14 @@ def new_task_table(
     results_path: a CSV every finished row is appended to; rows already there are not run again."""
     data2 = data3.select_tasks(data3.tasks[:2])
     t1, t2, t3 = data3.tasks
-    stored = load_rows(results_path)
-    done = done_keys(stored, ["model", "seed"])
-    rows = stored.to_dict("records")
+    store = ResultsStore(results_path, ["model", "seed"])
 
     def keep(row):
-        rows.append(row)
-        append_rows(pd.DataFrame([row]), results_path)
+        store.add([row])
 
     configs = {seed: train_config(profile, seed, quiet=True, **train_overrides) for seed in profile.seeds}
     for name in models:
-        pending = [seed for seed in profile.seeds if (name, seed) not in done]
+        pending = store.pending((name,), profile.seeds)
         if not pending:
             continue
         options = (model_options or {}).get(name, {})
@@ -178,25 +175,22 @@ def new_task_table(
                     "t2_full": full_scores[t2]["auc"],
                 }
             )
-    for seed in profile.seeds:
-        if include_maml and ("maml", seed) not in done:
-            model, fit_result = maml(data3, configs[seed])
-            device = fit_result.device
-            scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
-            keep(
-                {
-                    "scheme": "MAML",
-                    "model": "maml",
-                    "seed": seed,
-                    "t3_auc": scores[t3]["auc"],
-                    "trainable_params": count_parameters(model),
-                    "train_flops_per_sample": flops_per_sample(model, _probe(data3, device), training=True),
-                    "seconds": fit_result.seconds,
-                }
-            )
-    table = pd.DataFrame(rows)
-    wanted = [*models, *(["maml"] if include_maml else [])]
-    table = table[table["model"].isin(wanted) & table["seed"].isin(profile.seeds)].reset_index(drop=True)
+    for seed in store.pending(("maml",), profile.seeds) if include_maml else []:
+        model, fit_result = maml(data3, configs[seed])
+        device = fit_result.device
+        scores = evaluate(model, data3.select_tasks([t3]).to(device).test, [t3])
+        keep(
+            {
+                "scheme": "MAML",
+                "model": "maml",
+                "seed": seed,
+                "t3_auc": scores[t3]["auc"],
+                "trainable_params": count_parameters(model),
+                "train_flops_per_sample": flops_per_sample(model, _probe(data3, device), training=True),
+                "seconds": fit_result.seconds,
+            }
+        )
+    table = store.frame(model=[*models, *(["maml"] if include_maml else [])], seed=profile.seeds)
     table = _maml_reference(table)
     table["params_pct_of_full"] = 100 * table["trainable_params"] / table["full_params"]
     table["flops_pct_of_full"] = 100 * table["train_flops_per_sample"] / table["full_train_flops_per_sample"]
@@ -261,9 +255,7 @@ def negative_transfer(
     """Table 4 / Fig. 1: for each new task and model, T1 and T2 AUC of the two-task model and of
     full training with T3, per seed. Returns (runs, correlations).
     results_path: a CSV every finished run is appended to; runs already there are not run again."""
-    stored = load_rows(results_path)
-    done = done_keys(stored, ["new_task", "model", "seed"])
-    rows, corrs = stored.to_dict("records"), []
+    store, corrs = ResultsStore(results_path, ["new_task", "model", "seed"]), []
     for new_task in new_tasks:
         data3 = load_new_task_data(new_task, profile)
         data2 = data3.select_tasks(data3.tasks[:2])
@@ -276,7 +268,7 @@ def negative_transfer(
         )
         for name in models:
             options = (model_options or {}).get(name, {})
-            pending = [seed for seed in profile.seeds if (new_task, name, seed) not in done]
+            pending = store.pending((new_task, name), profile.seeds)
             if not pending:
                 continue
             configs = [train_config(profile, seed, quiet=True, **train_overrides) for seed in pending]
@@ -297,12 +289,10 @@ def negative_transfer(
                     }
                     for task in data2.tasks
                 ]
-                rows += new
-                append_rows(pd.DataFrame(new), results_path)
-    runs = pd.DataFrame(rows)
-    runs = runs[runs["new_task"].isin(new_tasks) & runs["model"].isin(models) & runs["seed"].isin(profile.seeds)]
+                store.add(new)
+    runs = store.frame(new_task=new_tasks, model=models, seed=profile.seeds)
     return (
-        titled("table4_runs", runs.reset_index(drop=True), "negative transfer: every run"),
+        titled("table4_runs", runs, "negative transfer: every run"),
         titled("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"),
     )
 

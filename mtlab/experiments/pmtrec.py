@@ -12,7 +12,7 @@ from .artifacts import titled
 from .compare import delta_m_table
 from .profiles import Profile
 from .single_run import train_one, train_seeds
-from .store import append_rows, done_keys, load_rows
+from .store import ResultsStore
 
 BASELINES = ("ew", "uw", "dwa", "rlw", "pcgrad", "mgda", "cagrad", "imtl_g", "gradnorm", "nash_mtl")
 # A reference row, not a weighting: the same recommender trained on BPR alone (no auxiliary task).
@@ -87,13 +87,11 @@ def pmtrec_benchmark(
     """Every strategy on every dataset with every seed: test Recall@K and NDCG@K, one row per run.
     The strategy "single_task" trains on the recommendation task alone, for reference.
     results_path: a CSV every finished run is appended to; runs already there are not run again."""
-    stored = load_rows(results_path)
-    done = done_keys(stored, ["dataset", "strategy", "seed"])
-    rows = stored.to_dict("records")
+    store = ResultsStore(results_path, ["dataset", "strategy", "seed"])
     for name in datasets:
         data = None
         for strategy in strategies:
-            pending = [seed for seed in profile.seeds if (name, strategy, seed) not in done]
+            pending = store.pending((name, strategy), profile.seeds)
             if not pending:
                 continue
             data = data or load_rec_dataset(name)
@@ -109,11 +107,9 @@ def pmtrec_benchmark(
                     "epochs": out["epochs"],
                     "seconds": out["seconds"],
                 }
-                rows.append(row)
-                append_rows(pd.DataFrame([row]), results_path)
-    runs = pd.DataFrame(rows)
-    runs = runs[runs["dataset"].isin(datasets) & runs["strategy"].isin(strategies) & runs["seed"].isin(profile.seeds)]
-    return titled("pmtrec_benchmark", runs.reset_index(drop=True), "every strategy, dataset and seed: test metrics")
+                store.add([row])
+    runs = store.frame(dataset=datasets, strategy=strategies, seed=profile.seeds)
+    return titled("pmtrec_benchmark", runs, "every strategy, dataset and seed: test metrics")
 
 
 def mean_pm_std(grouped) -> pd.DataFrame:
@@ -170,12 +166,10 @@ def alpha_tau_grid(
     """`metric` of PMTRec for every (α, τ), mean over the profile's seeds: rows α, columns τ.
     results_path: a CSV of one row per (α, τ, seed) that every finished cell is appended to; cells and
     seeds already there are not run again (`mtlab sweep pmtrec_grid` fills it in parallel)."""
-    stored = load_rows(results_path)
-    done = done_keys(stored, ["alpha", "tau", "seed"])
-    rows = stored.to_dict("records")
+    store = ResultsStore(results_path, ["alpha", "tau", "seed"])
     for alpha in alphas:
         for tau in taus:
-            pending = [seed for seed in profile.seeds if (alpha, tau, seed) not in done]
+            pending = store.pending((alpha, tau), profile.seeds)
             if not pending:
                 continue
             new = [
@@ -184,10 +178,8 @@ def alpha_tau_grid(
                     data, "pmtrec", profile, pending, weighting_options={"alpha": alpha, "tau": tau}, **overrides
                 )
             ]
-            rows += new
-            append_rows(pd.DataFrame(new), results_path)
-    runs = pd.DataFrame(rows)
-    runs = runs[runs["alpha"].isin(alphas) & runs["tau"].isin(taus) & runs["seed"].isin(profile.seeds)]
+            store.add(new)
+    runs = store.frame(alpha=alphas, tau=taus, seed=profile.seeds)
     grid = (
         runs.groupby(["alpha", "tau"])[metric].mean().reset_index().pivot(index="alpha", columns="tau", values=metric)
     )
@@ -207,12 +199,10 @@ def pmtrec_ablations(
 ) -> pd.DataFrame:
     """Test metrics of every variant of ABLATIONS per seed. results_path: a CSV every finished run is
     appended to; (variant, seed) pairs already there are not run again."""
-    stored = load_rows(results_path)
-    done = done_keys(stored, ["variant", "seed"])
-    rows = stored.to_dict("records")
+    store = ResultsStore(results_path, ["variant", "seed"])
     for variant in variants:
         strategy, options, tasks = ABLATIONS[variant]
-        pending = [seed for seed in profile.seeds if (variant, seed) not in done]
+        pending = store.pending((variant,), profile.seeds)
         if not pending:
             continue
         new = [
@@ -221,10 +211,8 @@ def pmtrec_ablations(
                 data, strategy, profile, pending, tasks=tasks, weighting_options=options, **overrides
             )
         ]
-        rows += new
-        append_rows(pd.DataFrame(new), results_path)
-    runs = pd.DataFrame(rows)
-    runs = runs[runs["variant"].isin(variants) & runs["seed"].isin(profile.seeds)].reset_index(drop=True)
+        store.add(new)
+    runs = store.frame(variant=variants, seed=profile.seeds)
     return titled("pmtrec_ablations", runs, "PMTRec ablations: test metrics per seed")
 
 

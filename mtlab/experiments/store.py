@@ -85,3 +85,39 @@ def done_keys(stored: pd.DataFrame, columns: list[str]) -> set[tuple]:
             "another table: give another results_path"
         )
     return set(stored[columns].itertuples(index=False, name=None))
+
+
+class ResultsStore:
+    """The resume pattern of every experiment function, once: the runs stored in a results CSV (checked,
+    see `load_rows`), which of them are done by their `key` columns (the last one the seed), new rows
+    appended atomically as each run finishes, and all rows (stored first, then new) for the table.
+
+        store = ResultsStore(results_path, ["dataset", "strategy", "seed"])
+        for seed in store.pending(("ml-100k", "pmtrec"), profile.seeds):
+            store.add([{"dataset": "ml-100k", "strategy": "pmtrec", "seed": seed, ...}])
+        runs = store.frame(dataset=datasets, seed=profile.seeds)
+
+    path None: nothing is read or written (the rows are kept in memory only)."""
+
+    def __init__(self, path: str | Path | None, key: list[str]):
+        self.path, self.key = path, list(key)
+        stored = load_rows(path)
+        self.done = done_keys(stored, self.key)
+        self.records = stored.to_dict("records")
+
+    def pending(self, prefix: tuple, seeds) -> list[int]:
+        """The seeds whose run (prefix + (seed,)) is not stored yet, in the order given."""
+        return [seed for seed in seeds if (*prefix, seed) not in self.done]
+
+    def add(self, rows: list[dict] | pd.DataFrame) -> None:
+        """Keep finished runs' rows and append them to the file (atomically)."""
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        self.records += frame.to_dict("records")
+        append_rows(frame, self.path)
+
+    def frame(self, **wanted) -> pd.DataFrame:
+        """Every row, stored then new, restricted to the rows whose `column` is in `wanted[column]`."""
+        runs = pd.DataFrame(self.records) if self.records else pd.DataFrame(columns=self.key)
+        for column, values in wanted.items():
+            runs = runs[runs[column].isin(list(values))]
+        return runs.reset_index(drop=True)
