@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 PHASES = {
-    "generate": "from mtlab.data.aliccp import generate_raw; import sys; "
+    "generate": "from mtlab.data.converters.aliccp import generate_raw; import sys; "
     "generate_raw(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))",
-    "prepare": "from mtlab.data.aliccp import prepare, PrepareSettings; import sys; "
+    "prepare": "from mtlab.data.converters.aliccp import prepare, PrepareSettings; import sys; "
     "prepare(sys.argv[1], sys.argv[2], PrepareSettings(min_count=2), quiet=True)",
-    "train": "import sys, torch; from mtlab.data.aliccp import load_aliccp; from mtlab.models import build_model; "
+    "train": "import sys, torch; from mtlab.data.funnel_shards import load_aliccp; from mtlab.models import build_model; "
     "from mtlab.train import TrainConfig, fit; data = load_aliccp(sys.argv[1], in_memory=False); "
     "model = build_model('esmm', data.features, data.tasks); "
     "r = fit(model, data, TrainConfig(epochs=1, batch_size=int(sys.argv[2]), quiet=True, diagnostics=0)); "

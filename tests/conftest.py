@@ -76,7 +76,8 @@ def _threads():
 @pytest.fixture(scope="session")
 def funnel(tmp_path_factory):
     """Generated Ali-CCP raw files, prepared, in memory: the funnel models' small case."""
-    from mtlab.data.aliccp import PrepareSettings, generate_raw, load_aliccp, prepare
+    from mtlab.data.converters.aliccp import PrepareSettings, generate_raw, prepare
+    from mtlab.data.funnel_shards import load_aliccp
 
     root = tmp_path_factory.mktemp("funnel")
     generate_raw(root / "raw", n_impressions=8000, n_users=150, n_items=60, seed=0)

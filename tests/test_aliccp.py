@@ -10,16 +10,15 @@ from torch import nn
 
 from mtlab.data import DataError
 from mtlab.data.__main__ import main as data_cli
-from mtlab.data.aliccp import (
+from mtlab.data.converters.aliccp import (
     BAG_FIELDS,
     SINGLE_FIELDS,
     PrepareSettings,
-    ShardedSplit,
     generate_raw,
-    load_manifest,
     parse_features,
     prepare,
 )
+from mtlab.data.funnel_shards import ShardedSplit, load_manifest
 
 
 @pytest.fixture(scope="module")

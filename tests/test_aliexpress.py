@@ -9,7 +9,7 @@ import pytest
 from mtlab.cli import main as cli
 from mtlab.data import DataError, load_dataset
 from mtlab.data.__main__ import main as data_cli
-from mtlab.data.aliexpress import (
+from mtlab.data.converters.aliexpress import (
     CATEGORICAL,
     COLUMNS,
     NUMERICAL,

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from mtlab.data import load_dataset
-from mtlab.data.aliccp import PrepareSettings, StreamedSplit, generate_raw, load_aliccp, prepare
+from mtlab.data.converters.aliccp import PrepareSettings, generate_raw, prepare
+from mtlab.data.funnel_shards import StreamedSplit, load_aliccp
 from mtlab.data.sources import InMemoryRows
 from mtlab.experiments import get_profile, train_one
 from mtlab.train import TrainConfig, fit

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mtlab.data.aliccp import funnel_labels, load_aliccp
+from mtlab.data.funnel_shards import funnel_labels, load_aliccp
 from mtlab.experiments import get_profile
 from mtlab.models import build_model, task_losses
 from mtlab.models.funnel import product_logit

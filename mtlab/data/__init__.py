@@ -36,7 +36,7 @@ DATASETS = {
         | {"column=value": "any categorical column made binary"},
     ),
     "ali-ccp": (
-        None,  # mtlab.data.aliccp.load_aliccp, imported when used (pyarrow)
+        None,  # mtlab.data.funnel_shards.load_aliccp, imported when used (pyarrow)
         "Ali-CCP click/conversion funnel (Tianchi 408): prepare your raw files first "
         "(python -m mtlab.data prepare ali-ccp --raw DIR)",
         {
@@ -47,7 +47,7 @@ DATASETS = {
     ),
     **{
         f"aliexpress-{cc.lower()}": (
-            None,  # mtlab.data.aliexpress.load_aliexpress, imported when used (pyarrow)
+            None,  # mtlab.data.funnel_shards.load_aliexpress, imported when used (pyarrow)
             f"AliExpress {cc} search logs, click/conversion funnel (Tianchi 74690): prepare your files first "
             f"(python -m mtlab.data prepare aliexpress --raw DIR --country {cc})",
             {
@@ -142,9 +142,9 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
     data/generated/)."""
     from pathlib import Path
 
-    from . import aliccp, aliexpress
+    from .converters import aliccp, aliexpress
     from .download import data_dir as data_root  # the parameter `data_dir` shadows the function
-    from .funnel_shards import load_funnel, load_manifest
+    from .funnel_shards import load_aliccp, load_aliexpress, load_funnel, load_manifest
 
     if data_dir is None:
         folder = data_root() / "generated" / f"ali-ccp-{impressions}-seed{seed}"
@@ -160,7 +160,7 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
         return (
             load_funnel(folder / "prepared"),
             f"GENERATED data: {impressions:,} impressions in the raw Ali-CCP "
-            f"layout with a planted signal (mtlab.data.aliccp.generate_raw, seed {seed}), not real Ali-CCP",
+            f"layout with a planted signal (mtlab.data.converters.aliccp.generate_raw, seed {seed}), not real Ali-CCP",
         )
     path = Path(data_dir)
     if (path / "manifest.json").exists():
@@ -168,7 +168,7 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
         return load_funnel(path), f"{manifest.get('name', manifest['dataset'])}, prepared shards in {path}"
     if all((path / name).exists() for pair in aliccp.RAW_FILES.values() for name in pair):
         manifest = aliccp.prepare(path, quiet=quiet)
-        return aliccp.load_aliccp(), f"Ali-CCP from {path} (prepared into {aliccp.prepared_dir()}; {manifest['rows']})"
+        return load_aliccp(), f"Ali-CCP from {path} (prepared into {aliccp.prepared_dir()}; {manifest['rows']})"
     try:
         aliexpress.raw_files(path, country)
     except DataError:
@@ -179,7 +179,7 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
         ) from None
     manifest = aliexpress.prepare(path, country, quiet=quiet)
     return (
-        aliexpress.load_aliexpress(country),
+        load_aliexpress(country),
         f"AliExpress {country.upper()} from {path} (prepared into "
         f"{aliexpress.prepared_dir(country)}; {manifest['rows']})",
     )
@@ -200,8 +200,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
         data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
         return data.check_labels()
     if name == "ali-ccp" or name.startswith("aliexpress-"):
-        from .aliccp import load_aliccp
-        from .aliexpress import load_aliexpress
+        from .funnel_shards import load_aliccp, load_aliexpress
 
         data = (
             load_aliccp(tasks=tasks, **options)

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
             if args.min_count < 1 or args.max_bag < 1 or args.row_group_rows < 1:
                 raise DataError("--min-count, --max-bag and --row-group-rows must be at least 1")
             if args.dataset == "ali-ccp":
-                from . import aliccp
+                from .converters import aliccp
 
                 manifest = aliccp.prepare(
                     args.raw,
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
                     ),
                 )
             else:
-                from . import aliexpress
+                from .converters import aliexpress
 
                 manifest = aliexpress.prepare(
                     args.raw,
@@ -94,11 +94,11 @@ def main(argv=None) -> int:
             )
         elif args.command == "generate":
             if args.dataset == "ali-ccp":
-                from .aliccp import generate_raw
+                from .converters.aliccp import generate_raw
 
                 print(generate_raw(args.out, args.impressions, seed=args.seed, damaged=args.damaged))
             else:
-                from .aliexpress import generate_raw
+                from .converters.aliexpress import generate_raw
 
                 print(generate_raw(args.out, args.country, args.impressions, seed=args.seed, damaged=args.damaged))
         else:

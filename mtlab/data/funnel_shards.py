@@ -377,3 +377,47 @@ def load_manifest(folder: str | Path) -> dict:
             f"with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}"
         )
     return manifest
+
+
+# --- the built-in funnel datasets, once prepared (their converters: mtlab.data.converters) -------------
+
+COUNTRIES = ("NL", "ES", "FR", "US", "RU")  # AliExpress's country datasets
+
+
+def check_country(country: str) -> str:
+    code = str(country).upper()
+    if code not in COUNTRIES:
+        raise DataError(f"country {country!r}: AliExpress has {', '.join(COUNTRIES)}")
+    return code
+
+
+def aliccp_dir(out: str | Path | None = None) -> Path:
+    """Where the prepared Ali-CCP shards are (default data/ali-ccp)."""
+    from .download import data_dir
+
+    return Path(out) if out else data_dir() / "ali-ccp"
+
+
+def aliexpress_dir(country: str, out: str | Path | None = None) -> Path:
+    """Where a country's prepared AliExpress shards are (default data/aliexpress-<cc>)."""
+    from .download import data_dir
+
+    return Path(out) if out else data_dir() / f"aliexpress-{check_country(country).lower()}"
+
+
+def load_aliccp(
+    folder: str | Path | None = None, tasks=None, in_memory: bool | None = None, max_memory_rows: int = 2_000_000
+):
+    """The prepared Ali-CCP shards (default data/ali-ccp) as MultiTaskData (`load_funnel`)."""
+    return load_funnel(aliccp_dir(folder), tasks, in_memory, max_memory_rows)
+
+
+def load_aliexpress(
+    country: str = "NL",
+    folder: str | Path | None = None,
+    tasks=None,
+    in_memory: bool | None = None,
+    max_memory_rows: int = 2_000_000,
+):
+    """A country's prepared shards (default data/aliexpress-<cc>) as MultiTaskData (`load_funnel`)."""
+    return load_funnel(aliexpress_dir(country, folder), tasks, in_memory, max_memory_rows)

@@ -10,6 +10,7 @@ import pandas as pd
 from ..data import MultiTaskData
 from .artifacts import titled
 from .profiles import Profile
+from .seed_stats import paired_p
 from .single_run import train_seeds
 from .store import ResultsStore
 
@@ -152,7 +153,6 @@ def delta_m_table(
 ) -> pd.DataFrame:
     """Δm (%) per method: mean, std over seeds, 'mean ± std', and the two-sided paired t-test (over
     the seeds both ran) of its per-seed Δm against the baseline's own."""
-    from .table2 import paired_p
 
     runs = delta_m(results, baseline, metrics, method, within)
     rows = []

@@ -19,9 +19,9 @@ from ..models import build_model
 from ..train import count_parameters, evaluate, fit, predict, seed_everything
 from .artifacts import titled
 from .profiles import Profile
+from .seed_stats import paired_p
 from .single_run import train_config
 from .store import ResultsStore
-from .table2 import paired_p
 
 FUNNEL_STUDY_MODELS = ("esmm", "escm2", "aitm", "mmoe", "shared_bottom")
 TASKS = ("ctr", "cvr", "ctcvr")

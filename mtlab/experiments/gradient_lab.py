@@ -366,7 +366,7 @@ def delta_m_per_seed(ran: pd.DataFrame, metrics: dict[str, bool]) -> pd.DataFram
 
 
 def _paired(wide: pd.DataFrame, a: str, b: str) -> float:
-    from .table2 import paired_p
+    from .seed_stats import paired_p
 
     return paired_p(wide[a], wide[b]) if a in wide and b in wide else float("nan")
 

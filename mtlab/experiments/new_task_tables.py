@@ -20,9 +20,9 @@ from ..train import count_parameters, evaluate, flops_per_sample
 from ..train.new_task_protocols import fine_tune, maml, pretrain_seeds
 from .artifacts import titled
 from .profiles import Profile
+from .seed_stats import paired_p
 from .single_run import load_for_profile, train_config
 from .store import ResultsStore
-from .table2 import paired_p
 
 EXISTING = ("income", "marital")
 FULL_TRAINING_MODELS = ("shared_bottom", "mmoe", "ple", "stem", "mpt_rec")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -14,6 +13,7 @@ from ..data import make_synthetic
 from .artifacts import titled
 from .compare import HIGHER_IS_BETTER, compare_models, delta_m_table, summarize
 from .profiles import Profile
+from .seed_stats import paired_p
 
 TABLE2_MODELS = ("single_task", "shared_bottom", "mmoe", "ple", "stem", "sparse_sharing", "csrec", "mpt_rec")
 DISPLAY_NAMES = {
@@ -87,16 +87,6 @@ def paper_settings(dataset: str, models: Sequence[str]) -> tuple[dict[str, dict]
         layer = "expert" if "expert" in params else "bottom" if "bottom" in params else None
         options[name] = {"emb_dim": setting["emb_dim"], **({layer: setting["layers"]} if layer else {})}
     return options, {"lr": setting["lr"]}
-
-
-def paired_p(a: pd.Series, b: pd.Series) -> float:
-    """Two-sided paired t-test over seeds (aligned by seed); NaN with fewer than two pairs or no
-    variance in the differences."""
-    joined = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
-    diff = joined["a"] - joined["b"]
-    if len(joined) < 2 or np.allclose(diff, diff.iloc[0]):
-        return float("nan")
-    return float(stats.ttest_rel(joined["a"], joined["b"]).pvalue)
 
 
 def significance(results: pd.DataFrame, baseline: str = "single_task", metric: str = "auc") -> pd.DataFrame:

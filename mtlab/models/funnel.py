@@ -1,5 +1,5 @@
 """The click → conversion funnel: ESMM, ESCM², AITM. Each predicts, for every impression, the three
-tasks of the funnel data (mtlab.data.aliccp): ctr = P(click), cvr = P(conversion | click) and
+tasks of the funnel data (mtlab.data.funnel_shards): ctr = P(click), cvr = P(conversion | click) and
 ctcvr = P(click and conversion), as logits [B, 3] in that order; each trains on the entire space of
 impressions, and the conversion label is never used on an impression without a click.
 

@@ -35,6 +35,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..download import sha256_of
+from ..funnel_shards import aliccp_dir
+from ..tabular import DataError
 from .columnar import (
     CsvBlocks,
     Malformed,
@@ -52,16 +55,6 @@ from .columnar import (
     value_counts,
     vocabulary,
 )
-from .download import data_dir, sha256_of
-from .funnel_shards import (
-    FUNNEL_TASKS,
-    ShardedSplit,
-    StreamedSplit,
-    funnel_labels,
-    load_funnel,
-    load_manifest,
-)
-from .tabular import DataError
 
 USER_FIELDS = ("101", "121", "122", "124", "125", "126", "127", "128", "129")
 ITEM_FIELDS = ("205", "206", "207", "210", "216")
@@ -116,7 +109,7 @@ def _check_raw(raw: Path) -> None:
 
 
 def prepared_dir(out: str | Path | None = None) -> Path:
-    return Path(out) if out else data_dir() / "ali-ccp"
+    return aliccp_dir(out)
 
 
 def prepare(
@@ -477,22 +470,4 @@ def generate_raw(
     }
 
 
-def load_aliccp(
-    folder: str | Path | None = None, tasks=None, in_memory: bool | None = None, max_memory_rows: int = 2_000_000
-):
-    """The prepared Ali-CCP shards (default data/ali-ccp) as MultiTaskData (`load_funnel`)."""
-    return load_funnel(prepared_dir(folder), tasks, in_memory, max_memory_rows)
-
-
-__all__ = [
-    "FUNNEL_TASKS",
-    "PrepareSettings",
-    "ShardedSplit",
-    "StreamedSplit",
-    "funnel_labels",
-    "generate_raw",
-    "load_aliccp",
-    "load_manifest",
-    "parse_features",
-    "prepare",
-]
+__all__ = ["PrepareSettings", "generate_raw", "parse_features", "prepare", "prepared_dir"]

@@ -199,7 +199,7 @@ def finish_conversion(out: Path, manifest: dict, vocab: dict, malformed: Malform
     conversion), and say what was skipped."""
     import json
 
-    from .download import write_atomic
+    from ..download import write_atomic
 
     manifest = {**manifest, "malformed": malformed.report(), "malformed_lines": malformed.total()}
     write_atomic(Path(out) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())

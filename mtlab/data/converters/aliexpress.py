@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..download import sha256_of
+from ..funnel_shards import aliexpress_dir, check_country
+from ..tabular import DataError
 from .columnar import (
     CsvBlocks,
     Malformed,
@@ -38,11 +41,7 @@ from .columnar import (
     value_counts,
     vocabulary,
 )
-from .download import data_dir, sha256_of
-from .funnel_shards import load_funnel
-from .tabular import DataError
 
-COUNTRIES = ("NL", "ES", "FR", "US", "RU")
 CATEGORICAL = tuple(f"categorical_{i}" for i in range(1, 17))
 NUMERICAL = tuple(f"numerical_{i}" for i in range(1, 64))
 COLUMNS = ("search_id", *CATEGORICAL, *NUMERICAL, "click", "conversion")
@@ -58,13 +57,6 @@ class PrepareSettings:
     shard_rows: int = 4_000_000
     row_group_rows: int = 65_536
     block_bytes: int = 16 << 20  # CSV bytes parsed at once
-
-
-def check_country(country: str) -> str:
-    code = str(country).upper()
-    if code not in COUNTRIES:
-        raise DataError(f"country {country!r}: AliExpress has {', '.join(COUNTRIES)}")
-    return code
 
 
 def raw_files(raw: str | Path, country: str) -> dict[str, Path]:
@@ -83,7 +75,7 @@ def raw_files(raw: str | Path, country: str) -> dict[str, Path]:
 
 
 def prepared_dir(country: str, out: str | Path | None = None) -> Path:
-    return Path(out) if out else data_dir() / f"aliexpress-{check_country(country).lower()}"
+    return aliexpress_dir(country, out)
 
 
 def _blocks(path: Path, settings: PrepareSettings) -> CsvBlocks:
@@ -211,17 +203,6 @@ def _encode(
         bar.update(batch.num_rows)
     bar.close()
     blocks.report_skipped(malformed, f"wrong number of fields (of {len(COLUMNS)})")
-
-
-def load_aliexpress(
-    country: str = "NL",
-    folder: str | Path | None = None,
-    tasks=None,
-    in_memory: bool | None = None,
-    max_memory_rows: int = 2_000_000,
-):
-    """A country's prepared shards (default data/aliexpress-<cc>) as MultiTaskData (`load_funnel`)."""
-    return load_funnel(prepared_dir(country, folder), tasks, in_memory, max_memory_rows)
 
 
 # --- a generator of files in the published layout -------------------------------------------------
