@@ -6,7 +6,7 @@ import os
 # a value already in the environment wins, and "" restores OpenMP's own default). On a small machine
 # shared with other training processes, spinning threads fight them for the same cores: beside two,
 # 00_quickstart's quick profile ran 8.1× slower with OpenMP's default and 1.04× with PASSIVE; quiet,
-# the two are within noise (benchmarks/notebook_under_load.py; README, Benchmarks).
+# the two are within noise (benchmarks/notebook_under_load.py; docs/benchmarks.md).
 if not os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE"):
     del os.environ["OMP_WAIT_POLICY"]  # "" asks for OpenMP's default (libgomp rejects an empty value)
 
