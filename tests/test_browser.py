@@ -177,7 +177,7 @@ def test_explorer_trains_the_recommender_with_pmtrec_in_a_real_browser(jupyter_l
             "() => [...document.querySelectorAll('.widget-dropdown select')].some(s => s.value === 'mf')",
             timeout=60_000,
         )
-        dropdown("weighting").select_option(label="PMTRec (recommender)")
+        dropdown("weighting").select_option(label="PMTRec")
         page.locator(".widget-button", has_text="Run").first.click()
         page.wait_for_function("() => document.body.innerText.includes('test ndcg@40')", timeout=300_000)
         wait_kernel_idle(base, token, timeout=300)
