@@ -13,7 +13,7 @@ from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, D
 from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one, train_seeds
 from .experiments.sweep import tables_help
-from .models import MODELS
+from .models import MODELS, trains_on
 from .train.device import DEVICES
 from .weighting import STRATEGIES
 
@@ -255,11 +255,11 @@ def train_command(args, main_process: bool = True) -> int:
     if tasks is not None and (not all(tasks) or len(set(tasks)) != len(tasks)):
         raise ValueError(f"--tasks {args.tasks!r}: give distinct task names separated by commas")
     rec = args.data in REC_DATASETS
-    if rec != (args.model == "mf"):
-        raise ValueError(
-            f"model {args.model!r} does not train on {args.data!r}: the recommendation datasets "
-            f"({', '.join(REC_DATASETS)}) take model mf, the others every model but mf"
-        )
+    offered = tasks or list((REC_DATASETS if rec else DATASETS)[args.data][2])
+    why = trains_on(MODELS[args.model], "interactions" if rec else "tabular", offered)
+    if why:
+        fitting = [m for m, cls in MODELS.items() if not trains_on(cls, "interactions" if rec else "tabular", offered)]
+        raise ValueError(f"{why}; on {args.data!r} with these tasks train one of: {', '.join(fitting)}")
     if args.stream and args.data not in FUNNEL_DATASETS:
         raise ValueError(
             f"--stream reads prepared shards ({', '.join(FUNNEL_DATASETS)}); {args.data!r} is loaded in memory"

@@ -445,6 +445,7 @@ class Explorer:
         self.curve = w.Image(format="png")
         self.table = w.HTML()
         self.dataset.observe(lambda _: self._task_options(), names="value")
+        self.model.observe(lambda _: self._model_tasks(), names="value")
         self._task_options()
         self.run_button.on_click(lambda _: self.run(wait=False))
         self.stop_button.on_click(lambda _: self._stop.set())
@@ -468,26 +469,34 @@ class Explorer:
         (`FUNNEL_DATASETS`) every tabular model, the funnel ones included; the other tabular datasets
         every tabular model but the funnel ones."""
         from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS
-        from .models import MODELS
-        from .models.funnel import FUNNEL_MODELS
+        from .models import MODELS, trains_on
         from .weighting import STRATEGIES
 
         name = self.dataset.value
         rec = name in REC_DATASETS
         if rec:
-            names, models, chosen = list(REC_DATASETS[name][2]), ["mf"], "mf"
+            names = list(REC_DATASETS[name][2])
         else:
             names = [t for t in DATASETS[name][2] if t not in ("column=value", "t1 … tN")]
             names = ["t1", "t2", "t3"] if name == "synthetic" else names
-            funnel = name in FUNNEL_DATASETS  # the funnel models train on funnel data only
-            models = sorted(n for n in MODELS if n != "mf" and (funnel or n not in FUNNEL_MODELS))
-            chosen = self.model.value if self.model.value in models else ("esmm" if funnel else "mmoe")
+        kind = "interactions" if rec else "tabular"
+        models = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, names))
+        default = "mf" if rec else "esmm" if name in FUNNEL_DATASETS else "mmoe"
+        chosen = self.model.value if self.model.value in models else default
+        self.tasks.options = names  # first: a change of model below picks among these
         self.model.options, self.model.value = models, chosen
-        self.tasks.options = names
-        self.tasks.value = tuple(names[:2])
+        self._model_tasks()
         titles = [cls.title for cls in STRATEGIES.values() if not (rec and cls.per_element_state)]
         keep = self.weighting.value if self.weighting.value in titles else STRATEGIES["ew"].title
         self.weighting.options, self.weighting.value = titles, keep
+
+    def _model_tasks(self) -> None:
+        """The chosen model's tasks: all it predicts where it declares them (the funnel models: ctr, cvr,
+        ctcvr), else the dataset's first two."""
+        from .models import MODELS
+
+        required = MODELS[self.model.value].required_tasks if self.model.value in MODELS else None
+        self.tasks.value = tuple(required) if required else tuple(self.tasks.options[:2])
 
     def _strategy(self) -> str:
         """The registry name of the chosen strategy (the dropdown shows titles)."""

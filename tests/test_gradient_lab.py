@@ -374,8 +374,9 @@ def test_rep_grad_under_ew_is_the_plain_gradient_and_is_refused_where_it_cannot_
     mmoe = build_model("mmoe", tabular.features, tabular.tasks)
     with pytest.raises(ValueError, match="rep_grad needs a model with one shared representation.*MMoE has none"):
         fit(mmoe, tabular, TrainConfig(rep_grad=True, weighting="mgda", **config))
+    bottom = build_model("shared_bottom", tabular.features, tabular.tasks, bottom=(16,), tower=(8,))
     with pytest.raises(ValueError, match="db_mtl keeps a running state per shared element.*rep_grad"):
-        TrainConfig(rep_grad=True, weighting="db_mtl")
+        fit(bottom, tabular, TrainConfig(rep_grad=True, weighting="db_mtl", **config))
     with pytest.raises(ValueError, match="diagnostics must be an integer of at least 0"):
         TrainConfig(diagnostics=-1)
 

@@ -147,3 +147,21 @@ def test_a_random_stream_is_its_own_copy_of_the_global_stream():
     assert torch.equal(drawn, expected) and torch.equal(torch.get_rng_state(), before)
     with stream:
         assert not torch.equal(torch.rand(3), expected)  # it goes on where it stopped
+
+
+def test_what_a_model_trains_on_is_read_from_its_declarations():
+    from mtlab.models import trains_on
+
+    funnel = ("ctr", "cvr", "ctcvr")
+    assert trains_on(MODELS["esmm"], "tabular", funnel) is None and trains_on(MODELS["mmoe"], "tabular", funnel) is None
+    assert "ctr, cvr, ctcvr" in trains_on(MODELS["aitm"], "tabular", ("income", "marital"))
+    assert "interactions data" in trains_on(MODELS["mf"], "tabular", ("income",))
+    assert "tabular data" in trains_on(MODELS["ple"], "interactions", ("rec",))
+
+
+def test_the_command_line_names_the_models_that_fit(capsys):
+    from mtlab.cli import main
+
+    assert main(["train", "--data", "census-income", "--model", "esmm", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "predicts the tasks ctr, cvr, ctcvr" in err and "mmoe" in err and "esmm," not in err

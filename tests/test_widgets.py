@@ -105,7 +105,11 @@ def test_explorer_offers_every_funnel_dataset_the_funnel_models_and_tasks(datase
     explorer.dataset.value = dataset
     assert {"esmm", "escm2", "aitm"} <= set(explorer.model.options) and explorer.model.value == "mmoe"  # kept
     assert explorer.tasks.options == ("ctr", "cvr", "ctcvr")
-    explorer.model.value = "esmm"
+    explorer.model.value = "esmm"  # predicts all three funnel tasks: chosen with it
+    assert explorer.tasks.value == ("ctr", "cvr", "ctcvr")
+    explorer.model.value = "mmoe"
+    assert explorer.tasks.value == ("ctr", "cvr")
+    explorer.model.value = "aitm"
     explorer.dataset.value = "census-income"
     assert not {"esmm", "escm2", "aitm"} & set(explorer.model.options) and explorer.model.value == "mmoe"
 

@@ -191,7 +191,7 @@ class MultiTaskData:
         """The data with one more binary task, made from a categorical column: label 1 where the
         column holds `code` (default: its most frequent code in training). The column leaves the
         features of every split, so the label is never also an input. Data in memory only."""
-        if hasattr(self.train, "batches"):
+        if self.streamed:
             raise DataError(f"a task from a column needs the data in memory; {self.name} is streamed")
         if column not in self.features.cat_names:
             raise DataError(

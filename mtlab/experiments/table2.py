@@ -211,10 +211,10 @@ def ordering_statement(agreement: pd.DataFrame) -> str:
 
 def check_models(models: Sequence[str] | None) -> tuple[str, ...]:
     """The Table 2 models by default; unknown names get an error that lists the registered ones."""
-    from ..models import MODELS
-    from ..models.funnel import FUNNEL_MODELS
+    from ..models import MODELS, trains_on
 
-    allowed = sorted(m for m in MODELS if m != "mf" and m not in FUNNEL_MODELS)  # those that train on these data
+    tasks = TABLE2_TASKS["census-income"]
+    allowed = sorted(m for m, cls in MODELS.items() if not trains_on(cls, "tabular", tasks))  # those that train here
     models = tuple(models) if models else TABLE2_MODELS
     unknown = [m for m in models if m not in allowed]
     if unknown:

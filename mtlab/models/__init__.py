@@ -21,6 +21,17 @@ from .base import (
     build_model,
     register,
     task_losses,
+    trains_on,
 )
 
-__all__ = ["MODELS", "MultiTaskModel", "Step", "StepOutput", "TaskModel", "build_model", "register", "task_losses"]
+__all__ = [
+    "MODELS",
+    "MultiTaskModel",
+    "Step",
+    "StepOutput",
+    "TaskModel",
+    "build_model",
+    "register",
+    "task_losses",
+    "trains_on",
+]

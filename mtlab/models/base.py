@@ -61,6 +61,8 @@ class TaskModel(nn.Module):
     row_state = False  # keeps a value per training row (read by row index): in-memory data, one process
     one_representation = False  # one shared representation every task reads (`represent`, `heads`): rep_grad
     vectorizable = False  # has `member_losses`: seeds can train as one batched model (train.vectorized)
+    data_kind = "tabular"  # the kind of data it trains on (`data.kind`: "tabular" | "interactions")
+    required_tasks: tuple[str, ...] | None = None  # the only tasks it predicts, in order (None: any)
 
     def prepared(self) -> bool:
         """Whether the preparation phase has run (models without one: always)."""
@@ -146,11 +148,6 @@ class MultiTaskModel(TaskModel):
         """rep_grad: the towers read a detached copy of the shared representation, which is what the
         strategy combines; the combined gradient then goes down through the shared layers once. For
         models with one representation every task reads: `represent(batch)` and `heads(h)`."""
-        if not self.one_representation:
-            raise ValueError(
-                f"rep_grad needs a model with one shared representation that every task reads "
-                f"(shared_bottom); {type(self).__name__} has none"
-            )
         rep = SharedRepresentation.split(self.represent(batch))
         return StepOutput(task_losses(self.heads(rep.leaf), labels), [rep])
 
@@ -166,6 +163,17 @@ class MultiTaskModel(TaskModel):
         the per-task BCE of `forward`.
         """
         return task_losses(self(batch), labels), None
+
+
+def trains_on(cls: type[TaskModel], kind: str, tasks) -> str | None:
+    """Why the model class cannot train on data of `kind` offering `tasks` (None: it can), from its
+    declarations (`data_kind`, `required_tasks`): what the command line, the explorer and the tables ask."""
+    name = getattr(cls, "registry_name", cls.__name__)  # a model class need not be registered
+    if cls.data_kind != kind:
+        return f"model {name!r} trains on {cls.data_kind} data, not {kind}"
+    if cls.required_tasks and not set(cls.required_tasks) <= set(tasks):
+        return f"model {name!r} predicts the tasks {', '.join(cls.required_tasks)} (the funnel datasets' tasks)"
+    return None
 
 
 def register(name: str):

@@ -66,6 +66,8 @@ def clicked_logloss(cvr_logit: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 class FunnelModel(MultiTaskModel):
     """Shared embedding, a CTR tower and a CVR tower (one batched MLP)."""
 
+    required_tasks = FUNNEL_TASKS
+
     def __init__(self, features, tasks, emb_dim: int = 8, tower: Sequence[int] = (64, 32), dropout: float = 0.0):
         super().__init__(features, tasks)
         if tuple(tasks) != FUNNEL_TASKS:
@@ -201,6 +203,8 @@ class AITM(MultiTaskModel):
     ŷ_click = σ(head(q_click)), ŷ_purchase = σ(head(z)). Loss: BCE of both over every impression, plus
     the behavioural expectation calibrator α · mean max(ŷ_purchase − ŷ_click, 0) (Eq. 7), as the
     step's extra loss. pCVR = ŷ_purchase / ŷ_click (≤ 1 by the calibrator; clipped)."""
+
+    required_tasks = FUNNEL_TASKS
 
     def __init__(
         self,

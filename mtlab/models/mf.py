@@ -48,6 +48,7 @@ class MFMultiTask(TaskModel):
     """Built from an `InteractionSpec` (`data.spec`): `build_model("mf", data.spec, tasks, dim=64)`."""
 
     vectorizable = True
+    data_kind = "interactions"
 
     def __init__(self, spec: InteractionSpec, tasks: Sequence[str] = ("rec",), dim: int = 64):
         super().__init__()

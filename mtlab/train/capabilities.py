@@ -2,14 +2,14 @@
 
     capabilities(model, data, config) -> Capabilities(train, vectorize, distribute, rep_grad)
 
-Each field is None where the run can, else the reason it cannot, in words a user can act on. The fit
-loop, seed-vectorized training, the sweep and the command line all ask here; none guesses from
-attributes. The declarations read:
+Each field is None where the run can, else the reason it cannot, in words a user can act on. `fit`,
+`fit_members` and `experiments.train_seeds` (through which the command line, the notebooks and every
+sweep job train) ask here; none guesses from attributes. The declarations read:
 
-- the model's class: `TaskModel.row_state` (a value per training row), `preparation` (a phase run
-  first), `one_representation` (rep_grad's `represent`/`heads`), `vectorizable` (`member_losses`), and
-  what its tasks share (`shared_parameters`, by structure);
-- the strategy's class: `Weighting.kind` ("loss", "gradient", "rows", "own");
+- the model's class: `TaskModel.data_kind`, `row_state` (a value per training row), `preparation` (a
+  phase run first), `one_representation` (rep_grad's `represent`/`heads`), `vectorizable`
+  (`member_losses`), and what its tasks share (`shared_parameters`, by structure);
+- the strategy's class: `Weighting.kind` ("loss", "gradient", "rows", "own"), `per_element_state`;
 - the data: `data.kind` ("tabular", "interactions") and `data.streamed`.
 """
 
@@ -39,11 +39,18 @@ def capabilities(model, data, config) -> Capabilities:
             f"{name} keeps a value per training row (read by row index), which streamed data do not give; "
             "load the data in memory or use adversarial=False"
         )
+    if model.data_kind != data.kind:
+        train = f"{name} trains on {model.data_kind} data; these are {data.kind}"
     rep_grad = None
     if not model.one_representation:
         rep_grad = (
             f"rep_grad needs a model with one shared representation that every task reads (shared_bottom); "
             f"{name} has none"
+        )
+    elif STRATEGIES[config.weighting].per_element_state:
+        rep_grad = (
+            f"{config.weighting} keeps a running state per shared element, but with rep_grad the shared "
+            "elements are each batch's representation; use rep_grad=False or another strategy"
         )
     return Capabilities(train, _vectorize(model, data, config, kind), _distribute(model, data, config, kind), rep_grad)
 

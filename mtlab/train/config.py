@@ -81,11 +81,6 @@ class TrainConfig:
                 f"diagnostics must be an integer of at least 0 (measured steps an epoch; 0 = off), "
                 f"got {self.diagnostics!r}"
             )
-        if self.rep_grad and STRATEGIES[self.weighting].per_element_state:
-            raise ValueError(
-                f"{self.weighting} keeps a running state per shared element, but with rep_grad the shared "
-                f"elements are each batch's representation; use rep_grad=False or another strategy"
-            )
 
     def identity(self) -> dict:
         """The settings that change the steps taken: a checkpoint is resumed only under the same ones.
