@@ -255,10 +255,15 @@ def train_command(args, main_process: bool = True) -> int:
     if tasks is not None and (not all(tasks) or len(set(tasks)) != len(tasks)):
         raise ValueError(f"--tasks {args.tasks!r}: give distinct task names separated by commas")
     rec = args.data in REC_DATASETS
-    offered = tasks or list((REC_DATASETS if rec else DATASETS)[args.data][2])
-    why = trains_on(MODELS[args.model], "interactions" if rec else "tabular", offered)
+    known = list((REC_DATASETS if rec else DATASETS)[args.data][2])
+    unknown = [t for t in tasks or [] if t not in known and "=" not in t]  # column=value: census's own tasks
+    if unknown and args.data != "synthetic":  # synthetic's tasks are t1 … tN
+        raise ValueError(f"unknown task(s) {unknown} for {args.data!r}; its tasks: {', '.join(known)}")
+    kind = "interactions" if rec else "tabular"
+    offered = tasks or known  # the data's tasks when none are named
+    why = trains_on(MODELS[args.model], kind, offered)
     if why:
-        fitting = [m for m, cls in MODELS.items() if not trains_on(cls, "interactions" if rec else "tabular", offered)]
+        fitting = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, offered))
         raise ValueError(f"{why}; on {args.data!r} with these tasks train one of: {', '.join(fitting)}")
     if args.stream and args.data not in FUNNEL_DATASETS:
         raise ValueError(

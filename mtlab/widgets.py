@@ -445,7 +445,7 @@ class Explorer:
         self.curve = w.Image(format="png")
         self.table = w.HTML()
         self.dataset.observe(lambda _: self._task_options(), names="value")
-        self.model.observe(lambda _: self._model_tasks(), names="value")
+        self.model.observe(lambda change: self._model_tasks(change["old"]), names="value")
         self._task_options()
         self.run_button.on_click(lambda _: self.run(wait=False))
         self.stop_button.on_click(lambda _: self._stop.set())
@@ -490,13 +490,18 @@ class Explorer:
         keep = self.weighting.value if self.weighting.value in titles else STRATEGIES["ew"].title
         self.weighting.options, self.weighting.value = titles, keep
 
-    def _model_tasks(self) -> None:
+    def _model_tasks(self, previous: str | None = None) -> None:
         """The chosen model's tasks: all it predicts where it declares them (the funnel models: ctr, cvr,
-        ctcvr), else the dataset's first two."""
+        ctcvr); coming from such a model (or to a new dataset), the dataset's first two; else the user's
+        choice stays."""
         from .models import MODELS
 
         required = MODELS[self.model.value].required_tasks if self.model.value in MODELS else None
-        self.tasks.value = tuple(required) if required else tuple(self.tasks.options[:2])
+        came_from = MODELS[previous].required_tasks if previous in MODELS else None
+        if required:
+            self.tasks.value = tuple(required)
+        elif previous is None or came_from or not self.tasks.value:
+            self.tasks.value = tuple(self.tasks.options[:2])
 
     def _strategy(self) -> str:
         """The registry name of the chosen strategy (the dropdown shows titles)."""
@@ -524,6 +529,13 @@ class Explorer:
             tasks = list(self.tasks.value)
             if not tasks:
                 raise ValueError("pick at least one task")
+            from .data import REC_DATASETS
+            from .models import MODELS, trains_on
+
+            kind = "interactions" if self.dataset.value in REC_DATASETS else "tabular"
+            why = trains_on(MODELS[self.model.value], kind, tasks)
+            if why:
+                raise ValueError(f"{why}: pick those tasks or another model")
             profile = get_profile("quick", seeds=[0], device=self.device, subsample=self.subsample.value)
             self.status.value = f"loading {self.dataset.value} …"
             options = {"n_tasks": 3, "n_samples": 20_000} if self.dataset.value == "synthetic" else {}

@@ -165,3 +165,19 @@ def test_the_command_line_names_the_models_that_fit(capsys):
     assert main(["train", "--data", "census-income", "--model", "esmm", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "predicts the tasks ctr, cvr, ctcvr" in err and "mmoe" in err and "esmm," not in err
+
+
+def test_rep_grad_is_refused_for_a_strategy_that_weights_in_its_own_backward(tabular):
+    bottom = build_model("shared_bottom", tabular.features, tabular.tasks)
+    why = capabilities(bottom, tabular, TrainConfig(rep_grad=True, weighting="pmtrec")).rep_grad
+    assert "own backward" in why and "rep_grad" in why
+
+
+def test_the_command_line_reports_a_task_typo_as_such(capsys):
+    from mtlab.cli import main
+
+    assert main(["train", "--data", "aliexpress-nl", "--model", "esmm", "--tasks", "ctr,cvr,ctcv", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task(s) ['ctcv']" in err and "ctr, cvr, ctcvr" in err
+    assert main(["train", "--data", "ali-ccp", "--model", "esmm", "--tasks", "ctcvr,ctr,cvr", "--quiet"]) == 2
+    assert "in that order" in capsys.readouterr().err

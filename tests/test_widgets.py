@@ -126,3 +126,16 @@ def test_explorer_reads_the_registries():
     assert set(explorer.weighting.options) == {c.title for c in STRATEGIES.values() if not c.per_element_state}
     explorer.weighting.value = "MGDA"
     assert explorer._strategy() == "mgda"
+
+
+def test_explorer_keeps_the_chosen_tasks_when_the_model_changes_and_checks_them_at_run():
+    explorer = Explorer(device="cpu")
+    explorer.tasks.value = ("income", "sex", "bachelors")
+    explorer.model.value = "ple"
+    assert explorer.tasks.value == ("income", "sex", "bachelors")
+    explorer.dataset.value = "aliexpress-nl"
+    explorer.model.value = "esmm"
+    explorer.tasks.value = ("ctr", "cvr")
+    with pytest.raises(ValueError, match="predicts the tasks ctr, cvr, ctcvr"):  # before loading any data
+        explorer.run(wait=True)
+    assert explorer.status.value.startswith("error: ") and "--tasks" not in explorer.status.value

@@ -218,7 +218,10 @@ def check_models(models: Sequence[str] | None) -> tuple[str, ...]:
     models = tuple(models) if models else TABLE2_MODELS
     unknown = [m for m in models if m not in allowed]
     if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; allowed values: {', '.join(allowed)}")
+        why = [trains_on(MODELS[m], "tabular", tasks) for m in unknown if m in MODELS]
+        raise ValueError(
+            f"{'; '.join(why) + ': ' if why else ''}model(s) {unknown} cannot train here; allowed values: {', '.join(allowed)}"
+        )
     return models
 
 

@@ -171,8 +171,10 @@ def trains_on(cls: type[TaskModel], kind: str, tasks) -> str | None:
     name = getattr(cls, "registry_name", cls.__name__)  # a model class need not be registered
     if cls.data_kind != kind:
         return f"model {name!r} trains on {cls.data_kind} data, not {kind}"
-    if cls.required_tasks and not set(cls.required_tasks) <= set(tasks):
-        return f"model {name!r} predicts the tasks {', '.join(cls.required_tasks)} (the funnel datasets' tasks)"
+    if cls.required_tasks and tuple(tasks) != tuple(cls.required_tasks):
+        return (
+            f"model {name!r} predicts the tasks {', '.join(cls.required_tasks)}, in that order (the funnel datasets')"
+        )
     return None
 
 

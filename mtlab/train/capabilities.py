@@ -47,6 +47,11 @@ def capabilities(model, data, config) -> Capabilities:
             f"rep_grad needs a model with one shared representation that every task reads (shared_bottom); "
             f"{name} has none"
         )
+    elif kind not in ("loss", "gradient"):
+        rep_grad = (
+            f"the {config.weighting} strategy weights per row in its own backward, not on a representation; "
+            "rep_grad needs one that weights the losses or combines task gradients"
+        )
     elif STRATEGIES[config.weighting].per_element_state:
         rep_grad = (
             f"{config.weighting} keeps a running state per shared element, but with rep_grad the shared "

@@ -111,6 +111,9 @@ class SingleLearner:
         self._model = model.to(device)
         self.configs, self.config = [config], config
         self.tasks = tasks = tuple(model.tasks)
+        can = capabilities(model, data, config)
+        if can.train:  # first: a model for other data would otherwise be told its tasks are wrong
+            raise ValueError(can.train)
         if data.kind == "tabular" and tuple(data.tasks) != tasks:
             raise ValueError(
                 f"the model predicts tasks {list(tasks)} but the data hold {list(data.tasks)}; "
@@ -131,9 +134,6 @@ class SingleLearner:
             "train": _plain(config.identity()),
             **_plain(identity or {}),
         }
-        can = capabilities(model, data, config)
-        if can.train:
-            raise ValueError(can.train)
         if config.rep_grad and can.rep_grad:
             raise ValueError(can.rep_grad)
         self.cluster = cluster = _cluster(config, can.distribute)
