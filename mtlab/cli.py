@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError
+from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError, kind_of
 from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one, train_seeds
 from .experiments.sweep import tables_help
@@ -259,7 +259,7 @@ def train_command(args, main_process: bool = True) -> int:
     unknown = [t for t in tasks or [] if t not in known and "=" not in t]  # column=value: census's own tasks
     if unknown and args.data != "synthetic":  # synthetic's tasks are t1 … tN
         raise ValueError(f"unknown task(s) {unknown} for {args.data!r}; its tasks: {', '.join(known)}")
-    kind = "interactions" if rec else "tabular"
+    kind = kind_of(args.data)
     offered = tasks or known  # the data's tasks when none are named
     why = trains_on(MODELS[args.model], kind, offered)
     if why:

@@ -468,7 +468,7 @@ class Explorer:
         a state per shared element: MF shares the rows each batch reads); the funnel datasets
         (`FUNNEL_DATASETS`) every tabular model, the funnel ones included; the other tabular datasets
         every tabular model but the funnel ones."""
-        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS
+        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, kind_of
         from .models import MODELS, trains_on
         from .weighting import STRATEGIES
 
@@ -479,7 +479,7 @@ class Explorer:
         else:
             names = [t for t in DATASETS[name][2] if t not in ("column=value", "t1 … tN")]
             names = ["t1", "t2", "t3"] if name == "synthetic" else names
-        kind = "interactions" if rec else "tabular"
+        kind = kind_of(name)
         models = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, names))
         default = "mf" if rec else "esmm" if name in FUNNEL_DATASETS else "mmoe"
         chosen = self.model.value if self.model.value in models else default
@@ -529,11 +529,10 @@ class Explorer:
             tasks = list(self.tasks.value)
             if not tasks:
                 raise ValueError("pick at least one task")
-            from .data import REC_DATASETS
+            from .data import kind_of
             from .models import MODELS, trains_on
 
-            kind = "interactions" if self.dataset.value in REC_DATASETS else "tabular"
-            why = trains_on(MODELS[self.model.value], kind, tasks)
+            why = trains_on(MODELS[self.model.value], kind_of(self.dataset.value), tasks)
             if why:
                 raise ValueError(f"{why}: pick those tasks or another model")
             profile = get_profile("quick", seeds=[0], device=self.device, subsample=self.subsample.value)

@@ -114,6 +114,12 @@ def load_amazon_folder(seed: int = 0) -> InteractionData:
     return load_amazon(reviews[0], meta[0], seed=seed)
 
 
+def kind_of(name: str) -> str:
+    """The kind of a registered dataset's data (`data.kind` once loaded): "interactions" for the
+    recommendation datasets (REC_DATASETS), "tabular" for the others (DATASETS)."""
+    return "interactions" if name in REC_DATASETS else "tabular"
+
+
 def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
     """A recommendation dataset by name (`REC_DATASETS`)."""
     name = "rec-synthetic" if name == "synthetic" else name  # the tabular "synthetic" is another generator
@@ -227,6 +233,7 @@ __all__ = [
     "MultiTaskData",
     "REC_DATASETS",
     "REC_TASKS",
+    "kind_of",
     "SOURCES",
     "TabularSplit",
     "check_rec_tasks",

@@ -26,7 +26,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 import torch
@@ -62,7 +62,9 @@ class MemberRecord:
             self.bad_epochs += 1
 
     def state(self) -> dict:
-        return asdict(self)
+        """The fields as a dict, not copied (a checkpoint writes them as they are; `asdict` would
+        deep-copy the best weights and the history every epoch)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
