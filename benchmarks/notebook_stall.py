@@ -22,32 +22,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
-
-BUSY = [
-    sys.executable,
-    "-m",
-    "mtlab",
-    "train",
-    "--data",
-    "synthetic",
-    "--model",
-    "mmoe",
-    "--epochs",
-    "100000",
-    "--batch-size",
-    "64",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--profile",
-    "quick",
-]
+from notebook_under_load import BUSY  # the same busy training beside the notebook (benchmarks/ is on the path)
 
 WIDGET_CELLS = [
     "import ipywidgets as w\nlabel, out = w.Label('a'), w.Output()\nbox = w.VBox([label, out])\nbox",
