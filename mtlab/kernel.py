@@ -143,6 +143,25 @@ class IPCKernelManager(AsyncKernelManager):
     interrupt_kernel = _async_interrupt_kernel
 
 
+# the coroutines nbclient (0.10) starts for each cell beside the one that sends it
+POLLERS = frozenset({"_async_poll_kernel_alive", "_async_poll_output_msg", "_async_poll_for_reply"})
+
+
+def cell_pollers() -> list[asyncio.Task]:
+    """The pending tasks of nbclient's per-cell pollers in the running loop, and nothing else: not the
+    kernel's shutdown, which nbclient's cleanup runs in the same loop while an abandoned cell ends."""
+    return [t for t in asyncio.all_tasks() if not t.done() and getattr(t.get_coro(), "__name__", "") in POLLERS]
+
+
+async def end_tasks(tasks) -> None:
+    """Cancel the tasks that are not done (never the one running this) and wait until they have ended."""
+    pending = [t for t in tasks if not t.done() and t is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 class WatchedNotebookClient(PapermillNotebookClient):
     """papermill's client with a watch on every cell: :class:`KernelStall` when the kernel has shown
     nothing for the cell's request `ack_seconds` after it was sent (the kernel publishes "busy" within
@@ -160,6 +179,7 @@ class WatchedNotebookClient(PapermillNotebookClient):
         if reply_seconds is not None:
             self.reply_seconds = reply_seconds
         self._seen: dict = {}
+        self._cell_task: asyncio.Task | None = None
 
     def process_message(self, msg, cell, cell_index):
         now = time.monotonic()
@@ -174,7 +194,7 @@ class WatchedNotebookClient(PapermillNotebookClient):
         self._seen = {}
         source_index = written_index(self.nb.cells, cell_index)
         sent = time.monotonic()
-        before = asyncio.all_tasks()
+        self._cell_task = asyncio.current_task()
         task = asyncio.ensure_future(super().async_execute_cell(cell, cell_index, execution_count, store_history))
         try:
             while True:
@@ -190,12 +210,20 @@ class WatchedNotebookClient(PapermillNotebookClient):
                     raise KernelStall(source_index, cell.source, seen)
         finally:
             # a stall, Ctrl-C or a cancelled wait abandons the cell: end it and the pollers nbclient
-            # started for it (kernel alive, output), so that none wakes later into a closed kernel
-            started = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()]
-            for pending in started:
-                pending.cancel()
-            if started:
-                await asyncio.gather(*started, return_exceptions=True)
+            # started for it (kernel alive, output, reply), so that none wakes later into a closed kernel
+            self._cell_task = None
+            await end_tasks([task, *cell_pollers()])
+
+    async def _async_cleanup_kernel(self) -> None:
+        """End a cell that Ctrl-C left pending before the kernel is shut down. The KeyboardInterrupt
+        leaves the event loop between two steps, with the cell and nbclient's pollers still scheduled;
+        nbclient's cleanup runs the same loop again, and a poller that then saw the kernel die ended
+        the cell, whose own ending cancelled the shutdown under way (a traceback instead of "interrupted")."""
+        if self._cell_task is not None and not self._cell_task.done():
+            await end_tasks([self._cell_task])
+        await super()._async_cleanup_kernel()
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
     execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine to the sync name
 

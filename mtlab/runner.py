@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
@@ -89,7 +90,9 @@ def run_notebooks(
         }  # a notebook without a parameters cell is given none
         try:
             execute_with_retry(path, target, given, cell_timeout, log)
-        except KeyboardInterrupt:  # the summary still says what ran; the CLI says how to go on
+        except (KeyboardInterrupt, asyncio.CancelledError) as exc:  # the summary still says what ran
+            if not isinstance(exc, KeyboardInterrupt) and not after_ctrl_c(exc):
+                raise
             from .kernel import remove_leftovers
 
             remove_leftovers()
@@ -120,6 +123,18 @@ def run_notebooks(
     if interrupted:
         raise BatchInterrupted(out)
     return summary, out
+
+
+def after_ctrl_c(exc: BaseException) -> bool:
+    """Whether `exc` was raised while a Ctrl-C was being handled (nbclient shuts the kernel down inside
+    its own handler, and an error there hides the KeyboardInterrupt in `__context__`)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
 
 
 class BatchInterrupted(KeyboardInterrupt):

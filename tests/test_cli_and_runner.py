@@ -443,7 +443,10 @@ def test_ctrl_c_on_a_batch_writes_the_summary_and_says_how_to_go_on(tmp_path):
     import subprocess
     import sys
 
-    slow = notebook(tmp_path / "a_slow.ipynb", "import time\ntime.sleep(120)")
+    # a kernel slow to exit (its atexit sleeps) leaves time for nbclient's poller to see it die while
+    # the shutdown waits: before the cell's tasks were ended first, that cancelled the shutdown in
+    # about one run in four (exit 1 and a traceback instead of 130)
+    slow = notebook(tmp_path / "a_slow.ipynb", "import atexit, time\natexit.register(time.sleep, 8)\ntime.sleep(120)")
     later = notebook(tmp_path / "b_later.ipynb", "x = 1")
     process = subprocess.Popen(
         [sys.executable, "-m", "mtlab", "run", "--notebooks", str(slow), str(later), "--out", str(tmp_path / "run")],
@@ -464,11 +467,46 @@ def test_ctrl_c_on_a_batch_writes_the_summary_and_says_how_to_go_on(tmp_path):
     time.sleep(1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130 and "Traceback" not in err, err
+    assert process.returncode == 130 and "Traceback" not in err and "Kernel died" not in err, err
     assert "interrupted (Ctrl-C); what ran is in" in err and "run again with a new --out" in err
     summary = pd.read_csv(tmp_path / "run" / "summary.csv")
     assert summary["status"].tolist() == ["interrupted", "not run"]
     assert "0 ok, 0 failed, 1 interrupted, 1 not run" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_an_abandoned_cell_ends_its_pollers_and_never_the_shutdown():
+    """What the cleanup after Ctrl-C cancels: nbclient's per-cell pollers, not another task in the loop
+    (the kernel's shutdown), which the cell's ending used to take with it."""
+    import asyncio
+
+    from mtlab.kernel import cell_pollers, end_tasks
+    from mtlab.runner import after_ctrl_c
+
+    async def _async_poll_kernel_alive():
+        await asyncio.sleep(60)
+
+    async def shutdown():
+        await asyncio.sleep(0.05)
+        return "shut down"
+
+    async def main():
+        poller = asyncio.ensure_future(_async_poll_kernel_alive())
+        other = asyncio.ensure_future(shutdown())
+        await asyncio.sleep(0)
+        assert cell_pollers() == [poller]
+        await end_tasks(cell_pollers())
+        return poller.cancelled(), await other
+
+    assert asyncio.run(main()) == (True, "shut down")
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise asyncio.CancelledError  # noqa: B904 (the implicit context is what is tested)
+    except asyncio.CancelledError as err:
+        assert after_ctrl_c(err)
+    assert not after_ctrl_c(asyncio.CancelledError())
 
 
 def test_a_pipe_in_an_error_keeps_summary_md_a_table(tmp_path):
