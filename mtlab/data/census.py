@@ -1,6 +1,8 @@
 """Census-Income (KDD), UCI: the multi-task benchmark of MMoE, PLE and MPT-Rec.
 
-Tasks are binary columns derived from the raw data. The column behind every task is removed from
+Tasks are binary columns derived from the raw data, and of the other kinds (data.task_kinds) weeks
+worked in the year (regression), marital status in its seven classes and education in five levels
+(multi-class). The column behind every task is removed from
 the features, so no label leaks into the input; the income column is the dataset's own target and
 never a feature; the instance weight is a sampling weight, not a feature.
 
@@ -20,6 +22,7 @@ import torch
 
 from .download import read_checked, require_files
 from .tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
+from .task_kinds import TaskKind
 
 COLUMNS = (
     "age",
@@ -88,11 +91,35 @@ COLLEGE = (
 )
 
 
+EDUCATION_LEVELS = {  # education in five levels, for the multi-class task `education_level`
+    "children": ("Children",),
+    "no high school diploma": (
+        "Less than 1st grade",
+        "1st 2nd 3rd or 4th grade",
+        "5th or 6th grade",
+        "7th and 8th grade",
+        "9th grade",
+        "10th grade",
+        "11th grade",
+        "12th grade no diploma",
+    ),
+    "high school": ("High school graduate",),
+    "some college or associate": COLLEGE[:3],
+    "bachelor or higher": COLLEGE[3:],
+}
+
+
 @dataclass(frozen=True)
 class TaskDef:
+    """A Census-Income task: its column, what it predicts and, by kind, how the label is read:
+    binary: `positive` (the column → booleans); regression: the column's number; multiclass: the
+    class of each value (`classes`: {class name: the column's values in it})."""
+
     column: str
     description: str
-    positive: Callable[[pd.Series], pd.Series]
+    positive: Callable[[pd.Series], pd.Series] | None = None
+    kind: str = "binary"
+    classes: dict[str, tuple[str, ...]] | None = None
 
 
 TASKS: dict[str, TaskDef] = {
@@ -105,6 +132,30 @@ TASKS: dict[str, TaskDef] = {
     # "at least college" (0.265, 0.288). Tested in tests/test_data.py.
     "bachelors": TaskDef(
         "education", "a bachelor's degree (MPT-Rec's T3 'Education')", lambda s: s == "Bachelors degree(BA AB BS)"
+    ),
+    "weeks_worked": TaskDef("weeks_worked_in_year", "weeks worked in the year, 0–52 (regression)", kind="regression"),
+    "marital_status": TaskDef(
+        "marital_status",
+        "marital status, 7 classes (multi-class)",
+        kind="multiclass",
+        classes={
+            v: (v,)
+            for v in (
+                "Never married",
+                "Married-civilian spouse present",
+                "Divorced",
+                "Widowed",
+                "Separated",
+                "Married-spouse absent",
+                "Married-A F spouse present",
+            )
+        },
+    ),
+    "education_level": TaskDef(
+        "education",
+        "education in 5 levels, children to bachelor or higher (multi-class)",
+        kind="multiclass",
+        classes=EDUCATION_LEVELS,
     ),
 }
 DEFAULT_TASKS = ("income", "marital")
@@ -218,14 +269,17 @@ def load_census(
             axis=1,
         ).astype(np.int64)
         num = ((frame[num_cols] - mean) / std).to_numpy(np.float32, copy=True)
-        labels = np.stack([d.positive(frame[d.column]).to_numpy() for d in defs], axis=1)
+        labels = np.stack([label(d, kind, frame[d.column]) for d, kind in zip(defs, kinds)], axis=1)
         return TabularSplit(torch.from_numpy(cat), torch.from_numpy(num), torch.from_numpy(labels.astype(np.float32)))
+
+    kinds = [task_kind(d, train[d.column]) for d in defs]
 
     features = FeatureSpec(
         cat_names=tuple(cat_cols),
         cat_cardinalities=tuple(len(vocab[c]) + 1 for c in cat_cols),
         num_names=tuple(num_cols),
         vocab=vocab,
+        targets={t: k for t, k in zip(tasks, kinds) if k.kind != "binary"},
     )
     data = MultiTaskData(
         name="census-income",
@@ -237,3 +291,23 @@ def load_census(
         source=str(paths["census_income_train.csv"].parent),
     )
     return data.subsample(subsample, seed)
+
+
+def task_kind(d: TaskDef, train: pd.Series) -> TaskKind:
+    """The TaskKind of a task from its training column (a regression target's mean and std)."""
+    if d.kind == "regression":
+        values = train.astype(float)
+        return TaskKind("regression", mean=float(values.mean()), std=float(values.std()) or 1.0)
+    if d.kind == "multiclass":
+        return TaskKind("multiclass", classes=tuple(d.classes))
+    return TaskKind(positive=d.description)
+
+
+def label(d: TaskDef, kind: TaskKind, column: pd.Series) -> np.ndarray:
+    """One task's label column: 0/1, the standardized target, or the class index (NaN: a value in no class)."""
+    if kind.kind == "regression":
+        return ((column.astype(float) - kind.mean) / kind.std).to_numpy()
+    if kind.kind == "multiclass":
+        of = {value: k for k, values in enumerate(d.classes.values()) for value in values}
+        return column.map(of).astype(float).to_numpy()
+    return d.positive(column).to_numpy()

@@ -12,6 +12,8 @@ from typing import ClassVar
 
 import torch
 
+from .task_kinds import BINARY, TaskKind
+
 
 class DataError(ValueError):
     """Bad input to a data loader; the message says what to do about it."""
@@ -29,7 +31,8 @@ def distinct_tasks(tasks) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What a model needs to know about the inputs: names and sizes, no data."""
+    """What a model needs to know about the data: the inputs' names and sizes and, in `targets`, the
+    kind of each task that is not binary (`TaskKind`: head width, loss, prediction); no data."""
 
     cat_names: tuple[str, ...]
     cat_cardinalities: tuple[int, ...]
@@ -37,6 +40,11 @@ class FeatureSpec:
     vocab: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
     bag_names: tuple[str, ...] = ()  # multi-valued categorical fields (pooled as bags)
     bag_cardinalities: tuple[int, ...] = ()
+    targets: dict[str, TaskKind] = field(default_factory=dict, compare=False, repr=False)
+
+    def kinds_of(self, tasks) -> tuple[TaskKind, ...]:
+        """The kind of each task (binary where `targets` names none)."""
+        return tuple(self.targets.get(t, BINARY) for t in tasks)
 
     @property
     def n_cat(self) -> int:
@@ -59,6 +67,7 @@ class FeatureSpec:
             vocab={k: v for k, v in self.vocab.items() if k not in names},
             bag_names=tuple(n for n in self.bag_names if n not in names),
             bag_cardinalities=tuple(c for n, c in zip(self.bag_names, self.bag_cardinalities) if n not in names),
+            targets=self.targets,
         )
 
 
@@ -86,7 +95,7 @@ class TabularSplit:
 
     cat: torch.Tensor  # [N, C] int64
     num: torch.Tensor  # [N, D] float32
-    labels: torch.Tensor  # [N, T] float32 in {0, 1}; NaN where a task has no label (CVR without a click)
+    labels: torch.Tensor  # [N, T] float32: 0/1, a standardized target or a class index (task_kinds); NaN: no label
     bags: torch.Tensor | None = None  # [N, F, L] int64, 0 = padding (multi-valued fields)
 
     def __len__(self) -> int:
@@ -172,18 +181,37 @@ class MultiTaskData:
             test=self.test.subsample(max(1, round(len(self.test) * fraction)), gen),
         )
 
+    @property
+    def kinds(self) -> tuple[TaskKind, ...]:
+        """The kind of each task, in task order (data.task_kinds)."""
+        return self.features.kinds_of(self.tasks)
+
     def check_labels(self) -> MultiTaskData:
-        """Refuse a task whose labels are one class in some split: its AUC would be undefined and no
-        best epoch could be chosen."""
+        """Refuse a task that cannot be scored or early-stopped on in some split: a binary task whose
+        labels are one class (its AUC would be undefined), a task with no label at all, a regression
+        target that is constant in training, a multi-class task with one class in training."""
         for split in ("train", "valid", "test"):
-            labels = self.split(split).labels
-            positives, known = labels.nan_to_num().sum(0), (~labels.isnan()).sum(0)  # NaN: no label on the row
-            for t, task in enumerate(self.tasks):
-                if positives[t] == 0 or positives[t] == known[t]:
-                    kind = "positive" if positives[t] == 0 else "negative"
+            labels = self.split(split).all_labels()
+            known = (~labels.isnan()).sum(0)
+            for t, (task, kind) in enumerate(zip(self.tasks, self.kinds)):
+                column = labels[:, t][~labels[:, t].isnan()]
+                if kind.kind == "binary":
+                    positives = int(column.sum())
+                    if positives == 0 or positives == known[t]:
+                        what = "positive" if positives == 0 else "negative"
+                        raise DataError(
+                            f"task {task!r} has no {what} label in the {split} split ({len(labels)} rows) of "
+                            f"{self.name}: use more rows (a larger subsample) or another task"
+                        )
+                elif known[t] == 0:
                     raise DataError(
-                        f"task {task!r} has no {kind} label in the {split} split ({len(labels)} rows) of "
-                        f"{self.name}: use more rows (a larger subsample) or another task"
+                        f"task {task!r} has no label in the {split} split ({len(labels)} rows) of {self.name}: "
+                        "use more rows (a larger subsample) or another task"
+                    )
+                elif split == "train" and len(column.unique()) < 2:
+                    raise DataError(
+                        f"task {task!r} ({kind.kind}) has one value only in the training split of {self.name}: "
+                        "nothing to learn; use more rows or another task"
                     )
         return self
 

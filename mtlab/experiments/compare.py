@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import MultiTaskData
+from ..data.task_kinds import METRICS
 from .artifacts import titled
 from .profiles import Profile
 from .seed_stats import paired_p
@@ -37,13 +38,16 @@ def compare_models(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every model with every seed of the profile.
 
-    Returns (results, histories): results has one row per model × seed × task with the test AUC and
-    log loss (columns RESULT_COLUMNS); histories has one row per model × seed × epoch.
+    Returns (results, histories): results has one row per model × seed × task with its test metrics
+    (columns RESULT_COLUMNS: AUC and log loss where every task is binary; with tasks of other kinds a
+    column per metric of any kind and `score`, NaN where a task's kind has no such metric: data.task_kinds);
+    histories has one row per model × seed × epoch.
     results_path: a CSV that every finished run is appended to (histories beside it, *.history.csv);
         runs already in it are loaded instead of trained again, so a long batch can be resumed.
     """
     results = ResultsStore(results_path, ["model", "seed"])
     histories = ResultsStore(_history_path(results_path) if results_path else None, ["model", "seed"])
+    columns = result_columns(data.kinds) if data.kind == "tabular" else RESULT_COLUMNS
     for model in models:
         pending = results.pending((model,), profile.seeds)
         if not pending:
@@ -62,7 +66,7 @@ def compare_models(
                     }
                     for task, metrics in out["test"].items()
                 ],
-                columns=RESULT_COLUMNS,
+                columns=columns,
             )
             history = out["history"].assign(model=model, seed=seed)
             results.add(new)
@@ -73,6 +77,28 @@ def compare_models(
             "histories", histories.frame(model=models, seed=profile.seeds), "learning curves per model, seed and epoch"
         ),
     )
+
+
+def result_columns(kinds) -> list[str]:
+    """RESULT_COLUMNS with the metrics of every kind present (all binary: RESULT_COLUMNS itself)."""
+    if all(k.kind == "binary" for k in kinds):
+        return RESULT_COLUMNS
+    metrics = list(dict.fromkeys(m for k in kinds for m in k.metrics)) + ["score"]
+    return ["model", "seed", "task", *metrics, *RESULT_COLUMNS[5:]]
+
+
+# the metric a summary shows for a task of each kind (the first of these its results have)
+MAIN_METRICS = ("auc", "rmse", "accuracy")
+
+
+def main_metric(results: pd.DataFrame) -> dict[str, str]:
+    """{task: the metric a summary shows for it}: AUC for a binary task, RMSE for a regression task,
+    accuracy for a multi-class task (the first of MAIN_METRICS with a value for the task)."""
+    out = {}
+    for task, part in results.groupby("task", sort=False):
+        have = [m for m in MAIN_METRICS if m in part and part[m].notna().any()]
+        out[task] = have[0] if have else "auc"
+    return out
 
 
 def _history_path(results_path) -> Path:
@@ -89,22 +115,33 @@ def summarize(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     return stats.sort_values(["model", "task"]).reset_index(drop=True)
 
 
-def summary_table(results: pd.DataFrame, metric: str = "auc", baseline: str = "single_task") -> pd.DataFrame:
-    """One row per model, one column per task, cells 'mean ± std'; beside them Δm (%) over
-    `baseline` with its spread over seeds and the paired test (`delta_m_table`) when the baseline ran."""
-    stats = summarize(results, metric)
+def summary_table(results: pd.DataFrame, metric: str | None = None, baseline: str = "single_task") -> pd.DataFrame:
+    """One row per model, one column per task, cells 'mean ± std' of `metric` (default: each task's main
+    metric, `main_metric`: AUC where binary, the column then named by the task alone; RMSE or accuracy,
+    named 'task (metric)'); beside them Δm (%) over `baseline` on those metrics, each with its sign
+    (HIGHER_IS_BETTER), with its spread over seeds and the paired test (`delta_m_table`) when the
+    baseline ran."""
+    shown = {t: metric for t in dict.fromkeys(results["task"])} if metric else main_metric(results)
+    parts = []
+    for m in dict.fromkeys(shown.values()):
+        part = summarize(results[results["task"].isin([t for t, v in shown.items() if v == m])], m)
+        part["task"] = [t if m == "auc" or metric else f"{t} ({m})" for t in part["task"]]
+        parts.append(part)
+    stats = pd.concat(parts)
     table = stats.pivot(index="model", columns="task", values="mean ± std").rename_axis(columns=None)
     if baseline in set(results["model"]):
-        delta = delta_m_table(results, baseline, {metric: HIGHER_IS_BETTER.get(metric, True)}).set_index("model")
+        metrics = {m: HIGHER_IS_BETTER.get(m, True) for m in dict.fromkeys(shown.values())}
+        delta = delta_m_table(results, baseline, metrics).set_index("model")
         table["Δm % (mean ± std)"] = delta["Δm % (mean ± std)"].reindex(table.index)
         table[f"p (Δm vs {baseline})"] = delta["p_paired"].reindex(table.index)
-    return titled("summary", table, f"test {metric}, mean ± std over seeds; Δm over {baseline}")
+    what = metric or ", ".join(dict.fromkeys(shown.values()))
+    return titled("summary", table, f"test {what}, mean ± std over seeds; Δm over {baseline}")
 
 
 # which way is better, for Δm
 HIGHER_IS_BETTER = {
-    "auc": True,
-    "logloss": False,
+    **{m: up for metrics in METRICS.values() for m, up in metrics.items()},
+    "score": True,
     "recall@20": True,
     "recall@40": True,
     "ndcg@20": True,

@@ -177,7 +177,8 @@ def _test_and_warnings(net, data, config: TrainConfig) -> tuple[dict, list[str]]
     labels, probs = labelled_predictions(net, data.test, config.eval_batch_size)
     train = data.train.all_labels()
     rates = torch.nanmean(train.float(), dim=0).cpu().numpy()
-    return task_metrics(labels, probs, net.tasks), no_skill(labels, probs, net.tasks, rates)
+    kinds = net.kinds or None
+    return task_metrics(labels, probs, net.tasks, kinds), no_skill(labels, probs, net.tasks, rates, kinds)
 
 
 def _number(value) -> float | None:

@@ -15,23 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..data.sources import StepBatch
 from ..data.tabular import Batch, FeatureSpec, distinct_tasks
+from ..data.task_kinds import KINDS, task_losses  # noqa: F401  (task_losses re-exported: the models' loss)
 from ..sharing import SharedPart, SharedRepresentation, TableRows  # noqa: F401  (re-exported: what shared_parameters returns)
 
 MODELS: dict[str, type[TaskModel]] = {}
-
-
-def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy per task: [B, T] logits and labels → [T]. A NaN label (a task with
-    no label on that row: CVR on an impression without a click) is left out of its task's mean (a
-    batch with none gives 0). Without NaNs this is the plain mean, to the bit."""
-    known = ~labels.isnan()
-    bce = F.binary_cross_entropy_with_logits(logits, torch.where(known, labels, 0.0), reduction="none")
-    return (bce * known).sum(0) / known.sum(0).clamp_min(1)
 
 
 @dataclass
@@ -63,6 +54,8 @@ class TaskModel(nn.Module):
     vectorizable = False  # has `member_losses`: seeds can train as one batched model (train.vectorized)
     data_kind = "tabular"  # the kind of data it trains on (`data.kind`: "tabular" | "interactions")
     required_tasks: tuple[str, ...] | None = None  # the only tasks it predicts, in order (None: any)
+    task_kinds: frozenset[str] = frozenset({"binary"})  # the kinds of task it trains (data.task_kinds)
+    kinds: tuple = ()  # each task's TaskKind, where the model has tasks of a kind (): all binary
 
     def prepared(self) -> bool:
         """Whether the preparation phase has run (models without one: always)."""
@@ -119,7 +112,9 @@ def parameters_of(*modules: nn.Module | None) -> list[nn.Parameter]:
 
 
 class MultiTaskModel(TaskModel):
-    """Maps a Batch to one logit per task: `forward(batch) -> [B, T]`, columns in `self.tasks` order.
+    """Maps a Batch to the logits of every task: `forward(batch) -> [B, Σ widths]`, task t's `widths[t]`
+    columns in `self.tasks` order (one per binary or regression task, K per K-class task: [B, T] when
+    every task is binary). `kinds`: each task's TaskKind (data.task_kinds), from the feature spec.
 
     Constructors take the feature spec, the task names and keyword hyperparameters only (no data),
     store the hyperparameters under their own names, and build every layer from them.
@@ -130,6 +125,8 @@ class MultiTaskModel(TaskModel):
         if not tasks:
             raise ValueError("a model needs at least one task")
         self.features, self.tasks = features, tuple(tasks)
+        self.kinds = features.kinds_of(self.tasks)  # each task's TaskKind (binary unless the data say otherwise)
+        self.widths = tuple(k.width for k in self.kinds)  # logits per task: forward gives [B, Σ widths]
 
     vectorizable = True
 
@@ -149,7 +146,7 @@ class MultiTaskModel(TaskModel):
         strategy combines; the combined gradient then goes down through the shared layers once. For
         models with one representation every task reads: `represent(batch)` and `heads(h)`."""
         rep = SharedRepresentation.split(self.represent(batch))
-        return StepOutput(task_losses(self.heads(rep.leaf), labels), [rep])
+        return StepOutput(task_losses(self.heads(rep.leaf), labels, self.kinds), [rep])
 
     def loss_counts(self, labels: torch.Tensor) -> torch.Tensor:
         """How many of the batch's rows each task's loss averages over [T]: the rows with a label (the
@@ -160,22 +157,40 @@ class MultiTaskModel(TaskModel):
         """Per-task losses [T] (weighted and summed by the trainer) and an extra scalar loss or None.
 
         Models with auxiliary objectives (adversarial, contrastive) override this; the default is
-        the per-task BCE of `forward`.
+        each task's loss of its kind on `forward` (data.task_kinds.task_losses: BCE when binary).
         """
-        return task_losses(self(batch), labels), None
+        return task_losses(self(batch), labels, self.kinds), None
 
 
-def trains_on(cls: type[TaskModel], kind: str, tasks) -> str | None:
+def trains_on(cls: type[TaskModel], kind: str, tasks, task_kinds=None) -> str | None:
     """Why the model class cannot train on data of `kind` offering `tasks` (None: it can), from its
-    declarations (`data_kind`, `required_tasks`): what the command line, the explorer and the tables ask."""
+    declarations (`data_kind`, `required_tasks`, `task_kinds`): what the command line, the explorer, the
+    tables and `capabilities` ask. `task_kinds`: each task's kind name (default: all binary)."""
     name = getattr(cls, "registry_name", cls.__name__)  # a model class need not be registered
     if cls.data_kind != kind:
         return f"model {name!r} trains on {cls.data_kind} data, not {kind}"
+    refused = kinds_refused(cls, tasks, task_kinds or ())
+    if refused:
+        return refused
     if cls.required_tasks and tuple(tasks) != tuple(cls.required_tasks):
         return (
             f"model {name!r} predicts the tasks {', '.join(cls.required_tasks)}, in that order (the funnel datasets')"
         )
     return None
+
+
+def kinds_refused(cls: type[TaskModel], tasks, task_kinds) -> str | None:
+    """Why the model class cannot train tasks of these kinds (None: it can), from its `task_kinds`."""
+    other = [f"{t} ({k})" for t, k in zip(tasks, task_kinds) if k not in cls.task_kinds]
+    if not other:
+        return None
+    name = getattr(cls, "registry_name", cls.__name__)
+    able = sorted(n for n, c in MODELS.items() if set(KINDS) <= c.task_kinds)
+    return (
+        f"model {name!r} trains {' and '.join(sorted(cls.task_kinds))} tasks only, not {', '.join(other)}"
+        + (" (its losses are the click → conversion funnel's probabilities)" if cls.required_tasks else "")
+        + f"; models for every task kind: {', '.join(able)}"
+    )
 
 
 def register(name: str):

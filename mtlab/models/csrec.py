@@ -24,6 +24,8 @@ from .sparse_sharing import SparseSharing
 
 @register("csrec")
 class CSRec(SparseSharing):
+    task_kinds = frozenset({"binary"})  # its contrastive loss flips binary labels
+
     def __init__(
         self,
         features,

@@ -184,12 +184,32 @@ def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
 
 
 class Towers(nn.Module):
-    """One tower per task ending in a logit: [B, in] or [T, B, in] → logits [B, T]."""
+    """One tower per task ending in its logits: [B, in] or [T, B, in] → logits [B, Σ width], task t's
+    `widths[t]` columns in task order (1 per binary or regression task, K per K-class task; default all
+    1: [B, T]). The towers stay one batched computation: the last layer is as wide as the widest task,
+    and a narrower task's extra outputs are left out of the logits (they get no gradient)."""
 
-    def __init__(self, n_tasks: int, in_dim: int, hidden: Sequence[int] = (64, 32), dropout: float = 0.0):
+    def __init__(
+        self,
+        n_tasks: int,
+        in_dim: int,
+        hidden: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        widths: Sequence[int] | None = None,
+    ):
         super().__init__()
+        widths = tuple(widths or (1,) * n_tasks)
+        if len(widths) != n_tasks:
+            raise ValueError(f"{len(widths)} head widths for {n_tasks} tasks")
         self.body = ParallelMLP(n_tasks, in_dim, hidden, dropout)
-        self.head = ParallelLinear(n_tasks, self.body.out_dim, 1)
+        self.head = ParallelLinear(n_tasks, self.body.out_dim, max(widths))
+        self.widths = widths
+        if max(widths) > 1:  # where each task's columns sit in the [B, T · max width] layout
+            index = [t * max(widths) + k for t, w in enumerate(widths) for k in range(w)]
+            self.register_buffer("take", torch.tensor(index), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x)).squeeze(-1).transpose(0, 1)
+        out = self.head(self.body(x))  # [T, B, max width]
+        if max(self.widths) == 1:
+            return out.squeeze(-1).transpose(0, 1)
+        return out.transpose(0, 1).reshape(out.shape[1], -1).index_select(1, self.take)

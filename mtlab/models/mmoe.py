@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
+from .base import KINDS, MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import Experts, FeatureEmbedding, Gate, Towers, mix
 
 
 @register("mmoe")
 class MMoE(MultiTaskModel):
+    task_kinds = frozenset(KINDS)  # a tower per task of its own width and loss (data.task_kinds)
+
     def __init__(
         self,
         features,
@@ -34,7 +36,7 @@ class MMoE(MultiTaskModel):
         self.embedding = FeatureEmbedding(features, emb_dim)
         self.experts = Experts(n_experts, self.embedding.out_dim, expert, dropout)
         self.gates = Gate(len(self.tasks), self.embedding.out_dim, n_experts)
-        self.towers = Towers(len(self.tasks), self.experts.out_dim, tower, dropout)
+        self.towers = Towers(len(self.tasks), self.experts.out_dim, tower, dropout, self.widths)
 
     def shared_parameters(self):
         return parameters_of(self.embedding, self.experts)  # gate t and tower t: task t's alone

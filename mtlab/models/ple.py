@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
+from .base import KINDS, MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import Experts, FeatureEmbedding, Gate, Towers, mix
 
 
@@ -49,6 +49,8 @@ class ExtractionLevel(nn.Module):
 
 @register("ple")
 class PLE(MultiTaskModel):
+    task_kinds = frozenset(KINDS)  # a tower per task of its own width and loss (data.task_kinds)
+
     def __init__(
         self,
         features,
@@ -77,7 +79,7 @@ class PLE(MultiTaskModel):
             )
             in_dim = levels[-1].out_dim
         self.levels = nn.ModuleList(levels)
-        self.towers = Towers(len(self.tasks), in_dim, tower, dropout)
+        self.towers = Towers(len(self.tasks), in_dim, tower, dropout, self.widths)
 
     def shared_repr(self, batch) -> torch.Tensor:
         """Mean output of the first level's shared experts: [B, H]."""

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
+from .base import KINDS, MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import FeatureEmbedding, Towers, mlp
 
 
 @register("shared_bottom")
 class SharedBottom(MultiTaskModel):
+    task_kinds = frozenset(KINDS)  # a tower per task of its own width and loss (data.task_kinds)
     one_representation = True  # `represent` then `heads`: rep_grad combines gradients of the representation
 
     def __init__(
@@ -31,7 +32,9 @@ class SharedBottom(MultiTaskModel):
         self.emb_dim, self.bottom, self.tower, self.dropout = emb_dim, tuple(bottom), tuple(tower), dropout
         self.embedding = FeatureEmbedding(features, emb_dim)
         self.shared = mlp(self.embedding.out_dim, bottom, dropout)
-        self.towers = Towers(len(self.tasks), bottom[-1] if bottom else self.embedding.out_dim, tower, dropout)
+        self.towers = Towers(
+            len(self.tasks), bottom[-1] if bottom else self.embedding.out_dim, tower, dropout, self.widths
+        )
 
     def shared_parameters(self):
         return parameters_of(self.embedding, self.shared)

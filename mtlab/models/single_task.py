@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, register
+from .base import KINDS, MultiTaskModel, at_least, in_unit_interval, layer_sizes, register
 from .layers import FeatureEmbedding, ParallelMLP, Towers
 
 
 @register("single_task")
 class SingleTask(MultiTaskModel):
+    task_kinds = frozenset(KINDS)  # a tower per task of its own width and loss (data.task_kinds)
+
     def __init__(
         self,
         features,
@@ -31,7 +33,7 @@ class SingleTask(MultiTaskModel):
         n = len(self.tasks)
         self.embedding = FeatureEmbedding(features, emb_dim, copies=n)
         self.bottoms = ParallelMLP(n, self.embedding.out_dim, bottom, dropout)
-        self.towers = Towers(n, self.bottoms.out_dim, tower, dropout)
+        self.towers = Towers(n, self.bottoms.out_dim, tower, dropout, self.widths)
 
     def shared_parameters(self):
         return []  # each task's network is its own (the stacked tensors hold one slice per task)

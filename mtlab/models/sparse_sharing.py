@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .base import (
+    KINDS,
     MultiTaskModel,
     SharedPart,
     at_least,
@@ -64,6 +65,8 @@ class MaskedMLP(nn.Module):
 
 @register("sparse_sharing")
 class SparseSharing(MultiTaskModel):
+    task_kinds = frozenset(KINDS)  # a tower per task of its own width and loss (data.task_kinds)
+
     def __init__(
         self,
         features,
@@ -91,7 +94,7 @@ class SparseSharing(MultiTaskModel):
         self.prune_epochs, self.prune_warmup_epochs = prune_epochs, prune_warmup_epochs
         self.embedding = FeatureEmbedding(features, emb_dim)
         self.shared = MaskedMLP(len(self.tasks), self.embedding.out_dim, bottom, dropout)
-        self.towers = Towers(len(self.tasks), self.shared.out_dim, tower, dropout)
+        self.towers = Towers(len(self.tasks), self.shared.out_dim, tower, dropout, self.widths)
 
     preparation = "subnet_search"  # the fit loop finds the task masks first (mtlab.train.pruning)
 

@@ -17,12 +17,14 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
+from .base import KINDS, MultiTaskModel, at_least, in_unit_interval, layer_sizes, parameters_of, register
 from .layers import Experts, FeatureEmbedding, Gate, Towers
 
 
 @register("stem")
 class STEM(MultiTaskModel):
+    task_kinds = frozenset(KINDS)  # a tower per task of its own width and loss (data.task_kinds)
+
     def __init__(
         self,
         features,
@@ -47,7 +49,7 @@ class STEM(MultiTaskModel):
         self.shared = Experts(n_shared, in_dim, expert, dropout)
         self.specific = Experts(t * n_specific, in_dim, expert, dropout)
         self.gates = Gate(t, in_dim, n_shared + t * n_specific)
-        self.towers = Towers(t, self.specific.out_dim, tower, dropout)
+        self.towers = Towers(t, self.specific.out_dim, tower, dropout, self.widths)
         owner = torch.arange(t).repeat_interleave(n_specific)  # which task owns each specific expert
         self.register_buffer("own", owner[None, :] == torch.arange(t)[:, None], persistent=False)  # [T, T·m]
 

@@ -2,7 +2,7 @@
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .device import resolve_device, seed_everything
-from .evaluation import BinaryEvaluator, RankingEvaluator, evaluator_for
+from .evaluation import RankingEvaluator, TabularEvaluator, evaluator_for
 from .metrics import count_parameters, evaluate, flops_per_sample, predict, task_metrics
 from .pruning import find_task_masks
 from .trainer import DivergenceError, FitResult, TrainConfig, fit
@@ -12,7 +12,7 @@ PREPARATIONS = {"subnet_search": find_task_masks}
 
 __all__ = [
     "PREPARATIONS",
-    "BinaryEvaluator",
+    "TabularEvaluator",
     "CheckpointError",
     "DivergenceError",
     "FitResult",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..models.base import kinds_refused
 from ..sharing import SharedPart, SharedRepresentation, TableRows
 from ..weighting import STRATEGIES
 
@@ -41,6 +42,8 @@ def capabilities(model, data, config) -> Capabilities:
         )
     if model.data_kind != data.kind:
         train = f"{name} trains on {model.data_kind} data; these are {data.kind}"
+    elif data.kind == "tabular":
+        train = kinds_refused(type(model), data.tasks, [k.kind for k in data.kinds]) or train
     rep_grad = None
     if not model.one_representation:
         rep_grad = (
@@ -57,6 +60,8 @@ def capabilities(model, data, config) -> Capabilities:
             f"{config.weighting} keeps a running state per shared element, but with rep_grad the shared "
             "elements are each batch's representation; use rep_grad=False or another strategy"
         )
+    if train:  # what cannot train cannot train vectorized or in several processes either
+        return Capabilities(train, train, train, rep_grad)
     return Capabilities(train, _vectorize(model, data, config, kind), _distribute(model, data, config, kind), rep_grad)
 
 

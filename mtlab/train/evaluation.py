@@ -1,5 +1,6 @@
-"""The evaluator of each task kind, chosen by the data: binary tasks (tabular data) are scored by
-AUC and log loss; a recommender (interaction data) by full-ranking Recall@K and NDCG@K of `rec`,
+"""The evaluator of each kind of data: tabular tasks are scored by the metrics of their kind (binary:
+AUC and log loss; regression: RMSE and MAE; multi-class: accuracy, macro-F1 and log loss; data.task_kinds);
+a recommender (interaction data) by full-ranking Recall@K and NDCG@K of `rec`,
 and each auxiliary task by a measure of its own where one exists."""
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from .ranking import ranking_metrics
 RANKING_KS = (10, 20, 40)
 
 
-class BinaryEvaluator:
-    """{task: {"auc", "logloss"}} on a split; early stopping watches the mean AUC by default."""
+class TabularEvaluator:
+    """{task: {metric: value}} on a split, each task's metrics of its kind. Early stopping watches the
+    mean AUC by default where every task is binary, else the mean `score` over the tasks (AUC, R², accuracy:
+    higher is better on one scale; data.task_kinds)."""
 
-    default_monitor = "auc_mean"
-
-    def __init__(self, batch_size: int = 65536):
+    def __init__(self, batch_size: int = 65536, kinds=()):
         self.batch_size = batch_size
+        self.default_monitor = "auc_mean" if all(k.kind == "binary" for k in kinds) else "score_mean"
 
     def __call__(self, model, data: MultiTaskData, split: str) -> dict[str, dict[str, float]]:
         return evaluate(model, data.split(split), model.tasks, self.batch_size)
@@ -74,8 +76,11 @@ def evaluator_for(data, batch_size: int = 65536):
             f"no evaluator for {type(data).__name__}; mtlab evaluates MultiTaskData (binary tasks) "
             "and InteractionData (ranking)"
         )
-    return EVALUATORS[data.kind](batch_size)
+    return EVALUATORS[data.kind](data, batch_size)
 
 
-# the evaluator of each kind of data, given the evaluation batch size
-EVALUATORS = {"tabular": BinaryEvaluator, "interactions": lambda batch_size: RankingEvaluator()}
+# the evaluator of each kind of data, given the data and the evaluation batch size
+EVALUATORS = {
+    "tabular": lambda data, batch_size: TabularEvaluator(batch_size, data.kinds),
+    "interactions": lambda data, batch_size: RankingEvaluator(),
+}

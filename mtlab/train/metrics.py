@@ -1,4 +1,5 @@
-"""Evaluation (per-task AUC and log loss, via scikit-learn) and model accounting (parameters, FLOPs)."""
+"""Evaluation (each task's metrics of its kind, via scikit-learn: data.task_kinds) and model accounting
+(parameters, FLOPs)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ import copy
 
 import numpy as np
 import torch
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, roc_auc_score
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..data.tabular import Batch, TabularSplit
+from ..data.task_kinds import BINARY, all_binary, columns, outputs
 
 
 @torch.no_grad()
 def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
-    """Predicted probabilities [N, T] as a NumPy array, computed in chunks on the split's device (a
-    streamed split: batch by batch, in its stored order)."""
+    """Predictions [N, Σ width] as a NumPy array (data.task_kinds.outputs: a binary task's probability,
+    a regression task's value in its units, a multi-class task's K class probabilities; [N, T]
+    probabilities when every task is binary), computed in chunks on the split's device (a streamed
+    split: batch by batch, in its stored order)."""
     was_training = model.training
     model.eval()
     if split.streamed:
@@ -36,27 +40,51 @@ def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
             ]
         )
     model.train(was_training)
-    # The sigmoid runs per task on its own contiguous column: vectorized kernels round the tail of a
-    # buffer differently, so one [N, T] call would let a task's probabilities depend on how many
-    # other tasks sit beside it (bit-identical old-task predictions after adding a task need this).
-    return (
-        torch.stack([torch.sigmoid(logits[:, t].contiguous()) for t in range(logits.shape[1])], 1).float().cpu().numpy()
-    )
+    return outputs(logits, model.kinds or None).float().cpu().numpy()
 
 
-def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks) -> dict[str, dict[str, float]]:
-    """{task: {"auc": …, "logloss": …}}; AUC is NaN when a split holds only one class of a task."""
+def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks, kinds=None) -> dict[str, dict[str, float]]:
+    """Each task's metrics of its kind on the rows with a label, from labels [N, T] and predictions
+    [N, Σ width] (`predict`): binary {"auc", "logloss"} (AUC NaN when a split holds only one class);
+    regression {"rmse", "mae", "score"} in the target's units (labels standardized with `kind.mean`,
+    `kind.std`); multiclass {"accuracy", "macro_f1", "logloss", "score"}. `score` (higher is better,
+    1 perfect: R² on the training variance, accuracy) is what early stopping averages over mixed kinds;
+    with binary tasks only (`kinds` None) it is left out and the result is as before kinds existed."""
+    kinds = kinds or [BINARY] * len(tasks)
+    mixed = not all_binary(kinds)
     out = {}
-    for t, name in enumerate(tasks):
+    for t, (name, kind, cols) in enumerate(zip(tasks, kinds, columns(kinds))):
         known = ~np.isnan(labels[:, t])  # CVR: scored on the impressions with a click only
-        y, p = labels[known, t], probs[known, t]
-        auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
-        loss = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(y) else float("nan")
-        out[name] = {"auc": auc, "logloss": loss}
+        y, p = labels[known, t], probs[known, cols]
+        if kind.kind == "binary":
+            p = p[:, 0]
+            auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+            loss = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(y) else float("nan")
+            out[name] = {"auc": auc, "logloss": loss} | ({"score": auc} if mixed else {})
+        elif kind.kind == "regression":
+            y, p = y * kind.std + kind.mean, p[:, 0]  # back to the target's units
+            mse = float(np.mean((p - y) ** 2)) if len(y) else float("nan")
+            out[name] = {
+                "rmse": float(np.sqrt(mse)),
+                "mae": float(mean_absolute_error(y, p)) if len(y) else float("nan"),
+                "score": 1 - mse / kind.std**2,  # R² against the training split's variance
+            }
+        else:
+            k = y.astype(np.int64)
+            guess = p.argmax(1)
+            everything = list(range(kind.width))
+            out[name] = {
+                "accuracy": float(accuracy_score(k, guess)) if len(y) else float("nan"),
+                "macro_f1": float(f1_score(k, guess, labels=everything, average="macro", zero_division=0))
+                if len(y)
+                else float("nan"),
+                "logloss": float(log_loss(k, np.clip(p, 1e-7, 1), labels=everything)) if len(y) else float("nan"),
+            }
+            out[name]["score"] = out[name]["accuracy"]
     return out
 
 
-def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> list[str]:
+def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None, kinds=None) -> list[str]:
     """Warnings for the binary tasks on which the predictions show no skill: a log loss no better than
     predicting the constant base rate p̄ (the training split's where `base_rates` [T] is given, else the
     split's own), whose log loss is −p̄ ln p̄ − (1 − p̄) ln(1 − p̄); or an AUC within two standard errors
@@ -64,9 +92,12 @@ def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> l
     n₀ negatives (the Mann–Whitney statistic's null variance; Hanley & McNeil, Radiology 1982).
     E.g. a CTR task with 5.8 % clicks: constant log loss 0.221; model log loss 0.530 → a warning."""
     warnings = []
-    for t, name in enumerate(tasks):
+    kinds = kinds or [BINARY] * len(tasks)
+    for t, (name, kind, cols) in enumerate(zip(tasks, kinds, columns(kinds))):
+        if kind.kind != "binary":
+            continue  # a regression or multi-class task's skill shows in its score (R², accuracy)
         known = ~np.isnan(labels[:, t])
-        y, p = labels[known, t], probs[known, t]
+        y, p = labels[known, t], probs[known, cols.start]
         n1, n0 = int(y.sum()), int(len(y) - y.sum())
         if n1 == 0 or n0 == 0:
             continue
@@ -89,13 +120,13 @@ def no_skill(labels: np.ndarray, probs: np.ndarray, tasks, base_rates=None) -> l
 
 
 def labelled_predictions(model, split: TabularSplit, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """(labels [N, T], predicted probabilities [N, T]) of a split, as NumPy arrays."""
+    """(labels [N, T], predictions [N, Σ width]: `predict`) of a split, as NumPy arrays."""
     labels = split.all_labels()
     return labels.cpu().numpy(), predict(model, split, batch_size)
 
 
 def evaluate(model, split: TabularSplit, tasks, batch_size: int = 65536) -> dict[str, dict[str, float]]:
-    return task_metrics(*labelled_predictions(model, split, batch_size), tasks)
+    return task_metrics(*labelled_predictions(model, split, batch_size), tasks, model.kinds or None)
 
 
 def count_parameters(model, trainable_only: bool = True) -> int:

@@ -1,7 +1,8 @@
 """Task masks by iterative magnitude pruning, for Sparse Sharing and CSRec (Sun et al., AAAI 2020;
 as in the MPT-Rec authors' CSRec code: rounds of `rate` pruning, rewinding to the jointly warmed-up
 weights after each round, keeping the mask with the best validation AUC among those with at least
-`min_sparsity` of the weights pruned)."""
+`min_sparsity` of the weights pruned; a regression or multi-class task: its validation score, R² or
+accuracy, data.task_kinds)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def prune_by_magnitude(weight: torch.Tensor, mask: torch.Tensor, rate: float) ->
 
 def find_task_masks(model, data: MultiTaskData, config: TrainConfig) -> pd.DataFrame:
     """Set `model`'s per-task masks by iterative magnitude pruning and rewind it to the warmed-up
-    weights; return the search log (task, round, sparsity, valid AUC, chosen)."""
+    weights; return the search log (task, round, sparsity, valid AUC or score, chosen)."""
     layers = model.masked_layers()
     quiet = replace(config, patience=0, quiet=True)
     if model.prune_warmup_epochs:
@@ -47,10 +48,11 @@ def find_task_masks(model, data: MultiTaskData, config: TrainConfig) -> pd.DataF
                 layer.mask[t] = mask
             one_task = [1.0 if i == t else 0.0 for i in range(len(data.tasks))]
             fit(model, data, replace(quiet, epochs=model.prune_epochs, task_weights=one_task), prepare=False)
-            auc = evaluate(model, data.valid.to(next(model.parameters()).device), data.tasks)[task]["auc"]
+            key = "auc" if data.kinds[t].kind == "binary" else "score"  # higher is better either way
+            value = evaluate(model, data.valid.to(next(model.parameters()).device), data.tasks)[task][key]
             sparsity = float(model.sparsity()[t])
-            candidates.append((auc, sparsity, masks_of(t)))
-            log.append({"task": task, "round": round_, "sparsity": sparsity, "valid_auc": auc})
+            candidates.append((value, sparsity, masks_of(t)))
+            log.append({"task": task, "round": round_, "sparsity": sparsity, f"valid_{key}": value})
             current = [prune_by_magnitude(layer.weight, layer.mask[t], model.prune_rate) for layer in layers]
         eligible = [c for c in candidates if c[1] >= model.prune_min_sparsity] or [candidates[-1]]
         best = max(eligible, key=lambda c: c[0])
