@@ -15,6 +15,7 @@ from .interactions import (
 from .rec_files import load_amazon, load_epinions, load_filmtrust
 from .synthetic import make_synthetic
 from .tabular import Batch, DataError, FeatureSpec, MultiTaskData, TabularSplit, distinct_tasks
+from .task_kinds import TaskKind
 
 REC_TASKS = {
     "rec": "BPR on the user's items (always first)",
@@ -97,6 +98,46 @@ REC_DATASETS = {
         ("rec", "align"),
     ),
 }
+
+
+BUILT_IN = frozenset([*DATASETS, *REC_DATASETS])  # names a table of one's own cannot take
+
+
+def refresh_tables() -> dict[str, dict]:
+    """Register the tables prepared under data/ (`python -m mtlab.data prepare table`) in DATASETS, so
+    that `--data NAME`, the explorer and `load_dataset` offer them beside the built-in datasets; called
+    on import and after each `prepare_table`. Returns {name: manifest}."""
+    from .converters.table import prepared_tables
+
+    tables = prepared_tables()
+    for name in [n for n in DATASETS if n not in BUILT_IN and n not in tables]:
+        del DATASETS[name]  # a table removed from disk since
+    for name, manifest in tables.items():
+        if name in BUILT_IN:
+            continue
+        kinds = {t: TaskKind.from_json(k) for t, k in manifest["kinds"].items()}
+        rows = manifest["rows"]
+        DATASETS[name] = (
+            None,  # mtlab.data.converters.table.load_table
+            f"your table ({rows['train']:,} train / {rows['valid']:,} valid / {rows['test']:,} test rows, "
+            f"prepared from {manifest['sources'].get('train', 'a DataFrame')})",
+            {t: kinds[t].describe() for t in manifest["tasks"]},
+        )
+    return tables
+
+
+def is_table(name: str) -> bool:
+    """Whether `name` is a prepared table of one's own (not a built-in dataset)."""
+    return name in DATASETS and name not in BUILT_IN
+
+
+def prepare_table(train, name: str, tasks, **options) -> dict:
+    """Convert a table of your own into data/NAME/ and register it (mtlab.data.converters.table)."""
+    from .converters.table import prepare_table as convert
+
+    manifest = convert(train, name, tasks, **options)
+    refresh_tables()
+    return manifest
 
 
 def load_amazon_folder(seed: int = 0) -> InteractionData:
@@ -199,9 +240,18 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
         check_rec_tasks(data, tasks)
         return data
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; available: {', '.join([*DATASETS, *REC_DATASETS])}")
+        refresh_tables()  # prepared by another process since this one started
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}; available: {', '.join([*DATASETS, *REC_DATASETS])} (a table of your own: "
+            "python -m mtlab.data prepare table --name NAME --train FILE --task COLUMN:KIND …)"
+        )
     if tasks is not None:
         tasks = distinct_tasks(tasks)
+    if is_table(name):
+        from .converters.table import load_table
+
+        return load_table(name, tasks, subsample=subsample, seed=seed)
     if name == "census-income":
         data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
         return data.check_labels()
@@ -222,7 +272,14 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
     return (data.select_tasks(tasks) if tasks else data).check_labels()
 
 
+refresh_tables()
+
 __all__ = [
+    "BUILT_IN",
+    "TaskKind",
+    "is_table",
+    "prepare_table",
+    "refresh_tables",
     "Batch",
     "DATASETS",
     "FUNNEL_DATASETS",

