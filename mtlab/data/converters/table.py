@@ -87,7 +87,8 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return pq.read_table(path).to_pandas()
-        return pacsv.read_csv(path).to_pandas()
+        # an empty field is a missing value, in a text column too (pyarrow reads it as "" by default)
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(
             f"{path} is not a readable {'Parquet' if path.suffix == '.parquet' else 'CSV'} file: "
@@ -522,4 +523,4 @@ def load_table(
 def _columns(table: pd.DataFrame, prefix: str, dtype) -> np.ndarray:
     """The columns c0, c1 … (or n…, y…) of a stored split as one [N, k] array."""
     names = [c for c in table.columns if c[0] == prefix and c[1:].isdigit()]
-    return np.ascontiguousarray(table[sorted(names, key=lambda c: int(c[1:]))].to_numpy(dtype)).reshape(len(table), -1)
+    return np.array(table[sorted(names, key=lambda c: int(c[1:]))].to_numpy(dtype), copy=True).reshape(len(table), -1)
