@@ -15,7 +15,7 @@ from .experiments import PROFILES, get_profile, load_for_profile, train_one, tra
 from .experiments.sweep import tables_help
 from .models import MODELS, trains_on
 from .train.device import DEVICES
-from .weighting import STRATEGIES
+from .weighting import STRATEGIES, check_weighting_options
 
 
 def catalog() -> str:
@@ -87,6 +87,14 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="model hyperparameter, VALUE as JSON (e.g. --option 'bottom=[128,64]')",
+    )
+    train.add_argument(
+        "--weighting-option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="an option of the weighting strategy, VALUE as JSON (e.g. --weighting famo --weighting-option "
+        "w_lr=0.01; DWA's temperature T, CAGrad's c, PMTRec's alpha and tau …; an unknown key lists the allowed ones)",
     )
     train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file, written every epoch")
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
@@ -280,6 +288,10 @@ def train_command(args, main_process: bool = True) -> int:
         )
         if v is not None
     }
+    weighting_options = parse_options(args.weighting_option, "--weighting-option")
+    if weighting_options:
+        check_weighting_options(args.weighting or "ew", weighting_options)
+        overrides["weighting_options"] = weighting_options
     if args.distributed:
         overrides["distributed"] = True
     if seeds is not None or args.compile:

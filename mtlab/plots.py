@@ -22,6 +22,24 @@ def correlation_heatmap(corr: pd.DataFrame, title: str = "Pearson correlation be
     return fig
 
 
+def target_histograms(values: pd.DataFrame, title: str = "Training labels per task"):
+    """One panel per task from `your_data.target_values`: a regression target's histogram (its units),
+    a binary or multi-class task's count per label or class."""
+    tasks = list(dict.fromkeys(values["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
+    for ax, (task, part) in zip(axes[0], values.groupby("task", sort=False)):
+        kind = part["kind"].iat[0]
+        if kind == "regression":
+            part["value"].astype(float).plot.hist(bins=30, ax=ax)
+        else:
+            part["value"].astype(str).value_counts().plot.bar(ax=ax)
+            _slant_labels(ax)
+        ax.set_title(f"{task} ({kind})")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(histories: pd.DataFrame, tasks, metric: str = "valid_auc"):
     """One panel per task: `metric` per epoch, a line per model (mean over seeds, band = ± std)."""
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
@@ -33,18 +51,28 @@ def learning_curves(histories: pd.DataFrame, tasks, metric: str = "valid_auc"):
     return fig
 
 
-def metric_bars(results: pd.DataFrame, metric: str = "auc", title: str = "Test AUC (mean ± std over seeds)"):
-    """A bar per model and task with ± std error bars; each task on its own axis (scales differ)."""
+def metric_bars(
+    results: pd.DataFrame,
+    metric: str | None = "auc",
+    title: str = "Test AUC (mean ± std over seeds)",
+    method: str = "model",
+):
+    """A bar per method (column `method`) and task with ± std error bars; each task on its own axis
+    (scales differ). metric None: each task's main metric (AUC, RMSE, accuracy: compare.main_metric)."""
+    from .experiments.compare import main_metric
+
     tasks = list(dict.fromkeys(results["task"]))
+    shown = main_metric(results) if metric is None else dict.fromkeys(tasks, metric)
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
+        metric = shown[task]
         part = results[results["task"] == task]
-        sns.barplot(data=part, x="model", y=metric, errorbar="sd", capsize=0.2, ax=ax)
-        stats = part.groupby("model")[metric].agg(["mean", "std"]).fillna(0)
+        sns.barplot(data=part, x=method, y=metric, errorbar="sd", capsize=0.2, ax=ax)
+        stats = part.groupby(method)[metric].agg(["mean", "std"]).fillna(0)
         low, high = (stats["mean"] - stats["std"]).min(), (stats["mean"] + stats["std"]).max()
         pad = max(0.25 * (high - low), 0.001)  # zoom on the differences: bars start near the lowest
         ax.set_ylim(max(0.0, low - 2 * pad), high + pad if metric != "auc" else min(1.0, high + pad))
-        ax.set_title(task)
+        ax.set_title(task if metric == "auc" else f"{task} ({metric})")
         _slant_labels(ax)
     fig.suptitle(title)
     fig.tight_layout()

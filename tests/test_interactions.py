@@ -115,3 +115,45 @@ def test_movielens_reader_on_small_files(tmp_path):
         load_movielens("ml-1m", root=tmp_path)
     with pytest.raises(DataError, match="available: ml-100k, ml-1m"):
         load_movielens("ml-20m", root=tmp_path)
+
+
+def test_attribute_and_category_scores_are_on_held_out_users_and_items():
+    """Attributes and categories that carry no signal (random) can only be memorized: the scores must be
+    those of users and items whose labels no training loss saw, so they stay at chance while the training
+    users' own attributes are learned by heart (which is what the evaluation reported before)."""
+    import numpy as np
+    import pandas as pd
+
+    from mtlab.data.interactions import from_ratings
+    from mtlab.models import build_model
+    from mtlab.train import TrainConfig, evaluator_for, fit
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 300, 200
+    pairs = pd.DataFrame({"user": rng.integers(0, n_users, 6000), "item": rng.integers(0, n_items, 6000)})
+    pairs = pairs.drop_duplicates().assign(rating=lambda f: rng.integers(1, 6, len(f)).astype(float))
+    attribute = torch.from_numpy(rng.integers(0, 4, n_users))
+    categories = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, 5, n_items)), 5).float()
+    data = from_ratings(
+        "random-side",
+        pairs,
+        None,
+        0,
+        n_users=n_users,
+        n_items=n_items,
+        user_attributes={"group": attribute},
+        item_categories=categories,
+    )
+    held = data.attribute_split != 0
+    assert 0.15 < float(held.float().mean()) < 0.25 and set(data.attribute_split.tolist()) == {0, 1, 2}
+    assert len(data.test_ratings) == len(data.test)
+    net = build_model("mf", data.spec, ("rec", "attribute", "category", "rating"), dim=32)
+    fit(net, data, TrainConfig(epochs=40, lr=0.05, patience=0, quiet=True, device="cpu", batch_size=512))
+    test = evaluator_for(data)(net, data, "test")
+    trained = (data.attribute_split == 0).nonzero().flatten()
+    memorized = float((net.attribute_heads["group"](net.user(trained)).argmax(1) == attribute[trained]).float().mean())
+    majority = float(torch.bincount(attribute).max()) / n_users
+    assert memorized > majority + 0.2  # the training users' random attributes are learned by heart …
+    assert test["attribute"]["heldout_user_accuracy"] < majority + 0.12  # … the held-out ones are not
+    assert 0.35 < test["category"]["heldout_item_auc"] < 0.65
+    assert set(test["rating"]) == {"rmse", "mae"} and test["rating"]["rmse"] > 0.5  # random ratings

@@ -148,3 +148,103 @@ def test_prepare_then_train_from_the_command_line(data_root, tmp_path):
     assert set(test["clicked"]) >= {"auc", "logloss"} and set(test["dwell time"]) >= {"rmse", "mae"}
     assert set(test["genre"]) >= {"accuracy", "macro_f1", "logloss"}
     assert test["clicked"]["auc"] > 0.8
+
+
+def own_interactions(tmp_path, n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    ratings = pd.DataFrame(
+        {
+            "user id": "u" + pd.Series(rng.integers(0, 120, n)).astype(str),
+            "movie": "m" + pd.Series(rng.integers(0, 90, n)).astype(str),
+            "stars": rng.integers(1, 6, n),
+            "when": rng.permutation(n),
+        }
+    )
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    links = pd.DataFrame({"from": "u" + pd.Series(rng.integers(0, 130, 300)).astype(str), "to": "u1"})
+    links.to_csv(tmp_path / "friends.csv", index=False)
+    genres = pd.DataFrame({"movie": [f"m{i}" for i in range(90)], "genre": rng.choice(["drama", "news"], 90)})
+    genres.to_parquet(tmp_path / "genres.parquet")
+    people = pd.DataFrame({"user": [f"u{i}" for i in range(120)], "age": rng.choice(["young", "old"], 120)})
+    people.to_csv(tmp_path / "people.csv", index=False)
+    return ratings
+
+
+def test_interactions_of_your_own_train_the_recommender(data_root, tmp_path):
+    from mtlab.data import load_rec_dataset, prepare_interactions
+
+    ratings = own_interactions(tmp_path)
+    manifest = prepare_interactions(
+        tmp_path / "ratings.csv",
+        "mylog",
+        user="user id",
+        item="movie",
+        rating="stars",
+        time="when",
+        social=tmp_path / "friends.csv",
+        item_categories=tmp_path / "genres.parquet",
+        user_attributes=tmp_path / "people.csv",
+        quiet=True,
+    )
+    assert manifest["tasks"] == ["rec", "social", "category", "attribute", "align", "rating"]
+    assert manifest["left_out"]["social links"] > 0  # links naming users without interactions
+    data = load_rec_dataset("mylog")
+    assert data.tasks == tuple(manifest["tasks"]) and data.n_users == ratings["user id"].nunique()
+    # by time: every user's test interactions are their latest
+    when = ratings.drop_duplicates(["user id", "movie"], keep="last")
+    assert len(data.train) + len(data.valid) + len(data.test) == len(when)
+    assert len(data.test_ratings) == len(data.test) and data.attribute_split is not None
+    assert prepare_interactions(
+        tmp_path / "ratings.csv", "mylog", user="user id", item="movie", rating="stars", time="when",
+        social=tmp_path / "friends.csv", item_categories=tmp_path / "genres.parquet",
+        user_attributes=tmp_path / "people.csv", quiet=True,
+    )["up_to_date"]  # fmt: skip
+    env = {"MTLAB_DATA_DIR": str(data_root), "PATH": "/usr/bin:/bin"}
+    out = tmp_path / "rec.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mtlab",
+            "train",
+            "--data",
+            "mylog",
+            "--model",
+            "mf",
+            "--tasks",
+            "rec,category,attribute,rating",
+        ]
+        + ["--epochs", "2", "--device", "cpu", "--quiet", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    test = json.loads(out.read_text())["test"]
+    assert {"heldout_item_auc"} == set(test["category"]) and {"heldout_user_accuracy"} == set(test["attribute"])
+    assert {"rmse", "mae"} == set(test["rating"])
+
+
+def test_interactions_by_time_put_each_users_latest_in_test():
+    from mtlab.data.interactions import split_per_user
+
+    users = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    time = np.array([5, 1, 9, 3, 7, 2, 8, 4])
+    part = split_per_user(users, 0.2, 0.2, order=-time)
+    assert part[2] == 2 and part[4] == 1 and part[6] == 2 and part[7] == 1  # latest → test, next → valid
+
+
+def test_bad_interaction_files_are_named(data_root, tmp_path):
+    from mtlab.data import prepare_interactions
+
+    own_interactions(tmp_path)
+    with pytest.raises(DataError, match=r"--user 'user': no such column in .*ratings.csv; its columns: 'user id'"):
+        prepare_interactions(tmp_path / "ratings.csv", "x")
+    broken = pd.read_csv(tmp_path / "ratings.csv")
+    broken["stars"] = broken["stars"].astype(str)
+    broken.loc[3, "stars"] = "five"
+    broken.to_csv(tmp_path / "broken.csv", index=False)
+    with pytest.raises(DataError, match=r"broken.csv, line 5: column 'stars' holds 'five', not a number"):
+        prepare_interactions(tmp_path / "broken.csv", "x", user="user id", item="movie", rating="stars")
+    with pytest.raises(DataError, match=r"--threshold .* give --rating"):
+        prepare_interactions(tmp_path / "ratings.csv", "x", user="user id", item="movie", threshold=4)

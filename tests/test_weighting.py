@@ -149,3 +149,64 @@ def test_gradnorm_moves_weight_to_the_task_with_the_smaller_gradient():
     assert torch.equal(used, torch.ones(2))  # this step used the current weights
     w = strategy.task_weights
     assert w.sum().item() == pytest.approx(2.0) and w[0] > w[1]  # balancing ‖w_t g_t‖
+
+
+def test_strategy_options_from_the_command_line_and_famo_min_losses(capsys):
+    import math
+
+    from mtlab.cli import main
+    from mtlab.weighting import build_weighting
+
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "synthetic",
+                "--model",
+                "mmoe",
+                "--weighting",
+                "dwa",
+                "--weighting-option",
+                "temp=2",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
+    assert "weighting 'dwa' has no option temp; its options: temperature" in capsys.readouterr().err
+    famo = build_weighting("famo", 2)
+    with pytest.raises(ValueError, match=r"give min_losses below every loss"):
+        famo.loss(torch.tensor([0.5, -1.0]), 0)
+    shifted = build_weighting("famo", 2, min_losses=[0.0, -3.0])
+    total, weights = shifted.loss(torch.tensor([0.5, -1.0]), 0)
+    # L − min = (0.5, 2): z = (½, ½), c = ½ / 0.5 + ½ / 2 = 1.25, weights (0.8, 0.2)
+    assert torch.allclose(weights, torch.tensor([0.8, 0.2]))
+    assert math.isfinite(float(total))
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "rec-synthetic",
+                "--model",
+                "mf",
+                "--tasks",
+                "rec,align",
+                "--weighting",
+                "famo",
+                "--weighting-option",
+                "min_losses=-5",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )

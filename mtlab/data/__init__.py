@@ -104,14 +104,28 @@ BUILT_IN = frozenset([*DATASETS, *REC_DATASETS])  # names a table of one's own c
 
 
 def refresh_tables() -> dict[str, dict]:
-    """Register the tables prepared under data/ (`python -m mtlab.data prepare table`) in DATASETS, so
-    that `--data NAME`, the explorer and `load_dataset` offer them beside the built-in datasets; called
-    on import and after each `prepare_table`. Returns {name: manifest}."""
+    """Register the tables prepared under data/ (`python -m mtlab.data prepare table`) in DATASETS and
+    the interactions (`prepare interactions`) in REC_DATASETS, so that `--data NAME`, the explorer and
+    `load_dataset` offer them beside the built-in datasets; called on import and after each
+    `prepare_table` / `prepare_interactions`. Returns {name: manifest} of the tables."""
+    from .converters.interactions import FORMAT as INTERACTIONS
+    from .converters.interactions import load_interactions
     from .converters.table import prepared_tables
 
     tables = prepared_tables()
     for name in [n for n in DATASETS if n not in BUILT_IN and n not in tables]:
         del DATASETS[name]  # a table removed from disk since
+    logs = prepared_tables(fmt=INTERACTIONS)
+    for name in [n for n in REC_DATASETS if n not in BUILT_IN and n not in logs]:
+        del REC_DATASETS[name]
+    for name, manifest in logs.items():
+        if name not in BUILT_IN:
+            REC_DATASETS[name] = (
+                lambda seed, name=name: load_interactions(name, seed=seed),
+                f"your interactions ({manifest['users']:,} users, {manifest['items']:,} items, "
+                f"{manifest['interactions']:,} interactions)",
+                tuple(manifest["tasks"]),
+            )
     for name, manifest in tables.items():
         if name in BUILT_IN:
             continue
@@ -124,6 +138,15 @@ def refresh_tables() -> dict[str, dict]:
             {t: kinds[t].describe() for t in manifest["tasks"]},
         )
     return tables
+
+
+def prepare_interactions(ratings, name: str, **options) -> dict:
+    """Convert interactions of your own into data/NAME/ and register them (mtlab.data.converters.interactions)."""
+    from .converters.interactions import prepare_interactions as convert
+
+    manifest = convert(ratings, name, **options)
+    refresh_tables()
+    return manifest
 
 
 def is_table(name: str) -> bool:
@@ -164,6 +187,8 @@ def kind_of(name: str) -> str:
 def load_rec_dataset(name: str, seed: int = 0) -> InteractionData:
     """A recommendation dataset by name (`REC_DATASETS`)."""
     name = "rec-synthetic" if name == "synthetic" else name  # the tabular "synthetic" is another generator
+    if name not in REC_DATASETS:
+        refresh_tables()  # prepared by another process since this one started
     if name not in REC_DATASETS:
         raise DataError(f"unknown recommendation dataset {name!r}; available: {', '.join(REC_DATASETS)}")
     return REC_DATASETS[name][0](seed)
@@ -235,12 +260,12 @@ def open_funnel_data(data_dir=None, country: str = "NL", impressions: int = 20_0
 def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: int = 0, **options):
     """Load a registered dataset by name. `tasks` picks and orders tasks (default: the dataset's).
     A recommendation dataset is returned whole (its tasks are chosen when the model is built)."""
+    if name not in DATASETS and name not in REC_DATASETS:
+        refresh_tables()  # prepared by another process since this one started
     if name in REC_DATASETS:  # one fixed per-user split; a run's seed varies initialization and sampling
         data = load_rec_dataset(name)
         check_rec_tasks(data, tasks)
         return data
-    if name not in DATASETS:
-        refresh_tables()  # prepared by another process since this one started
     if name not in DATASETS:
         raise DataError(
             f"unknown dataset {name!r}; available: {', '.join([*DATASETS, *REC_DATASETS])} (a table of your own: "
@@ -278,6 +303,7 @@ __all__ = [
     "BUILT_IN",
     "TaskKind",
     "is_table",
+    "prepare_interactions",
     "prepare_table",
     "refresh_tables",
     "Batch",

@@ -2,6 +2,7 @@
 `python -m mtlab.data prepare ali-ccp --raw DIR [--out DIR] [--min-count N] [--max-bag N]`;
 `python -m mtlab.data prepare aliexpress --raw DIR --country NL [--out DIR] [--min-count N]`;
 `python -m mtlab.data prepare table --name NAME --train FILE [--valid FILE] [--test FILE] --task COLUMN:KIND[:POSITIVE] …`;
+`python -m mtlab.data prepare interactions --name NAME --ratings FILE [--user COL --item COL --rating COL --time COL] …`;
 `python -m mtlab.data accept NAME` (use files of your own that differ from the published ones);
 `python -m mtlab.data generate ali-ccp|aliexpress --out DIR [--impressions N] [--damaged N]`."""
 
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
         "prepare",
         help="convert raw files you downloaded into Parquet shards (streaming), or a table of your own (table)",
     )
-    prep.add_argument("dataset", choices=["ali-ccp", "aliexpress", "table"])
+    prep.add_argument("dataset", choices=["ali-ccp", "aliexpress", "table", "interactions"])
     prep.add_argument("--raw", help="ali-ccp, aliexpress: the folder holding the raw files")
     table = prep.add_argument_group("table: a CSV or Parquet file of your own (docs/data.md, 'Your own table')")
     table.add_argument("--name", help="the dataset's name: --data NAME afterwards; written to data/NAME/")
@@ -57,6 +58,16 @@ def main(argv=None) -> int:
     table.add_argument("--valid-fraction", type=float, default=0.1, help="held-out share per missing split (0.1)")
     table.add_argument("--group", help="a column whose rows stay in one split together (a user, a search)")
     table.add_argument("--seed", type=int, default=0, help="the seed of the held-out rows (0)")
+    logs = prep.add_argument_group("interactions: a ratings or clicks file of your own for model mf (and --name)")
+    logs.add_argument("--ratings", help="one row per (user, item) interaction: CSV, CSV.gz or Parquet, with a header")
+    logs.add_argument("--user", default="user", help="the user id column (default 'user')")
+    logs.add_argument("--item", default="item", help="the item id column (default 'item')")
+    logs.add_argument("--rating", help="an explicit rating column (the task 'rating'; --threshold keeps the liked)")
+    logs.add_argument("--time", help="a time column: each user's latest interactions become validation and test")
+    logs.add_argument("--threshold", type=float, help="keep the pairs rated at least this as positives")
+    logs.add_argument("--social", help="user-user links: a file whose first two columns are user ids")
+    logs.add_argument("--item-categories", help="a file of (item, category) rows: the task 'category'")
+    logs.add_argument("--user-attributes", help="a file of a user column and attribute columns: the task 'attribute'")
     prep.add_argument("--country", default="NL", help="aliexpress: NL, ES, FR, US or RU (default NL)")
     prep.add_argument("--out", default=None, help="default: data/<dataset> (or $MTLAB_DATA_DIR/<dataset>)")
     prep.add_argument(
@@ -89,6 +100,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "prepare" and args.dataset == "table":
             return _prepare_table(args)
+        if args.command == "prepare" and args.dataset == "interactions":
+            return _prepare_interactions(args)
         if args.command == "prepare":
             if not args.raw:
                 raise DataError(f"prepare {args.dataset} needs --raw DIR, the folder holding the raw files")
@@ -175,6 +188,34 @@ def _prepare_table(args) -> int:
         classes = f", classes {list(summary['class_rates'])}" if "class_rates" in summary else ""
         print(f"  task {task!r}: {kind['kind']} {shown}{classes}")
     print(f"train on it: python -m mtlab train --data {args.name} --model mmoe --tasks {','.join(manifest['tasks'])}")
+    return 0
+
+
+def _prepare_interactions(args) -> int:
+    from . import prepare_interactions
+
+    missing = [flag for flag, value in (("--name", args.name), ("--ratings", args.ratings)) if not value]
+    if missing:
+        raise DataError(f"prepare interactions needs {', '.join(missing)}; e.g. --name mine --ratings ratings.csv")
+    manifest = prepare_interactions(
+        args.ratings,
+        args.name,
+        user=args.user,
+        item=args.item,
+        rating=args.rating,
+        time=args.time,
+        threshold=args.threshold,
+        social=args.social,
+        item_categories=args.item_categories,
+        user_attributes=args.user_attributes,
+        out=args.out,
+    )
+    state = "already up to date (same inputs and settings): nothing done" if manifest["up_to_date"] else "prepared"
+    print(
+        f"{args.name}: {state}; {manifest['users']:,} users, {manifest['items']:,} items, "
+        f"{manifest['interactions']:,} interactions; tasks: {', '.join(manifest['tasks'])}"
+    )
+    print(f"train on it: python -m mtlab train --data {args.name} --model mf --tasks {','.join(manifest['tasks'])}")
     return 0
 
 

@@ -311,3 +311,17 @@ def label(d: TaskDef, kind: TaskKind, column: pd.Series) -> np.ndarray:
         of = {value: k for k, values in enumerate(d.classes.values()) for value in values}
         return column.map(of).astype(float).to_numpy()
     return d.positive(column).to_numpy()
+
+
+def write_csv(path: str | Path, rows: int | None = None, seed: int = 0, root: Path | None = None) -> Path:
+    """The fetched training file written as a CSV file with a header, as a table of one's own would be
+    (`rows` of its rows drawn with `seed`; None: all), atomically. Returns the path."""
+    frame = read_raw(require_files("census-income", root)["census_income_train.csv"])
+    if rows is not None and rows < len(frame):
+        frame = frame.sample(rows, random_state=seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path

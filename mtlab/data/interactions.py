@@ -47,6 +47,13 @@ class InteractionData:
     social: torch.Tensor | None = None  # [E, 2] long user–user links
     item_links: torch.Tensor | None = None  # [E, 2] long item–item links (e.g. also-viewed)
     source: str = ""
+    # held-out side information (`holdout_side`): 0 = trains, 1 = scored in validation, 2 = in test. A
+    # held-out user's attributes and a held-out item's categories are in no training loss, so the
+    # `attribute` and `category` scores are those of users and items whose labels the model never saw
+    attribute_split: torch.Tensor | None = None  # [n_users] int8
+    category_split: torch.Tensor | None = None  # [n_items] int8
+    valid_ratings: torch.Tensor | None = None  # [N_valid] explicit rating of each validation pair
+    test_ratings: torch.Tensor | None = None  # [N_test]
 
     def to(self, device) -> InteractionData:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -60,7 +67,17 @@ class InteractionData:
             user_attributes={k: v.to(device) for k, v in self.user_attributes.items()},
             social=move(self.social),
             item_links=move(self.item_links),
+            attribute_split=move(self.attribute_split),
+            category_split=move(self.category_split),
+            valid_ratings=move(self.valid_ratings),
+            test_ratings=move(self.test_ratings),
         )
+
+    def training_side(self, kind: str, ids: torch.Tensor) -> torch.Tensor:
+        """Which of the given user (kind "attribute") or item ("category") ids may train that task: a
+        bool mask, False for the held-out ones (all True where nothing is held out)."""
+        split = self.attribute_split if kind == "attribute" else self.category_split
+        return torch.ones_like(ids, dtype=torch.bool) if split is None else split[ids] == 0
 
     @property
     def spec(self) -> InteractionSpec:
@@ -91,13 +108,20 @@ class InteractionData:
 
 
 def split_per_user(
-    users: np.ndarray, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+    users: np.ndarray,
+    valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    order: np.ndarray | None = None,
 ) -> np.ndarray:
     """Assign every interaction to 0 = train, 1 = valid, 2 = test, separately for each user and at
     random: a user with n interactions gives round(n·test_fraction) (at least 1 when n ≥ 3) to test,
-    as many by valid_fraction to validation, and the rest to training. Vectorized (no user loop)."""
+    as many by valid_fraction to validation, and the rest to training. Vectorized (no user loop).
+    `order` [N]: a key per interaction instead of the random one, smallest first into test (e.g. minus
+    the time: each user's latest interactions are test, the ones before them validation)."""
     rng = np.random.default_rng(seed)
-    order = np.lexsort((rng.random(len(users)), users))  # by user, random within a user
+    key = rng.random(len(users)) if order is None else np.asarray(order)
+    order = np.lexsort((key, users))  # by user, then by the key within a user
     sorted_users = users[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_users)) + 1]
     counts = np.diff(np.r_[starts, len(users)])
@@ -112,21 +136,53 @@ def split_per_user(
     return part
 
 
-def from_ratings(name: str, frame: pd.DataFrame, threshold: float | None, seed: int, **side) -> InteractionData:
+SIDE_HOLDOUT = 0.2  # the share of users' attributes and items' categories held out of training
+
+
+def holdout_side(n: int, fraction: float, seed: int) -> torch.Tensor:
+    """[n] int8: a seeded `fraction` of the n users (or items) held out, half scored in validation (1),
+    half in test (2); the rest (0) train. E.g. n = 943 users, 0.2: 94 in validation, 95 in test."""
+    order = np.random.default_rng(seed).permutation(n)
+    split = np.zeros(n, dtype=np.int8)
+    held = int(round(n * fraction))
+    split[order[: held // 2]] = 1
+    split[order[held // 2 : held]] = 2
+    return torch.from_numpy(split)
+
+
+def from_ratings(
+    name: str,
+    frame: pd.DataFrame,
+    threshold: float | None,
+    seed: int,
+    side_holdout: float = SIDE_HOLDOUT,
+    order: np.ndarray | None = None,
+    **side,
+) -> InteractionData:
     """frame: user, item (contiguous codes), rating. Pairs rated ≥ threshold are positives
-    (None: every rated pair); split per user."""
+    (None: every rated pair); split per user (`order`: see `split_per_user`). `side_holdout` of the
+    users' attributes and of the items' categories (where the data have them) are held out of training
+    and scored (`holdout_side`)."""
     if threshold is not None:
-        frame = frame[frame["rating"] >= threshold]
+        keep = (frame["rating"] >= threshold).to_numpy()
+        frame, order = frame[keep], None if order is None else np.asarray(order)[keep]
     users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
-    part = split_per_user(users, seed=seed)
+    part = split_per_user(users, seed=seed, order=order)
     pairs = torch.from_numpy(np.stack([users, items], 1).astype(np.int64))
     take = lambda p: pairs[torch.from_numpy(part == p)]  # noqa: E731
+    ratings = frame["rating"].to_numpy(np.float32)
+    if side.get("user_attributes"):
+        side["attribute_split"] = holdout_side(side["n_users"], side_holdout, seed + 1)
+    if side.get("item_categories") is not None:
+        side["category_split"] = holdout_side(side["n_items"], side_holdout, seed + 2)
     return InteractionData(
         name=name,
         train=take(0),
         valid=take(1),
         test=take(2),
-        train_ratings=torch.from_numpy(frame["rating"].to_numpy(np.float32)[part == 0]),
+        train_ratings=torch.from_numpy(ratings[part == 0]),
+        valid_ratings=torch.from_numpy(ratings[part == 1]),
+        test_ratings=torch.from_numpy(ratings[part == 2]),
         **side,
     )
 

@@ -105,33 +105,35 @@ def _history_path(results_path) -> Path:
     return Path(results_path).with_suffix(".history.csv")
 
 
-def summarize(results: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
-    """Mean, std and 'mean ± std' of `metric` per model and task (models in the order given)."""
-    order = list(dict.fromkeys(results["model"]))
-    stats = results.groupby(["model", "task"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
+def summarize(results: pd.DataFrame, metric: str = "auc", method: str = "model") -> pd.DataFrame:
+    """Mean, std and 'mean ± std' of `metric` per method (column `method`, in the order given) and task."""
+    order = list(dict.fromkeys(results[method]))
+    stats = results.groupby([method, "task"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
     stats["std"] = stats["std"].fillna(0.0)
     stats["mean ± std"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(stats["mean"], stats["std"])]
-    stats["model"] = pd.Categorical(stats["model"], categories=order, ordered=True)
-    return stats.sort_values(["model", "task"]).reset_index(drop=True)
+    stats[method] = pd.Categorical(stats[method], categories=order, ordered=True)
+    return stats.sort_values([method, "task"]).reset_index(drop=True)
 
 
-def summary_table(results: pd.DataFrame, metric: str | None = None, baseline: str = "single_task") -> pd.DataFrame:
-    """One row per model, one column per task, cells 'mean ± std' of `metric` (default: each task's main
-    metric, `main_metric`: AUC where binary, the column then named by the task alone; RMSE or accuracy,
-    named 'task (metric)'); beside them Δm (%) over `baseline` on those metrics, each with its sign
-    (HIGHER_IS_BETTER), with its spread over seeds and the paired test (`delta_m_table`) when the
-    baseline ran."""
+def summary_table(
+    results: pd.DataFrame, metric: str | None = None, baseline: str = "single_task", method: str = "model"
+) -> pd.DataFrame:
+    """One row per method (column `method`: the model by default), one column per task, cells
+    'mean ± std' of `metric` (default: each task's main metric, `main_metric`: AUC where binary, the
+    column then named by the task alone; RMSE or accuracy, named 'task (metric)'); beside them Δm (%)
+    over `baseline` on those metrics, each with its sign (HIGHER_IS_BETTER), with its spread over seeds
+    and the paired test (`delta_m_table`) when the baseline ran."""
     shown = {t: metric for t in dict.fromkeys(results["task"])} if metric else main_metric(results)
     parts = []
     for m in dict.fromkeys(shown.values()):
-        part = summarize(results[results["task"].isin([t for t, v in shown.items() if v == m])], m)
+        part = summarize(results[results["task"].isin([t for t, v in shown.items() if v == m])], m, method)
         part["task"] = [t if m == "auc" or metric else f"{t} ({m})" for t in part["task"]]
         parts.append(part)
     stats = pd.concat(parts)
-    table = stats.pivot(index="model", columns="task", values="mean ± std").rename_axis(columns=None)
-    if baseline in set(results["model"]):
+    table = stats.pivot(index=method, columns="task", values="mean ± std").rename_axis(columns=None)
+    if baseline in set(results[method]):
         metrics = {m: HIGHER_IS_BETTER.get(m, True) for m in dict.fromkeys(shown.values())}
-        delta = delta_m_table(results, baseline, metrics).set_index("model")
+        delta = delta_m_table(results, baseline, metrics, method=method).set_index(method)
         table["Δm % (mean ± std)"] = delta["Δm % (mean ± std)"].reindex(table.index)
         table[f"p (Δm vs {baseline})"] = delta["p_paired"].reindex(table.index)
     what = metric or ", ".join(dict.fromkeys(shown.values()))

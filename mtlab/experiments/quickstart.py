@@ -15,7 +15,12 @@ def split_sizes(data: MultiTaskData) -> pd.Series:
 
 
 def label_summary(data: MultiTaskData) -> pd.DataFrame:
-    """Positive rate of every task in every split (rows: tasks, columns: splits)."""
+    """Positive rate of every task in every split (rows: tasks, columns: splits). Data with tasks of
+    other kinds get `your_data.task_summary` instead (a standardized target has no positive rate)."""
+    if any(k.kind != "binary" for k in data.kinds):
+        from .your_data import task_summary
+
+        return task_summary(data)
     rates = {s: data.split(s).labels.float().mean(0).cpu().numpy() for s in SPLITS}
     table = pd.DataFrame(rates, index=pd.Index(data.tasks, name="task")).add_prefix("positive rate, ")
     return titled("label_rates", table, "positive rate of every task per split")

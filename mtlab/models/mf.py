@@ -4,9 +4,11 @@ User and item embedding tables are the encoder; every task reads them:
 - rec        BPR (Rendle et al., 2009): −log σ(e_u·e_i − e_u·e_j) over sampled negatives j
 - social     BPR on user–user links: −log σ(e_u·e_v − e_u·e_w)
 - coview     BPR on item–item links (e.g. Amazon's also-viewed), likewise
-- category   multi-label BCE of a linear head on the item embedding
+- category   multi-label BCE of a linear head on the item embedding (items whose categories are
+             held out, `InteractionData.category_split`, left out)
 - rating     MSE of a bilinear head e_uᵀ W e_i + b on the training ratings of the batch's pairs
-- attribute  cross-entropy of a linear head per user attribute (age, gender, occupation …)
+- attribute  cross-entropy of a linear head per user attribute (age, gender, occupation …; held-out
+             users left out)
 - align      alignment + uniformity of normalized embeddings (Wang & Isola, ICML 2020)
 Negatives are drawn for the whole batch at once (vectorized), and each table's touched rows are
 gathered once (`batch_losses`), which lets per-row weighting work on those rows only.
@@ -170,14 +172,21 @@ class MFMultiTask(TaskModel):
             return bpr(emb["sa"], emb["sb"], emb["sw"])
         if task == "coview":
             return bpr(emb["ca"], emb["cb"], emb["cw"])
-        if task == "category":
-            return F.binary_cross_entropy_with_logits(self.category_head(ei), data.item_categories[ids["i"]])
+        if task == "category":  # a held-out item's categories train nothing (they are what is scored)
+            keep = data.training_side("category", ids["i"])
+            loss = F.binary_cross_entropy_with_logits(
+                self.category_head(ei), data.item_categories[ids["i"]], reduction="none"
+            ).mean(1)
+            return (loss * keep).sum() / keep.sum().clamp_min(1)
         if task == "rating":
             return F.mse_loss(self.rating_head(eu, ei), data.train_ratings[rows])
-        if task == "attribute":
-            return sum(
-                F.cross_entropy(head(eu), data.user_attributes[k][ids["u"]]) for k, head in self.attribute_heads.items()
+        if task == "attribute":  # likewise a held-out user's attributes
+            keep = data.training_side("attribute", ids["u"])
+            loss = sum(
+                F.cross_entropy(head(eu), data.user_attributes[k][ids["u"]], reduction="none")
+                for k, head in self.attribute_heads.items()
             )
+            return (loss * keep).sum() / keep.sum().clamp_min(1)
         # align: alignment + uniformity of the normalized embeddings
         nu, ni = F.normalize(eu, dim=1), F.normalize(ei, dim=1)
         align = (nu - ni).norm(dim=1).pow(2).mean()

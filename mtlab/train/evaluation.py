@@ -32,9 +32,13 @@ class TabularEvaluator:
 
 class RankingEvaluator:
     """rec: Recall@K and NDCG@K by full ranking (training items, and for the test split validation
-    items, excluded); category: AUC of the item-category head over the split's items; attribute:
-    accuracy of the user-attribute heads over the split's users. The other auxiliary tasks (social,
-    coview, rating, align) have no held-out labels in these data: their training loss is in the history."""
+    items, excluded). The auxiliary tasks are scored on labels no training loss saw:
+    category: `heldout_item_auc`, the micro AUC of the item-category head over the items whose
+    categories are held out for this split (`InteractionData.category_split`); attribute:
+    `heldout_user_accuracy`, the mean over attributes of the accuracy over the users whose attributes
+    are held out for this split; rating: `rmse` and `mae` of the rating head on the split's pairs (their
+    ratings never train). social, coview and align have no held-out labels: their training loss is in
+    the history."""
 
     default_monitor = "ndcg@40_rec"
 
@@ -48,23 +52,28 @@ class RankingEvaluator:
         exclude = [data.train] + ([data.valid] if split == "test" else [])
         pairs = data.split(split)
         out = {"rec": ranking_metrics(model.scores, data.n_users, data.n_items, pairs, exclude, self.ks)}
-        if "category" in model.tasks:
-            items = pairs[:, 1].unique()
+        code = {"valid": 1, "test": 2}.get(split, 0)
+        if "category" in model.tasks and data.category_split is not None:
+            items = (data.category_split == code).nonzero().flatten()
             labels = data.item_categories[items].cpu().numpy()
             probs = torch.sigmoid(model.category_head(model.item(items))).cpu().numpy()
             keep = (labels.sum(0) > 0) & (labels.sum(0) < len(labels))  # categories with both classes
             out["category"] = {
-                "auc": float(roc_auc_score(labels[:, keep], probs[:, keep], average="micro"))
+                "heldout_item_auc": float(roc_auc_score(labels[:, keep], probs[:, keep], average="micro"))
                 if keep.any()
                 else float("nan")
             }
-        if "attribute" in model.tasks:
-            users = pairs[:, 0].unique()
+        if "attribute" in model.tasks and data.attribute_split is not None:
+            users = (data.attribute_split == code).nonzero().flatten()
             hits = [
                 (head(model.user(users)).argmax(1) == data.user_attributes[k][users]).float().mean().item()
                 for k, head in model.attribute_heads.items()
             ]
-            out["attribute"] = {"accuracy": float(np.mean(hits))}
+            out["attribute"] = {"heldout_user_accuracy": float(np.mean(hits)) if len(users) else float("nan")}
+        ratings = {"valid": data.valid_ratings, "test": data.test_ratings}.get(split)
+        if "rating" in model.tasks and ratings is not None and len(ratings):
+            error = model.rating_head(model.user(pairs[:, 0]), model.item(pairs[:, 1])) - ratings
+            out["rating"] = {"rmse": float(error.pow(2).mean().sqrt()), "mae": float(error.abs().mean())}
         model.train(was_training)
         return out
 

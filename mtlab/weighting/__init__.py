@@ -12,9 +12,26 @@ from .base import (
 )
 
 
-def build_weighting(name: str, n_tasks: int, **options) -> Weighting:
+def check_weighting_options(name: str, options: dict) -> None:
+    """Refuse an unknown strategy, or an option its constructor does not take, naming the allowed ones."""
+    import inspect
+
     if name not in STRATEGIES:
         raise ValueError(f"unknown weighting {name!r}; available: {', '.join(STRATEGIES)}")
+    allowed = [
+        p.name
+        for p in list(inspect.signature(STRATEGIES[name].__init__).parameters.values())[2:]
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"weighting {name!r} has no option {', '.join(unknown)}; its options: {', '.join(allowed) or 'none'}"
+        )
+
+
+def build_weighting(name: str, n_tasks: int, **options) -> Weighting:
+    check_weighting_options(name, options)
     return STRATEGIES[name](n_tasks, **options)
 
 
@@ -26,4 +43,5 @@ __all__ = [
     "TableRows",
     "Weighting",
     "build_weighting",
+    "check_weighting_options",
 ]

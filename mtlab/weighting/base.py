@@ -78,7 +78,7 @@ def split_losses(losses) -> tuple[list[torch.Tensor], torch.Tensor]:
     return list(losses), torch.stack(list(losses))
 
 
-def require_positive(strategy: str, losses: torch.Tensor) -> None:
+def require_positive(strategy: str, losses: torch.Tensor, hint: str = "") -> None:
     """Strategies that take logs of the losses (or scale by them) need every loss above zero."""
     bad = (losses.detach() <= 0).nonzero().flatten().tolist()  # one small device read a step
     if bad:
@@ -86,7 +86,7 @@ def require_positive(strategy: str, losses: torch.Tensor) -> None:
         raise ValueError(
             f"{strategy} takes the logarithm of (or scales by) every task loss, so the losses must be "
             f"positive; got {values} (of {len(losses)} tasks, in the model's task order). Use it on "
-            f"tasks with positive losses (e.g. cross-entropy), or choose another strategy"
+            f"tasks with positive losses (e.g. cross-entropy), {hint}or choose another strategy"
         )
 
 

@@ -151,10 +151,18 @@ class FAMO(LossWeighting):
     log L_t(after), ξ.grad = J_softmax(ξ)ᵀ δ, stepped by its own Adam (lr `w_lr`, weight decay
     `gamma`). "After" is the next step's losses (on the next batch), as in LibMTL: no extra forward
     pass (the authors' code evaluates the same batch again). E.g. ξ = 0, L = (1, 2): z = (½, ½),
-    c = ¾, weights (⅔, ⅓)."""
+    c = ¾, weights (⅔, ⅓). `min_losses` (a number or one per task): L_t is taken as L_t − min_t, as the
+    authors' code does, for losses that can be ≤ 0 (an alignment loss): give a lower bound of each."""
 
-    def __init__(self, n_tasks: int, w_lr: float = 0.025, gamma: float = 1e-3):
+    def __init__(self, n_tasks: int, w_lr: float = 0.025, gamma: float = 1e-3, min_losses=None):
         super().__init__(n_tasks)
+        if min_losses is not None:
+            bounds = torch.as_tensor(min_losses, dtype=torch.float32).flatten()
+            if bounds.numel() not in (1, n_tasks) or not torch.isfinite(bounds).all():
+                raise ValueError(f"famo: min_losses must be one finite number or {n_tasks}, got {min_losses!r}")
+            self.register_buffer("min_losses", bounds.expand(n_tasks).clone())
+        else:
+            self.min_losses = None
         self.logits = OwnAdam(torch.zeros(n_tasks), lr=w_lr, weight_decay=gamma)
         self.previous: torch.Tensor | None = None  # the last step's losses
 
@@ -166,7 +174,13 @@ class FAMO(LossWeighting):
         self.previous = state["previous"]
 
     def loss(self, losses, epoch):
-        require_positive("famo", losses)
+        if self.min_losses is not None:
+            losses = losses - self.min_losses.to(losses)
+        given = self.min_losses is not None
+        hint = (
+            "lower min_losses, " if given else "give min_losses below every loss (--weighting-option min_losses=-5), "
+        )
+        require_positive("famo", losses, hint)
         logits = self.logits.on(losses.device)
         current = losses.detach().clamp_min(1e-8)
         if self.previous is not None:

@@ -161,6 +161,20 @@ def prepare_table(
         "seed": seed,
     }
     stamp = {"format": FORMAT, "version": VERSION, "inputs": {s: f[2] for s, f in frames.items()}, "settings": settings}
+    return run_conversion(
+        folder,
+        stamp,
+        "prepare table",
+        lambda: _convert({s: f[:2] for s, f in frames.items()}, name, specs, settings, quiet),
+        _split_tables,
+    )
+
+
+def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> dict:
+    """The one way a prepared folder is written (tables, interactions): under an exclusive lock beside
+    it (a second writer stops at once); nothing done when its manifest has this `stamp`; a folder whose
+    manifest is not mtlab's refused; else `convert()` gives the manifest (with "arrays" for `tables`,
+    which turns them into {file name: pyarrow table}) and the folder is replaced whole."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         try:
@@ -169,26 +183,42 @@ def prepare_table(
             raise DataError(
                 f"another process is preparing {folder} now; wait for it to finish, then run again"
             ) from None
-        existing = _manifest_or_none(folder)
+        existing = _manifest_or_none(folder, stamp["format"])
         if folder.exists() and existing is None and any(folder.iterdir()):
             raise DataError(
-                f"{folder} exists and was not written by `prepare table` (no {FORMAT} manifest.json); "
+                f"{folder} exists and was not written by `{command}` (no {stamp['format']} manifest.json); "
                 "choose another --name or --out, or move that folder away"
             )
         if existing is not None and existing.get("stamp") == stamp:
             return {**existing, "up_to_date": True}
-        manifest = _convert({s: f[:2] for s, f in frames.items()}, name, specs, settings, quiet)
+        manifest = convert()
         manifest["stamp"] = stamp
-        _write(folder, manifest)
+        write_folder(folder, manifest, tables(manifest.pop("arrays")))
     return {**manifest, "up_to_date": False}
 
 
-def _manifest_or_none(folder: Path) -> dict | None:
+def _split_tables(arrays: dict) -> dict:
+    import pyarrow as pa
+
+    return {
+        f"{split}.parquet": pa.table(
+            {
+                **{f"c{j}": cat[:, j] for j in range(cat.shape[1])},
+                **{f"n{j}": num[:, j] for j in range(num.shape[1])},
+                **{f"y{j}": labels[:, j] for j in range(labels.shape[1])},
+            }
+        )
+        for split, (cat, num, labels) in arrays.items()
+    }
+
+
+def _manifest_or_none(folder: Path, fmt: str = FORMAT) -> dict | None:
+    """The folder's manifest when it is a conversion of format `fmt`, else None."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == fmt else None
 
 
 def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, quiet: bool) -> dict:
@@ -435,24 +465,15 @@ def _labels(spec: TaskSpec, kind: TaskKind, column: pd.Series, frame_name: str) 
     return codes
 
 
-def _write(folder: Path, manifest: dict) -> None:
-    """The split files and the manifest into a temporary folder beside `folder`, renamed into place
-    (the old conversion, mtlab's own, is removed only once the new one is whole)."""
-    import pyarrow as pa
+def write_folder(folder: Path, manifest: dict, tables: dict) -> None:
+    """The Parquet files ({name: pyarrow table}) and the manifest into a temporary folder beside
+    `folder`, renamed into place (the old conversion, mtlab's own, is removed once the new one is whole)."""
     import pyarrow.parquet as pq
 
-    arrays = manifest.pop("arrays")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        for split, (cat, num, labels) in arrays.items():
-            table = pa.table(
-                {
-                    **{f"c{j}": cat[:, j] for j in range(cat.shape[1])},
-                    **{f"n{j}": num[:, j] for j in range(num.shape[1])},
-                    **{f"y{j}": labels[:, j] for j in range(labels.shape[1])},
-                }
-            )
-            pq.write_table(table, tmp / f"{split}.parquet")
+        for file_name, table in tables.items():
+            pq.write_table(table, tmp / file_name)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         old = None
         if folder.exists():
@@ -466,14 +487,15 @@ def _write(folder: Path, manifest: dict) -> None:
         raise
 
 
-def prepared_tables(root: Path | None = None) -> dict[str, dict]:
-    """{name: manifest} of the tables prepared under data/ (or `root`)."""
+def prepared_tables(root: Path | None = None, fmt: str = FORMAT) -> dict[str, dict]:
+    """{name: manifest} of the folders prepared under data/ (or `root`) in format `fmt` (tables; or
+    interactions, converters.interactions.FORMAT)."""
     root = root or data_dir()
     if not root.is_dir():
         return {}
     found = {}
     for folder in sorted(root.iterdir()):
-        manifest = _manifest_or_none(folder) if folder.is_dir() and not folder.name.startswith(".") else None
+        manifest = _manifest_or_none(folder, fmt) if folder.is_dir() and not folder.name.startswith(".") else None
         if manifest is not None:
             found[folder.name] = manifest
     return found
