@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError, kind_of
+from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError, kind_of, task_kinds_of
 from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one, train_seeds
 from .experiments.sweep import tables_help
@@ -269,9 +269,10 @@ def train_command(args, main_process: bool = True) -> int:
         raise ValueError(f"unknown task(s) {unknown} for {args.data!r}; its tasks: {', '.join(known)}")
     kind = kind_of(args.data)
     offered = tasks or known  # the data's tasks when none are named
-    why = trains_on(MODELS[args.model], kind, offered)
+    kinds = task_kinds_of(args.data, offered)
+    why = trains_on(MODELS[args.model], kind, offered, kinds)
     if why:
-        fitting = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, offered))
+        fitting = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, offered, kinds))
         raise ValueError(f"{why}; on {args.data!r} with these tasks train one of: {', '.join(fitting)}")
     if args.stream and args.data not in FUNNEL_DATASETS:
         raise ValueError(

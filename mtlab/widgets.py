@@ -468,7 +468,7 @@ class Explorer:
         a state per shared element: MF shares the rows each batch reads); the funnel datasets
         (`FUNNEL_DATASETS`) every tabular model, the funnel ones included; the other tabular datasets
         every tabular model but the funnel ones."""
-        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, kind_of
+        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, kind_of, task_kinds_of
         from .models import MODELS, trains_on
         from .weighting import STRATEGIES
 
@@ -480,7 +480,7 @@ class Explorer:
             names = [t for t in DATASETS[name][2] if t not in ("column=value", "t1 … tN")]
             names = ["t1", "t2", "t3"] if name == "synthetic" else names
         kind = kind_of(name)
-        models = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, names))
+        models = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, names, task_kinds_of(name, names)))
         default = "mf" if rec else "esmm" if name in FUNNEL_DATASETS else "mmoe"
         chosen = self.model.value if self.model.value in models else default
         self.tasks.options = names  # first: a change of model below picks among these
@@ -529,10 +529,11 @@ class Explorer:
             tasks = list(self.tasks.value)
             if not tasks:
                 raise ValueError("pick at least one task")
-            from .data import kind_of
+            from .data import kind_of, task_kinds_of
             from .models import MODELS, trains_on
 
-            why = trains_on(MODELS[self.model.value], kind_of(self.dataset.value), tasks)
+            name = self.dataset.value
+            why = trains_on(MODELS[self.model.value], kind_of(name), tasks, task_kinds_of(name, tasks))
             if why:
                 raise ValueError(f"{why}: pick those tasks or another model")
             profile = get_profile("quick", seeds=[0], device=self.device, subsample=self.subsample.value)
@@ -569,7 +570,10 @@ class Explorer:
             scores = (
                 {f"test {k}": v for k, v in out["test"]["rec"].items() if k.endswith("@40")}
                 if rec
-                else {f"test AUC {t}": m["auc"] for t, m in out["test"].items()}
+                else {
+                    f"test {m.upper() if m == 'auc' else m} {t}": out["test"][t][m]
+                    for t, m in main_metrics(out["test"]).items()
+                }
             )
             self.results.append(
                 {
@@ -600,6 +604,11 @@ class Explorer:
         display(self.widget)
 
 
+def main_metrics(test: dict) -> dict[str, str]:
+    """{task: the metric the explorer's table shows}: AUC, RMSE or accuracy, by what the task has."""
+    return {t: next((m for m in ("auc", "rmse", "accuracy") if m in metrics), "auc") for t, metrics in test.items()}
+
+
 def _curve_figure(history: list[dict], tasks):
     """Drawn on a bare Figure, not through pyplot: pyplot is not thread-safe. Four panels: training
     loss, validation metric, gradient cosine per task pair (with the share of conflicting steps in
@@ -613,10 +622,11 @@ def _curve_figure(history: list[dict], tasks):
         for metric in ("ndcg@40", "recall@40"):
             metric_ax.plot(frame["epoch"], frame[f"valid_{metric}_rec"], marker="o", label=metric)
         metric_ax.set_title("validation ranking (rec)")
-    else:
+    else:  # each task's AUC, or where kinds are mixed its score (AUC, R², accuracy: one scale)
+        metric = "auc" if all(f"valid_auc_{t}" in frame for t in tasks) else "score"
         for task in tasks:
-            metric_ax.plot(frame["epoch"], frame[f"valid_auc_{task}"], marker="o", label=task)
-        metric_ax.set_title("validation AUC")
+            metric_ax.plot(frame["epoch"], frame[f"valid_{metric}_{task}"], marker="o", label=task)
+        metric_ax.set_title("validation AUC" if metric == "auc" else "validation score (AUC, R², accuracy)")
     metric_ax.set_xlabel("epoch"), metric_ax.legend(fontsize=7)
     pairs = [c[4:] for c in frame.columns if c.startswith("cos_") and "|" in c]
     for pair in pairs:

@@ -139,3 +139,29 @@ def test_explorer_keeps_the_chosen_tasks_when_the_model_changes_and_checks_them_
     with pytest.raises(ValueError, match="predicts the tasks ctr, cvr, ctcvr"):  # before loading any data
         explorer.run(wait=True)
     assert explorer.status.value.startswith("error: ") and "--tasks" not in explorer.status.value
+
+
+def test_explorer_trains_a_table_of_your_own_with_mixed_kinds(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from mtlab.data import prepare_table
+
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=800)
+    frame = pd.DataFrame(
+        {"x": x, "c": rng.choice(list("abc"), 800), "y": x > 0, "v": 3 * x + 1, "k": rng.choice(["p", "q", "r"], 800)}
+    )
+    prepare_table(frame, "mixed", ["y:binary", "v:regression", "k:multiclass"], quiet=True)
+    explorer = Explorer(device="cpu", subsample=1.0)
+    explorer.dataset.value = "mixed"
+    assert set(explorer.tasks.options) == {"y", "v", "k"}
+    assert "esmm" not in explorer.model.options and "mpt_rec" not in explorer.model.options
+    assert "mmoe" in explorer.model.options
+    explorer.model.value = "mmoe"
+    explorer.tasks.value = ("y", "v", "k")
+    explorer.epochs.value = 2
+    explorer.run(wait=True)
+    row = explorer.results[-1]
+    assert {"test AUC y", "test rmse v", "test accuracy k"} <= set(row)

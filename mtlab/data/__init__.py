@@ -101,6 +101,7 @@ REC_DATASETS = {
 
 
 BUILT_IN = frozenset([*DATASETS, *REC_DATASETS])  # names a table of one's own cannot take
+TABLE_KINDS: dict[str, dict[str, TaskKind]] = {}  # a prepared table's task kinds, by table name
 
 
 def refresh_tables() -> dict[str, dict]:
@@ -130,6 +131,7 @@ def refresh_tables() -> dict[str, dict]:
         if name in BUILT_IN:
             continue
         kinds = {t: TaskKind.from_json(k) for t, k in manifest["kinds"].items()}
+        TABLE_KINDS[name] = kinds
         rows = manifest["rows"]
         DATASETS[name] = (
             None,  # mtlab.data.converters.table.load_table
@@ -176,6 +178,21 @@ def load_amazon_folder(seed: int = 0) -> InteractionData:
             "mtlab.data.rec_files.load_amazon(reviews, meta) with their paths"
         )
     return load_amazon(reviews[0], meta[0], seed=seed)
+
+
+def task_kinds_of(name: str, tasks) -> list[str]:
+    """The kind of each named task of a registered tabular dataset ("binary", "regression",
+    "multiclass"), known before its data are loaded (from Census-Income's task definitions, a prepared
+    table's manifest): what the command line and the explorer check models against. Recommendation
+    data: [] (their tasks are the recommender's own)."""
+    if name in REC_DATASETS:
+        return []
+    if name == "census-income":
+        return [CENSUS_TASKS[t].kind if t in CENSUS_TASKS else "binary" for t in tasks]
+    if is_table(name):
+        kinds = TABLE_KINDS.get(name, {})
+        return [kinds[t].kind if t in kinds else "binary" for t in tasks]
+    return ["binary"] * len(list(tasks))
 
 
 def kind_of(name: str) -> str:
@@ -317,6 +334,7 @@ __all__ = [
     "REC_DATASETS",
     "REC_TASKS",
     "kind_of",
+    "task_kinds_of",
     "SOURCES",
     "TabularSplit",
     "check_rec_tasks",
