@@ -177,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
         "--deadline", type=float, default=None, help="seconds after which no new job starts (run again to resume)"
     )
     sweep.add_argument("--new-task", default="education", help="Table 3's T3")
+    sweep.add_argument(
+        "--data", default=None, help="lab_data: the dataset (a table of your own, or any tabular dataset) to rank on"
+    )
 
     fetch = sub.add_parser("fetch", help="fetch a dataset into data/ (same as python -m mtlab.data fetch)")
     fetch.add_argument("dataset", choices=[*SOURCES, "all"])
@@ -403,6 +406,7 @@ def cmd_sweep(args) -> int:
             args.workers,
             log=lambda line: print(line, flush=True),
             gpu_workers=args.gpu_workers,
+            data=args.data,
         )
         print(table.to_string(index=False))
         return 0
@@ -417,6 +421,7 @@ def cmd_sweep(args) -> int:
             log=lambda line: print(line, flush=True),
             gpu_workers=args.gpu_workers,
             per_seed=args.per_seed,
+            data=args.data,
         )
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -248,3 +248,22 @@ def test_bad_interaction_files_are_named(data_root, tmp_path):
         prepare_interactions(tmp_path / "broken.csv", "x", user="user id", item="movie", rating="stars")
     with pytest.raises(DataError, match=r"--threshold .* give --rating"):
         prepare_interactions(tmp_path / "ratings.csv", "x", user="user id", item="movie", threshold=4)
+
+
+def test_a_table_of_your_own_gets_the_strategy_leaderboard_and_its_sweep(data_root):
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.gradient_lab import leaderboard, leaderboard_table
+    from mtlab.experiments.sweep import plan
+
+    prepare_table(own_frame(900), "mine", TASKS, drop=["user id"], quiet=True)
+    profile = get_profile("quick", seeds=[0, 1], device="cpu")
+    jobs = plan(["lab_data"], profile, data="mine")
+    assert len(jobs) == 28 and all(
+        j.key.startswith("mine-") for j in jobs
+    )  # every strategy but PMTRec, and Single Task
+    with pytest.raises(ValueError, match="give --data NAME"):
+        plan(["lab_data"], profile)
+    runs = leaderboard("mine", profile, ["single_task", "ew", "uw"])
+    table = leaderboard_table(runs).set_index("strategy")
+    assert {"auc clicked", "rmse dwell time", "accuracy genre"} <= set(table.columns)
+    assert table.loc["single_task", "Δm % (mean ± std)"].startswith("+0.00 ± ")  # the baseline against itself

@@ -224,7 +224,7 @@ def delta_m_statement(delta: pd.DataFrame, within: str = "rho") -> str:
 
 def not_applicable(dataset: str, strategy: str) -> str | None:
     """Why a strategy cannot run on a leaderboard dataset (None: it can)."""
-    if dataset != "census-income" and strategy in STRATEGIES and STRATEGIES[strategy].per_element_state:
+    if dataset == "movielens" and strategy in STRATEGIES and STRATEGIES[strategy].per_element_state:
         return "keeps a running state per shared element; MF shares the rows each batch reads"
     return None
 
@@ -246,13 +246,18 @@ def leaderboard(
     that cannot run there gets rows with `skipped` saying why.
     results_path: a CSV every finished run is appended to; runs already in it are not run again
     (`mtlab sweep lab_census lab_movielens` fills such files in parallel)."""
-    if dataset not in LEADERBOARD_DATASETS:
-        raise ValueError(f"unknown leaderboard dataset {dataset!r}; allowed values: {', '.join(LEADERBOARD_DATASETS)}")
+    from ..data import DATASETS, kind_of
+
+    if dataset not in LEADERBOARD_DATASETS and (dataset not in DATASETS or kind_of(dataset) != "tabular"):
+        raise ValueError(
+            f"unknown leaderboard dataset {dataset!r}; allowed values: {', '.join(LEADERBOARD_DATASETS)}, or any "
+            f"tabular dataset ({', '.join(n for n in DATASETS if kind_of(n) == 'tabular')})"
+        )
     settings = lab_settings(profile)
     names = (SINGLE_TASK, *check_strategies(None)) if strategies is None else tuple(strategies)
     check_strategies([s for s in names if s != SINGLE_TASK] or None)
     store = ResultsStore(results_path, ["strategy", "seed"])
-    census = dataset == "census-income"
+    census = dataset != "movielens"  # MMoE on tabular data (Census-Income's two tasks, or every task of another)
     data = None
     for strategy in names:
         reason = not_applicable(dataset, strategy)
@@ -260,13 +265,7 @@ def leaderboard(
             if reason:
                 new = [{"dataset": dataset, "strategy": strategy, "seed": seed, "skipped": reason}]
             else:
-                data = data or (
-                    load_for_profile(
-                        "census-income", list(CENSUS_TASKS), _subsampled(profile, settings.census_subsample)
-                    )
-                    if census
-                    else load_rec_dataset(settings.rec_dataset)
-                )
+                data = data or _leaderboard_data(dataset, profile, settings)
                 new = _leaderboard_run(data, census, strategy, seed, profile, settings, **overrides)
                 new = [{"dataset": dataset, **row} for row in new]
             store.add(new)
@@ -276,6 +275,16 @@ def leaderboard(
 
 
 LEADERBOARD_DATASETS = ("census-income", "movielens")
+
+
+def _leaderboard_data(dataset: str, profile: Profile, settings: LabSettings):
+    """Census-Income's two tasks at the lab's subsample; MovieLens of the profile; any other tabular
+    dataset (a table of your own) with every task, every row."""
+    if dataset == "census-income":
+        return load_for_profile("census-income", list(CENSUS_TASKS), _subsampled(profile, settings.census_subsample))
+    if dataset == "movielens":
+        return load_rec_dataset(settings.rec_dataset)
+    return load_for_profile(dataset, None, _subsampled(profile, None))
 
 
 def _subsampled(profile: Profile, fraction: float | None) -> Profile:
@@ -329,8 +338,12 @@ def _leaderboard_run(
 def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None) -> pd.DataFrame:
     """One row per strategy, best Δm first: each task's metric (mean ± std), Δm (%) over the
     single-task model with its spread and paired test, the paired test against EW, and seconds."""
-    census = "auc" in runs
-    metrics = metrics or ({"auc": True} if census else {"recall@40": True, "ndcg@40": True})
+    census = "auc" in runs or "rmse" in runs or "accuracy" in runs  # tabular tasks, of any kind
+    if metrics is None and census:  # each task's main metric (AUC, RMSE, accuracy), each with its sign
+        from .compare import HIGHER_IS_BETTER, main_metric
+
+        metrics = {m: HIGHER_IS_BETTER[m] for m in dict.fromkeys(main_metric(runs[runs["task"].notna()]).values())}
+    metrics = metrics or {"recall@40": True, "ndcg@40": True}
     skipped = runs[runs["skipped"].notna()] if "skipped" in runs else runs.iloc[:0]
     ran = runs[runs["skipped"].isna()] if "skipped" in runs else runs
     delta = delta_m_table(ran, SINGLE_TASK, metrics, method="strategy").set_index("strategy")
@@ -338,6 +351,8 @@ def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None
     table = pd.DataFrame(index=delta.index)
     for metric in metrics:
         for task, part in ran.groupby("task", sort=False):
+            if part[metric].isna().all():  # a task of another kind
+                continue
             grouped = part.groupby("strategy", sort=False)[metric]
             label = f"{metric} {task}" if census else metric
             table[label] = grouped.mean().map("{:.4f}".format) + " ± " + grouped.std().fillna(0).map("{:.4f}".format)

@@ -126,6 +126,7 @@ class Planning:
     new_task: str
     new_tasks: tuple[str, ...]
     tables: tuple[str, ...]
+    data: str | None = None  # the dataset of `lab_data` (a prepared table or any registered tabular dataset)
 
 
 def _jobs_table2(p: Planning) -> list[Job]:
@@ -216,21 +217,28 @@ def _jobs_pmtrec_ablations(p: Planning) -> list[Job]:
     ]
 
 
-def _lab_jobs(table: str, dataset: str):
+def _lab_jobs(table: str, dataset: str | None):
     def jobs(p: Planning) -> list[Job]:
         from .gradient_lab import SINGLE_TASK as LAB_BASELINE
         from .gradient_lab import check_strategies, not_applicable
 
-        size = 1.0 if dataset == "census-income" else {"full": 4.0}.get(p.full.name, 0.4)
+        name = dataset or p.data
+        if name is None:
+            raise ValueError(f"{table} runs the leaderboard on a dataset of your choice: give --data NAME")
+        from ..data import kind_of
+
+        if dataset is None and kind_of(name) != "tabular":
+            raise ValueError(f"{table} compares strategies on tabular data; {name!r} is a recommendation dataset")
+        size = 0.4 if name == "movielens" and p.full.name != "full" else 4.0 if name == "movielens" else 1.0
         return [
             Job(
                 table,
-                f"{strategy}-{p.tag}",
+                f"{'' if dataset else name + '-'}{strategy}-{p.tag}",
                 p.n * size * (1.0 if strategy in ("ew", LAB_BASELINE) else 2.0),
-                dict(profile=p.profile, dataset=dataset, strategy=strategy),
+                dict(profile=p.profile, dataset=name, strategy=strategy),
             )
             for strategy in (LAB_BASELINE, *check_strategies(None))
-            if not not_applicable(dataset, strategy)
+            if not not_applicable(name, strategy)
         ]
 
     return jobs
@@ -283,6 +291,12 @@ TABLES: dict[str, Table] = {
         paper=False,
         recommender=True,
     ),
+    "lab_data": Table(
+        "gradient lab leaderboard on --data NAME: every strategy on MMoE, your table's tasks of any kind",
+        _lab,
+        _lab_jobs("lab_data", None),
+        paper=False,
+    ),
 }
 PAPERS = tuple(name for name, table in TABLES.items() if table.paper)  # what "all" stands for
 
@@ -304,7 +318,12 @@ def tables_help() -> str:
 
 
 def plan(
-    tables, profile: Profile, new_task: str = "education", new_tasks=("education", "sex"), per_seed: bool = False
+    tables,
+    profile: Profile,
+    new_task: str = "education",
+    new_tasks=("education", "sex"),
+    per_seed: bool = False,
+    data: str | None = None,
 ) -> list[Job]:
     """The jobs of the named tables ("all": both papers'), one per model (or strategy, grid cell,
     variant) with all the profile's seeds, or with per_seed=True one per seed and model; dearest first."""
@@ -319,6 +338,7 @@ def plan(
             new_task,
             tuple(new_tasks),
             tables,
+            data,
         )
         for name in TABLES:  # the registry's order, as before
             if name in tables:
@@ -363,6 +383,7 @@ def run_sweep(
     log=print,
     gpu_workers: int | None = None,
     per_seed: bool = False,
+    data: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Run the planned jobs not yet done: `workers` processes on one CPU core each and, with a GPU,
     `gpu_workers` processes on it (default 2 where CUDA is there and the profile's device allows it,
@@ -374,7 +395,7 @@ def run_sweep(
     slots = _device_slots(profile, workers, gpu_workers)
     jobs = [
         j
-        for j in plan(tables, profile, new_task, per_seed=per_seed)
+        for j in plan(tables, profile, new_task, per_seed=per_seed, data=data)
         if not (out / j.table / tag / f"{j.key}.done").exists()
     ]
     log(
@@ -439,6 +460,7 @@ def estimate(
     epochs: int = 1,
     log=print,
     gpu_workers: int | None = None,
+    data: str | None = None,
 ) -> pd.DataFrame:
     """How long `run_sweep(tables, profile, workers=…)` would take, from measured job times: every planned
     job runs in full (all its seeds, the full data) but for `epochs` epochs, into out/estimate; its
@@ -451,9 +473,9 @@ def estimate(
     log line gives the total."""
     capped = replace(profile, epochs=epochs, patience=0, rec=replace(profile.rec, epochs=epochs, patience=0))
     scratch = Path(out) / "estimate"
-    run_sweep(tables, capped, scratch, workers, log=log, gpu_workers=gpu_workers)
+    run_sweep(tables, capped, scratch, workers, log=log, gpu_workers=gpu_workers, data=data)
     tag, rows, measured = profile_tag(capped), [], f"seconds_{epochs}_epochs"
-    for job in plan(tables, capped):
+    for job in plan(tables, capped, data=data):
         folder = scratch / job.table / tag
         seconds = float((folder / f"{job.key}.seconds").read_text())
         planned = profile.rec.epochs if TABLES[job.table].recommender else profile.epochs
