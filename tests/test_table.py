@@ -267,3 +267,12 @@ def test_a_table_of_your_own_gets_the_strategy_leaderboard_and_its_sweep(data_ro
     table = leaderboard_table(runs).set_index("strategy")
     assert {"auc clicked", "rmse dwell time", "accuracy genre"} <= set(table.columns)
     assert table.loc["single_task", "Δm % (mean ± std)"].startswith("+0.00 ± ")  # the baseline against itself
+
+
+def test_a_semicolon_or_tab_separated_file_with_a_byte_order_mark_reads_alike(data_root, tmp_path):
+    frame = own_frame(400)
+    for name, sep in (("semi", ";"), ("tabs", "\t")):
+        path = tmp_path / f"{name}.csv"
+        path.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=sep).encode())
+        manifest = prepare_table(path, name, TASKS, drop=["user id"], quiet=True)
+        assert manifest["tasks"] == ["clicked", "dwell time", "genre"] and manifest["rows"]["train"] == 320

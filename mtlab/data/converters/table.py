@@ -88,12 +88,32 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         if path.suffix == ".parquet":
             return pq.read_table(path).to_pandas()
         # an empty field is a missing value, in a text column too (pyarrow reads it as "" by default)
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True)).to_pandas()
+        return pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter_of(path)),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+        ).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(
             f"{path} is not a readable {'Parquet' if path.suffix == '.parquet' else 'CSV'} file: "
             f"{str(err).strip().splitlines()[0][:300]}; repair it (every row needs as many fields as the header)"
         ) from err
+
+
+DELIMITERS = ",;\t|"
+
+
+def delimiter_of(path: Path) -> str:
+    """The field separator of a CSV file: of ',', ';', tab and '|', the one its header line holds most
+    of (',' when it holds none: a one-column file). Spreadsheets in many locales write ';'."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        header = fh.readline(1 << 20).decode("utf-8", errors="replace")
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
 
 
 def _frame(source, label: str) -> tuple[pd.DataFrame, str, str]:
