@@ -198,3 +198,11 @@ def test_census_offers_regression_and_multiclass_tasks(census_root):
     weeks = data.train.labels[:, 1]
     assert abs(float(weeks.mean())) < 1e-5 and abs(float(weeks.std()) - 1) < 1e-2  # standardized
     assert set(data.train.labels[:, 2].unique().tolist()) <= set(range(7))
+
+
+def test_the_new_task_protocols_refuse_a_task_that_is_not_binary():
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.new_task_tables import load_new_task_data
+
+    with pytest.raises(ValueError, match=r"the new task 'weeks_worked' is regression; .* choose a binary one"):
+        load_new_task_data("weeks_worked", get_profile("quick"))

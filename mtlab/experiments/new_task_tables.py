@@ -102,7 +102,11 @@ def load_new_task_data(new_task: str, profile: Profile, seed: int = 0, dataset: 
         return data.task_from_column(column, new_task).check_labels()
     if dataset != "census-income":
         raise ValueError(f"the new-task experiments run on census-income or ali-ccp, not {dataset!r}")
-    task_def(new_task)  # a clear error for an unknown task before any loading
+    if task_def(new_task).kind != "binary":  # a clear error for an unknown task before any loading
+        raise ValueError(
+            f"the new task {new_task!r} is {task_def(new_task).kind}; the new-task protocols (prompt tuning, "
+            "fine-tuning heads, MAML) train and score a binary task: choose a binary one (e.g. education, sex)"
+        )
     if new_task in EXISTING:
         raise ValueError(f"the new task must differ from the existing tasks {EXISTING}")
     return load_for_profile("census-income", [*EXISTING, new_task], profile, seed=seed)
