@@ -9,7 +9,17 @@ import os
 import sys
 from pathlib import Path
 
-from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, REC_TASKS, SOURCES, DataError, kind_of, task_kinds_of
+from .data import (
+    DATASETS,
+    FUNNEL_DATASETS,
+    REC_DATASETS,
+    REC_TASKS,
+    SOURCES,
+    DataError,
+    is_table,
+    kind_of,
+    task_kinds_of,
+)
 from .data.download import write_atomic
 from .experiments import PROFILES, get_profile, load_for_profile, train_one, train_seeds
 from .experiments.sweep import tables_help
@@ -260,7 +270,10 @@ def train_command(args, main_process: bool = True) -> int:
                 )
     elif args.no_vectorize:
         raise ValueError("--no-vectorize applies to --seeds 0,1,…; with one --seed there is nothing to vectorize")
-    profile = get_profile(args.profile, seeds=seeds or [args.seed], device=args.device, subsample=args.subsample)
+    subsample = args.subsample
+    if subsample is None and is_table(args.data):
+        subsample = 1.0  # a table of your own: every row (the profiles' fractions are for the large built-in data)
+    profile = get_profile(args.profile, seeds=seeds or [args.seed], device=args.device, subsample=subsample)
     args.seed = profile.seeds[0]
     tasks = [t for t in args.tasks.split(",")] if args.tasks else None
     if tasks is not None and (not all(tasks) or len(set(tasks)) != len(tasks)):

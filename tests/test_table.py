@@ -96,14 +96,19 @@ def test_bad_inputs_are_named_with_file_line_and_column(data_root, tmp_path):
         prepare_table(path, "t", ["clicked:binary:Yes"])
     with pytest.raises(DataError, match=r"say which value is positive"):
         prepare_table(path, "t", ["clicked:binary"])
-    with pytest.raises(DataError, match=r"bad.csv, line 2: regression task 'genre' holds '\w+', not a number"):
+    with pytest.raises(DataError, match=r"bad.csv, line \d+: regression task 'genre' holds '\w+', not a number"):
         prepare_table(path, "t", ["genre:regression"])
+    one_bad = frame.assign(z=frame["z"].astype(object))
+    one_bad.loc[250, "z"] = "oops"  # line 252 of the file, wherever the held-out rows fall
+    one_bad.to_csv(tmp_path / "one_bad.csv", index=False)
+    with pytest.raises(DataError, match=r"one_bad.csv, line 252: --numeric column 'z' holds 'oops', not a number"):
+        prepare_table(tmp_path / "one_bad.csv", "t", ["clicked:binary:yes"], numeric=["z", "x value"], drop=["user id"])
     one = frame.assign(genre="drama")
     with pytest.raises(DataError, match=r"multiclass task 'genre' has one class only"):
         prepare_table(one, "t", ["genre:multiclass"])
     other = tmp_path / "other.csv"
     frame.drop(columns=["z"]).to_csv(other, index=False)
-    with pytest.raises(DataError, match=r"other.csv has other columns than .*bad.csv: missing \['z'\]"):
+    with pytest.raises(DataError, match=r"other.csv lacks the column\(s\) \['z'\] of .*bad.csv"):
         prepare_table(path, "t", TASKS, test=other)
     with pytest.raises(DataError, match=r"KIND one of binary, regression, multiclass"):
         prepare_table(path, "t", ["genre:categorical"])
@@ -222,7 +227,7 @@ def test_interactions_of_your_own_train_the_recommender(data_root, tmp_path):
     assert done.returncode == 0, done.stderr
     test = json.loads(out.read_text())["test"]
     assert {"heldout_item_auc"} == set(test["category"]) and {"heldout_user_accuracy"} == set(test["attribute"])
-    assert {"rmse", "mae"} == set(test["rating"])
+    assert {"rmse", "mae", "rmse_of_training_mean"} == set(test["rating"])
 
 
 def test_interactions_by_time_put_each_users_latest_in_test():
@@ -276,3 +281,63 @@ def test_a_semicolon_or_tab_separated_file_with_a_byte_order_mark_reads_alike(da
         path.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=sep).encode())
         manifest = prepare_table(path, name, TASKS, drop=["user id"], quiet=True)
         assert manifest["tasks"] == ["clicked", "dwell time", "genre"] and manifest["rows"]["train"] == 320
+
+
+def test_quirks_of_real_files(data_root, tmp_path):
+    """A whole-number column read as floats in one file and integers in another keeps its categories and
+    classes; "NA" is a value in a text column and missing in a number column; a class seen only in the
+    test file is scored; files of the user's in a prepared folder are never removed; columns in another
+    order; duplicate or reserved names and infinite targets are refused."""
+    rng = np.random.default_rng(0)
+
+    def part(n):
+        return pd.DataFrame(
+            {
+                "x": pd.array(rng.integers(0, 5, n), dtype="Int64"),
+                "z": rng.normal(size=n),
+                "k": pd.array(rng.integers(0, 3, n), dtype="Int64"),
+                "region": rng.choice(["NA", "EU", "AS"], n),
+                "w": rng.choice(["NA", "1.5", "2", "3", "4"], n),
+            }
+        )
+
+    train, test = part(400), part(200)
+    train.loc[0, "x"] = pd.NA  # floats in this file, integers in the test file
+    train.loc[1, "k"] = pd.NA
+    test.loc[:9, "region"] = "OC"  # a class of the test file alone
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test[["region", "z", "x", "k", "w"]].to_csv(tmp_path / "test.csv", index=False)  # other column order
+    manifest = prepare_table(
+        tmp_path / "train.csv", "quirks", ["k:multiclass", "region:multiclass"], test=tmp_path / "test.csv",
+        numeric=["z", "w"], quiet=True,
+    )  # fmt: skip
+    assert set(manifest["kinds"]["k"]["classes"]) == {"0", "1", "2"}
+    assert manifest["kinds"]["region"]["classes"][-1] == "OC" and "NA" in manifest["kinds"]["region"]["classes"]
+    assert "w (missing)" in manifest["num_names"]  # "NA" in a number column: missing
+    data = load_dataset("quirks")
+    assert (data.test.cat[:, 0] > 0).all()  # every test value of x is a known category
+    assert not data.test.labels.isnan().any()  # every test label is scored, "OC" included
+    (data_root / "quirks" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"holds files `prepare table` did not write \(notes.txt\)"):
+        prepare_table(tmp_path / "train.csv", "quirks", ["k:multiclass"], test=tmp_path / "test.csv", quiet=True)
+    assert (data_root / "quirks" / "notes.txt").exists()
+    with pytest.raises(DataError, match=r"a task named 'mean'"):
+        prepare_table(train.rename(columns={"z": "mean"}), "m", ["mean:regression"], quiet=True)
+    with pytest.raises(DataError, match=r"line 4: regression task 'z' holds 'inf', not a finite number"):
+        prepare_table(train.assign(z=[1.0, 2.0, np.inf, *range(397)]).to_csv(tmp_path / "inf.csv", index=False) or tmp_path / "inf.csv", "i", ["z:regression"], quiet=True)  # fmt: skip
+    (tmp_path / "dup.csv").write_text("a,a,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(DataError, match=r"has the column\(s\) \['a'\] twice"):
+        prepare_table(tmp_path / "dup.csv", "d", ["y:binary"], quiet=True)
+
+
+def test_a_checkpoint_of_a_table_prepared_again_is_not_resumed(data_root, tmp_path):
+    from mtlab.experiments import get_profile, train_one
+
+    frame = own_frame(600)
+    profile = get_profile("quick", seeds=[0], device="cpu", subsample=1.0)
+    prepare_table(frame, "mine", TASKS, drop=["user id"], quiet=True)
+    checkpoint = tmp_path / "run.pt"
+    train_one("mmoe", load_dataset("mine"), profile, 0, checkpoint=checkpoint, epochs=1, quiet=True)
+    prepare_table(frame, "mine", TASKS, drop=["user id"], seed=5, quiet=True)  # another split, other statistics
+    with pytest.raises(ValueError, match="data_version"):
+        train_one("mmoe", load_dataset("mine"), profile, 0, checkpoint=checkpoint, resume=True, epochs=2, quiet=True)

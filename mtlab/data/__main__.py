@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from .download import SOURCES, fetch
@@ -187,7 +188,8 @@ def _prepare_table(args) -> int:
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "class_rates"}
         classes = f", classes {list(summary['class_rates'])}" if "class_rates" in summary else ""
         print(f"  task {task!r}: {kind['kind']} {shown}{classes}")
-    print(f"train on it: python -m mtlab train --data {args.name} --model mmoe --tasks {','.join(manifest['tasks'])}")
+    tasks = shlex.quote(",".join(manifest["tasks"]))
+    print(f"train on it: python -m mtlab train --data {shlex.quote(args.name)} --model mmoe --tasks {tasks}")
     return 0
 
 
@@ -215,7 +217,9 @@ def _prepare_interactions(args) -> int:
         f"{args.name}: {state}; {manifest['users']:,} users, {manifest['items']:,} items, "
         f"{manifest['interactions']:,} interactions; tasks: {', '.join(manifest['tasks'])}"
     )
-    print(f"train on it: python -m mtlab train --data {args.name} --model mf --tasks {','.join(manifest['tasks'])}")
+    print(
+        f"train on it: python -m mtlab train --data {shlex.quote(args.name)} --model mf --tasks {','.join(manifest['tasks'])}"
+    )
     return 0
 
 

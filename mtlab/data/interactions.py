@@ -47,6 +47,7 @@ class InteractionData:
     social: torch.Tensor | None = None  # [E, 2] long user–user links
     item_links: torch.Tensor | None = None  # [E, 2] long item–item links (e.g. also-viewed)
     source: str = ""
+    version: str = ""  # a prepared table's or interaction log's conversion (its manifest stamp's digest)
     # held-out side information (`holdout_side`): 0 = trains, 1 = scored in validation, 2 = in test. A
     # held-out user's attributes and a held-out item's categories are in no training loss, so the
     # `attribute` and `category` scores are those of users and items whose labels the model never saw

@@ -143,6 +143,7 @@ class MultiTaskData:
     valid: TabularSplit
     test: TabularSplit
     source: str = ""
+    version: str = ""  # a prepared table's or interaction log's conversion (its manifest stamp's digest)
 
     @property
     def streamed(self) -> bool:

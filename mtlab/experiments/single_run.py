@@ -74,6 +74,8 @@ def train_one(
 def _fit_built(model: str, data, net, config: TrainConfig, checkpoint=None, resume=False, on_epoch=None) -> dict:
     """Fit a built model in the one loop and report it (`train_one` after its build)."""
     identity = {"dataset": data.name, "data_source": data.source, "n_train": len(data.train)}
+    if data.version:  # a prepared table or interaction log: prepared again (another split) is other data
+        identity["data_version"] = data.version
     result = fit(net, data, config, checkpoint=checkpoint, resume=resume, on_epoch=on_epoch, identity=identity)
     if config.distributed and not current().main:
         return {"model": model, "dataset": data.name, "seed": config.seed, "rank": current().rank}  # process 0 reports
@@ -160,7 +162,10 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
         "device": result.device,
         "history": result.history,
         "preparation": result.preparation,
+        "rows": {split: len(data.split(split)) for split in ("train", "valid", "test")},  # after any subsample
     }
+    if rec:
+        out["warnings"] = rating_warnings(out["test"])
     if not rec:
         out["test"], out["warnings"] = _test_and_warnings(net, device_data, config)
         if data.streamed:  # the first stored batch
@@ -179,6 +184,18 @@ def _test_and_warnings(net, data, config: TrainConfig) -> tuple[dict, list[str]]
     rates = torch.nanmean(train.float(), dim=0).cpu().numpy()
     kinds = net.kinds or None
     return task_metrics(labels, probs, net.tasks, kinds), no_skill(labels, probs, net.tasks, rates, kinds)
+
+
+def rating_warnings(test: dict) -> list[str]:
+    """A warning where the rating head predicts the test ratings no better than the training mean does."""
+    rating = test.get("rating", {})
+    if rating and rating["rmse"] >= rating["rmse_of_training_mean"]:
+        return [
+            f"task rating: RMSE {rating['rmse']:.4f} is no better than predicting the training mean "
+            f"({rating['rmse_of_training_mean']:.4f}): the model learned nothing useful for it; try more epochs "
+            "or another learning rate"
+        ]
+    return []
 
 
 def _number(value) -> float | None:

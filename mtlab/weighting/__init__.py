@@ -32,7 +32,17 @@ def check_weighting_options(name: str, options: dict) -> None:
 
 def build_weighting(name: str, n_tasks: int, **options) -> Weighting:
     check_weighting_options(name, options)
-    return STRATEGIES[name](n_tasks, **options)
+    try:
+        return STRATEGIES[name](n_tasks, **options)
+    except (TypeError, ValueError) as err:  # a value of the wrong type or range, said with the defaults
+        import inspect
+
+        defaults = ", ".join(
+            f"{p.name}={p.default!r}"
+            for p in list(inspect.signature(STRATEGIES[name].__init__).parameters.values())[2:]
+            if p.default is not p.empty
+        )
+        raise ValueError(f"weighting {name!r} refused the options {options}: {err}; its defaults: {defaults}") from err
 
 
 __all__ = [

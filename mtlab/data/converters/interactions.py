@@ -26,7 +26,7 @@ import torch
 from ..download import data_dir
 from ..interactions import SIDE_HOLDOUT, InteractionData, from_ratings
 from ..tabular import DataError
-from .table import NAME, _frame, _line, run_conversion
+from .table import NAME, _frame, _line, run_conversion, stamp_digest
 
 FORMAT = "mtlab-interactions"
 VERSION = 1
@@ -247,4 +247,6 @@ def load_interactions(name: str, seed: int = 0, root: Path | None = None) -> Int
             side["user_attributes"][column] = torch.from_numpy(codes)
     frame = ratings[["user", "item", "rating"]]
     order = -ratings["time"].to_numpy() if manifest["time_split"] else None
-    return from_ratings(name, frame, None, seed, side_holdout=SIDE_HOLDOUT, order=order, **side)
+    data = from_ratings(name, frame, None, seed, side_holdout=SIDE_HOLDOUT, order=order, **side)
+    data.version = stamp_digest(manifest)
+    return data

@@ -26,6 +26,7 @@ is never replaced; a second `prepare` of the same name while one runs stops at o
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -91,7 +92,9 @@ def read_frame(path: str | Path) -> pd.DataFrame:
         return pacsv.read_csv(
             path,
             parse_options=pacsv.ParseOptions(delimiter=delimiter_of(path)),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=True),
+            # only an empty field is a missing value ("NA" is North America in a region column); a
+            # number column's "NA"-like cells are read as missing by `numbers` instead
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""]),
         ).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(
@@ -125,11 +128,32 @@ def _frame(source, label: str) -> tuple[pd.DataFrame, str, str]:
     return read_frame(source), str(source), sha256_of(Path(source))
 
 
-def _line(frame_name: str, index: int) -> str:
-    """Where row `index` is in its file: a CSV's line (the header is line 1) or a row number."""
-    return (
-        f"{frame_name}, line {index + 2}" if frame_name.endswith((".csv", ".gz")) else f"{frame_name}, row {index + 1}"
-    )
+def _line(frame_name: str, index) -> str:
+    """Where the row of index label `index` (its position in the file read) is: a CSV's line (the
+    header is line 1) or a row number (Parquet, a DataFrame)."""
+    return f"{frame_name}, line {int(index) + 2}" if ".csv" in frame_name else f"{frame_name}, row {int(index) + 1}"
+
+
+# cells a number column may hold for "missing" besides an empty one (R's and pandas' spellings)
+NA_TOKENS = frozenset({"NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None"})
+
+
+def numbers(column: pd.Series, frame_name: str, what: str) -> pd.Series:
+    """A column's values as floats (NaN: missing, an empty cell or one of NA_TOKENS); a cell that is
+    not a number, or is infinite, is refused naming its file and line."""
+    values = pd.to_numeric(column, errors="coerce").astype(float)
+    bad = column.notna() & values.isna() & ~column.astype(str).str.strip().isin(NA_TOKENS)
+    if bad.any():
+        label = column.index[bad.to_numpy().argmax()]
+        raise DataError(f"{_line(frame_name, label)}: {what} holds {str(column.loc[label])!r}, not a number")
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        label = column.index[infinite.argmax()]
+        raise DataError(
+            f"{_line(frame_name, label)}: {what} holds {str(column.loc[label])!r}, not a finite number; "
+            "replace it (or leave the cell empty: missing)"
+        )
+    return values
 
 
 def prepare_table(
@@ -203,6 +227,11 @@ def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> 
             raise DataError(
                 f"another process is preparing {folder} now; wait for it to finish, then run again"
             ) from None
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder} is a file, not a folder; choose another --name or --out, or move it away")
+        for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*"):  # an interrupted write's leftovers
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         existing = _manifest_or_none(folder, stamp["format"])
         if folder.exists() and existing is None and any(folder.iterdir()):
             raise DataError(
@@ -211,6 +240,13 @@ def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> 
             )
         if existing is not None and existing.get("stamp") == stamp:
             return {**existing, "up_to_date": True}
+        if existing is not None:
+            foreign = sorted(f.name for f in folder.iterdir() if f.name != "manifest.json" and f.suffix != ".parquet")
+            if foreign:
+                raise DataError(
+                    f"{folder} holds files `{command}` did not write ({', '.join(foreign)}), which preparing again "
+                    "would remove; move them elsewhere, then run again"
+                )
         manifest = convert()
         manifest["stamp"] = stamp
         write_folder(folder, manifest, tables(manifest.pop("arrays")))
@@ -246,13 +282,17 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
     columns = [str(c) for c in train.columns]
     train.columns = columns
     for split, (frame, frame_name) in frames.items():
-        frame.columns = [str(c) for c in frame.columns]
-        if split != "train" and list(frame.columns) != columns:
-            missing = [c for c in columns if c not in frame.columns]
-            extra = [c for c in frame.columns if c not in columns]
+        names = [str(c) for c in frame.columns]
+        twice = sorted({c for c in names if names.count(c) > 1})
+        if twice:
+            raise DataError(f"{frame_name} has the column(s) {twice} twice; give every column its own name")
+        frame.columns = names
+        needed = [c for c in columns if c not in settings["drop"]]
+        missing = [c for c in needed if c not in frame.columns]
+        if split != "train" and missing:
             raise DataError(
-                f"{frame_name} has other columns than {train_name}: missing {missing}, extra {extra}; "
-                "every file needs the training file's columns"
+                f"{frame_name} lacks the column(s) {missing} of {train_name}; every file needs the training "
+                "file's columns (in any order; a --drop column may be left out)"
             )
     listed = ", ".join(repr(c) for c in columns)
     for wanted, what in (
@@ -270,12 +310,29 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
     task_columns = [s.column for s in specs]
     if len(set(task_columns)) < len(task_columns):
         raise DataError(f"a column is given as two tasks: {task_columns}; name each task once")
+    if "mean" in task_columns:
+        raise DataError(
+            "a task named 'mean' would share its history columns with the mean over the tasks "
+            "(valid_auc_mean, valid_score_mean): rename the column"
+        )
     frames = _split(frames, settings)
     train = frames["train"][0]
 
     kinds, labels = {}, {split: [] for split in frames}
     for spec in specs:
         kind = _task_kind(spec, train[spec.column], frames["train"][1])
+        if kind.kind == "multiclass":  # a class that only valid or test rows hold is a class too (scored)
+            seen = {
+                v for split, (f, _) in frames.items() if split != "train" for v in _as_text(f[spec.column].dropna())
+            }
+            later = sorted(seen - set(kind.classes))
+            if later:
+                kind = TaskKind("multiclass", classes=(*kind.classes, *later))
+                if not quiet:
+                    print(
+                        f"{name}: task {spec.column!r}: class(es) {later} occur in validation or test rows only; "
+                        "they are scored (a model cannot learn them from training)"
+                    )
         kinds[spec.column] = kind
         for split, (frame, frame_name) in frames.items():
             labels[split].append(_labels(spec, kind, frame[spec.column], frame_name))
@@ -291,13 +348,7 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
     chosen = {}
     for c in features:
         if c in numeric:
-            values = pd.to_numeric(train[c], errors="coerce")
-            bad = train[c].notna() & values.isna()
-            if bad.any():
-                i = int(bad.to_numpy().argmax())
-                raise DataError(
-                    f"{_line(frames['train'][1], i)}: --numeric column {c!r} holds {train[c].iloc[i]!r}, not a number"
-                )
+            numbers(train[c], frames["train"][1], f"--numeric column {c!r}")
             chosen[c] = "numeric"
         elif c in categorical:
             chosen[c] = "categorical"
@@ -310,6 +361,13 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
             f"as categorical: {', '.join(c for c in features if chosen[c] == 'categorical') or 'none'} "
             "(choose with --numeric / --categorical)"
         )
+    for c in features:  # a column with a value per row teaches nothing about unseen rows
+        distinct = train[c].nunique()
+        if not quiet and chosen[c] == "categorical" and distinct > max(100, len(train) // 2):
+            print(
+                f"{name}: column {c!r} holds {distinct:,} distinct values in {len(train):,} training rows: an id or a "
+                "timestamp? Its unseen values get the unknown code; --drop it if it is one"
+            )
     cat_cols = [c for c in features if chosen[c] == "categorical"]
     num_cols = [c for c in features if chosen[c] == "numeric"]
     vocab, stats = {}, {}
@@ -317,7 +375,7 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
         counts = _as_text(train[c]).value_counts()
         vocab[c] = sorted(counts[counts >= settings["min_count"]].index, key=lambda v: (-counts[v], v))
     for c in num_cols:
-        values = pd.to_numeric(train[c], errors="coerce")
+        values = numbers(train[c], frames["train"][1], f"numeric column {c!r}")
         std = float(values.std()) if values.notna().sum() > 1 else 0.0
         stats[c] = {
             "mean": float(values.mean()) if values.notna().any() else 0.0,
@@ -333,13 +391,7 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
         )
         num_parts = []
         for c in num_cols:
-            values = pd.to_numeric(frame[c], errors="coerce")
-            bad = frame[c].notna() & values.isna()
-            if bad.any():
-                i = int(bad.to_numpy().argmax())
-                raise DataError(
-                    f"{_line(frame_name, i)}: numeric column {c!r} holds {frame[c].iloc[i]!r}, not a number"
-                )
+            values = numbers(frame[c], frame_name, f"numeric column {c!r}")
             s = stats[c]
             num_parts.append(((values.fillna(s["mean"]) - s["mean"]) / s["std"]).to_numpy(np.float32))
             if s["missing_indicator"]:
@@ -380,7 +432,14 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    """A column's values as text, a missing value as MISSING (its own category)."""
+    """A column's values as text, a missing value as MISSING (its own category). Numbers are written
+    alike whatever the column's type: 3 and 3.0 are "3" (a whole-number column with an empty cell is
+    read as floats in one file and as integers in another)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.astype(float)
+        whole = np.isfinite(values) & (values == np.round(values))
+        text = values.astype(str).where(~whole, values.where(whole).astype("Int64").astype(str))
+        return text.where(column.notna(), MISSING)
     return column.astype(object).where(column.notna(), MISSING).astype(str)
 
 
@@ -411,9 +470,9 @@ def _split(frames: dict, settings: dict) -> dict:
                 f"{train_name}: {len(train)} rows{' in ' + str(len(groups)) + ' groups' if settings['group'] else ''} "
                 f"leave none for the {name} split at --valid-fraction {f}; give more rows, a larger fraction or a --{name} file"
             )
-        out[name] = (train[rows].reset_index(drop=True), f"{train_name} (held out as {name})")
+        out[name] = (train[rows], f"{train_name} (held out as {name})")  # index labels: lines in the file
         taken |= rows
-    out["train"] = (train[~taken].reset_index(drop=True), train_name)
+    out["train"] = (train[~taken], train_name)
     for name in ("valid", "test"):
         if name in frames:
             out[name] = frames[name]
@@ -423,18 +482,16 @@ def _split(frames: dict, settings: dict) -> dict:
 def _task_kind(spec: TaskSpec, column: pd.Series, frame_name: str) -> TaskKind:
     known = column[column.notna()]
     if spec.kind == "regression":
-        values = pd.to_numeric(known, errors="coerce")
-        if values.isna().any():
-            i = int(values.index[values.isna().to_numpy().argmax()])  # the frames have a RangeIndex
-            raise DataError(
-                f"{_line(frame_name, i)}: regression task {spec.column!r} holds {column.iloc[i]!r}, not a number; "
-                "make the column numeric, or make it a multiclass task"
-            )
+        values = numbers(column, frame_name, f"regression task {spec.column!r}").dropna()
+        if values.empty:
+            raise DataError(f"regression task {spec.column!r} has no label in {frame_name}: its cells are all empty")
         if values.nunique() < 2:
             raise DataError(f"regression task {spec.column!r} has one value only in {frame_name}: nothing to learn")
         return TaskKind("regression", mean=float(values.mean()), std=float(values.std()))
     text = _as_text(known)
     counts = text.value_counts()
+    if counts.empty:
+        raise DataError(f"{spec.kind} task {spec.column!r} has no label in {frame_name}: its cells are all empty")
     if spec.kind == "multiclass":
         if len(counts) < 2:
             raise DataError(
@@ -466,15 +523,9 @@ def _task_kind(spec: TaskSpec, column: pd.Series, frame_name: str) -> TaskKind:
 
 
 def _labels(spec: TaskSpec, kind: TaskKind, column: pd.Series, frame_name: str) -> np.ndarray:
-    """The label column of a split (NaN: no label; a class unseen in training: no label either)."""
+    """The label column of a split (NaN: no label)."""
     if kind.kind == "regression":
-        values = pd.to_numeric(column, errors="coerce")
-        bad = column.notna() & values.isna()
-        if bad.any():
-            i = int(bad.to_numpy().argmax())
-            raise DataError(
-                f"{_line(frame_name, i)}: regression task {spec.column!r} holds {column.iloc[i]!r}, not a number"
-            )
+        values = numbers(column, frame_name, f"regression task {spec.column!r}")
         return ((values - kind.mean) / kind.std).to_numpy(np.float64)
     text = _as_text(column)
     if kind.kind == "binary":
@@ -491,6 +542,9 @@ def write_folder(folder: Path, manifest: dict, tables: dict) -> None:
     import pyarrow.parquet as pq
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # a folder as any other (mkdtemp's is the owner's alone)
     try:
         for file_name, table in tables.items():
             pq.write_table(table, tmp / file_name)
@@ -505,6 +559,11 @@ def write_folder(folder: Path, manifest: dict, tables: dict) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def stamp_digest(manifest: dict) -> str:
+    """A short digest of what made a conversion (inputs' sha256, settings): a resumed run checks it."""
+    return hashlib.sha256(json.dumps(manifest.get("stamp"), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def prepared_tables(root: Path | None = None, fmt: str = FORMAT) -> dict[str, dict]:
@@ -556,7 +615,14 @@ def load_table(
         targets={t: TaskKind.from_json(k) for t, k in manifest["kinds"].items()},
     )
     data = MultiTaskData(
-        name, tuple(manifest["tasks"]), features, splits["train"], splits["valid"], splits["test"], str(folder)
+        name,
+        tuple(manifest["tasks"]),
+        features,
+        splits["train"],
+        splits["valid"],
+        splits["test"],
+        str(folder),
+        version=stamp_digest(manifest),
     )
     data = data.subsample(subsample, seed)
     return (data.select_tasks(list(tasks)) if tasks else data).check_labels()
