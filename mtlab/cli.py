@@ -16,6 +16,7 @@ from .data import (
     REC_TASKS,
     SOURCES,
     DataError,
+    default_tasks_of,
     is_table,
     kind_of,
     task_kinds_of,
@@ -285,7 +286,9 @@ def train_command(args, main_process: bool = True) -> int:
         raise ValueError(f"unknown task(s) {unknown} for {args.data!r}; its tasks: {', '.join(known)}")
     kind = kind_of(args.data)
     offered = tasks or known  # the data's tasks when none are named
-    kinds = task_kinds_of(args.data, offered)
+    # the kinds of the tasks it would train: those named, else the dataset's default set (Census-Income:
+    # income and marital, not every task it offers)
+    kinds = task_kinds_of(args.data, tasks or default_tasks_of(args.data) or offered)
     why = trains_on(MODELS[args.model], kind, offered, kinds)
     if why:
         fitting = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, offered, kinds))

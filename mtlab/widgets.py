@@ -468,7 +468,7 @@ class Explorer:
         a state per shared element: MF shares the rows each batch reads); the funnel datasets
         (`FUNNEL_DATASETS`) every tabular model, the funnel ones included; the other tabular datasets
         every tabular model but the funnel ones."""
-        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, kind_of, task_kinds_of
+        from .data import DATASETS, FUNNEL_DATASETS, REC_DATASETS, default_tasks_of, kind_of, task_kinds_of
         from .models import MODELS, trains_on
         from .weighting import STRATEGIES
 
@@ -480,7 +480,8 @@ class Explorer:
             names = [t for t in DATASETS[name][2] if t not in ("column=value", "t1 … tN")]
             names = ["t1", "t2", "t3"] if name == "synthetic" else names
         kind = kind_of(name)
-        models = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, names, task_kinds_of(name, names)))
+        kinds = task_kinds_of(name, default_tasks_of(name) or names)  # those of the tasks it starts with
+        models = sorted(m for m, cls in MODELS.items() if not trains_on(cls, kind, names, kinds))
         default = "mf" if rec else "esmm" if name in FUNNEL_DATASETS else "mmoe"
         chosen = self.model.value if self.model.value in models else default
         self.tasks.options = names  # first: a change of model below picks among these

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .census import DEFAULT_TASKS as CENSUS_DEFAULT_TASKS
 from .census import TASKS as CENSUS_TASKS
 from .census import load_census
 from .download import SOURCES, data_dir, fetch
@@ -180,6 +181,16 @@ def load_amazon_folder(seed: int = 0) -> InteractionData:
     return load_amazon(reviews[0], meta[0], seed=seed)
 
 
+def default_tasks_of(name: str) -> tuple[str, ...]:
+    """The tasks `load_dataset(name)` gives when none are named, where known without loading (the
+    funnel datasets and synthetic data: ())."""
+    if name == "census-income":
+        return CENSUS_DEFAULT_TASKS
+    if is_table(name):
+        return tuple(DATASETS[name][2])
+    return ()
+
+
 def task_kinds_of(name: str, tasks) -> list[str]:
     """The kind of each named task of a registered tabular dataset ("binary", "regression",
     "multiclass"), known before its data are loaded (from Census-Income's task definitions, a prepared
@@ -295,7 +306,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
 
         return load_table(name, tasks, subsample=subsample, seed=seed)
     if name == "census-income":
-        data = load_census(tasks=tasks or ("income", "marital"), subsample=subsample, seed=seed, **options)
+        data = load_census(tasks=tasks or CENSUS_DEFAULT_TASKS, subsample=subsample, seed=seed, **options)
         return data.check_labels()
     if name == "ali-ccp" or name.startswith("aliexpress-"):
         from .funnel_shards import load_aliccp, load_aliexpress
@@ -333,6 +344,7 @@ __all__ = [
     "MultiTaskData",
     "REC_DATASETS",
     "REC_TASKS",
+    "default_tasks_of",
     "kind_of",
     "task_kinds_of",
     "SOURCES",
