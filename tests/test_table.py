@@ -341,3 +341,48 @@ def test_a_checkpoint_of_a_table_prepared_again_is_not_resumed(data_root, tmp_pa
     prepare_table(frame, "mine", TASKS, drop=["user id"], seed=5, quiet=True)  # another split, other statistics
     with pytest.raises(ValueError, match="data_version"):
         train_one("mmoe", load_dataset("mine"), profile, 0, checkpoint=checkpoint, resume=True, epochs=2, quiet=True)
+
+
+def test_labels_and_categories_are_read_alike_in_every_file(data_root, tmp_path):
+    rng = np.random.default_rng(1)
+    n = 200
+    train = pd.DataFrame({"x": rng.normal(size=n), "s": rng.choice(["a", "b"], n), "lab": rng.choice(["yes", "no"], n)})
+    train["tf"] = rng.random(n) > 0.5
+    test = train.copy()
+    test["s"] = " " + test["s"] + " "  # surrounding spaces
+    test["lab"] = test["lab"].str.capitalize()  # Yes / No
+    test["tf"] = test["tf"].map({True: "true", False: "false"}).astype(object)
+    test.loc[0, "tf"] = "unknown"  # read as text in this file, as booleans in the training file
+    train.to_csv(tmp_path / "tr.csv", index=False)
+    test.to_csv(tmp_path / "te.csv", index=False)
+    with pytest.raises(DataError, match=r"te.csv, line 2: binary task 'tf' holds 'unknown', which its training rows"):
+        prepare_table(
+            tmp_path / "tr.csv", "alike", ["lab:binary:yes", "tf:binary"], test=tmp_path / "te.csv", quiet=True
+        )
+    test.loc[0, "tf"] = None
+    test.to_csv(tmp_path / "te.csv", index=False)
+    prepare_table(tmp_path / "tr.csv", "alike", ["lab:binary:yes", "tf:binary"], test=tmp_path / "te.csv", quiet=True)
+    data = load_dataset("alike")
+    assert (data.test.cat[:, 0] > 0).all()  # " a " is "a"
+    expected = np.stack([(train["lab"] == "yes").to_numpy(float), train["tf"].to_numpy(float)], 1)
+    expected[0, 1] = np.nan
+    assert np.array_equal(data.test.labels.numpy(), expected.astype(np.float32), equal_nan=True)
+
+
+def test_repeated_pairs_keep_the_latest_rating_and_are_counted(data_root, tmp_path):
+    from mtlab.data import prepare_interactions
+
+    rng = np.random.default_rng(2)
+    ratings = pd.DataFrame(
+        {"user": rng.integers(0, 30, 400), "item": rng.integers(0, 20, 400), "r": 1.0, "t": np.arange(400)}
+    )
+    ratings.loc[len(ratings)] = [0, 0, 5.0, 1000]  # the latest rating of (0, 0), written first in the file
+    ratings.loc[len(ratings)] = [0, 0, 2.0, -1]
+    ratings = pd.concat([ratings.iloc[-2:], ratings.iloc[:-2]])
+    ratings.to_csv(tmp_path / "r.csv", index=False)
+    manifest = prepare_interactions(tmp_path / "r.csv", "rep", rating="r", time="t", quiet=True)
+    pairs = ratings.drop_duplicates(["user", "item"])
+    assert manifest["interactions"] == len(pairs)
+    assert manifest["left_out"]["repeated user-item pairs (the latest kept)"] == len(ratings) - len(pairs)
+    stored = pd.read_parquet(data_root / "rep" / "ratings.parquet")
+    assert stored.loc[stored["time"] == 1000, "rating"].tolist() == [5.0]

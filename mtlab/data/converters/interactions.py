@@ -7,7 +7,8 @@ Files (CSV, CSV.gz or Parquet, with a header):
 - ratings: one row per (user, item) interaction, columns named by `user`, `item` (default "user",
   "item"), optionally `rating` (explicit feedback: the `rating` task, and `threshold` keeps the pairs
   rated at least that as positives) and `time` (then each user's latest interactions are validation
-  and test, instead of a seeded random share). A pair given twice keeps its last row.
+  and test, instead of a seeded random share). A pair given twice keeps its latest row (by `time`, else the file's
+  last); the repeats are counted in the manifest's `left_out`.
 - social: user–user links, the first two columns (user ids as in the ratings file).
 - item categories: an item column and a category column, a row per (item, category) pair.
 - user attributes: a user column and one column per attribute (each categorical).
@@ -103,7 +104,11 @@ def _convert(frames: dict, name: str, settings: dict, quiet: bool) -> dict:
     frame = pd.DataFrame({"user": ratings[settings["user"]].astype(str), "item": ratings[settings["item"]].astype(str)})
     frame["rating"] = _numbers(ratings, ratings_name, settings["rating"]) if settings["rating"] else 1.0
     frame["time"] = _numbers(ratings, ratings_name, settings["time"]) if settings["time"] else 0.0
+    rows = len(frame)
+    if settings["time"]:  # a pair given twice keeps its latest row (by time, else the file's last)
+        frame = frame.sort_values("time", kind="stable")
     frame = frame.drop_duplicates(["user", "item"], keep="last")
+    repeated = rows - len(frame)
     if settings["threshold"] is not None:
         if not settings["rating"]:
             raise DataError("--threshold keeps the pairs rated at least that: give --rating COLUMN too")
@@ -134,7 +139,7 @@ def _convert(frames: dict, name: str, settings: dict, quiet: bool) -> dict:
         "time_split": bool(settings["time"]),
         "sources": {k: n for k, (_, n) in frames.items() if not n.startswith("the ")},
     }
-    left_out = {}
+    left_out = {"repeated user-item pairs (the latest kept)": repeated}
     if "social" in frames:
         links, links_name = frames["social"]
         if links.shape[1] < 2:
@@ -178,7 +183,7 @@ def _convert(frames: dict, name: str, settings: dict, quiet: bool) -> dict:
         arrays["attributes"] = pd.DataFrame(table)
     manifest["left_out"] = left_out
     if not quiet and any(left_out.values()):
-        print(f"{name}: left out (naming users or items without interactions): {left_out}")
+        print(f"{name}: left out: {left_out}")
     manifest["tasks"] = list(_tasks(manifest, arrays))
     manifest["arrays"] = arrays
     return manifest

@@ -45,7 +45,7 @@ from ..tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 from ..task_kinds import KINDS, TaskKind
 
 FORMAT = "mtlab-table"
-VERSION = 1
+VERSION = 2  # 2: text values stripped, booleans spelled alike in every file
 MISSING = "(missing)"
 NUMERIC_MIN_DISTINCT = 21  # a numeric column with fewer distinct values is taken as categorical
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -307,6 +307,13 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
             raise DataError(
                 f"{what} {', '.join(map(repr, unknown))}: no such column in {train_name}; its columns: {listed}"
             )
+    for c in [c for c in columns if c not in settings["drop"]]:  # one value per cell (a Parquet list column: no)
+        sample = train[c].dropna().head(1000)
+        if sample.map(lambda v: isinstance(v, (list, tuple, dict, np.ndarray))).any():
+            raise DataError(
+                f"{train_name}: column {c!r} holds lists or records, not one value per cell; --drop it, or "
+                "spread it over columns of their own"
+            )
     task_columns = [s.column for s in specs]
     if len(set(task_columns)) < len(task_columns):
         raise DataError(f"a column is given as two tasks: {task_columns}; name each task once")
@@ -334,8 +341,14 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
                         "they are scored (a model cannot learn them from training)"
                     )
         kinds[spec.column] = kind
+        if kind.kind == "multiclass" and len(kind.classes) > max(50, len(train) // 10) and not quiet:
+            print(
+                f"{name}: task {spec.column!r} has {len(kind.classes):,} classes in {len(train):,} training rows, "
+                "about one per few rows: a regression task?"
+            )
+        values = set(_as_text(train[spec.column].dropna()))
         for split, (frame, frame_name) in frames.items():
-            labels[split].append(_labels(spec, kind, frame[spec.column], frame_name))
+            labels[split].append(_labels(spec, kind, frame[spec.column], frame_name, values))
 
     features = [c for c in columns if c not in task_columns and c not in settings["drop"] and c != settings["group"]]
     if not features:
@@ -382,13 +395,15 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
             "std": std if std > 0 else 1.0,
             "missing_indicator": bool(values.isna().any()),
         }
-    arrays = {}
+    arrays, unknown_share = {}, {}
     for split, (frame, frame_name) in frames.items():
         cat = (
             np.stack([pd.Index(vocab[c]).get_indexer(_as_text(frame[c])) + 1 for c in cat_cols], 1)
             if cat_cols
             else np.zeros((len(frame), 0))
         )
+        if split == "train":
+            unknown_share = {c: float((cat[:, j] == 0).mean()) for j, c in enumerate(cat_cols)}
         num_parts = []
         for c in num_cols:
             values = numbers(frame[c], frame_name, f"numeric column {c!r}")
@@ -397,6 +412,14 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
             if s["missing_indicator"]:
                 num_parts.append(values.isna().to_numpy(np.float32))
         num = np.stack(num_parts, 1) if num_parts else np.zeros((len(frame), 0), np.float32)
+        if split != "train" and len(frame) and not quiet:  # a column whose values training never held
+            for j, c in enumerate(cat_cols):
+                unseen, seen_before = float((cat[:, j] == 0).mean()), unknown_share.get(c, 0.0)
+                if unseen > 0.5 and unseen > seen_before + 0.3:
+                    print(
+                        f"{name}: {unseen:.0%} of column {c!r}'s values in {frame_name} never occur in training "
+                        f"({seen_before:.0%} of training rows have the unknown code): another spelling, or an id?"
+                    )
         arrays[split] = (cat.astype(np.int64), num.astype(np.float32), np.stack(labels[split], 1).astype(np.float32))
     num_names = [n for c in num_cols for n in ([c, f"{c} {MISSING}"] if stats[c]["missing_indicator"] else [c])]
     task_summary = {}
@@ -432,15 +455,21 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
 
 
 def _as_text(column: pd.Series) -> pd.Series:
-    """A column's values as text, a missing value as MISSING (its own category). Numbers are written
-    alike whatever the column's type: 3 and 3.0 are "3" (a whole-number column with an empty cell is
-    read as floats in one file and as integers in another)."""
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+    """A column's values as text, a missing value as MISSING (its own category), spelled alike whatever
+    type each file gave the column: numbers as 3 for 3 and 3.0 (a whole-number column with an empty cell
+    is read as floats in one file and as integers in another), booleans as true / false (a column is read
+    as booleans in one file and as text in another holding some other word), text without surrounding
+    spaces."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(object).map({True: "true", False: "false"}).where(column.notna(), MISSING)
+    if pd.api.types.is_numeric_dtype(column):
         values = column.astype(float)
         whole = np.isfinite(values) & (values == np.round(values))
         text = values.astype(str).where(~whole, values.where(whole).astype("Int64").astype(str))
         return text.where(column.notna(), MISSING)
-    return column.astype(object).where(column.notna(), MISSING).astype(str)
+    text = column.astype(object).where(column.notna(), MISSING).astype(str).str.strip()
+    lowered = text.str.casefold()
+    return text.where(~lowered.isin(["true", "false"]), lowered)
 
 
 def _split(frames: dict, settings: dict) -> dict:
@@ -522,14 +551,22 @@ def _task_kind(spec: TaskSpec, column: pd.Series, frame_name: str) -> TaskKind:
     return TaskKind("binary", positive=positive)
 
 
-def _labels(spec: TaskSpec, kind: TaskKind, column: pd.Series, frame_name: str) -> np.ndarray:
-    """The label column of a split (NaN: no label)."""
+def _labels(spec: TaskSpec, kind: TaskKind, column: pd.Series, frame_name: str, kind_values=()) -> np.ndarray:
+    """The label column of a split (NaN: no label); `kind_values`: a binary task's training values."""
     if kind.kind == "regression":
         values = numbers(column, frame_name, f"regression task {spec.column!r}")
         return ((values - kind.mean) / kind.std).to_numpy(np.float64)
     text = _as_text(column)
-    if kind.kind == "binary":
-        return np.where(column.notna(), (text == kind.positive).to_numpy(np.float64), np.nan)
+    if kind.kind == "binary":  # compared without letter case; a value training never held is refused
+        folded, known = text.str.casefold(), {v.casefold() for v in kind_values}
+        strange = column.notna() & ~folded.isin(known)
+        if strange.any():
+            label = column.index[strange.to_numpy().argmax()]
+            raise DataError(
+                f"{_line(frame_name, label)}: binary task {spec.column!r} holds {text.loc[label]!r}, which its "
+                f"training rows never hold (they hold {sorted(kind_values)}); correct it, or leave the cell empty"
+            )
+        return np.where(column.notna(), (folded == kind.positive.casefold()).to_numpy(np.float64), np.nan)
     codes = pd.Index(kind.classes).get_indexer(text).astype(np.float64)
     codes[codes < 0] = np.nan
     codes[~column.notna().to_numpy()] = np.nan
