@@ -522,6 +522,7 @@ class Explorer:
         return None
 
     def _train(self):
+        from .data.task_kinds import main_metric_of
         from .experiments import get_profile, load_for_profile, train_one
 
         self.run_button.disabled, self.stop_button.disabled = True, False
@@ -572,8 +573,9 @@ class Explorer:
                 {f"test {k}": v for k, v in out["test"]["rec"].items() if k.endswith("@40")}
                 if rec
                 else {
-                    f"test {m.upper() if m == 'auc' else m} {t}": out["test"][t][m]
-                    for t, m in main_metrics(out["test"]).items()
+                    f"test {m.upper() if m == 'auc' else m} {t}": metrics[m]
+                    for t, metrics in out["test"].items()
+                    for m in [main_metric_of(metrics)]
                 }
             )
             self.results.append(
@@ -603,11 +605,6 @@ class Explorer:
 
     def _ipython_display_(self):
         display(self.widget)
-
-
-def main_metrics(test: dict) -> dict[str, str]:
-    """{task: the metric the explorer's table shows}: AUC, RMSE or accuracy, by what the task has."""
-    return {t: next((m for m in ("auc", "rmse", "accuracy") if m in metrics), "auc") for t, metrics in test.items()}
 
 
 def _curve_figure(history: list[dict], tasks):

@@ -90,6 +90,14 @@ class TaskKind:
 
 
 BINARY = TaskKind()
+# the metric a summary shows for a task of each kind: the kind's first (AUC, RMSE, accuracy)
+MAIN_METRICS = tuple(next(iter(metrics)) for metrics in METRICS.values())
+
+
+def main_metric_of(available) -> str:
+    """The metric shown for a task that has the metrics named in `available`: the first of
+    MAIN_METRICS it has (AUC where it has none)."""
+    return next((m for m in MAIN_METRICS if m in available), "auc")
 
 
 def all_binary(kinds) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import MultiTaskData
-from ..data.task_kinds import METRICS
+from ..data.task_kinds import MAIN_METRICS, METRICS, all_binary, main_metric_of
 from .artifacts import titled
 from .profiles import Profile
 from .seed_stats import paired_p
@@ -81,24 +81,19 @@ def compare_models(
 
 def result_columns(kinds) -> list[str]:
     """RESULT_COLUMNS with the metrics of every kind present (all binary: RESULT_COLUMNS itself)."""
-    if all(k.kind == "binary" for k in kinds):
+    if all_binary(kinds):
         return RESULT_COLUMNS
     metrics = list(dict.fromkeys(m for k in kinds for m in k.metrics)) + ["score"]
     return ["model", "seed", "task", *metrics, *RESULT_COLUMNS[5:]]
 
 
-# the metric a summary shows for a task of each kind (the first of these its results have)
-MAIN_METRICS = ("auc", "rmse", "accuracy")
-
-
 def main_metric(results: pd.DataFrame) -> dict[str, str]:
     """{task: the metric a summary shows for it}: AUC for a binary task, RMSE for a regression task,
-    accuracy for a multi-class task (the first of MAIN_METRICS with a value for the task)."""
-    out = {}
-    for task, part in results.groupby("task", sort=False):
-        have = [m for m in MAIN_METRICS if m in part and part[m].notna().any()]
-        out[task] = have[0] if have else "auc"
-    return out
+    accuracy for a multi-class task (data.task_kinds.main_metric_of the metrics with a value for the task)."""
+    return {
+        task: main_metric_of([m for m in MAIN_METRICS if m in part and part[m].notna().any()])
+        for task, part in results.groupby("task", sort=False)
+    }
 
 
 def _history_path(results_path) -> Path:

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from ..data import load_rec_dataset, make_synthetic
+from ..data.task_kinds import MAIN_METRICS
 from ..weighting import STRATEGIES
 from .artifacts import titled
 from .compare import delta_m_table
@@ -338,7 +339,7 @@ def _leaderboard_run(
 def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None) -> pd.DataFrame:
     """One row per strategy, best Δm first: each task's metric (mean ± std), Δm (%) over the
     single-task model with its spread and paired test, the paired test against EW, and seconds."""
-    census = "auc" in runs or "rmse" in runs or "accuracy" in runs  # tabular tasks, of any kind
+    census = any(m in runs for m in MAIN_METRICS)  # tabular tasks, of any kind
     if metrics is None and census:  # each task's main metric (AUC, RMSE, accuracy), each with its sign
         from .compare import HIGHER_IS_BETTER, main_metric
 

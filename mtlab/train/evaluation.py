@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.interactions import InteractionData
 from ..data.tabular import MultiTaskData
+from ..data.task_kinds import all_binary
 from .metrics import evaluate
 from .ranking import ranking_metrics
 
@@ -24,7 +25,7 @@ class TabularEvaluator:
 
     def __init__(self, batch_size: int = 65536, kinds=()):
         self.batch_size = batch_size
-        self.default_monitor = "auc_mean" if all(k.kind == "binary" for k in kinds) else "score_mean"
+        self.default_monitor = "auc_mean" if all_binary(kinds) else "score_mean"
 
     def __call__(self, model, data: MultiTaskData, split: str) -> dict[str, dict[str, float]]:
         return evaluate(model, data.split(split), model.tasks, self.batch_size)

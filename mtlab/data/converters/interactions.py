@@ -27,7 +27,7 @@ import torch
 from ..download import data_dir
 from ..interactions import SIDE_HOLDOUT, InteractionData, from_ratings
 from ..tabular import DataError
-from .table import NAME, _frame, _line, run_conversion, stamp_digest
+from .table import NAME, _frame, _line, numbers, run_conversion, stamp_digest
 
 FORMAT = "mtlab-interactions"
 VERSION = 1
@@ -82,11 +82,12 @@ def _need(frame: pd.DataFrame, frame_name: str, columns: list[str], flag: str) -
 
 
 def _numbers(frame: pd.DataFrame, frame_name: str, column: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna()
-    if bad.any():
-        i = int(bad.to_numpy().argmax())
-        raise DataError(f"{_line(frame_name, i)}: column {column!r} holds {frame[column].iloc[i]!r}, not a number")
+    """A rating or time column as floats (`table.numbers`: a non-number or infinite cell refused by its
+    line); an interaction needs a value, so an empty cell is refused too."""
+    values = numbers(frame[column], frame_name, f"column {column!r}")
+    if values.isna().any():
+        label = values.index[values.isna().to_numpy().argmax()]
+        raise DataError(f"{_line(frame_name, label)}: column {column!r} is empty; every interaction needs a value")
     return values.to_numpy(np.float64)
 
 
