@@ -11,3 +11,11 @@ if not os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE"):
     del os.environ["OMP_WAIT_POLICY"]  # "" asks for OpenMP's default (libgomp rejects an empty value)
 
 __version__ = "0.1.0"
+
+
+def load_model(path, device: str = "auto"):
+    """A model saved with `mtlab train --save-model FILE` or `result.save(FILE)`, ready to `predict(frame)`
+    (mtlab.train.saved.load_model; imported here on first use, so `import mtlab` stays light)."""
+    from .train.saved import load_model as load
+
+    return load(path, device)

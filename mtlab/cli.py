@@ -1,4 +1,4 @@
-"""The command line: `python -m mtlab train | run | sweep | fetch`. `python -m mtlab --help` lists the
+"""The command line: `python -m mtlab train | predict | export | run | sweep | fetch`. `python -m mtlab --help` lists the
 models, datasets and tasks."""
 
 from __future__ import annotations
@@ -107,7 +107,22 @@ def parser() -> argparse.ArgumentParser:
         help="an option of the weighting strategy, VALUE as JSON (e.g. --weighting famo --weighting-option "
         "w_lr=0.01; DWA's temperature T, CAGrad's c, PMTRec's alpha and tau …; an unknown key lists the allowed ones)",
     )
-    train.add_argument("--checkpoint", type=Path, default=None, help="checkpoint file, written every epoch")
+    train.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint file, written every epoch, to resume from (torch.load(..., weights_only=True)): "
+        '"model" holds the LAST epoch\'s weights, "best_state" those of "best_epoch", which the JSON reports; '
+        "to use the reported model, save it with --save-model",
+    )
+    train.add_argument(
+        "--save-model",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the reported model (the best epoch's weights) with its feature encoding, tasks, settings "
+        "and metrics into FILE (safetensors), for `python -m mtlab predict` and `export`",
+    )
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     train.add_argument("--json", type=Path, default=None, help="write the result here")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -122,6 +137,40 @@ def parser() -> argparse.ArgumentParser:
         help="one of several processes started by torchrun (data parallel: gloo on CPU, NCCL on "
         "CUDA); e.g. torchrun --nproc_per_node 2 -m mtlab train --data ali-ccp --model esmm "
         "--distributed --json out.json. Process 0 alone writes --json and --checkpoint",
+    )
+
+    predict = sub.add_parser(
+        "predict",
+        help="predict new rows with a saved model (train --save-model); write CSV or Parquet",
+        description="One output row per input row: the --id-column columns, then per task its prediction "
+        "(a binary task's probability, a regression task's value in its units, a multi-class task's "
+        "class and its class probabilities TASK=CLASS). A recommender gives each user's --top-k items "
+        "(user, rank, item, score), the items the user had in training and validation left out.",
+    )
+    predict.add_argument("--model", type=Path, required=True, help="a saved model file")
+    predict.add_argument("--input", type=Path, required=True, help="new rows: a .csv (optionally .gz) or .parquet file")
+    predict.add_argument("--out", type=Path, required=True, help="the predictions: a .csv or .parquet file")
+    predict.add_argument(
+        "--id-column", action="append", default=[], metavar="COL", help="a column copied to the output (repeatable)"
+    )
+    predict.add_argument("--top-k", type=int, default=10, help="a recommender's items per user (default 10)")
+    predict.add_argument("--user-column", default="user", help="a recommender's column of user ids (default user)")
+    predict.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)} or cuda:N")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    export = sub.add_parser(
+        "export",
+        help="export a saved model's forward pass for serving (ONNX)",
+        description="The ONNX graph takes plain tensors — tabular models: cat [B, C] int64 category codes "
+        "and num [B, N] float32 standardized numbers (the encoding is in the saved model's JSON: "
+        "`python -m mtlab export --model FILE --encoding out.json`); a recommender: users [U] int64 codes — "
+        "and gives the predictions (probabilities, values in the targets' units, class probabilities; "
+        "a recommender's scores [U, items]). Needs the export extra: pip install -e '.[export]'.",
+    )
+    export.add_argument("--model", type=Path, required=True, help="a saved model file")
+    export.add_argument("--onnx", type=Path, default=None, help="write the ONNX graph here")
+    export.add_argument(
+        "--encoding", type=Path, default=None, help="write the model's encoding and columns (JSON) here"
     )
 
     run = sub.add_parser("run", help="execute the notebooks with papermill and write a summary")
@@ -259,11 +308,16 @@ def cmd_train(args) -> int:
 def train_command(args, main_process: bool = True) -> int:
     check_output_path(args.json, "--json")
     check_output_path(args.checkpoint, "--checkpoint")
+    check_output_path(args.save_model, "--save-model")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
     seeds = parse_seeds(args.seeds, "--seeds") if args.seeds is not None else None
     if seeds is not None:
-        for flag, given in (("--checkpoint", args.checkpoint), ("--distributed", args.distributed)):
+        for flag, given in (
+            ("--checkpoint", args.checkpoint),
+            ("--distributed", args.distributed),
+            ("--save-model", args.save_model),
+        ):
             if given:
                 raise ValueError(
                     f"{flag} trains one run; give one --seed with it (several seeds resume per job "
@@ -344,6 +398,9 @@ def train_command(args, main_process: bool = True) -> int:
         ]
     if not main_process:
         return 0  # process 0 reports and writes
+    if args.save_model:
+        results[0].save(args.save_model)
+        print(f"saved the model of epoch {results[0]['best_epoch']} (reported) to {args.save_model}", file=sys.stderr)
     for result in results:
         result.pop("history"), result.pop("preparation")
     text = json.dumps(results if seeds is not None else results[0], indent=2, allow_nan=False)
@@ -366,6 +423,36 @@ def train_command(args, main_process: bool = True) -> int:
     if written is not None:
         print(f"error: could not write {args.json} ({written}); the result is printed above", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .train.saved import load_model, predict_file
+
+    check_output_path(args.out, "--out")
+    saved = load_model(args.model, device=args.device)
+    summary = predict_file(saved, args.input, args.out, args.id_column, args.top_k, args.user_column, quiet=args.quiet)
+    for line in summary["notices"]:
+        print(line, file=sys.stderr)
+    print(f"{summary['predictions']:,} predictions for {summary['rows']:,} rows written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .train.export import export_onnx, serving_json
+    from .train.saved import load_model
+
+    if args.onnx is None and args.encoding is None:
+        raise ValueError("give --onnx FILE (the graph) and/or --encoding FILE (the inputs' encoding, JSON)")
+    for path, flag in ((args.onnx, "--onnx"), (args.encoding, "--encoding")):
+        check_output_path(path, flag)
+    saved = load_model(args.model, device="cpu")  # exported from the CPU copy
+    if args.encoding is not None:
+        write_atomic(args.encoding, (json.dumps(serving_json(saved), indent=1) + "\n").encode())
+        print(f"wrote the encoding to {args.encoding}", file=sys.stderr)
+    if args.onnx is not None:
+        export_onnx(saved, args.onnx)
+        print(f"wrote {args.onnx}", file=sys.stderr)
     return 0
 
 
@@ -454,7 +541,15 @@ def cmd_fetch(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "run": cmd_run, "sweep": cmd_sweep, "fetch": cmd_fetch}[args.command](args)
+        commands = {
+            "train": cmd_train,
+            "predict": cmd_predict,
+            "export": cmd_export,
+            "run": cmd_run,
+            "sweep": cmd_sweep,
+            "fetch": cmd_fetch,
+        }
+        return commands[args.command](args)
     except (DataError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import threading
 import ipywidgets as w
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 from IPython.display import display
 from matplotlib.figure import Figure
 
@@ -444,6 +445,13 @@ class Explorer:
         self.status = w.Label()
         self.curve = w.Image(format="png")
         self.table = w.HTML()
+        self.model_file = w.Text(
+            placeholder="runs/models/<dataset>-<model>.safetensors", description="model file", style=style
+        )
+        self.save_button = w.Button(description="Save model", icon="save", disabled=True)
+        self.use = w.HTML()  # after a save: how to predict, and the saved model's predictions of test rows
+        self.last = None  # the latest finished run (experiments.RunResult): the model Save writes
+        self.save_button.on_click(lambda _: self._save_clicked())
         self.dataset.observe(lambda _: self._task_options(), names="value")
         self.model.observe(lambda change: self._model_tasks(change["old"]), names="value")
         self._task_options()
@@ -456,6 +464,8 @@ class Explorer:
                 w.HBox([self.run_button, self.stop_button, self.progress, self.status]),
                 self.curve,
                 self.table,
+                w.HBox([self.model_file, self.save_button]),
+                self.use,
             ]
         )
         self.results: list[dict] = []
@@ -594,6 +604,8 @@ class Explorer:
             )
             self.table.value = pd.DataFrame(self.results).to_html(index=False, float_format=lambda v: f"{v:.4f}")
             self.status.value = "stopped" if self._stop.is_set() else f"done in {out['seconds']:.1f} s"
+            self.last = out
+            self.save_button.disabled = False
             return out
         except Exception as err:  # shown in the panel: a thread has nowhere else to report to
             self.status.value = f"error: {err}"
@@ -602,6 +614,49 @@ class Explorer:
             return None
         finally:
             self.run_button.disabled, self.stop_button.disabled = False, True
+
+    def save(self, path=None, rows: int = 5):
+        """Use the model: write the latest run's model (its reported, best-epoch weights) to `path`
+        (default: the model file box, else runs/models/<dataset>-<model>.safetensors), load it back as
+        `mtlab predict` would, and show its predictions of `rows` test rows beside the command that
+        predicts a file of new rows. Returns (the path, those predictions)."""
+        from html import escape
+        from pathlib import Path
+
+        from .train.saved import load_model
+
+        if self.last is None:
+            raise ValueError("train a model first (Run), then save it")
+        run = self.last
+        path = Path(path or self.model_file.value or f"runs/models/{run['dataset']}-{run['model']}.safetensors")
+        run.save(path)
+        saved = load_model(path)
+        data = run.data
+        if saved.recommender:
+            users = pd.DataFrame({"user": list(data.user_ids[:rows])})
+            preview = saved.predict(users, top_k=3).frame
+            how = f"python -m mtlab predict --model {path} --input users.csv --out top.csv --top-k 10"
+        else:
+            split = data.test
+            batch = split.rows(torch.arange(min(rows, len(split))))[0] if not split.streamed else None
+            if batch is None:
+                batch = next(iter(split.batches(rows, shuffle=False)))[0]
+            preview = saved.table(saved.predict_batch(batch).numpy())
+            how = f"python -m mtlab predict --model {path} --input new_rows.csv --out predictions.csv"
+        self.use.value = (
+            f"<p>Saved to <code>{escape(str(path))}</code>. New rows (a CSV or Parquet file with the training "
+            f"file's columns): <code>{escape(how)}</code>; in Python: <code>mtlab.load_model(path).predict(frame)"
+            f"</code>. The saved model's predictions of {len(preview)} test rows:</p>"
+            + preview.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+        )
+        return path, preview
+
+    def _save_clicked(self):
+        try:
+            path, _ = self.save()
+            self.status.value = f"saved {path}"
+        except Exception as err:  # shown in the panel: a button callback has nowhere else to report to
+            self.status.value = f"error: {err}"
 
     def _ipython_display_(self):
         display(self.widget)

@@ -28,6 +28,6 @@ if ! python -c "import torch" 2>/dev/null; then
   echo "setup: installing $spec"
   python -m pip install --quiet "$spec"
 fi
-python -m pip install --quiet -e ".[notebook,dev,browser]"
+python -m pip install --quiet -e ".[notebook,dev,browser,export]"
 python -m mtlab.data fetch all  # Census-Income, MovieLens-100K/1M, FilmTrust (about 30 MB of archives)
 python -c "import torch, mtlab; print(f'setup: mtlab {mtlab.__version__}, torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"

@@ -165,3 +165,9 @@ def test_explorer_trains_a_table_of_your_own_with_mixed_kinds(tmp_path, monkeypa
     explorer.run(wait=True)
     row = explorer.results[-1]
     assert {"test AUC y", "test rmse v", "test accuracy k"} <= set(row)
+    # use the model: saved, loaded back as `mtlab predict` would, its predictions of test rows shown
+    path, preview = explorer.save(tmp_path / "mixed.safetensors")
+    assert path.is_file() and "mtlab predict --model" in explorer.use.value
+    assert list(preview.columns[:3]) == ["y", "v", "k"] and len(preview) == 5
+    assert set(preview.columns[3:]) == {"k=p", "k=q", "k=r"}  # the classes, most frequent first
+    assert preview["k"].isin(["p", "q", "r"]).all() and preview["y"].between(0, 1).all()

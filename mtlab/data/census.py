@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from .download import read_checked, require_files
+from .encoding import Categorical, Encoding, Numeric, Target, as_text, read_as_of
 from .tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 from .task_kinds import TaskKind
 
@@ -258,27 +259,26 @@ def load_census(
     excluded = set(NEVER_FEATURES) | {d.column for d in defs} | set(drop_columns)
     cat_cols = [c for c in CATEGORICAL if c not in excluded]
     num_cols = [c for c in NUMERIC if c not in excluded]
-    vocab = {c: tuple(sorted(train[c].astype(str).unique())) for c in cat_cols}
-    mean = train[num_cols].mean()
-    std = train[num_cols].std().replace(0, 1.0)
+    kinds = [task_kind(d, train[d.column]) for d in defs]
+    encoding = Encoding(  # code 0 is the unknown bucket: a category never seen in the training file
+        {c: Categorical(c, tuple(sorted(as_text(train[c]).unique())), read_as_of(train[c])) for c in cat_cols},
+        {
+            c: Numeric(c, float(train[c].mean()), float(train[c].std()) or 1.0)
+            for c in num_cols  # no missing values: the file is checked (read_raw)
+        },
+        {t: Target(d.column, k) for t, d, k in zip(tasks, defs, kinds)},
+    )
 
     def encode(frame: pd.DataFrame) -> TabularSplit:
-        # code 0 is the unknown bucket: a category never seen in the training file
-        cat = np.stack(
-            [pd.Index(vocab[c]).get_indexer(frame[c].astype(str)) + 1 for c in cat_cols],  # -1 → 0
-            axis=1,
-        ).astype(np.int64)
-        num = ((frame[num_cols] - mean) / std).to_numpy(np.float32, copy=True)
+        batch = encoding.encode(frame, "census-income").batch
         labels = np.stack([label(d, kind, frame[d.column]) for d, kind in zip(defs, kinds)], axis=1)
-        return TabularSplit(torch.from_numpy(cat), torch.from_numpy(num), torch.from_numpy(labels.astype(np.float32)))
-
-    kinds = [task_kind(d, train[d.column]) for d in defs]
+        return TabularSplit(batch.cat, batch.num, torch.from_numpy(labels.astype(np.float32)))
 
     features = FeatureSpec(
         cat_names=tuple(cat_cols),
-        cat_cardinalities=tuple(len(vocab[c]) + 1 for c in cat_cols),
+        cat_cardinalities=tuple(len(encoding.categorical[c].values) + 1 for c in cat_cols),
         num_names=tuple(num_cols),
-        vocab=vocab,
+        vocab={c: rule.values for c, rule in encoding.categorical.items()},
         targets={t: k for t, k in zip(tasks, kinds) if k.kind != "binary"},
     )
     data = MultiTaskData(
@@ -289,6 +289,7 @@ def load_census(
         valid=encode(valid),
         test=encode(test),
         source=str(paths["census_income_train.csv"].parent),
+        encoding=encoding,
     )
     return data.subsample(subsample, seed)
 

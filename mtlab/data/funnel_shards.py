@@ -348,8 +348,30 @@ def load_funnel(folder: str | Path, tasks=None, in_memory: bool | None = None, m
         else:
             splits[split] = StreamedSplit(shards)
     name = manifest.get("name", manifest["dataset"])
-    data = MultiTaskData(name=name, tasks=FUNNEL_TASKS, features=features, source=str(folder), **splits)
+    encoding = _raw_encoding(folder, manifest)
+    data = MultiTaskData(
+        name=name, tasks=FUNNEL_TASKS, features=features, source=str(folder), encoding=encoding, **splits
+    )
     return data.select_tasks(tasks) if tasks else data
+
+
+def _raw_encoding(folder: Path, manifest: dict):
+    """How AliExpress's CSV columns become the shards' inputs (the converter's vocabularies, raw
+    numbers), for new rows in the published layout; None for Ali-CCP, whose raw rows are sparse
+    feature lists joined across two files, not a table's rows."""
+    from .encoding import Categorical, Encoding, Numeric, Target
+
+    if manifest.get("dataset") != "aliexpress" or manifest.get("bag_fields"):
+        return None
+    try:
+        vocab = json.loads((folder / "vocab.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return Encoding(
+        {f"f{f}": Categorical(f, tuple(vocab[f]), "text") for f in manifest["single_fields"]},
+        {f"n{f}": Numeric(f) for f in manifest.get("numeric_fields", [])},
+        {"ctr": Target("click"), "cvr": Target("conversion"), "ctcvr": Target("conversion")},
+    )
 
 
 def _whole(shards: ShardedSplit) -> FunnelBatch:

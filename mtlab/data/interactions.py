@@ -55,6 +55,10 @@ class InteractionData:
     category_split: torch.Tensor | None = None  # [n_items] int8
     valid_ratings: torch.Tensor | None = None  # [N_valid] explicit rating of each validation pair
     test_ratings: torch.Tensor | None = None  # [N_test]
+    # the raw ids (as text) of users 0 … n_users − 1 and items 0 … n_items − 1: what a saved model's
+    # predictions name (empty where a loader has none)
+    user_ids: tuple[str, ...] = ()
+    item_ids: tuple[str, ...] = ()
 
     def to(self, device) -> InteractionData:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -252,6 +256,8 @@ def load_movielens(
         seed,
         n_users=len(user_codes),
         n_items=len(item_codes),
+        user_ids=tuple(map(str, user_codes)),
+        item_ids=tuple(map(str, item_codes)),
         item_categories=categories,
         category_names=names,
         user_attributes=attributes,
@@ -299,4 +305,6 @@ def make_synthetic_interactions(
         user_attributes={"community": user_comm},
         social=social,
         source="mtlab.data.interactions",
+        user_ids=tuple(map(str, range(n_users))),
+        item_ids=tuple(map(str, range(n_items))),
     )

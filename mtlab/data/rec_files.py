@@ -57,7 +57,16 @@ def social_dataset(
     frame = pd.DataFrame({"user": user_codes, "item": item_codes, "rating": ratings["rating"].astype(float).to_numpy()})
     social = links_tensor(codes(trust["truster"], users)[0], codes(trust["trustee"], users)[0])
     return from_ratings(
-        name, frame, threshold, seed, n_users=len(users), n_items=len(items), social=social, source=source
+        name,
+        frame,
+        threshold,
+        seed,
+        n_users=len(users),
+        n_items=len(items),
+        social=social,
+        source=source,
+        user_ids=tuple(map(str, users)),
+        item_ids=tuple(map(str, items)),
     )
 
 
@@ -227,6 +236,8 @@ def load_amazon(
         seed,
         n_users=len(users),
         n_items=len(items),
+        user_ids=tuple(map(str, users)),
+        item_ids=tuple(map(str, items)),
         item_categories=categories if kept else None,
         category_names=tuple(kept),
         item_links=links_tensor(np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)) if left else None,

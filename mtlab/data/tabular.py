@@ -8,11 +8,14 @@ Python rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from .task_kinds import BINARY, TaskKind
+
+if TYPE_CHECKING:
+    from .encoding import Encoding
 
 
 class DataError(ValueError):
@@ -144,6 +147,9 @@ class MultiTaskData:
     test: TabularSplit
     source: str = ""
     version: str = ""  # a prepared table's or interaction log's conversion (its manifest stamp's digest)
+    # how raw rows become these inputs (data.encoding.Encoding): what a saved model encodes new rows
+    # with; None where the loader has no raw columns to give (synthetic data, Ali-CCP's sparse format)
+    encoding: Encoding | None = None
 
     @property
     def streamed(self) -> bool:
@@ -245,6 +251,7 @@ class MultiTaskData:
             self,
             tasks=(*self.tasks, task),
             features=features,
+            encoding=None,  # the inputs no longer hold the column: new rows are not encoded alike
             train=derive(self.train),
             valid=derive(self.valid),
             test=derive(self.test),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -18,6 +20,7 @@ from ..train import (
 )
 from ..train.distributed import current
 from ..train.metrics import labelled_predictions, no_skill, task_metrics
+from ..train.saved import save_model
 from ..train.vectorized import fit_members, refusal
 from .profiles import Profile, get_profile
 
@@ -112,7 +115,7 @@ def train_seeds(
             print(f"{model}: training seeds {seeds} one after another ({why})")
         # each seed built just before its fit, as train_one does (the first one already is)
         return [
-            {**_fit_built(model, *(first if i == 0 else build(seed)), on_epoch=on_epoch), "vectorized": 1}
+            _vectorized(_fit_built(model, *(first if i == 0 else build(seed)), on_epoch=on_epoch), 1)
             for i, seed in enumerate(seeds)
         ]
     built = [first, *(build(seed) for seed in seeds[1:])]
@@ -121,9 +124,15 @@ def train_seeds(
         [b[1] for b in built], data, [b[2] for b in built], on_epoch=on_epoch, compile_step=compile_step
     )
     return [
-        {**_report(model, data, net, config, result), "vectorized": len(seeds)}
+        _vectorized(_report(model, data, net, config, result), len(seeds))
         for (_, net, config), result in zip(built, results)
     ]
+
+
+def _vectorized(result: dict, members: int) -> dict:
+    """The result with "vectorized": how many members trained together."""
+    result["vectorized"] = members
+    return result
 
 
 def _build(model, data, profile, seed, model_options, tasks, train_overrides):
@@ -141,7 +150,30 @@ def _build(model, data, profile, seed, model_options, tasks, train_overrides):
     return data, net, train_config(profile, seed, "rec" if rec else "tabular", **train_overrides)
 
 
-def _report(model: str, data, net, config: TrainConfig, result) -> dict:
+class RunResult(dict):
+    """A run's JSON-shaped result (a dict: `mtlab train --json` writes it) that also holds the trained
+    model, with the reported (best-epoch) weights: `result.model` (and its data, `result.data`), and
+    `result.save(FILE)` writes it as
+    a self-contained model file (`mtlab.load_model`, `python -m mtlab predict`). Pickled (a sweep's
+    worker processes), it is the plain dict."""
+
+    def __init__(self, values: dict, model, data, config: TrainConfig):
+        super().__init__(values)
+        self.model, self.data, self._config = model, data, config
+
+    def save(self, path) -> Path:
+        """Write the model, its data's encoding and this run's settings and metrics into `path` (one
+        safetensors file, written atomically). Returns the path."""
+        training = {
+            k: v for k, v in asdict(self._config).items() if isinstance(v, (int, float, str, bool, type(None)))
+        } | {"weighting_options": self._config.weighting_options or {}}
+        return save_model(path, self.model, self.data, self, training)
+
+    def __reduce__(self):
+        return (dict, (dict(self),))
+
+
+def _report(model: str, data, net, config: TrainConfig, result) -> RunResult:
     """The JSON-shaped result of `mtlab train` (plus the history and preparation log) of a fitted model."""
     rec = data.kind == "interactions"
     device_data = data.to(result.device)
@@ -173,7 +205,7 @@ def _report(model: str, data, net, config: TrainConfig, result) -> dict:
         else:
             probe = device_data.train.rows(torch.arange(min(256, len(data.train)), device=result.device))[0]
         out["flops_per_sample"] = flops_per_sample(net, probe)
-    return out
+    return RunResult(out, net, data, config)
 
 
 def _test_and_warnings(net, data, config: TrainConfig) -> tuple[dict, list[str]]:
@@ -209,4 +241,4 @@ def load_for_profile(
     return load_dataset(dataset, tasks=tasks, subsample=profile.subsample, seed=seed, **options)
 
 
-__all__ = ["get_profile", "load_for_profile", "train_config", "train_one", "train_seeds"]
+__all__ = ["RunResult", "get_profile", "load_for_profile", "train_config", "train_one", "train_seeds"]

@@ -19,6 +19,30 @@ from .compare import compare_models
 from .profiles import Profile
 
 SPLITS = ("train", "valid", "test")
+
+
+def new_rows(source, tasks: Sequence[str], n: int = 5) -> pd.DataFrame:
+    """The first `n` rows of a table (a path to CSV / Parquet, or a DataFrame) without its task columns:
+    rows as they arrive to be predicted, labels unknown. `tasks`: 'COLUMN:KIND[:POSITIVE]' strings or
+    column names."""
+    from ..data.converters.table import read_frame
+
+    frame = source if isinstance(source, pd.DataFrame) else read_frame(source)
+    columns = {str(t).split(":")[0] for t in tasks}
+    return frame.head(n).drop(columns=[c for c in frame.columns if str(c) in columns]).reset_index(drop=True)
+
+
+def predicted(model, rows: pd.DataFrame) -> pd.DataFrame:
+    """A saved model's predictions of `rows` (`SavedModel.predict`), one row each, titled for the report;
+    its notices (unknown codes, ignored columns) in `attrs["notices"]`."""
+    from ..train.saved import notices
+
+    prediction = model.predict(rows)
+    frame = titled("predictions", prediction.frame, f"The saved model's predictions of {len(rows)} new rows")
+    frame.attrs["notices"] = notices(prediction, len(rows))
+    return frame
+
+
 # the example task set of notebook 30 on Census-Income written as a CSV file: one task of each kind
 CENSUS_TASKS = ("income:binary:50000+.", "weeks_worked_in_year:regression", "marital_status:multiclass")
 

@@ -62,7 +62,8 @@ def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks, kinds=None) -> di
             loss = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(y) else float("nan")
             out[name] = {"auc": auc, "logloss": loss} | ({"score": auc} if mixed else {})
         elif kind.kind == "regression":
-            y, p = y * kind.std + kind.mean, p[:, 0]  # back to the target's units
+            # back to the target's units, in float64: float32 would move RMSE and MAE in the 7th digit
+            y, p = y.astype(np.float64) * kind.std + kind.mean, p[:, 0].astype(np.float64)
             mse = float(np.mean((p - y) ** 2)) if len(y) else float("nan")
             out[name] = {
                 "rmse": float(np.sqrt(mse)),

@@ -30,7 +30,7 @@ from ..tabular import DataError
 from .table import NAME, _frame, _line, numbers, run_conversion, stamp_digest
 
 FORMAT = "mtlab-interactions"
-VERSION = 1
+VERSION = 2  # 2: the users' and items' ids (users.parquet, items.parquet)
 
 
 def prepare_interactions(
@@ -127,7 +127,9 @@ def _convert(frames: dict, name: str, settings: dict, quiet: bool) -> dict:
                 "rating": frame["rating"].to_numpy(np.float32),
                 "time": frame["time"].to_numpy(np.float64),
             }
-        )
+        ),
+        "users": pd.DataFrame({"id": pd.Series(users, dtype=str)}),  # code k: the k-th id (predictions name ids)
+        "items": pd.DataFrame({"id": pd.Series(items, dtype=str)}),
     }
     manifest = {
         "format": FORMAT,
@@ -253,6 +255,9 @@ def load_interactions(name: str, seed: int = 0, root: Path | None = None) -> Int
             side["user_attributes"][column] = torch.from_numpy(codes)
     frame = ratings[["user", "item", "rating"]]
     order = -ratings["time"].to_numpy() if manifest["time_split"] else None
+    for key in ("users", "items"):  # folders prepared before ids were kept have none
+        ids = read(key)
+        side[f"{key[:-1]}_ids"] = tuple(ids["id"]) if ids is not None else ()
     data = from_ratings(name, frame, None, seed, side_holdout=SIDE_HOLDOUT, order=order, **side)
     data.version = stamp_digest(manifest)
     return data

@@ -41,12 +41,14 @@ import pandas as pd
 import torch
 
 from ..download import data_dir, sha256_of
+from ..encoding import Categorical, Encoding, Numeric, Target, as_text, read_as_of
+from ..encoding import line_of as _line
+from ..encoding import numbers as numbers
 from ..tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 from ..task_kinds import KINDS, TaskKind
 
 FORMAT = "mtlab-table"
-VERSION = 2  # 2: text values stripped, booleans spelled alike in every file
-MISSING = "(missing)"
+VERSION = 3  # 2: text values stripped, booleans spelled alike in every file; 3: the encoding in the manifest
 NUMERIC_MIN_DISTINCT = 21  # a numeric column with fewer distinct values is taken as categorical
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -126,34 +128,6 @@ def _frame(source, label: str) -> tuple[pd.DataFrame, str, str]:
         digest.update(json.dumps([str(c) for c in source.columns]).encode())
         return source.reset_index(drop=True), f"the {label} frame", digest.hexdigest()
     return read_frame(source), str(source), sha256_of(Path(source))
-
-
-def _line(frame_name: str, index) -> str:
-    """Where the row of index label `index` (its position in the file read) is: a CSV's line (the
-    header is line 1) or a row number (Parquet, a DataFrame)."""
-    return f"{frame_name}, line {int(index) + 2}" if ".csv" in frame_name else f"{frame_name}, row {int(index) + 1}"
-
-
-# cells a number column may hold for "missing" besides an empty one (R's and pandas' spellings)
-NA_TOKENS = frozenset({"NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None"})
-
-
-def numbers(column: pd.Series, frame_name: str, what: str) -> pd.Series:
-    """A column's values as floats (NaN: missing, an empty cell or one of NA_TOKENS); a cell that is
-    not a number, or is infinite, is refused naming its file and line."""
-    values = pd.to_numeric(column, errors="coerce").astype(float)
-    bad = column.notna() & values.isna() & ~column.astype(str).str.strip().isin(NA_TOKENS)
-    if bad.any():
-        label = column.index[bad.to_numpy().argmax()]
-        raise DataError(f"{_line(frame_name, label)}: {what} holds {str(column.loc[label])!r}, not a number")
-    infinite = np.isinf(values.to_numpy())
-    if infinite.any():
-        label = column.index[infinite.argmax()]
-        raise DataError(
-            f"{_line(frame_name, label)}: {what} holds {str(column.loc[label])!r}, not a finite number; "
-            "replace it (or leave the cell empty: missing)"
-        )
-    return values
 
 
 def prepare_table(
@@ -329,9 +303,7 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
     for spec in specs:
         kind = _task_kind(spec, train[spec.column], frames["train"][1])
         if kind.kind == "multiclass":  # a class that only valid or test rows hold is a class too (scored)
-            seen = {
-                v for split, (f, _) in frames.items() if split != "train" for v in _as_text(f[spec.column].dropna())
-            }
+            seen = {v for split, (f, _) in frames.items() if split != "train" for v in as_text(f[spec.column].dropna())}
             later = sorted(seen - set(kind.classes))
             if later:
                 kind = TaskKind("multiclass", classes=(*kind.classes, *later))
@@ -346,7 +318,7 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
                 f"{name}: task {spec.column!r} has {len(kind.classes):,} classes in {len(train):,} training rows, "
                 "about one per few rows: a regression task?"
             )
-        values = set(_as_text(train[spec.column].dropna()))
+        values = set(as_text(train[spec.column].dropna()))
         for split, (frame, frame_name) in frames.items():
             labels[split].append(_labels(spec, kind, frame[spec.column], frame_name, values))
 
@@ -385,7 +357,7 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
     num_cols = [c for c in features if chosen[c] == "numeric"]
     vocab, stats = {}, {}
     for c in cat_cols:
-        counts = _as_text(train[c]).value_counts()
+        counts = as_text(train[c]).value_counts()
         vocab[c] = sorted(counts[counts >= settings["min_count"]].index, key=lambda v: (-counts[v], v))
     for c in num_cols:
         values = numbers(train[c], frames["train"][1], f"numeric column {c!r}")
@@ -395,23 +367,17 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
             "std": std if std > 0 else 1.0,
             "missing_indicator": bool(values.isna().any()),
         }
+    encoding = Encoding(
+        {c: Categorical(c, tuple(vocab[c]), read_as_of(train[c])) for c in cat_cols},
+        {c: Numeric(c, **stats[c]) for c in num_cols},
+        {spec.column: Target(spec.column, kinds[spec.column]) for spec in specs},
+    )
     arrays, unknown_share = {}, {}
     for split, (frame, frame_name) in frames.items():
-        cat = (
-            np.stack([pd.Index(vocab[c]).get_indexer(_as_text(frame[c])) + 1 for c in cat_cols], 1)
-            if cat_cols
-            else np.zeros((len(frame), 0))
-        )
+        encoded = encoding.encode(frame, frame_name)  # the one encoding new rows get too (mtlab predict)
+        cat, num = encoded.batch.cat.numpy(), encoded.batch.num.numpy()
         if split == "train":
             unknown_share = {c: float((cat[:, j] == 0).mean()) for j, c in enumerate(cat_cols)}
-        num_parts = []
-        for c in num_cols:
-            values = numbers(frame[c], frame_name, f"numeric column {c!r}")
-            s = stats[c]
-            num_parts.append(((values.fillna(s["mean"]) - s["mean"]) / s["std"]).to_numpy(np.float32))
-            if s["missing_indicator"]:
-                num_parts.append(values.isna().to_numpy(np.float32))
-        num = np.stack(num_parts, 1) if num_parts else np.zeros((len(frame), 0), np.float32)
         if split != "train" and len(frame) and not quiet:  # a column whose values training never held
             for j, c in enumerate(cat_cols):
                 unseen, seen_before = float((cat[:, j] == 0).mean()), unknown_share.get(c, 0.0)
@@ -420,8 +386,8 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
                         f"{name}: {unseen:.0%} of column {c!r}'s values in {frame_name} never occur in training "
                         f"({seen_before:.0%} of training rows have the unknown code): another spelling, or an id?"
                     )
-        arrays[split] = (cat.astype(np.int64), num.astype(np.float32), np.stack(labels[split], 1).astype(np.float32))
-    num_names = [n for c in num_cols for n in ([c, f"{c} {MISSING}"] if stats[c]["missing_indicator"] else [c])]
+        arrays[split] = (cat, num, np.stack(labels[split], 1).astype(np.float32))
+    num_names = list(encoding.num_names)
     task_summary = {}
     for t, spec in enumerate(specs):
         y = arrays["train"][2][:, t]
@@ -450,26 +416,9 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
         "categorical": {c: vocab[c] for c in cat_cols},
         "numeric": {c: stats[c] for c in num_cols},
         "num_names": num_names,
+        "encoding": encoding.to_json(),  # what a saved model encodes new rows with
         "arrays": arrays,  # written as Parquet, not into the JSON
     }
-
-
-def _as_text(column: pd.Series) -> pd.Series:
-    """A column's values as text, a missing value as MISSING (its own category), spelled alike whatever
-    type each file gave the column: numbers as 3 for 3 and 3.0 (a whole-number column with an empty cell
-    is read as floats in one file and as integers in another), booleans as true / false (a column is read
-    as booleans in one file and as text in another holding some other word), text without surrounding
-    spaces."""
-    if pd.api.types.is_bool_dtype(column):
-        return column.astype(object).map({True: "true", False: "false"}).where(column.notna(), MISSING)
-    if pd.api.types.is_numeric_dtype(column):
-        values = column.astype(float)
-        whole = np.isfinite(values) & (values == np.round(values))
-        text = values.astype(str).where(~whole, values.where(whole).astype("Int64").astype(str))
-        return text.where(column.notna(), MISSING)
-    text = column.astype(object).where(column.notna(), MISSING).astype(str).str.strip()
-    lowered = text.str.casefold()
-    return text.where(~lowered.isin(["true", "false"]), lowered)
 
 
 def _split(frames: dict, settings: dict) -> dict:
@@ -481,7 +430,7 @@ def _split(frames: dict, settings: dict) -> dict:
         return frames
     rng = np.random.default_rng(settings["seed"])
     if settings["group"]:
-        keys = _as_text(train[settings["group"]])
+        keys = as_text(train[settings["group"]])
         groups = keys.unique()
         order = rng.permutation(len(groups))
         share = {g: order[i] / len(groups) for i, g in enumerate(groups)}
@@ -517,7 +466,7 @@ def _task_kind(spec: TaskSpec, column: pd.Series, frame_name: str) -> TaskKind:
         if values.nunique() < 2:
             raise DataError(f"regression task {spec.column!r} has one value only in {frame_name}: nothing to learn")
         return TaskKind("regression", mean=float(values.mean()), std=float(values.std()))
-    text = _as_text(known)
+    text = as_text(known)
     counts = text.value_counts()
     if counts.empty:
         raise DataError(f"{spec.kind} task {spec.column!r} has no label in {frame_name}: its cells are all empty")
@@ -556,7 +505,7 @@ def _labels(spec: TaskSpec, kind: TaskKind, column: pd.Series, frame_name: str, 
     if kind.kind == "regression":
         values = numbers(column, frame_name, f"regression task {spec.column!r}")
         return ((values - kind.mean) / kind.std).to_numpy(np.float64)
-    text = _as_text(column)
+    text = as_text(column)
     if kind.kind == "binary":  # compared without letter case; a value training never held is refused
         folded, known = text.str.casefold(), {v.casefold() for v in kind_values}
         strange = column.notna() & ~folded.isin(known)
@@ -660,6 +609,7 @@ def load_table(
         splits["test"],
         str(folder),
         version=stamp_digest(manifest),
+        encoding=Encoding.from_json(manifest["encoding"]) if "encoding" in manifest else None,
     )
     data = data.subsample(subsample, seed)
     return (data.select_tasks(list(tasks)) if tasks else data).check_labels()
