@@ -27,16 +27,28 @@ BUSY = [sys.executable, "-m", "mtlab", "train", "--data", "synthetic", "--model"
         "--batch-size", "64", "--device", "cpu", "--quiet", "--profile", "quick"]  # fmt: skip
 
 
+# the child reports its own peak RSS (VmHWM: reset by exec, unlike ru_maxrss, which keeps the high-water
+# mark of the forked copy of this process and would report the benchmark's own memory)
+CHILD = (
+    "import sys\n"
+    "from mtlab.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "peak = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+    "print(f'peak-kib {peak}', file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
 def run_predict(model: Path, source: Path, out: Path, env: dict) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of one `mtlab predict` process."""
     start = time.perf_counter()
-    command = [sys.executable, "-m", "mtlab", "predict", "--model", model, "--input", source, "--out", out, "--quiet"]
-    process = subprocess.Popen(list(map(str, command)), env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    command = [sys.executable, "-c", CHILD, "predict", "--model", model, "--input", source, "--out", out, "--quiet"]
+    done = subprocess.run(list(map(str, command)), env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if status != 0:
-        raise RuntimeError(f"predict failed: {process.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"predict failed: {done.stderr[-2000:]}")
+    peak = next(line for line in done.stderr.splitlines() if line.startswith("peak-kib"))
+    return seconds, int(peak.split()[1]) / 1024
 
 
 def forward_rates(model_path: Path, frame: pd.DataFrame, repeats: int = 10) -> dict:

@@ -148,8 +148,18 @@ def parser() -> argparse.ArgumentParser:
         "(user, rank, item, score), the items the user had in training and validation left out.",
     )
     predict.add_argument("--model", type=Path, required=True, help="a saved model file")
-    predict.add_argument("--input", type=Path, required=True, help="new rows: a .csv (optionally .gz) or .parquet file")
-    predict.add_argument("--out", type=Path, required=True, help="the predictions: a .csv or .parquet file")
+    predict.add_argument(
+        "--input",
+        type=Path,
+        help="new rows: a .csv (optionally .gz) or .parquet file with a header naming the training file's columns "
+        "(see --list-columns); an empty cell is a missing value",
+    )
+    predict.add_argument("--out", type=Path, help="the predictions: a .csv or .parquet file")
+    predict.add_argument(
+        "--list-columns",
+        action="store_true",
+        help="print the columns the model reads and its output columns, then stop",
+    )
     predict.add_argument(
         "--id-column", action="append", default=[], metavar="COL", help="a column copied to the output (repeatable)"
     )
@@ -285,7 +295,8 @@ def check_output_path(path: Path | None, flag: str) -> None:
     if path is None:
         return
     if path.is_dir():
-        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'out.json'}")
+        example = {"--save-model": "model.safetensors", "--checkpoint": "run.pt", "--out": "predictions.csv"}
+        raise ValueError(f"{flag} {path} is a folder; give a file name, e.g. {path / example.get(flag, 'out.json')}")
     parent = path.parent if str(path.parent) else Path(".")
     existing = next((p for p in [parent, *parent.parents] if p.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK):
@@ -309,6 +320,12 @@ def train_command(args, main_process: bool = True) -> int:
     check_output_path(args.json, "--json")
     check_output_path(args.checkpoint, "--checkpoint")
     check_output_path(args.save_model, "--save-model")
+    given = [(f, p.resolve()) for f, p in (("--json", args.json), ("--checkpoint", args.checkpoint),
+             ("--save-model", args.save_model)) if p is not None]  # fmt: skip
+    for i, (flag, path) in enumerate(given):
+        for other, path2 in given[i + 1 :]:
+            if path == path2:
+                raise ValueError(f"{flag} and {other} name the same file {path}; give each its own file")
     if args.resume and args.checkpoint is None:
         raise ValueError("--resume needs --checkpoint FILE (the checkpoint to continue from)")
     seeds = parse_seeds(args.seeds, "--seeds") if args.seeds is not None else None
@@ -398,9 +415,7 @@ def train_command(args, main_process: bool = True) -> int:
         ]
     if not main_process:
         return 0  # process 0 reports and writes
-    if args.save_model:
-        results[0].save(args.save_model)
-        print(f"saved the model of epoch {results[0]['best_epoch']} (reported) to {args.save_model}", file=sys.stderr)
+    model = results[0]  # the run --save-model writes (one seed), after the JSON: a failed save loses no result
     for result in results:
         result.pop("history"), result.pop("preparation")
     text = json.dumps(results if seeds is not None else results[0], indent=2, allow_nan=False)
@@ -423,14 +438,32 @@ def train_command(args, main_process: bool = True) -> int:
     if written is not None:
         print(f"error: could not write {args.json} ({written}); the result is printed above", file=sys.stderr)
         return 1
+    if args.save_model:
+        try:
+            model.save(args.save_model)
+        except (OSError, DataError, ValueError) as err:
+            print(f"error: could not save the model to {args.save_model} ({err}); the result is above", file=sys.stderr)
+            return 1
+        print(f"saved the model of epoch {model['best_epoch']} (reported) to {args.save_model}", file=sys.stderr)
     return 0
 
 
 def cmd_predict(args) -> int:
     from .train.saved import load_model, predict_file
 
-    check_output_path(args.out, "--out")
     saved = load_model(args.model, device=args.device)
+    if args.list_columns:
+        reads = [saved.info.get("user_column", args.user_column)] if saved.recommender else saved.required_columns()
+        outputs = ["user", "rank", "item", "score"] if saved.recommender else saved.output_columns()
+        print("reads:", ", ".join(reads))
+        print("writes:", ", ".join(outputs))
+        return 0
+    if args.input is None or args.out is None:
+        raise ValueError("predict needs --input FILE (new rows) and --out FILE (the predictions)")
+    check_output_path(args.out, "--out")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: unwinds, so no temporary file is left
     summary = predict_file(saved, args.input, args.out, args.id_column, args.top_k, args.user_column, quiet=args.quiet)
     for line in summary["notices"]:
         print(line, file=sys.stderr)

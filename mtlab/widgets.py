@@ -536,6 +536,7 @@ class Explorer:
         from .experiments import get_profile, load_for_profile, train_one
 
         self.run_button.disabled, self.stop_button.disabled = True, False
+        self.last, self.save_button.disabled = None, True  # Save writes this run's model, or none
         history: list[dict] = []
         try:
             tasks = list(self.tasks.value)
@@ -634,7 +635,7 @@ class Explorer:
         data = run.data
         if saved.recommender:
             users = pd.DataFrame({"user": list(data.user_ids[:rows])})
-            preview = saved.predict(users, top_k=3).frame
+            preview = saved.predict(users, top_k=3)
             how = f"python -m mtlab predict --model {path} --input users.csv --out top.csv --top-k 10"
         else:
             split = data.test

@@ -127,9 +127,12 @@ def test_the_recommender_gives_each_users_top_k_unseen_items_as_evaluated(intera
     ids = np.asarray(interactions.user_ids)
     test_users = ids[np.unique(interactions.test[:, 0].numpy())]
     users = pd.DataFrame({"user": [*test_users, "somebody new"]})
-    prediction = saved.predict(users, top_k=40)
+    prediction = saved.prediction(users, top_k=40)
     top = prediction.frame
     assert prediction.unknown_users == 1 and set(top["user"]) == set(test_users)
+    twice = saved.predict(pd.DataFrame({"user": [test_users[0], test_users[1], test_users[0]]}), top_k=40)
+    first = top[top["user"] == test_users[0]]["item"].tolist()
+    assert twice["item"].tolist()[:40] == twice["item"].tolist()[80:] == first  # a user named twice: alike
     code = {u: i for i, u in enumerate(interactions.user_ids)}
     item_code = {v: i for i, v in enumerate(interactions.item_ids)}
     pairs = set(zip(top["user"].map(code), top["item"].map(item_code)))
@@ -257,6 +260,74 @@ def test_a_second_writer_of_the_same_predictions_stops(table, tmp_path, monkeypa
     assert not (tmp_path / "p.csv").exists()
     predict_file(saved, test, tmp_path / "p.csv", quiet=True)  # the lock released: it goes ahead
     assert len(pd.read_csv(tmp_path / "p.csv")) == len(pd.read_csv(test))
+
+
+def test_bad_new_rows_and_edited_model_files_are_refused_or_noticed(table, tmp_path, monkeypatch):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    root, _, test = table
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(root))
+    path = tmp_path / "m.safetensors"
+    train_and_save("shared_bottom", load_dataset("mine"), path, epochs=1)
+    saved = load_model(path)
+    rows = pd.read_csv(test, dtype=str, keep_default_na=False).head(20)
+    with pytest.raises(DataError, match="the predictions have a column of that name"):
+        saved.predict(rows, id_columns=["clicked"])  # a label kept beside its prediction needs another name
+    with pytest.raises(DataError, match=r"the column\(s\) \['z'\] twice"):
+        saved.predict(pd.concat([rows, rows[["z"]]], axis=1))
+    dated = rows.assign(z=pd.Timestamp("2026-01-01"))
+    with pytest.raises(DataError, match="holds dates or times"):
+        saved.predict(dated)
+    empty = saved.predict(rows.assign(z=""))  # a whole numeric column missing: the mean, said so
+    assert "numeric values missing, filled with the training mean, rows per column: z: 20" in " ".join(
+        empty.attrs["notices"]
+    )
+    assert saved.predict(rows, id_columns=["user id", "user id"]).columns[1] == "clicked"  # one copy
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    document = json.loads(metadata["mtlab"])
+    document["encoding"]["categorical"]["city"]["values"].reverse()  # edited by hand: codes would move
+    save_file(tensors, tmp_path / "edited.safetensors", {**metadata, "mtlab": json.dumps(document)})
+    with pytest.raises(ModelFileError, match="changed after it was saved"):
+        load_model(tmp_path / "edited.safetensors")
+    tensors[next(iter(tensors))].view(-1)[0] = float("nan")
+    save_file(tensors, tmp_path / "nan.safetensors", metadata)
+    with pytest.raises(ModelFileError, match="changed after it was saved"):
+        load_model(tmp_path / "nan.safetensors")
+
+
+def test_a_failed_save_loses_no_result_and_flags_may_not_share_a_file(table, tmp_path):
+    import fcntl
+    import os
+
+    root, _, _ = table
+    env = {**os.environ, "MTLAB_DATA_DIR": str(root)}
+    same = run_cli("train", "--data", "mine", "--json", tmp_path / "a", "--save-model", tmp_path / "a", env=env)
+    assert same.returncode == 2 and "name the same file" in same.stderr
+    with open(tmp_path / ".m.safetensors.lock", "w") as held:  # another process is saving there
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = run_cli("train", "--data", "mine", "--model", "shared_bottom", "--epochs", "1", "--quiet",
+                       "--json", tmp_path / "r.json", "--save-model", tmp_path / "m.safetensors", env=env)  # fmt: skip
+    assert done.returncode == 1 and "could not save the model" in done.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["test"]  # the run's result is kept
+
+
+def test_a_large_regression_target_is_predicted_in_its_units_to_the_reported_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=900)
+    frame = pd.DataFrame({"x": x, "c": rng.choice(list("abc"), 900), "price": 2.5e6 + 1e5 * x + rng.normal(size=900)})
+    frame.iloc[:700].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[700:].to_csv(tmp_path / "test.csv", index=False)
+    prepare_table(tmp_path / "train.csv", "prices", ["price:regression"], test=tmp_path / "test.csv", quiet=True)
+    result = train_and_save("mmoe", load_dataset("prices"), tmp_path / "m.safetensors", epochs=3)
+    predict_file(load_model(tmp_path / "m.safetensors"), tmp_path / "test.csv", tmp_path / "p.csv", quiet=True)
+    p, y = pd.read_csv(tmp_path / "p.csv")["price"], frame.iloc[700:]["price"].to_numpy()
+    # to 1e-7 of the metric: the reported labels are stored standardized as float32 (7 digits)
+    assert np.sqrt(np.mean((p - y) ** 2)) == pytest.approx(result["test"]["price"]["rmse"], rel=1e-7)
+    assert mean_absolute_error(y, p) == pytest.approx(result["test"]["price"]["mae"], rel=1e-7)
 
 
 def test_the_checkpoints_best_state_is_the_reported_model(table, tmp_path, monkeypatch):

@@ -69,9 +69,10 @@ def test_task_losses_of_each_kind():
     )
     # predictions: probabilities, the target in its units, class probabilities summing to one
     out = outputs(logits, kinds)
-    assert torch.allclose(out[:, 0], torch.sigmoid(logits[:, 0]))
-    assert torch.allclose(out[:, 1], logits[:, 1] * 4 + 2)
-    assert torch.allclose(out[:, 2:].sum(1), torch.ones(6))
+    assert out.dtype == torch.float64  # a value in the target's units is float64 (the probabilities stay exact)
+    assert torch.equal(out[:, 0], torch.sigmoid(logits[:, 0]).double())
+    assert torch.allclose(out[:, 1], logits[:, 1].double() * 4 + 2)
+    assert torch.allclose(out[:, 2:].sum(1), torch.ones(6, dtype=torch.float64))
 
 
 def test_towers_give_each_task_its_width_and_binary_towers_are_unchanged():

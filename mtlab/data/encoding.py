@@ -78,10 +78,16 @@ def line_of(where: str, index) -> str:
 
 
 def numbers(column: pd.Series, where: str, what: str) -> pd.Series:
-    """A column's values as floats (NaN: missing, an empty cell or one of NA_TOKENS); a cell that is
-    not a number, or is infinite, is refused naming its file and line."""
+    """A column's values as floats (NaN: missing, an empty or blank cell or one of NA_TOKENS); a cell that is
+    not a number, or is infinite, is refused naming its file and line; so is a column of dates or times
+    (a Parquet timestamp would otherwise be read as nanoseconds)."""
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        raise DataError(
+            f"{where}: {what} holds dates or times ({column.dtype}), not numbers; give the column as numbers "
+            "(as in the training file)"
+        )
     values = pd.to_numeric(column, errors="coerce").astype(float)
-    bad = column.notna() & values.isna() & ~column.astype(str).str.strip().isin(NA_TOKENS)
+    bad = column.notna() & values.isna() & ~column.astype(str).str.strip().isin(NA_TOKENS | {""})  # "": empty
     if bad.any():
         label = column.index[bad.to_numpy().argmax()]
         raise DataError(f"{line_of(where, label)}: {what} holds {str(column.loc[label])!r}, not a number")
@@ -131,10 +137,12 @@ class Target:
 @dataclass(frozen=True)
 class Encoded:
     """New rows as model input, and what their encoding noticed: per categorical input the rows that
-    took the unknown code (a value not in the training vocabulary)."""
+    took the unknown code (a value not in the training vocabulary), per numeric input the rows without a
+    value (given the training mean)."""
 
     batch: Batch
     unknown: dict[str, int]
+    missing: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,16 +206,18 @@ class Encoding:
             cat = np.stack([rule.codes(frame[rule.column]) for rule in self.categorical.values()], 1)
         else:
             cat = np.zeros((n, 0))
-        parts = []
+        parts, missing = [], {}
         for rule in self.numeric.values():
             values = numbers(frame[rule.column], where, f"numeric column {rule.column!r}")
+            if values.isna().any():
+                missing[rule.column] = int(values.isna().sum())
             parts.append(((values.fillna(rule.mean) - rule.mean) / rule.std).to_numpy(np.float32))
             if rule.missing_indicator:
                 parts.append(values.isna().to_numpy(np.float32))
         num = np.stack(parts, 1) if parts else np.zeros((n, 0), np.float32)
         unknown = {rule.column: int((cat[:, j] == 0).sum()) for j, rule in enumerate(self.categorical.values())}
         batch = Batch(torch.from_numpy(cat.astype(np.int64)), torch.from_numpy(num.astype(np.float32)))
-        return Encoded(batch, {c: k for c, k in unknown.items() if k})
+        return Encoded(batch, {c: k for c, k in unknown.items() if k}, missing)
 
     def to_json(self) -> dict:
         return {
@@ -223,6 +233,9 @@ class Encoding:
     def from_json(cls, value: dict) -> Encoding:
         return cls(
             {n: Categorical(r["column"], tuple(r["values"]), r["read_as"]) for n, r in value["categorical"].items()},
-            {n: Numeric(**r) for n, r in value["numeric"].items()},
+            {
+                n: Numeric(str(r["column"]), float(r["mean"]), float(r["std"]), bool(r["missing_indicator"]))
+                for n, r in value["numeric"].items()
+            },
             {t: Target(r["column"], TaskKind.from_json(r["kind"])) for t, r in value["targets"].items()},
         )

@@ -139,7 +139,8 @@ def task_losses(logits: torch.Tensor, labels: torch.Tensor, kinds=None) -> torch
 
 def outputs(logits: torch.Tensor, kinds=None) -> torch.Tensor:
     """What the model predicts from its logits [B, Σ width], same shape: a binary task's probability,
-    a regression task's value in the target's units, a multi-class task's K class probabilities. Each
+    a regression task's value in the target's units (float64, and so the whole result where there is a
+    regression task), a multi-class task's K class probabilities. Each
     task's columns are computed on their own contiguous copy (vectorized kernels round the tail of a
     buffer differently, so a task's predictions would otherwise depend on the tasks beside it)."""
     kinds = kinds or [BINARY] * logits.shape[1]
@@ -148,8 +149,10 @@ def outputs(logits: torch.Tensor, kinds=None) -> torch.Tensor:
         z = logits[:, cols].contiguous()
         if kind.kind == "binary":
             parts.append(torch.sigmoid(z))
-        elif kind.kind == "regression":
-            parts.append(z * kind.std + kind.mean)
+        elif kind.kind == "regression":  # in float64: a target of 2.5e6 has a float32 step of 0.25
+            parts.append(z.double() * kind.std + kind.mean)
         else:
             parts.append(torch.softmax(z, dim=1))
+    if any(part.dtype == torch.float64 for part in parts):
+        parts = [part.double() for part in parts]  # the probabilities keep their float32 values exactly
     return torch.cat(parts, 1)

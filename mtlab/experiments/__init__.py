@@ -1,6 +1,6 @@
 """One function per experiment (paper table or figure), each returning pandas DataFrames."""
 
-from .artifacts import keep, titled
+from .artifacts import keep, output_path, titled
 from .compare import RESULT_COLUMNS, compare_models, summarize, summary_table
 from .profiles import PROFILES, Profile, get_profile
 from .quickstart import label_correlation, label_summary, split_sizes
@@ -48,6 +48,7 @@ __all__ = [
     "synthetic_correlation_study",
     "keep",
     "titled",
+    "output_path",
     "train_config",
     "train_one",
     "train_seeds",

@@ -26,6 +26,13 @@ def titled(name: str, frame: pd.DataFrame, title: str = "") -> pd.DataFrame:
     return frame
 
 
+def output_path(name: str) -> Path:
+    """Where a notebook puts a file it makes (a saved model): beside its tables in the batch's folder under
+    `mtlab run`, else runs/models/ (git-ignored) below the working folder. Creates nothing."""
+    folder = os.environ.get(ENV)
+    return Path(folder) / name if folder else Path("runs") / "models" / name
+
+
 def keep(*frames: pd.DataFrame) -> None:
     """Put these tables into the batch report (each named by `titled`); nothing outside a batch run."""
     untitled = [i for i, f in enumerate(frames) if not isinstance(f, pd.DataFrame) or KEY not in f.attrs]

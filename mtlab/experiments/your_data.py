@@ -34,13 +34,9 @@ def new_rows(source, tasks: Sequence[str], n: int = 5) -> pd.DataFrame:
 
 def predicted(model, rows: pd.DataFrame) -> pd.DataFrame:
     """A saved model's predictions of `rows` (`SavedModel.predict`), one row each, titled for the report;
-    its notices (unknown codes, ignored columns) in `attrs["notices"]`."""
-    from ..train.saved import notices
-
-    prediction = model.predict(rows)
-    frame = titled("predictions", prediction.frame, f"The saved model's predictions of {len(rows)} new rows")
-    frame.attrs["notices"] = notices(prediction, len(rows))
-    return frame
+    its notices (unknown codes, missing numbers, ignored columns) in `attrs["notices"]`."""
+    frame = model.predict(rows)
+    return titled("predictions", frame, f"The saved model's predictions of {len(rows)} new rows")
 
 
 # the example task set of notebook 30 on Census-Income written as a CSV file: one task of each kind

@@ -18,6 +18,8 @@ its units, a multi-class task's class probabilities; `columns` in the JSON names
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -58,6 +60,8 @@ def serving_json(saved) -> dict:
             ["users"] if saved.recommender else ["cat", "num"] + (["bags"] if info["spec"]["bag_names"] else [])
         ),
         "columns": [] if saved.recommender else _output_columns(saved),
+        "cat": [] if saved.recommender else info["spec"]["cat_names"],  # the columns of cat, in order
+        "num": [] if saved.recommender else info["spec"]["num_names"],  # of num (indicator inputs "NAME (missing)")
         "tasks": info["tasks"],
         "kinds": info["kinds"],
         "encoding": info["encoding"],
@@ -110,24 +114,33 @@ def export_onnx(saved, path: str | Path) -> Path:
     shapes = {name: {0: batch} for name in names}
     if len(inputs) == 3:
         shapes["bags"] = {0: batch, 2: torch.export.Dim("bag_length", min=1)}
-    tmp = path.with_name(path.name + ".part")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .saved import one_writer
+
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # "torchvision is not installed": nothing mtlab exports needs it
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch's exporter about its own internals
-        warnings.filterwarnings("ignore", message=".*axis name.*")
-        program = torch.onnx.export(
-            module,
-            inputs,
-            input_names=names,
-            output_names=["scores" if saved.recommender else "predictions"],
-            dynamic_shapes=shapes,
-            dynamo=True,
-            verbose=False,
-        )
-    quiet.setLevel(level)
-    program.save(str(tmp))
-    tmp.replace(path)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's exporter about its own internals
+            warnings.filterwarnings("ignore", message=".*axis name.*")
+            program = torch.onnx.export(
+                module,
+                inputs,
+                input_names=names,
+                output_names=["scores" if saved.recommender else "predictions"],
+                dynamic_shapes=shapes,
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        quiet.setLevel(level)
+    with one_writer(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        os.close(fd)
+        try:
+            program.save(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path

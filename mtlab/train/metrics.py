@@ -40,7 +40,7 @@ def predict(model, split: TabularSplit, batch_size: int = 65536) -> np.ndarray:
             ]
         )
     model.train(was_training)
-    return outputs(logits, model.kinds or None).float().cpu().numpy()
+    return outputs(logits, model.kinds or None).cpu().numpy()  # float64 where a task is a regression
 
 
 def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks, kinds=None) -> dict[str, dict[str, float]]:
@@ -57,7 +57,7 @@ def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks, kinds=None) -> di
         known = ~np.isnan(labels[:, t])  # CVR: scored on the impressions with a click only
         y, p = labels[known, t], probs[known, cols]
         if kind.kind == "binary":
-            p = p[:, 0]
+            p = p[:, 0].astype(np.float32)  # clipped as float32 (as ever), whatever the array's type
             auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
             loss = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(y) else float("nan")
             out[name] = {"auc": auc, "logloss": loss} | ({"score": auc} if mixed else {})
@@ -72,6 +72,7 @@ def task_metrics(labels: np.ndarray, probs: np.ndarray, tasks, kinds=None) -> di
             }
         else:
             k = y.astype(np.int64)
+            p = p.astype(np.float32)
             guess = p.argmax(1)
             everything = list(range(kind.width))
             out[name] = {

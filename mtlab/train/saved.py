@@ -7,8 +7,9 @@ as a `SavedModel` whose `predict(frame)` encodes new rows exactly as training en
 
 The file is safetensors (a JSON header and raw tensors: reading it can never run code, unlike a
 pickle): the tensors are the model's `state_dict` under "weights.<name>" (and a recommender's seen
-pairs under "seen"); the header's metadata holds `format` ("mtlab-model"), `format_version` and
-`mtlab`, the JSON document:
+pairs under "seen"); the header's metadata holds `format` ("mtlab-model"), `format_version`, `digest`
+(sha256 of the document and the tensors: a file edited after saving is refused) and `mtlab`, the JSON
+document:
 
     model, options      the registry name and the hyperparameters (`build_model(model, spec, tasks, **options)`)
     tasks, kinds        the task names in output order and each one's TaskKind (data.task_kinds)
@@ -24,6 +25,7 @@ pairs under "seen"); the header's metadata holds `format` ("mtlab-model"), `form
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import os
 import platform
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.encoding import Encoding
+from ..data.encoding import Encoding, as_text
 from ..data.interactions import InteractionSpec
 from ..data.tabular import Batch, DataError, FeatureSpec
 from ..data.task_kinds import TaskKind, columns, outputs
@@ -121,6 +123,7 @@ def save_model(path: str | Path, model, data, report: dict | None = None, traini
         raise ValueError(f"--save-model {path} is a folder; give a file name, e.g. {path / 'model.safetensors'}")
     rec = data.kind == "interactions"
     name = registry_name(model)
+    why = None
     tasks = list(model.tasks)
     if rec:
         spec, encoding = data.spec, None
@@ -132,6 +135,17 @@ def save_model(path: str | Path, model, data, report: dict | None = None, traini
         encoding = data.encoding.for_tasks(tasks) if data.encoding is not None else None
         if encoding is not None and not encoding.fits(spec):
             encoding = None  # inputs changed after loading (a column made a task): new rows cannot be encoded alike
+            why = "its inputs were changed after loading (a column made a task), so new rows cannot be encoded alike"
+        elif encoding is None and data.version:
+            why = (
+                f"the table was prepared by an earlier mtlab, which kept no encoding: prepare {data.name} again "
+                "(python -m mtlab.data prepare table …), train and save again"
+            )
+        elif encoding is None:
+            why = (
+                "its rows have no raw columns mtlab can encode (synthetic data; Ali-CCP's sparse feature lists); "
+                "predictions need a model trained on Census-Income, AliExpress or a table of your own"
+            )
     report = report or {}
     document = {
         "model": name,
@@ -140,6 +154,7 @@ def save_model(path: str | Path, model, data, report: dict | None = None, traini
         "kinds": kinds,
         "spec": _spec_json(spec),
         "encoding": encoding.to_json() if encoding is not None else None,
+        "why_no_encoding": why,
         "ids": ids,
         "dataset": {
             "name": data.name,
@@ -156,13 +171,17 @@ def save_model(path: str | Path, model, data, report: dict | None = None, traini
     tensors = {f"weights.{k}": v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     if rec:  # what a recommendation excludes: the pairs the model saw (training and validation)
         tensors["seen"] = torch.cat([data.train, data.valid]).to("cpu", torch.int64).contiguous()
+    text = json.dumps(document, allow_nan=True)
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "mtlab": json.dumps(document, allow_nan=True),
+        "mtlab": text,
+        "digest": _digest(text, tensors),  # a description edited after saving no longer matches its weights
     }
     blob = to_bytes(tensors, metadata)
     with one_writer(path):
+        for stale in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):  # a killed earlier save's
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -175,6 +194,32 @@ def save_model(path: str | Path, model, data, report: dict | None = None, traini
             Path(tmp).unlink(missing_ok=True)
             raise
     return path
+
+
+def _digest(text: str, tensors: dict) -> str:
+    """sha256 of a model file's JSON document and its tensors (names, shapes, dtypes and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256(text.encode())
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _check_consistent(document: dict, spec, encoding: Encoding | None, weights: dict) -> None:
+    """Refuse a document whose parts disagree: task kinds against the spec's, an encoding that does not
+    make the spec's inputs, weights that are not finite."""
+    if not isinstance(spec, InteractionSpec):
+        kinds = {t: TaskKind.from_json(k) for t, k in document["kinds"].items()}
+        if set(kinds) != set(document["tasks"]) or any(kinds[t] != spec.kinds_of([t])[0] for t in kinds):
+            raise ValueError("the task kinds disagree with the model's inputs")
+        if encoding is not None and not encoding.fits(spec):
+            raise ValueError("the encoding does not make the model's inputs")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"the weights {bad[:3]} are not finite numbers")
 
 
 def _fetched_digest(source: str) -> str:
@@ -248,6 +293,11 @@ def load_model(path: str | Path, device: str = "auto") -> SavedModel:
             f"load it with the mtlab that wrote it, or train and save it again"
         )
     try:
+        if metadata.get("digest") != _digest(metadata["mtlab"], tensors):
+            raise ModelFileError(
+                f"{path} was changed after it was saved (its description or weights no longer match the digest "
+                "written with them); save the model again from its training run"
+            )
         document = json.loads(metadata["mtlab"])
         if document["model"] not in MODELS:
             raise ModelFileError(f"{path} holds a model {document['model']!r} this mtlab does not have")
@@ -255,6 +305,8 @@ def load_model(path: str | Path, device: str = "auto") -> SavedModel:
         model = build_model(document["model"], spec, document["tasks"], **document["options"])
         weights = {k[len("weights.") :]: v for k, v in tensors.items() if k.startswith("weights.")}
         model.load_state_dict(weights)
+        encoding = Encoding.from_json(document["encoding"]) if document.get("encoding") else None
+        _check_consistent(document, spec, encoding, weights)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as err:
@@ -263,7 +315,6 @@ def load_model(path: str | Path, device: str = "auto") -> SavedModel:
             "save the model again"
         ) from err
     model.to(resolve_device(device)).eval()
-    encoding = Encoding.from_json(document["encoding"]) if document.get("encoding") else None
     return SavedModel(path, model, document, encoding, tensors.get("seen"))
 
 
@@ -275,6 +326,7 @@ class Prediction:
     unknown: dict[str, int] = field(default_factory=dict)  # per column: rows that took the unknown code
     ignored: list[str] = field(default_factory=list)  # columns the model does not read
     unknown_users: int = 0  # a recommender's input users it never saw (no recommendation)
+    missing: dict[str, int] = field(default_factory=dict)  # per numeric column: rows without a value (the mean)
 
 
 @dataclass
@@ -323,35 +375,54 @@ class SavedModel:
     def _encoding(self) -> Encoding:
         if self.encoding is None:
             name = self.info["dataset"]["name"]
-            raise DataError(
-                f"this model was trained on {name!r}, whose rows mtlab cannot encode from raw columns "
-                "(synthetic data, Ali-CCP's sparse feature lists, or a column made a task after loading); "
-                "predictions need a model trained on Census-Income, AliExpress or a table of your own "
-                "(python -m mtlab.data prepare table)"
-            )
+            why = self.info.get("why_no_encoding") or "it was saved without an encoding"
+            raise DataError(f"this model (trained on {name!r}) cannot predict raw rows: {why}")
         return self.encoding
 
     @torch.no_grad()
     def predict_batch(self, batch: Batch) -> torch.Tensor:
-        """Predictions [B, Σ width] (data.task_kinds.outputs) of encoded rows."""
+        """Predictions [B, Σ width] (data.task_kinds.outputs, float64) of encoded rows."""
         logits = self.model(batch.to(self.device))
-        return outputs(logits, self.kinds).float().cpu()
+        return outputs(logits, self.kinds).cpu()
 
-    def predict(
-        self, frame: pd.DataFrame, id_columns=(), top_k: int = 10, where: str = "the input", user_column: str = "user"
-    ) -> Prediction:
+    def predict(self, frame: pd.DataFrame, id_columns=(), top_k: int = 10, user_column: str = "user") -> pd.DataFrame:
         """Predictions for the rows of `frame` (raw columns, as in the training file; extra columns are
         ignored), one row per input row, in order: `id_columns` copied, then per task its column — a
         binary task's probability, a regression task's value in its units, a multi-class task's
         predicted class and its class probabilities `TASK=CLASS`. A recommender gives the `top_k` items
         of each user in `user_column` (items the user had in training or validation left out): columns
-        user, rank (1 …), item, score. Raises DataError for missing columns or bad cells."""
-        id_columns = list(id_columns)
+        user, rank (1 …), item, score. What encoding noticed (unknown codes, missing numbers, ignored
+        columns) is in `.attrs["notices"]`. Raises DataError for missing columns or bad cells.
+
+        Read files with `mtlab.data.converters.table.read_frame` (as `prepare table` read the training
+        file: only an empty cell is missing), or give the path to `predict_file`: pandas' `read_csv`
+        turns cells such as "NA" into missing values, which then take the unknown code."""
+        prediction = self.prediction(frame, id_columns, top_k, "the input", user_column)
+        prediction.frame.attrs["notices"] = notices(prediction, len(frame))
+        return prediction.frame
+
+    def prediction(
+        self, frame: pd.DataFrame, id_columns=(), top_k: int = 10, where: str = "the input", user_column: str = "user"
+    ) -> Prediction:
+        """`predict`'s frame with what encoding noticed, as counts (`Prediction`)."""
+        id_columns = list(dict.fromkeys(id_columns))
+        names = [str(c) for c in frame.columns]
+        twice = sorted({c for c in names if names.count(c) > 1})
+        if twice:
+            raise DataError(f"{where} has the column(s) {twice} twice; give every column its own name")
         missing_ids = [c for c in id_columns if c not in frame.columns]
         if missing_ids:
             raise DataError(f"--id-column {', '.join(map(repr, missing_ids))}: no such column in {where}")
         if self.recommender:
+            if id_columns:
+                raise DataError("--id-column: a recommender's output names each row's user already; leave it out")
             return self._recommend(frame, top_k, where, user_column)
+        clash = [c for c in id_columns if c in self.output_columns()]
+        if clash:
+            raise DataError(
+                f"--id-column {', '.join(map(repr, clash))}: the predictions have a column of that name (a task's); "
+                "copy the column under another name in the input to keep it beside its prediction"
+            )
         encoding = self._encoding()
         ignored = [c for c in encoding.check_columns(frame.columns, where) if c not in id_columns]
         encoded = encoding.encode(frame, where)
@@ -362,11 +433,11 @@ class SavedModel:
             for i in range(0, len(frame), PREDICT_BATCH)
         ]
         width = sum(k.width for k in self.kinds)
-        values = torch.cat(parts).numpy() if parts else np.zeros((0, width), np.float32)
+        values = torch.cat(parts).numpy() if parts else np.zeros((0, width), np.float64)
         out = self.table(values)
         if id_columns:
             out = pd.concat([frame[id_columns].reset_index(drop=True), out], axis=1)
-        return Prediction(out, encoded.unknown, ignored)
+        return Prediction(out, encoded.unknown, ignored, missing=encoded.missing)
 
     def table(self, values: np.ndarray) -> pd.DataFrame:
         """Predictions [N, Σ width] (`predict_batch`) as the output columns (`output_columns`): a
@@ -376,8 +447,10 @@ class SavedModel:
             if kind.kind == "multiclass":
                 probs = values[:, cols]
                 out[task] = np.asarray(kind.classes, dtype=object)[probs.argmax(1)] if len(probs) else []
-                out |= {f"{task}={c}": probs[:, k] for k, c in enumerate(kind.classes)}
-            else:
+                out |= {f"{task}={c}": probs[:, k].astype(np.float32) for k, c in enumerate(kind.classes)}
+            elif kind.kind == "binary":
+                out[task] = values[:, cols.start].astype(np.float32)
+            else:  # a value in the target's units: float64 (a target of 2.5e6 has a float32 step of 0.25)
                 out[task] = values[:, cols.start]
         return pd.DataFrame(out, index=range(len(values)))
 
@@ -396,24 +469,27 @@ class SavedModel:
         if not 1 <= top_k <= n_items:
             raise DataError(f"--top-k must be between 1 and the number of items ({n_items}), got {top_k}")
         index = pd.Index(users_known)
-        raw = frame[user_column].astype(str).str.strip()
+        raw = as_text(frame[user_column])  # ids as the loaders spell them: 196.0 from a float column is 196
         codes = index.get_indexer(raw)
         known = codes >= 0
-        users = torch.as_tensor(codes[known], dtype=torch.int64)
+        # each distinct user scored once, in the ranking evaluator's order and chunks (sorted codes, 1,024
+        # at a time: the same scores, so the same ranks), then given to every row that names the user
+        users, row_of = torch.unique(torch.as_tensor(codes[known], dtype=torch.int64), return_inverse=True)
         seen = self.seen.to(self.device) if self.seen is not None else torch.zeros(0, 2, dtype=torch.int64)
         position = torch.full((len(users_known),), -1, dtype=torch.long, device=self.device)
         tops, scores = [], []
-        for start in range(0, len(users), RANKING_CHUNK):  # the ranking evaluator's chunks: the same ranks
+        for start in range(0, len(users), RANKING_CHUNK):
             block = users[start : start + RANKING_CHUNK].to(self.device)
             s = self.model.scores(block).float()
             position[block] = torch.arange(len(block), device=self.device)
             mine = seen[position[seen[:, 0]] >= 0]
-            rows = position[mine[:, 0]]
-            s[rows, mine[:, 1]] = float("-inf")
+            s[position[mine[:, 0]], mine[:, 1]] = float("-inf")  # seen items are never recommended
             position[block] = -1
             best = torch.topk(s, top_k, dim=1)
             tops.append(best.indices.cpu())
             scores.append(best.values.cpu())
+        tops = [torch.cat(tops)[row_of]] if tops else []
+        scores = [torch.cat(scores)[row_of]] if scores else []
         top = torch.cat(tops).numpy() if tops else np.zeros((0, top_k), np.int64)
         score = torch.cat(scores).numpy() if scores else np.zeros((0, top_k), np.float32)
         out = pd.DataFrame(
@@ -436,6 +512,9 @@ def notices(prediction: Prediction, rows: int) -> list[str]:
         lines.append(
             f"notice: values training never held (or held too rarely) took the unknown code, rows per column: {total}"
         )
+    if prediction.missing:
+        total = ", ".join(f"{c}: {n:,}" for c, n in sorted(prediction.missing.items(), key=lambda cn: -cn[1]))
+        lines.append(f"notice: numeric values missing, filled with the training mean, rows per column: {total}")
     if prediction.ignored:
         lines.append(f"notice: column(s) the model does not read were ignored: {', '.join(prediction.ignored)}")
     if prediction.unknown_users:
@@ -459,7 +538,7 @@ def _chunks(path: Path, wanted: list[str] | None, rows: int):
 
     start = 0
     try:
-        if path.suffix == ".parquet":
+        if path.suffix.lower() == ".parquet":
             reader = pq.ParquetFile(path)
             names = reader.schema_arrow.names
             pick = [c for c in names if wanted is None or c in wanted]
@@ -491,10 +570,10 @@ def _chunks(path: Path, wanted: list[str] | None, rows: int):
             start += len(frame)
             yield frame, len(frame)
     except (pa.ArrowInvalid, OSError) as err:
-        raise DataError(
-            f"{path} is not a readable {'Parquet' if path.suffix == '.parquet' else 'CSV'} file (after {start:,} rows): "
-            f"{str(err).strip().splitlines()[0][:300]}; repair it (every row needs as many fields as the header)"
-        ) from err
+        kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
+        said = str(err).strip().splitlines()[0][:300]
+        hint = "every row needs as many fields as the header" if "columns" in said else "is it the file you meant?"
+        raise DataError(f"{path} is not a readable {kind} file: {said}; repair it ({hint})") from err
 
 
 def predict_file(
@@ -515,7 +594,7 @@ def predict_file(
     source, out = Path(source), Path(out)
     if not source.is_file():
         raise DataError(f"--input {source}: no such file; give a CSV or Parquet file of new rows")
-    if out.suffix not in (".csv", ".parquet"):
+    if out.suffix.lower() not in (".csv", ".parquet"):
         raise DataError(f"--out {out}: name a .csv or .parquet file")
     if out.resolve() == source.resolve():
         raise DataError(f"--out {out} is the input file; write the predictions to another file")
@@ -527,6 +606,10 @@ def predict_file(
     chunks = _chunks(source, wanted, chunk_rows)
     names, _ = next(chunks)
     where = str(source)
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DataError(f"{where} has the column(s) {twice} twice; give every column its own name")
+    id_columns = list(dict.fromkeys(id_columns))
     if saved.recommender:
         if user_column not in names:
             raise DataError(
@@ -554,19 +637,24 @@ def _write_predictions(saved, chunks, names, where, out, id_columns, top_k, user
     ignored = (
         [] if saved.recommender else [c for c in saved._encoding().check_columns(names, where) if c not in id_columns]
     )
+    for stale in out.parent.glob(f"{glob.escape(out.name)}.*.tmp"):  # a killed earlier run's (we hold the lock)
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
     os.close(fd)
     rows = predictions = unknown_users = 0
     unknown: dict[str, int] = {}
+    missing: dict[str, int] = {}
     writer = None
     bar = tqdm(disable=quiet, unit=" rows", desc=f"predict {source.name}")
     try:
         for frame, n in chunks:
-            prediction = saved.predict(frame, id_columns, top_k, where, user_column)
+            prediction = saved.prediction(frame, id_columns, top_k, where, user_column)
             for c, k in prediction.unknown.items():
                 unknown[c] = unknown.get(c, 0) + k
+            for c, k in prediction.missing.items():
+                missing[c] = missing.get(c, 0) + k
             unknown_users += prediction.unknown_users
-            if out.suffix == ".csv":
+            if out.suffix.lower() == ".csv":
                 prediction.frame.to_csv(tmp, mode="w" if writer is None else "a", header=writer is None, index=False)
                 writer = True
             else:
@@ -577,10 +665,10 @@ def _write_predictions(saved, chunks, names, where, out, id_columns, top_k, user
             rows, predictions = rows + n, predictions + len(prediction.frame)
             bar.update(n)
         if writer is None:  # no rows: the header alone
-            empty = saved.predict(
+            empty = saved.prediction(
                 pd.DataFrame({c: pd.Series(dtype=object) for c in names}), id_columns, top_k, where, user_column
             )
-            if out.suffix == ".csv":
+            if out.suffix.lower() == ".csv":
                 empty.frame.to_csv(tmp, index=False)
             else:
                 pq.write_table(pa.Table.from_pandas(empty.frame, preserve_index=False), tmp)
@@ -595,7 +683,7 @@ def _write_predictions(saved, chunks, names, where, out, id_columns, top_k, user
         raise
     finally:
         bar.close()
-    summary = Prediction(pd.DataFrame(), unknown, [] if saved.recommender else ignored, unknown_users)
+    summary = Prediction(pd.DataFrame(), unknown, [] if saved.recommender else ignored, unknown_users, missing)
     return {"rows": rows, "predictions": predictions, "notices": notices(summary, rows)}
 
 
