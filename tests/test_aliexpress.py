@@ -108,3 +108,62 @@ def test_wrong_files_say_what_to_do(tmp_path, capsys):
     assert data_cli(["prepare", "aliexpress", "--raw", str(tmp_path), "--country", "NL"]) == 1
     assert "error: " in capsys.readouterr().err
     assert len(COLUMNS) == 82
+
+
+def test_preparing_is_a_transaction_that_never_removes_what_it_did_not_write(tmp_path, monkeypatch):
+    """Issue: `prepare --out d` deleted every *.parquet in d; a failed re-prepare left a manifest naming
+    deleted shards; two prepares into one folder both said "prepared"; a read-only --out gave a traceback."""
+    import fcntl
+    import os
+
+    import mtlab.data.converters.aliexpress as converter
+
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=2)
+    settings = PrepareSettings(min_count=1)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "any.parquet").write_bytes(b"the user's own file")
+    with pytest.raises(DataError, match="not a preparation of mtlab's"):
+        prepare(tmp_path / "raw", "NL", mine, settings, quiet=True)
+    assert (mine / "any.parquet").read_bytes() == b"the user's own file"
+
+    out = tmp_path / "prep"
+    first = prepare(tmp_path / "raw", "NL", out, settings, quiet=True)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    (tmp_path / "raw" / "AliExpress_NL" / "test.csv").open("a").write("\n")  # the inputs changed: prepare again …
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the disk filled up")  # … and fail half-way
+
+    monkeypatch.setattr(converter, "_encode", failing)
+    with pytest.raises(RuntimeError, match="disk filled up"):
+        prepare(tmp_path / "raw", "NL", out, settings, quiet=True)
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before  # the old preparation, whole
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".prep.") and f.is_dir()]
+    monkeypatch.undo()
+    assert len(load_dataset_at(out).train) == first["rows"]["train"]
+
+    with open(tmp_path / ".prep.lock", "w") as held:  # another prepare of the same folder is running
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(DataError, match="another process is preparing"):
+            prepare(tmp_path / "raw", "NL", out, settings, quiet=True)
+
+    (out / "notes.txt").write_text("mine")  # a file of the user's inside a preparation: kept, and said
+    with pytest.raises(DataError, match=r"did not write \(notes.txt\)"):
+        prepare(tmp_path / "raw", "NL", out, settings, quiet=True)
+    (out / "notes.txt").unlink()
+    again = prepare(tmp_path / "raw", "NL", out, settings, quiet=True)
+    assert not again["up_to_date"] and sorted(f.name for f in out.iterdir()) == sorted(before)
+
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        with pytest.raises(DataError, match="choose a writable --out"):
+            prepare(tmp_path / "raw", "NL", locked / "prep", settings, quiet=True)
+
+
+def load_dataset_at(folder):
+    from mtlab.data.funnel_shards import load_funnel
+
+    return load_funnel(folder, in_memory=True)

@@ -49,6 +49,9 @@ def members_backward(
         return _members_by_rows(strategies, losses, stacked, epoch)
     if first.kind != "gradient":
         raise ValueError(f"{first.registry_name} weights in its own backward; train the seeds one after another")
+    # each member's losses as its strategy combines them (IMTL: its learned scales), as one run's backward does
+    losses = torch.stack([_stacked(strategy.combined_losses(losses[s])) for s, strategy in enumerate(strategies)])
+    detached = losses.detach()
     n_tasks = losses.shape[1]
     scales = [
         None if first.private_weighted else strategy.private_scale(detached[s]) for s, strategy in enumerate(strategies)
@@ -90,6 +93,10 @@ def members_backward(
     if private:
         private_pass(torch.stack(private).sum(), stacked)
     return torch.stack(weights)
+
+
+def _stacked(losses) -> torch.Tensor:
+    return losses if isinstance(losses, torch.Tensor) else torch.stack(list(losses))
 
 
 def _task_passes(losses: torch.Tensor, stacked) -> list[list]:

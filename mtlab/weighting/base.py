@@ -300,6 +300,13 @@ class GradientCombination(Weighting):
         """s_t for the private elements, known before the passes; None = 1."""
         return None
 
+    def combined_losses(self, losses):
+        """The losses whose gradients are combined, from the task losses [T] (a tensor or a list of
+        scalars): the losses themselves, unless the paper transforms them first (IMTL's learned
+        scales). Every path calls it — one run's `backward`, seed-vectorized members
+        (train.members), several processes — so a strategy that overrides it is combined alike in all."""
+        return losses
+
     def combine(self, grads: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """G [T, P] and the detached losses [T] → (combined gradient [P], the task weights it
         amounts to [T], or NaNs where it is no weighting of G)."""
@@ -311,7 +318,7 @@ class GradientCombination(Weighting):
         return list(combined.split([b.shape[1] for b in blocks])), weights
 
     def backward(self, losses, shared, epoch=0, extra=None):
-        per_task, losses = split_losses(losses)
+        per_task, losses = split_losses(self.combined_losses(losses))
         if extra is not None:
             extra.backward(retain_graph=True)
         targets = active_targets(shared)

@@ -179,10 +179,9 @@ class IMTL(GramianCombination):
         super().__init__(n_tasks)
         self.loss_scale = nn.Parameter(torch.zeros(n_tasks))
 
-    def backward(self, losses, shared, epoch=0, extra=None):
+    def combined_losses(self, losses):
         per_task, _ = split_losses(losses)
-        scaled = [self.loss_scale[t].exp() * loss - self.loss_scale[t] for t, loss in enumerate(per_task)]
-        return super().backward(scaled, shared, epoch, extra)
+        return [self.loss_scale[t].exp() * loss - self.loss_scale[t] for t, loss in enumerate(per_task)]
 
     def weigh(self, gramian, losses):
         return imtl_g_weights(gramian)

@@ -43,6 +43,7 @@ from .columnar import (
     Malformed,
     ParquetShards,
     bools,
+    conversion,
     fingerprint,
     finish_conversion,
     first_faults,
@@ -51,7 +52,6 @@ from .columnar import (
     label_faults,
     numbered,
     report_rows,
-    start_conversion,
     value_counts,
     vocabulary,
 )
@@ -121,31 +121,31 @@ def prepare(
     _check_raw(raw)
     names = [name for pair in RAW_FILES.values() for name in pair]
     stamp = fingerprint({name: raw / name for name in names}, settings, FORMAT_VERSION)
-    done = start_conversion(out, stamp)
-    if done:
-        return done
-    digests = {name: sha256_of(raw / name) for name in names}
-    vocab = _vocabularies(raw, settings, quiet)
-    codes = _Codes(vocab)
-    malformed = Malformed()
-    writer = ParquetShards(out, settings.shard_rows, settings.row_group_rows)
-    for split in ("train", "test"):
-        skeleton, common = RAW_FILES[split]
-        users = _encode_common(raw / common, codes, settings, malformed, quiet)
-        _encode_skeleton(raw / skeleton, users, codes, settings, malformed, writer, split, quiet)
-    shards, rows, rates = writer.close()
-    manifest = {
-        "dataset": "ali-ccp",
-        "fingerprint": stamp,
-        "inputs": {n: {"sha256": d} for n, d in digests.items()},
-        "rows": rows,
-        "label_rates": rates,
-        "shards": shards,
-        "single_fields": list(SINGLE_FIELDS),
-        "bag_fields": list(BAG_FIELDS),
-        "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()},
-    }  # + the unknown bucket 0
-    return finish_conversion(out, manifest, vocab, malformed, "ali-ccp", quiet)
+    with conversion(out, stamp, "prepare ali-ccp") as (done, work):
+        if done:
+            return done
+        digests = {name: sha256_of(raw / name) for name in names}
+        vocab = _vocabularies(raw, settings, quiet)
+        codes = _Codes(vocab)
+        malformed = Malformed()
+        writer = ParquetShards(work, settings.shard_rows, settings.row_group_rows)
+        for split in ("train", "test"):
+            skeleton, common = RAW_FILES[split]
+            users = _encode_common(raw / common, codes, settings, malformed, quiet)
+            _encode_skeleton(raw / skeleton, users, codes, settings, malformed, writer, split, quiet)
+        shards, rows, rates = writer.close()
+        manifest = {
+            "dataset": "ali-ccp",
+            "fingerprint": stamp,
+            "inputs": {n: {"sha256": d} for n, d in digests.items()},
+            "rows": rows,
+            "label_rates": rates,
+            "shards": shards,
+            "single_fields": list(SINGLE_FIELDS),
+            "bag_fields": list(BAG_FIELDS),
+            "vocab_sizes": {f: len(v) + 1 for f, v in vocab.items()},
+        }  # + the unknown bucket 0
+        return finish_conversion(out, work, manifest, vocab, malformed, "ali-ccp", quiet)
 
 
 def _blocks(path: Path, names: list[str], settings: PrepareSettings) -> CsvBlocks:

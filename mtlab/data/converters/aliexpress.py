@@ -31,13 +31,13 @@ from .columnar import (
     Malformed,
     ParquetShards,
     bools,
+    conversion,
     fingerprint,
     finish_conversion,
     first_faults,
     holdout,
     label_faults,
     report_rows,
-    start_conversion,
     value_counts,
     vocabulary,
 )
@@ -119,32 +119,32 @@ def prepare(
     code, settings = check_country(country), settings or PrepareSettings()
     files, out = raw_files(raw, code), prepared_dir(code, out)
     stamp = fingerprint(files, settings, FORMAT_VERSION)
-    done = start_conversion(out, stamp)
-    if done:
-        return done
-    digests = {f.name: sha256_of(f) for f in files.values()}
-    counts = _count(files["train"], settings, quiet)
-    vocab = {c: vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
-    malformed = Malformed()
-    writer = ParquetShards(out, settings.shard_rows, settings.row_group_rows)
-    for split, path in files.items():
-        _encode(path, split, vocab, settings, malformed, writer, quiet)
-    shards, rows, rates = writer.close()
-    manifest = {
-        "dataset": "aliexpress",
-        "name": f"aliexpress-{code.lower()}",
-        "country": code,
-        "fingerprint": stamp,
-        "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
-        "rows": rows,
-        "label_rates": rates,
-        "shards": shards,
-        "single_fields": list(CATEGORICAL),
-        "numeric_fields": list(NUMERICAL),
-        "bag_fields": [],
-        "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()},
-    }
-    return finish_conversion(out, manifest, vocab, malformed, f"aliexpress-{code.lower()}", quiet)
+    with conversion(out, stamp, "prepare aliexpress") as (done, work):
+        if done:
+            return done
+        digests = {f.name: sha256_of(f) for f in files.values()}
+        counts = _count(files["train"], settings, quiet)
+        vocab = {c: vocabulary(counts[c], settings.min_count) for c in CATEGORICAL}
+        malformed = Malformed()
+        writer = ParquetShards(work, settings.shard_rows, settings.row_group_rows)
+        for split, path in files.items():
+            _encode(path, split, vocab, settings, malformed, writer, quiet)
+        shards, rows, rates = writer.close()
+        manifest = {
+            "dataset": "aliexpress",
+            "name": f"aliexpress-{code.lower()}",
+            "country": code,
+            "fingerprint": stamp,
+            "inputs": {f"AliExpress_{code}/{n}": {"sha256": d} for n, d in digests.items()},
+            "rows": rows,
+            "label_rates": rates,
+            "shards": shards,
+            "single_fields": list(CATEGORICAL),
+            "numeric_fields": list(NUMERICAL),
+            "bag_fields": [],
+            "vocab_sizes": {c: len(v) + 1 for c, v in vocab.items()},
+        }
+        return finish_conversion(out, work, manifest, vocab, malformed, f"aliexpress-{code.lower()}", quiet)
 
 
 def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Counter]:

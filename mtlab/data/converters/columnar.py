@@ -5,10 +5,13 @@ a conversion's fingerprint and manifest (a rerun on the same inputs and settings
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -173,37 +176,107 @@ def fingerprint(files, settings, version: int) -> dict:
     }
 
 
-def start_conversion(out: Path, stamp: dict) -> dict | None:
-    """The manifest of a finished conversion with the same fingerprint (nothing to do), else None
-    after clearing `out` of old shards (another conversion's shards are replaced, never mixed in)."""
+FUNNEL_FILES = ("manifest.json", "vocab.json")  # what a conversion writes besides the shards it lists
+
+
+def _finished(out: Path) -> dict | None:
+    """The manifest of a funnel conversion in `out` (a dict naming its dataset and shards), else None."""
     import json
 
-    path = Path(out) / "manifest.json"
-    if path.exists():
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), dict):
+        return None
+    return manifest
+
+
+@contextmanager
+def conversion(out: Path, stamp: dict, command: str):
+    """A conversion into `out` as a transaction. Yields (the manifest of a finished conversion with the
+    same fingerprint: nothing to do, None) or (None, a temporary folder beside `out` to write into);
+    `finish_conversion` swaps that folder in whole. Under an exclusive lock beside `out` (a second
+    prepare of the same folder stops at once, naming it); a folder that is not an mtlab preparation, or
+    that holds files its manifest does not list, is refused before any work, so nothing mtlab did not
+    write is ever removed; an interrupted or failed conversion leaves `out` as it was (its temporary
+    folder is removed, or by the next prepare)."""
+    import shutil
+    import tempfile
+
+    from ..tabular import DataError
+
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(out.parent / f".{out.name}.lock", "w")
+    except OSError as err:
+        raise DataError(f"cannot write into {out.parent} ({err.strerror}); choose a writable --out") from None
+    with lock:
         try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            manifest = {}
-        if manifest.get("fingerprint") == stamp and all(
-            (Path(out) / s).exists() for shards in manifest["shards"].values() for s in shards
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"another process is preparing {out} now; wait for it to finish, then run again") from None
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out} is a file, not a folder; choose another --out, or move it away")
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):  # an interrupted conversion's folder
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        manifest = _finished(out) if out.is_dir() else None
+        if (
+            manifest is not None
+            and manifest.get("fingerprint") == stamp
+            and all((out / s).exists() for shards in manifest["shards"].values() for s in shards)
         ):
-            return {**manifest, "up_to_date": True}
-    Path(out).mkdir(parents=True, exist_ok=True)
-    for old in Path(out).glob("*.parquet"):
-        old.unlink()
-    return None
+            yield {**manifest, "up_to_date": True}, None
+            return
+        if out.is_dir():
+            listed = {str(s) for shards in (manifest or {}).get("shards", {}).values() for s in shards}
+            foreign = sorted(f.name for f in out.iterdir() if f.name not in listed and f.name not in FUNNEL_FILES)
+            if manifest is None and any(out.iterdir()):
+                raise DataError(
+                    f"{out} holds files and is not a preparation of mtlab's (no manifest.json); `{command}` never "
+                    "writes over them: choose an empty or new --out"
+                )
+            if foreign:
+                raise DataError(
+                    f"{out} holds files its preparation did not write ({', '.join(foreign[:5])}), which preparing "
+                    "again would remove; move them elsewhere, or choose another --out"
+                )
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        except OSError as err:
+            raise DataError(f"cannot write into {out.parent} ({err.strerror}); choose a writable --out") from None
+        try:
+            yield None, work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # swapped in already on success: then nothing is left
 
 
-def finish_conversion(out: Path, manifest: dict, vocab: dict, malformed: Malformed, label: str, quiet: bool) -> dict:
-    """Write vocab.json and then manifest.json (atomically: a manifest on disk means a whole
-    conversion), and say what was skipped."""
+def finish_conversion(
+    out: Path, work: Path, manifest: dict, vocab: dict, malformed: Malformed, label: str, quiet: bool
+) -> dict:
+    """Write vocab.json and manifest.json into the conversion's folder `work`, then put it in place of
+    `out` (the old preparation, which `conversion` checked is mtlab's alone, is removed once the new one
+    is in place), and say what was skipped."""
     import json
+    import shutil
 
     from ..download import write_atomic
 
     manifest = {**manifest, "malformed": malformed.report(), "malformed_lines": malformed.total()}
-    write_atomic(Path(out) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
-    write_atomic(Path(out) / "manifest.json", json.dumps(manifest, indent=1).encode())
+    write_atomic(Path(work) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
+    write_atomic(Path(work) / "manifest.json", json.dumps(manifest, indent=1).encode())
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(work, 0o777 & ~mask)  # a folder as any other (mkdtemp's is the owner's alone)
+    out, old = Path(out), None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(work, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     if manifest["malformed_lines"] and not quiet:
         print(
             f"{label}: {manifest['malformed_lines']} malformed line(s) skipped: "
