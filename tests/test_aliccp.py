@@ -167,3 +167,26 @@ def test_prefetching_keeps_the_order_raises_the_readers_error_and_stops_when_lef
     assert next(stream) == 0
     stream.close()  # the consumer leaves: the reader stops instead of reading everything
     assert len(produced) < 10
+
+
+def test_streamed_data_honour_the_subsample_and_open_each_shard_once_an_epoch(prepared, tmp_path):
+    """Issue: `--stream --subsample 0.01` trained on every row without a word; each row group reopened its
+    shard (quadratic in row groups: hours for one epoch of tiny groups)."""
+    from mtlab.data.funnel_shards import load_aliccp
+
+    root, _, _, manifest = prepared
+    whole = load_aliccp(root / "prep", in_memory=False)
+    part = whole.subsample(0.3, seed=0)
+    assert part.streamed and 0.3 * len(whole.train) <= len(part.train) < 0.3 * len(whole.train) + 256
+    rows = sum(len(b) for b, _ in part.train.batches(100, torch.Generator().manual_seed(0)))
+    assert rows == len(part.train) and len(part.train.all_labels()) == len(part.train)
+    again = whole.subsample(0.3, seed=0).train.all_labels()  # seeded: the same row groups
+    assert torch.equal(again.nan_to_num(-1), part.train.all_labels().nan_to_num(-1))
+    shards = part.train.shards
+    before = shards.opened
+    list(shards.batches(64, torch.Generator().manual_seed(1)))
+    assert shards.opened - before == len({path for path, _ in shards.row_groups})  # once per shard
+    tiny = tmp_path / "tiny"
+    prepare(root / "raw", tiny, PrepareSettings(min_count=2, row_group_rows=16, shard_rows=1000), quiet=True)
+    with pytest.warns(UserWarning, match="row groups under 128 rows"):
+        ShardedSplit(tiny, "train")

@@ -115,6 +115,8 @@ def test_two_processes_streaming_their_row_groups_equal_one_on_the_joined_batche
         "--stream",
         "--profile",
         "quick",
+        "--subsample",
+        "1",  # every row group (a streamed subsample takes whole row groups)
         "--seed",
         "0",
         "--epochs",

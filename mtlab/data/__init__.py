@@ -316,7 +316,7 @@ def load_dataset(name: str, tasks=None, subsample: float | None = None, seed: in
             if name == "ali-ccp"
             else load_aliexpress(name.split("-", 1)[1], tasks=tasks, **options)
         )
-        if subsample and not data.streamed:
+        if subsample:  # streamed: whole row groups, seeded (MultiTaskData.subsample → StreamedSplit.subsample)
             data = data.subsample(subsample, seed)
         return data.check_labels()
     if tasks:

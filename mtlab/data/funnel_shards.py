@@ -9,9 +9,11 @@ multi-valued field) and `n<field>` (float32: a numeric field).
 
 from __future__ import annotations
 
+import copy
 import json
 import queue
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import torch
 from .tabular import DataError
 
 FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
+SMALL_ROW_GROUP = 128  # rows: a warning below this average (each group is one read and a decode)
 PREPARE_COMMANDS = {
     "ali-ccp": "python -m mtlab.data prepare ali-ccp --raw DIR",
     "aliexpress": "python -m mtlab.data prepare aliexpress --raw DIR --country NL",
@@ -67,6 +70,33 @@ class ShardedSplit:
                 self.row_groups.append((f, g))
                 self.group_rows.append(meta.row_group(g).num_rows)
         self.largest_buffer = 0  # the most rows held at once (tests check the bound)
+        self.opened = 0  # Parquet files opened for reading row groups (once per file and epoch)
+        if self.row_groups and self.n_rows / len(self.row_groups) < SMALL_ROW_GROUP:
+            warnings.warn(
+                f"{self.folder} ({split}): {len(self.row_groups):,} row groups of {self.n_rows / len(self.row_groups):.0f} "
+                f"rows on average; reading is slow with row groups under {SMALL_ROW_GROUP:,} rows: prepare again "
+                "with a larger --row-group-rows",
+                stacklevel=2,
+            )
+
+    def subsample(self, n: int, generator: torch.Generator) -> ShardedSplit:
+        """A seeded share of the row groups holding at least `n` rows (whole groups: a streamed split
+        is read by row group), kept in their stored order."""
+        if n >= self.n_rows:
+            return self
+        order = torch.randperm(len(self.row_groups), generator=generator).tolist()
+        kept, rows = [], 0
+        for k in order:
+            if rows >= n:
+                break
+            kept.append(k)
+            rows += self.group_rows[k]
+        kept.sort()
+        part = copy.copy(self)
+        part.row_groups = [self.row_groups[k] for k in kept]
+        part.group_rows = [self.group_rows[k] for k in kept]
+        part.n_rows = rows
+        return part
 
     def __len__(self) -> int:
         return self.n_rows
@@ -101,9 +131,13 @@ class ShardedSplit:
         mixer = torch.Generator().manual_seed(seed + rank)
         groups = order[rank::world]
         buffer, held, done = [], 0, 0
+        files = {}  # each shard opened once an epoch (its footer parsed once, not once per row group)
         for position, k in enumerate(groups):
             path, group = self.row_groups[k]
-            table = pq.ParquetFile(path).read_row_group(group)
+            if path not in files:
+                files[path] = pq.ParquetFile(path)
+                self.opened += 1
+            table = files[path].read_row_group(group)
             buffer.append(table)
             held += table.num_rows
             last = position == len(groups) - 1
@@ -260,7 +294,8 @@ class StreamedSplit:
     def labels(self) -> torch.Tensor:
         import pyarrow.parquet as pq
 
-        parts = [pq.read_table(f, columns=["click", "conversion"]) for f in self.shards.files]
+        files = {f: pq.ParquetFile(f) for f in dict.fromkeys(path for path, _ in self.shards.row_groups)}
+        parts = [files[f].read_row_group(g, columns=["click", "conversion"]) for f, g in self.shards.row_groups]
         pairs = torch.from_numpy(
             np.concatenate(
                 [np.stack([t.column("click").to_numpy(), t.column("conversion").to_numpy()], 1) for t in parts]
@@ -271,6 +306,10 @@ class StreamedSplit:
 
     def all_labels(self) -> torch.Tensor:
         return self.labels
+
+    def subsample(self, n: int, generator: torch.Generator) -> StreamedSplit:
+        """Whole row groups, seeded, holding at least `n` rows (`ShardedSplit.subsample`)."""
+        return StreamedSplit(self.shards.subsample(n, generator), self.columns, self.as_processes)
 
     def select_columns(self, cols: list[int]) -> StreamedSplit:
         return StreamedSplit(
