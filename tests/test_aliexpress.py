@@ -167,3 +167,51 @@ def load_dataset_at(folder):
     from mtlab.data.funnel_shards import load_funnel
 
     return load_funnel(folder, in_memory=True)
+
+
+def test_huge_numbers_are_malformed_and_bad_manifests_or_shards_are_named(tmp_path):
+    """Issue: 1e300 was stored as +inf (then training "diverged"); shard names such as ../x.parquet were
+    read outside the folder; a manifest of {} or a shard of another preparation gave tracebacks or
+    trained silently; generate accepted --impressions -5."""
+    import shutil
+
+    from mtlab.data.funnel_shards import load_funnel
+
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=3)
+    train = tmp_path / "raw" / "AliExpress_NL" / "train.csv"
+    fields = ["1"] * len(COLUMNS)
+    fields[COLUMNS.index("numerical_7")] = "1e300"
+    train.open("a").write(",".join(fields[:-2] + ["0", "0"]) + "\n")
+    manifest = prepare(tmp_path / "raw", "NL", tmp_path / "prep", PrepareSettings(min_count=1), quiet=True)
+    assert manifest["malformed"]["train.csv: a numeric field beyond float32's range (±3.4e38)"]["lines"] == 1
+    data = load_funnel(tmp_path / "prep", in_memory=True)
+    assert torch_isfinite(data.train.num) and torch_isfinite(data.valid.num)
+
+    folder = tmp_path / "prep"
+    saved = (folder / "manifest.json").read_text()
+    for broken, said in (
+        ({}, "it lacks rows"),
+        ([1, 2], "it holds a list"),
+        ({**json.loads(saved), "shards": {"train": ["../x.parquet"], "valid": [], "test": []}}, "not the converter's"),
+    ):
+        (folder / "manifest.json").write_text(json.dumps(broken))
+        with pytest.raises(DataError, match=said):
+            load_funnel(folder)
+    (folder / "manifest.json").write_text(saved)
+    other = tmp_path / "other"
+    generate_raw(tmp_path / "raw2", "NL", n_impressions=800, seed=4)
+    prepare(tmp_path / "raw2", "NL", other, PrepareSettings(min_count=1), quiet=True)
+    shutil.copy(other / "train-00000.parquet", folder / "train-00000.parquet")  # another preparation's shard
+    with pytest.raises(DataError, match="a shard of another preparation"):
+        load_funnel(folder, in_memory=False)
+    (folder / "train-00000.parquet").write_bytes(b"PAR1 cut")
+    with pytest.raises(DataError, match="train-00000.parquet is damaged"):
+        load_funnel(folder, in_memory=False)
+    with pytest.raises(DataError, match="impressions"):
+        generate_raw(tmp_path / "raw3", "NL", n_impressions=-5)
+
+
+def torch_isfinite(values) -> bool:
+    import torch
+
+    return bool(torch.isfinite(values).all())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import queue
+import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
@@ -65,13 +66,23 @@ class ShardedSplit:
         self.n_rows = manifest["rows"][split]
         self.row_groups, self.group_rows = [], []
         for f in self.files:
-            meta = pq.ParquetFile(f).metadata
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+                raise DataError(
+                    f"{f} is damaged ({str(err).splitlines()[0][:200]}); prepare again (python -m mtlab.data prepare …)"
+                ) from err
             for g in range(meta.num_row_groups):
                 self.row_groups.append((f, g))
                 self.group_rows.append(meta.row_group(g).num_rows)
+        if sum(self.group_rows) != self.n_rows:
+            raise DataError(
+                f"{self.folder}: the {split} shards hold {sum(self.group_rows):,} rows and the manifest says "
+                f"{self.n_rows:,}: a shard of another preparation? Prepare again (python -m mtlab.data prepare …)"
+            )
         self.largest_buffer = 0  # the most rows held at once (tests check the bound)
         self.opened = 0  # Parquet files opened for reading row groups (once per file and epoch)
-        if self.row_groups and self.n_rows / len(self.row_groups) < SMALL_ROW_GROUP:
+        if len(self.row_groups) > 64 and self.n_rows / len(self.row_groups) < SMALL_ROW_GROUP:  # many tiny groups
             warnings.warn(
                 f"{self.folder} ({split}): {len(self.row_groups):,} row groups of {self.n_rows / len(self.row_groups):.0f} "
                 f"rows on average; reading is slow with row groups under {SMALL_ROW_GROUP:,} rows: prepare again "
@@ -429,6 +440,9 @@ def load_manifest(folder: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise DataError(f"{path} is damaged ({err}); prepare again with {hint}") from err
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise DataError(f"{path} is not a whole preparation ({problem}); prepare again with {hint}")
     missing = [
         name for shards in manifest.get("shards", {}).values() for name in shards if not (Path(folder) / name).exists()
     ]
@@ -438,6 +452,30 @@ def load_manifest(folder: str | Path) -> dict:
             f"with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}"
         )
     return manifest
+
+
+SHARD_NAME = re.compile(r"^(train|valid|test)-\d{5}\.parquet$")
+
+
+def _manifest_problem(manifest) -> str | None:
+    """What is wrong with a manifest as a whole, or None: its shape, its fields, shard names that are
+    not the converter's (a name such as ../x.parquet or an absolute path would read outside the folder)."""
+    if not isinstance(manifest, dict):
+        return f"it holds a {type(manifest).__name__}, not a manifest"
+    missing = [k for k in ("rows", "shards", "single_fields", "bag_fields", "vocab_sizes") if k not in manifest]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    shards, rows = manifest["shards"], manifest["rows"]
+    for split in ("train", "valid", "test"):
+        if not isinstance(shards.get(split), list) or not isinstance(rows.get(split), int):
+            return f"it lists no {split} shards or rows"
+        strange = [str(n) for n in shards[split] if not isinstance(n, str) or not SHARD_NAME.match(n)]
+        if strange:
+            return f"shard name(s) {strange[:2]} are not the converter's ({split}-NNNNN.parquet, inside the folder)"
+    fields = [*manifest["single_fields"], *manifest["bag_fields"]]
+    if any(f not in manifest["vocab_sizes"] for f in fields):
+        return "a field has no vocabulary size"
+    return None
 
 
 # --- the built-in funnel datasets, once prepared (their converters: mtlab.data.converters) -------------

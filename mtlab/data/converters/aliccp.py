@@ -396,6 +396,12 @@ def generate_raw(
     item's price tier (field 216) and the user's age group (field 124). `damaged` lines of each
     skeleton file are broken on purpose (each kind in turn: too few fields, a missing separator,
     an unknown common_feature_index). Returns the planted rates."""
+    if n_impressions < 10 or n_users < 1 or n_items < 1 or not 0 < test_fraction < 1 or damaged < 0:
+        raise DataError(
+            "generate: --impressions must be at least 10, users and items at least 1, the test fraction in "
+            f"(0, 1) and damaged lines not negative; got {n_impressions}, {n_users}, {n_items}, {test_fraction}, "
+            f"{damaged}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

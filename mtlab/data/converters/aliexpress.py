@@ -92,14 +92,24 @@ def _blocks(path: Path, settings: PrepareSettings) -> CsvBlocks:
 
 def _check(batch, blocks: CsvBlocks, first_row: int, malformed: Malformed) -> np.ndarray:
     """The valid rows' mask of a batch; the others reported (a row is counted once, for its first fault)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     numeric_ok = np.ones(batch.num_rows, bool)
+    finite = np.ones(batch.num_rows, bool)
     for column in ("search_id", *NUMERICAL):
-        numeric_ok &= bools(pc.match_substring_regex(batch.column(column), NUMBER))
+        is_number = bools(pc.match_substring_regex(batch.column(column), NUMBER))
+        numeric_ok &= is_number
+        if column != "search_id":  # stored as float32: 1e300 would become infinity (and training "diverge")
+            text = pc.if_else(pa.array(is_number), pc.utf8_trim_whitespace(batch.column(column)), "0")
+            values = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+            finite &= np.abs(values) <= np.finfo(np.float32).max
     faults, bad = first_faults(
         label_faults(batch.column("click"), batch.column("conversion"))
-        + [("a numeric field that is not a number", ~numeric_ok)],
+        + [
+            ("a numeric field that is not a number", ~numeric_ok),
+            ("a numeric field beyond float32's range (±3.4e38)", numeric_ok & ~finite),
+        ],
         batch.num_rows,
     )
     for reason, rows in faults:
@@ -225,6 +235,11 @@ def generate_raw(
     import pyarrow as pa
     import pyarrow.csv as csv
 
+    if n_impressions < per_search or per_search < 1 or not 0 < test_fraction < 1 or damaged < 0:
+        raise DataError(
+            f"generate: --impressions must be at least the impressions of one search ({per_search}), the test "
+            f"fraction in (0, 1) and damaged lines not negative; got {n_impressions}, {test_fraction}, {damaged}"
+        )
     folder = Path(out) / f"AliExpress_{check_country(country)}"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
