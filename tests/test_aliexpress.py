@@ -215,3 +215,25 @@ def torch_isfinite(values) -> bool:
     import torch
 
     return bool(torch.isfinite(values).all())
+
+
+def test_unreadable_raw_files_stop_with_a_line_that_says_what_to_do(tmp_path):
+    """Issue: an empty raw CSV, gzip bytes under .csv and another separator gave tracebacks or "prepared"
+    0 rows; a header with a byte order mark (as Excel writes it) was refused."""
+    import gzip
+
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=5)
+    folder = tmp_path / "raw" / "AliExpress_NL"
+    text = (folder / "train.csv").read_bytes()
+    (folder / "train.csv").write_bytes(b"\xef\xbb\xbf" + text)  # a BOM: read alike
+    assert prepare(tmp_path / "raw", "NL", tmp_path / "bom", PrepareSettings(min_count=1), quiet=True)["rows"]["train"]
+    (folder / "train.csv").write_bytes(text.replace(b",", b";").replace(b";", b",", 81))  # header alike, rows ';'
+    with pytest.raises(DataError, match="no valid row for the train, valid split: all .* lines read were malformed"):
+        prepare(tmp_path / "raw", "NL", tmp_path / "semicolons", PrepareSettings(min_count=1), quiet=True)
+    (folder / "train.csv").write_bytes(gzip.compress(text))
+    with pytest.raises(DataError, match="gzip-compressed but named train.csv"):
+        prepare(tmp_path / "raw", "NL", tmp_path / "gz", PrepareSettings(min_count=1), quiet=True)
+    (folder / "train.csv").write_bytes(text.split(b"\n")[0] + b"\n")  # the header alone
+    with pytest.raises(DataError, match="no valid row for the train, valid split: the raw file holds no rows"):
+        prepare(tmp_path / "raw", "NL", tmp_path / "empty", PrepareSettings(min_count=1), quiet=True)
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "semicolons").exists()

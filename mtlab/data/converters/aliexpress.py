@@ -37,6 +37,7 @@ from .columnar import (
     first_faults,
     holdout,
     label_faults,
+    not_compressed,
     report_rows,
     value_counts,
     vocabulary,
@@ -79,8 +80,9 @@ def prepared_dir(country: str, out: str | Path | None = None) -> Path:
 
 
 def _blocks(path: Path, settings: PrepareSettings) -> CsvBlocks:
-    with open(path, "rb") as handle:
-        header = handle.readline().decode("utf-8", errors="replace").strip().split(",")
+    not_compressed(path)
+    with open(path, "rb") as handle:  # utf-8-sig: a byte order mark (as Excel writes one) is no part of the header
+        header = handle.readline().decode("utf-8-sig", errors="replace").strip().split(",")
     if tuple(h.strip().strip('"') for h in header) != COLUMNS:
         raise DataError(
             f"{path}: the header is not the published AliExpress one (search_id, categorical_1…16, "

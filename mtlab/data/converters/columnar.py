@@ -69,7 +69,17 @@ class CsvBlocks:
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
-        yield from csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+        from ..tabular import DataError
+
+        not_compressed(self.path)
+        try:
+            yield from csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as err:
+            said = str(err).strip().splitlines()[0][:200]
+            if "Empty CSV file" in said:
+                raise DataError(f"{self.path} is empty; give the file with its rows") from None
+            hint = " (not UTF-8 text: save it as UTF-8)" if "UTF8" in said or "utf8" in said.lower() else ""
+            raise DataError(f"{self.path} cannot be read{hint}: {said}") from None
 
     def line_of(self, rows) -> list[int]:
         first = 2 if self.header else 1
@@ -87,6 +97,16 @@ class CsvBlocks:
 
     def report_skipped(self, malformed: Malformed, reason: str) -> None:
         malformed.add(f"{self.path.name}: {reason}", len(self.skipped), sorted(self.skipped))
+
+
+def not_compressed(path: Path) -> None:
+    """Refuse a gzip file whose name says it is text (pyarrow would read its bytes as lines)."""
+    from ..tabular import DataError
+
+    with open(path, "rb") as fh:
+        start = fh.read(2)
+    if start == b"\x1f\x8b" and not Path(path).name.endswith(".gz"):
+        raise DataError(f"{path} is gzip-compressed but named {Path(path).name}; decompress it (gunzip) first")
 
 
 def in_parallel(work: Callable, items: Iterable, workers: int | None = None) -> Iterator:
@@ -265,6 +285,17 @@ def finish_conversion(
     from ..download import write_atomic
 
     manifest = {**manifest, "malformed": malformed.report(), "malformed_lines": malformed.total()}
+    empty = [split for split, n in manifest["rows"].items() if n == 0]
+    if empty:
+        from ..tabular import DataError
+
+        cause = (
+            f"all {manifest['malformed_lines']:,} lines read were malformed (another separator than the published "
+            "one? the wrong files?)"
+            if manifest["malformed_lines"]
+            else "the raw file holds no rows"
+        )
+        raise DataError(f"{label}: no valid row for the {', '.join(empty)} split: {cause}; {out} is left as it was")
     write_atomic(Path(work) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
     write_atomic(Path(work) / "manifest.json", json.dumps(manifest, indent=1).encode())
     mask = os.umask(0)
