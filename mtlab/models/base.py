@@ -52,6 +52,7 @@ class TaskModel(nn.Module):
     row_state = False  # keeps a value per training row (read by row index): in-memory data, one process
     one_representation = False  # one shared representation every task reads (`represent`, `heads`): rep_grad
     vectorizable = False  # has `member_losses`: seeds can train as one batched model (train.vectorized)
+    schedule = False  # its loss reads Step.epoch / Step.progress (a schedule): a compiled step specializes on them
     data_kind = "tabular"  # the kind of data it trains on (`data.kind`: "tabular" | "interactions")
     required_tasks: tuple[str, ...] | None = None  # the only tasks it predicts, in order (None: any)
     task_kinds: frozenset[str] = frozenset({"binary"})  # the kinds of task it trains (data.task_kinds)

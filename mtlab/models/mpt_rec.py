@@ -72,6 +72,8 @@ def dann_strength(progress: float, gamma: float = 10.0) -> float:
 
 @register("mpt_rec")
 class MPTRec(MultiTaskModel):
+    schedule = True  # the GRL strength follows the progress (DANN), the EM step the epoch
+
     def __init__(
         self,
         features,

@@ -265,7 +265,16 @@ def _batched_losses(template, data, compile_on: str | bool):
     if not compile_on:
         return batched
     mode = "reduce-overhead" if compile_on == "cuda" else None  # CUDA graphs on CUDA
-    return torch.compile(batched, mode=mode, dynamic=False)
+    compiled = torch.compile(batched, mode=mode, dynamic=False)
+    if template.schedule:  # its loss reads epoch and progress: compiled anew as they change (once per value)
+        return compiled
+
+    def constant_step(params, buffers, drawn, rows, n, epoch, progress):
+        # a model without a schedule never reads them: constants, so the step compiles once (a Python float
+        # argument is specialized: a new progress every step was a new compile every step)
+        return compiled(params, buffers, drawn, rows, n, 0, 0.0)
+
+    return constant_step
 
 
 class _MemberStep(torch.nn.Module):
