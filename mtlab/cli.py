@@ -535,15 +535,22 @@ def cmd_sweep(args) -> int:
     if args.estimate:
         from .experiments.sweep import estimate
 
-        table = estimate(
-            args.tables,
-            profile,
-            args.out,
-            args.workers,
-            log=lambda line: print(line, flush=True),
-            gpu_workers=args.gpu_workers,
-            data=args.data,
-        )
+        try:
+            table = estimate(
+                args.tables,
+                profile,
+                args.out,
+                args.workers,
+                log=lambda line: print(line, flush=True),
+                gpu_workers=args.gpu_workers,
+                data=args.data,
+            )
+        except SweepError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted (Ctrl-C); the estimate measures nothing for later: run it again", file=sys.stderr)
+            return 130
         print(table.to_string(index=False))
         return 0
     try:
@@ -562,6 +569,12 @@ def cmd_sweep(args) -> int:
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"interrupted (Ctrl-C); finished jobs are kept in {args.out}: run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

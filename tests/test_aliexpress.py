@@ -237,3 +237,21 @@ def test_unreadable_raw_files_stop_with_a_line_that_says_what_to_do(tmp_path):
     with pytest.raises(DataError, match="no valid row for the train, valid split: the raw file holds no rows"):
         prepare(tmp_path / "raw", "NL", tmp_path / "empty", PrepareSettings(min_count=1), quiet=True)
     assert not (tmp_path / "empty").exists() and not (tmp_path / "semicolons").exists()
+
+
+def test_a_raw_file_edited_in_place_with_its_size_and_time_kept_is_prepared_again(tmp_path):
+    import os
+    import time
+
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=6)
+    settings = PrepareSettings(min_count=1)
+    assert not prepare(tmp_path / "raw", "NL", tmp_path / "prep", settings, quiet=True)["up_to_date"]
+    assert prepare(tmp_path / "raw", "NL", tmp_path / "prep", settings, quiet=True)["up_to_date"]
+    path = tmp_path / "raw" / "AliExpress_NL" / "test.csv"
+    before = path.stat()
+    text = path.read_bytes()
+    time.sleep(0.01)
+    path.write_bytes(text.replace(b"\n1,", b"\n0,", 1) if b"\n1," in text else text[:-2] + b"0\n")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the modification time set back
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert not prepare(tmp_path / "raw", "NL", tmp_path / "prep", settings, quiet=True)["up_to_date"]

@@ -185,13 +185,16 @@ def bools(array) -> np.ndarray:
 
 
 def fingerprint(files, settings, version: int) -> dict:
-    """What makes a conversion the same: the format version, the settings, each input's size and
-    modification time (hashing them again on every call would cost a pass over the data)."""
+    """What makes a conversion the same: the format version, the settings, each input's size,
+    modification time and change time (hashing them again on every call would cost a pass over the data;
+    a file edited in place with its size and modification time set back still has a new change time,
+    which no user can set)."""
+    stats = {str(k): Path(f).stat() for k, f in files.items()}
     return {
         "format": version,
         "settings": settings.__dict__,
         "files": {
-            str(k): {"bytes": Path(f).stat().st_size, "mtime_ns": Path(f).stat().st_mtime_ns} for k, f in files.items()
+            k: {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns} for k, st in stats.items()
         },
     }
 
