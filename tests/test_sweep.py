@@ -116,3 +116,17 @@ def test_sweep_runs_jobs_in_worker_processes_and_resumes(fake_census, tmp_path):
     run_sweep(["table4"], fake_census, tmp_path, workers=2, log=again.append)
     assert again[0].startswith("sweep: 0 jobs")
     assert any("runs/min" in line for line in lines) and "10 runs (0 on the GPU, 10 on CPU workers)" in lines[-1]
+
+
+def test_a_second_sweep_into_the_same_folder_stops_instead_of_storing_seeds_twice(tmp_path):
+    """Issue: two sweeps into one --out started 3 s apart both ran and stored every seed twice."""
+    import fcntl
+
+    from mtlab.experiments import get_profile
+    from mtlab.experiments.sweep import SweepError
+
+    with open(tmp_path / ".sweep.lock", "w") as held:  # a sweep is running there
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SweepError, match="another sweep is writing into"):
+            run_sweep(["table4"], get_profile("quick", device="cpu"), tmp_path, workers=1, log=lambda *_: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".sweep.lock"]  # nothing run, nothing written

@@ -19,6 +19,7 @@ resumes; `deadline_s` stops handing out new jobs after that many seconds.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import multiprocessing
 import os
@@ -392,6 +393,20 @@ def run_sweep(
     Returns the merged tables."""
     tables = expand(tables)
     out, tag = Path(out), profile_tag(profile)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".sweep.lock", "w") as lock:  # one sweep writes into a folder at a time
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepError(
+                f"another sweep is writing into {out} now (two would run and store the same seeds twice); wait for "
+                "it to finish, or give this one another --out"
+            ) from None
+        return _run_sweep(tables, profile, out, tag, workers, deadline_s, new_task, log, gpu_workers, per_seed, data)
+
+
+def _run_sweep(tables, profile, out, tag, workers, deadline_s, new_task, log, gpu_workers, per_seed, data):
+    """`run_sweep` under its folder's lock."""
     slots = _device_slots(profile, workers, gpu_workers)
     jobs = [
         j
