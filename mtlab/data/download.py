@@ -9,17 +9,20 @@ for the canonical source instead (`source="uci"`).
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -398,6 +401,41 @@ def _from_canonical(spec: Source, log) -> dict:
         else:
             members[Path(name).name] = lambda name=name: zf.read(name)
     return members
+
+
+@contextmanager
+def exclusive(lock: Path, busy: str, error: type[Exception] = DataError):
+    """Hold an exclusive lock on the file `lock` (created if need be; it stays) for the block: a second
+    writer of what it guards stops at once with error(`busy`) instead of racing the first; a folder that
+    cannot be written is error("cannot write into …"). The one lock of prepared folders, saved models,
+    predictions and sweeps."""
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "w")
+    except OSError as err:
+        raise error(f"cannot write into {lock.parent} ({err.strerror}); choose a writable folder (--out)") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise error(busy) from None
+        yield
+
+
+def swap_in(folder: Path, new: Path) -> None:
+    """Put the whole folder `new` in place of `folder` (renames: a reader sees the old folder or the new
+    one); the old one, which the caller checked is mtlab's alone, is removed once the new one is there.
+    `new` gets a folder's usual permissions (mkdtemp makes it the owner's alone)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(new, 0o777 & ~mask)
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.replace(folder, old)
+    os.replace(new, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

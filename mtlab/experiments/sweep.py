@@ -19,7 +19,6 @@ resumes; `deadline_s` stops handing out new jobs after that many seconds.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import multiprocessing
 import os
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.download import write_atomic
+from ..data.download import exclusive, write_atomic
 from .profiles import Profile
 from .store import write_csv_atomic
 
@@ -393,15 +392,11 @@ def run_sweep(
     Returns the merged tables."""
     tables = expand(tables)
     out, tag = Path(out), profile_tag(profile)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".sweep.lock", "w") as lock:  # one sweep writes into a folder at a time
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SweepError(
-                f"another sweep is writing into {out} now (two would run and store the same seeds twice); wait for "
-                "it to finish, or give this one another --out"
-            ) from None
+    busy = (
+        f"another sweep is writing into {out} now (two would run and store the same seeds twice); wait for it to "
+        "finish, or give this one another --out"
+    )
+    with exclusive(out / ".sweep.lock", busy, SweepError):  # one sweep writes into a folder at a time
         return _run_sweep(tables, profile, out, tag, workers, deadline_s, new_task, log, gpu_workers, per_seed, data)
 
 

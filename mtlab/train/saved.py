@@ -24,13 +24,11 @@ document:
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import json
 import os
 import platform
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..data.download import exclusive
 from ..data.encoding import Encoding, as_text
 from ..data.interactions import InteractionSpec
 from ..data.tabular import Batch, DataError, FeatureSpec
@@ -237,19 +236,11 @@ def _fetched_digest(source: str) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@contextmanager
 def one_writer(path: Path):
-    """Hold an exclusive lock beside `path` (a hidden `.NAME.lock` file) while it is written: a second
-    process writing the same file stops at once instead of racing the first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(
-                f"another process is writing {path} now; wait for it to finish, or write another file"
-            ) from None
-        yield
+    """An exclusive lock beside `path` (a hidden `.NAME.lock` file) while it is written: a second process
+    writing the same file stops at once instead of racing the first (data.download.exclusive)."""
+    return exclusive(path.parent / f".{path.name}.lock", f"another process is writing {path} now; wait for it to "
+                     "finish, or write another file")  # fmt: skip
 
 
 def _umask() -> int:

@@ -5,7 +5,6 @@ a conversion's fingerprint and manifest (a rerun on the same inputs and settings
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 from collections import Counter, deque
@@ -227,19 +226,12 @@ def conversion(out: Path, stamp: dict, command: str):
     import shutil
     import tempfile
 
+    from ..download import exclusive
     from ..tabular import DataError
 
     out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(out.parent / f".{out.name}.lock", "w")
-    except OSError as err:
-        raise DataError(f"cannot write into {out.parent} ({err.strerror}); choose a writable --out") from None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(f"another process is preparing {out} now; wait for it to finish, then run again") from None
+    busy = f"another process is preparing {out} now; wait for it to finish, then run again"
+    with exclusive(out.parent / f".{out.name}.lock", busy):
         if out.exists() and not out.is_dir():
             raise DataError(f"{out} is a file, not a folder; choose another --out, or move it away")
         for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):  # an interrupted conversion's folder
@@ -283,9 +275,8 @@ def finish_conversion(
     `out` (the old preparation, which `conversion` checked is mtlab's alone, is removed once the new one
     is in place), and say what was skipped."""
     import json
-    import shutil
 
-    from ..download import write_atomic
+    from ..download import swap_in, write_atomic
 
     manifest = {**manifest, "malformed": malformed.report(), "malformed_lines": malformed.total()}
     empty = [split for split, n in manifest["rows"].items() if n == 0]
@@ -301,16 +292,7 @@ def finish_conversion(
         raise DataError(f"{label}: no valid row for the {', '.join(empty)} split: {cause}; {out} is left as it was")
     write_atomic(Path(work) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
     write_atomic(Path(work) / "manifest.json", json.dumps(manifest, indent=1).encode())
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(work, 0o777 & ~mask)  # a folder as any other (mkdtemp's is the owner's alone)
-    out, old = Path(out), None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(work, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    swap_in(Path(out), Path(work))
     if manifest["malformed_lines"] and not quiet:
         print(
             f"{label}: {manifest['malformed_lines']} malformed line(s) skipped: "

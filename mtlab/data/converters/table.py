@@ -25,11 +25,9 @@ is never replaced; a second `prepare` of the same name while one runs stops at o
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -40,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..download import data_dir, sha256_of
+from ..download import data_dir, exclusive, sha256_of, swap_in
 from ..encoding import Categorical, Encoding, Numeric, Target, as_text, read_as_of
 from ..encoding import line_of as _line
 from ..encoding import numbers as numbers
@@ -193,14 +191,8 @@ def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> 
     it (a second writer stops at once); nothing done when its manifest has this `stamp`; a folder whose
     manifest is not mtlab's refused; else `convert()` gives the manifest (with "arrays" for `tables`,
     which turns them into {file name: pyarrow table}) and the folder is replaced whole."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(
-                f"another process is preparing {folder} now; wait for it to finish, then run again"
-            ) from None
+    busy = f"another process is preparing {folder} now; wait for it to finish, then run again"
+    with exclusive(folder.parent / f".{folder.name}.lock", busy):
         if folder.exists() and not folder.is_dir():
             raise DataError(f"{folder} is a file, not a folder; choose another --name or --out, or move it away")
         for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*"):  # an interrupted write's leftovers
@@ -528,20 +520,11 @@ def write_folder(folder: Path, manifest: dict, tables: dict) -> None:
     import pyarrow.parquet as pq
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # a folder as any other (mkdtemp's is the owner's alone)
     try:
         for file_name, table in tables.items():
             pq.write_table(table, tmp / file_name)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(folder, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
