@@ -532,10 +532,10 @@ def cmd_sweep(args) -> int:
     profile = get_profile(args.profile, seeds=seeds, device=args.device)
     from .experiments.sweep import SweepError
 
-    if args.estimate:
-        from .experiments.sweep import estimate
+    try:
+        if args.estimate:
+            from .experiments.sweep import estimate
 
-        try:
             table = estimate(
                 args.tables,
                 profile,
@@ -545,15 +545,8 @@ def cmd_sweep(args) -> int:
                 gpu_workers=args.gpu_workers,
                 data=args.data,
             )
-        except SweepError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted (Ctrl-C); the estimate measures nothing for later: run it again", file=sys.stderr)
-            return 130
-        print(table.to_string(index=False))
-        return 0
-    try:
+            print(table.to_string(index=False))
+            return 0
         run_sweep(
             args.tables,
             profile,
@@ -570,10 +563,10 @@ def cmd_sweep(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"interrupted (Ctrl-C); finished jobs are kept in {args.out}: run the same command again to resume",
-            file=sys.stderr,
+        resume = (
+            "run it again" if args.estimate else f"finished jobs are kept in {args.out}: run the same command again"
         )
+        print(f"interrupted (Ctrl-C); {resume}", file=sys.stderr)
         return 130
     return 0
 

@@ -5,7 +5,6 @@ a conversion's fingerprint and manifest (a rerun on the same inputs and settings
 
 from __future__ import annotations
 
-import glob
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -226,17 +225,11 @@ def conversion(out: Path, stamp: dict, command: str):
     import shutil
     import tempfile
 
-    from ..download import exclusive
     from ..tabular import DataError
+    from .table import preparing
 
     out = Path(out)
-    busy = f"another process is preparing {out} now; wait for it to finish, then run again"
-    with exclusive(out.parent / f".{out.name}.lock", busy):
-        if out.exists() and not out.is_dir():
-            raise DataError(f"{out} is a file, not a folder; choose another --out, or move it away")
-        for stale in out.parent.glob(f".{glob.escape(out.name)}.*"):  # an interrupted conversion's folder
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+    with preparing(out, "choose another --out"):
         manifest = _finished(out) if out.is_dir() else None
         if (
             manifest is not None

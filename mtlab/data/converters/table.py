@@ -31,6 +31,7 @@ import json
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,18 +187,27 @@ def prepare_table(
     )
 
 
+@contextmanager
+def preparing(folder: Path, choose: str):
+    """What every conversion into `folder` holds for its whole run: the folder's lock (a second prepare
+    stops at once), a file in its place refused (`choose`: what to do instead), and the temporary folders
+    an interrupted earlier conversion left beside it removed."""
+    busy = f"another process is preparing {folder} now; wait for it to finish, then run again"
+    with exclusive(folder.parent / f".{folder.name}.lock", busy):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder} is a file, not a folder; {choose}, or move it away")
+        for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
 def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> dict:
     """The one way a prepared folder is written (tables, interactions): under an exclusive lock beside
     it (a second writer stops at once); nothing done when its manifest has this `stamp`; a folder whose
     manifest is not mtlab's refused; else `convert()` gives the manifest (with "arrays" for `tables`,
     which turns them into {file name: pyarrow table}) and the folder is replaced whole."""
-    busy = f"another process is preparing {folder} now; wait for it to finish, then run again"
-    with exclusive(folder.parent / f".{folder.name}.lock", busy):
-        if folder.exists() and not folder.is_dir():
-            raise DataError(f"{folder} is a file, not a folder; choose another --name or --out, or move it away")
-        for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*"):  # an interrupted write's leftovers
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+    with preparing(folder, "choose another --name or --out"):
         existing = _manifest_or_none(folder, stamp["format"])
         if folder.exists() and existing is None and any(folder.iterdir()):
             raise DataError(
