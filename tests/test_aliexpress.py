@@ -255,3 +255,28 @@ def test_a_raw_file_edited_in_place_with_its_size_and_time_kept_is_prepared_agai
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the modification time set back
     assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
     assert not prepare(tmp_path / "raw", "NL", tmp_path / "prep", settings, quiet=True)["up_to_date"]
+
+
+def test_a_users_folders_beside_out_and_a_symlinked_or_dot_out_are_kept(tmp_path, monkeypatch):
+    """Review: prepare removed every folder named `.OUT.*` beside --out (a user's `.data.backup`); a
+    symlinked --out was replaced by a folder; `--out .` locked itself out with its own lock file."""
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=7)
+    settings = PrepareSettings(min_count=1)
+    backup = tmp_path / ".prep.backup"
+    backup.mkdir()
+    (backup / "important.txt").write_text("precious")
+    prepare(tmp_path / "raw", "NL", tmp_path / "prep", settings, quiet=True)
+    assert (backup / "important.txt").read_text() == "precious"
+
+    (tmp_path / "big").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "big" / "prep")
+    prepare(tmp_path / "raw", "NL", tmp_path / "link", settings, quiet=True)
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "big" / "prep" / "manifest.json").is_file()
+
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    prepare(tmp_path / "raw", "NL", ".", settings, quiet=True)
+    assert (here / "manifest.json").is_file() and not (here / "..lock").exists()
+    monkeypatch.chdir(here)  # the folder was replaced whole: a shell inside it is in the old one
+    assert prepare(tmp_path / "raw", "NL", ".", settings, quiet=True)["up_to_date"]

@@ -226,9 +226,9 @@ def conversion(out: Path, stamp: dict, command: str):
     import tempfile
 
     from ..tabular import DataError
-    from .table import preparing
+    from .table import preparing, resolved
 
-    out = Path(out)
+    out = resolved(out)
     with preparing(out, "choose another --out"):
         manifest = _finished(out) if out.is_dir() else None
         if (
@@ -285,7 +285,9 @@ def finish_conversion(
         raise DataError(f"{label}: no valid row for the {', '.join(empty)} split: {cause}; {out} is left as it was")
     write_atomic(Path(work) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
     write_atomic(Path(work) / "manifest.json", json.dumps(manifest, indent=1).encode())
-    swap_in(Path(out), Path(work))
+    from .table import resolved
+
+    swap_in(resolved(out), Path(work))
     if manifest["malformed_lines"] and not quiet:
         print(
             f"{label}: {manifest['malformed_lines']} malformed line(s) skipped: "

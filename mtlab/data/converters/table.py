@@ -189,17 +189,27 @@ def prepare_table(
 
 @contextmanager
 def preparing(folder: Path, choose: str):
-    """What every conversion into `folder` holds for its whole run: the folder's lock (a second prepare
-    stops at once), a file in its place refused (`choose`: what to do instead), and the temporary folders
-    an interrupted earlier conversion left beside it removed."""
+    """What every conversion into `folder` (resolved: a symlink's target, `.` the folder itself; see
+    `resolved`) holds for its whole run: the folder's lock (a second prepare stops at once), a file in its
+    place refused (`choose`: what to do instead), and the temporary folders an interrupted earlier
+    conversion left beside it removed."""
     busy = f"another process is preparing {folder} now; wait for it to finish, then run again"
     with exclusive(folder.parent / f".{folder.name}.lock", busy):
         if folder.exists() and not folder.is_dir():
             raise DataError(f"{folder} is a file, not a folder; {choose}, or move it away")
+        # only folders named as mtlab names its own temporary ones (mkdtemp's 8 characters, or .old-PID):
+        # a user's .NAME.backup, or another prepare's .NAME.v2.…, is never touched
+        own = re.compile(rf"^\.{re.escape(folder.name)}\.([a-z0-9_]{{8}}|old-\d+)$")
         for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*"):
-            if stale.is_dir():
+            if stale.is_dir() and not stale.is_symlink() and own.match(stale.name):
                 shutil.rmtree(stale, ignore_errors=True)
         yield
+
+
+def resolved(folder) -> Path:
+    """The folder a conversion writes: symlinks followed (the link stays, its target is replaced) and
+    `.` or `..` made a name (so the lock and the temporary folder sit beside it, not inside)."""
+    return Path(folder).resolve()
 
 
 def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> dict:
@@ -207,6 +217,7 @@ def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> 
     it (a second writer stops at once); nothing done when its manifest has this `stamp`; a folder whose
     manifest is not mtlab's refused; else `convert()` gives the manifest (with "arrays" for `tables`,
     which turns them into {file name: pyarrow table}) and the folder is replaced whole."""
+    folder = resolved(folder)
     with preparing(folder, "choose another --name or --out"):
         existing = _manifest_or_none(folder, stamp["format"])
         if folder.exists() and existing is None and any(folder.iterdir()):
