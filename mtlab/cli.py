@@ -453,7 +453,7 @@ def cmd_predict(args) -> int:
 
     saved = load_model(args.model, device=args.device)
     if args.list_columns:
-        reads = [saved.info.get("user_column", args.user_column)] if saved.recommender else saved.required_columns()
+        reads = [args.user_column] if saved.recommender else saved.required_columns()
         outputs = ["user", "rank", "item", "score"] if saved.recommender else saved.output_columns()
         print("reads:", ", ".join(reads))
         print("writes:", ", ".join(outputs))

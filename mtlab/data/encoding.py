@@ -71,6 +71,14 @@ def as_text(column: pd.Series, read_as: str | None = None) -> pd.Series:
     return text.where(~lowered.isin(["true", "false"]), lowered)
 
 
+def check_distinct_columns(names, where: str) -> None:
+    """Refuse a file whose header names a column twice (its cells could not be told apart)."""
+    names = [str(c) for c in names]
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise DataError(f"{where} has the column(s) {twice} twice; give every column its own name")
+
+
 def line_of(where: str, index) -> str:
     """Where the row of index label `index` (its position in the file read) is: a CSV's line (the
     header is line 1) or a row number (Parquet, a DataFrame)."""

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from ..data.download import exclusive
-from ..data.encoding import Encoding, as_text
+from ..data.encoding import Encoding, as_text, check_distinct_columns
 from ..data.interactions import InteractionSpec
 from ..data.tabular import Batch, DataError, FeatureSpec
 from ..data.task_kinds import TaskKind, columns, outputs
@@ -397,10 +397,7 @@ class SavedModel:
     ) -> Prediction:
         """`predict`'s frame with what encoding noticed, as counts (`Prediction`)."""
         id_columns = list(dict.fromkeys(id_columns))
-        names = [str(c) for c in frame.columns]
-        twice = sorted({c for c in names if names.count(c) > 1})
-        if twice:
-            raise DataError(f"{where} has the column(s) {twice} twice; give every column its own name")
+        check_distinct_columns(frame.columns, where)
         missing_ids = [c for c in id_columns if c not in frame.columns]
         if missing_ids:
             raise DataError(f"--id-column {', '.join(map(repr, missing_ids))}: no such column in {where}")
@@ -597,9 +594,7 @@ def predict_file(
     chunks = _chunks(source, wanted, chunk_rows)
     names, _ = next(chunks)
     where = str(source)
-    twice = sorted({c for c in names if names.count(c) > 1})
-    if twice:
-        raise DataError(f"{where} has the column(s) {twice} twice; give every column its own name")
+    check_distinct_columns(names, where)
     id_columns = list(dict.fromkeys(id_columns))
     if saved.recommender:
         if user_column not in names:

@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from ..download import data_dir, exclusive, sha256_of, swap_in
-from ..encoding import Categorical, Encoding, Numeric, Target, as_text, read_as_of
+from ..encoding import Categorical, Encoding, Numeric, Target, as_text, check_distinct_columns, read_as_of
 from ..encoding import line_of as _line
 from ..encoding import numbers as numbers
 from ..tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
@@ -269,11 +269,8 @@ def _convert(frames: dict, name: str, specs: list[TaskSpec], settings: dict, qui
     columns = [str(c) for c in train.columns]
     train.columns = columns
     for split, (frame, frame_name) in frames.items():
-        names = [str(c) for c in frame.columns]
-        twice = sorted({c for c in names if names.count(c) > 1})
-        if twice:
-            raise DataError(f"{frame_name} has the column(s) {twice} twice; give every column its own name")
-        frame.columns = names
+        check_distinct_columns(frame.columns, frame_name)
+        frame.columns = [str(c) for c in frame.columns]
         needed = [c for c in columns if c not in settings["drop"]]
         missing = [c for c in needed if c not in frame.columns]
         if split != "train" and missing:
