@@ -106,7 +106,9 @@ def test_sweep_runs_jobs_in_worker_processes_and_resumes(fake_census, tmp_path):
     assert len(table4) == 2 * 5 * 2  # new tasks × models × existing tasks, one seed
     assert set(table4["model"]) == {"shared_bottom", "mmoe", "ple", "stem", "mpt_rec"}
     assert not any("FAILED" in line for line in lines), lines
-    assert len(list((tmp_path / "table4" / profile_tag(fake_census)).glob("*.done"))) == 10  # one folder per profile
+    from mtlab.experiments.store import RunsDatabase
+
+    assert len(RunsDatabase(tmp_path / "runs.sqlite").finished_jobs("table4", profile_tag(fake_census))) == 10
     stored = pd.read_csv(tmp_path / "table4.csv")
     assert len(stored) == len(table4)
     # the notebook's call with the merged file trains nothing and returns the same runs

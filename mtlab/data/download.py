@@ -413,7 +413,8 @@ def exclusive(lock: Path, busy: str, error: type[Exception] = DataError):
         lock.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock, "w")
     except OSError as err:
-        raise error(f"cannot write into {lock.parent} ({err.strerror}); choose a writable folder (--out)") from None
+        why = "a file, not a folder" if lock.parent.is_file() else err.strerror
+        raise error(f"cannot write into {lock.parent} ({why}); choose a writable folder (--out)") from None
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,7 +13,7 @@ from .artifacts import titled
 from .profiles import Profile
 from .seed_stats import paired_p
 from .single_run import train_seeds
-from .store import ResultsStore
+from .store import ResultsStore, companion
 
 RESULT_COLUMNS = [
     "model",
@@ -46,7 +46,7 @@ def compare_models(
         runs already in it are loaded instead of trained again, so a long batch can be resumed.
     """
     results = ResultsStore(results_path, ["model", "seed"])
-    histories = ResultsStore(_history_path(results_path) if results_path else None, ["model", "seed"])
+    histories = ResultsStore(companion(results_path, "history"), ["model", "seed"])
     columns = result_columns(data.kinds) if data.kind == "tabular" else RESULT_COLUMNS
     for model in models:
         pending = results.pending((model,), profile.seeds)
@@ -94,10 +94,6 @@ def main_metric(results: pd.DataFrame) -> dict[str, str]:
         task: main_metric_of([m for m in MAIN_METRICS if m in part and part[m].notna().any()])
         for task, part in results.groupby("task", sort=False)
     }
-
-
-def _history_path(results_path) -> Path:
-    return Path(results_path).with_suffix(".history.csv")
 
 
 def summarize(results: pd.DataFrame, metric: str = "auc", method: str = "model") -> pd.DataFrame:

@@ -21,7 +21,7 @@ from .artifacts import titled
 from .profiles import Profile
 from .seed_stats import paired_p
 from .single_run import train_config
-from .store import ResultsStore
+from .store import ResultsStore, companion
 
 FUNNEL_STUDY_MODELS = ("esmm", "escm2", "aitm", "mmoe", "shared_bottom")
 TASKS = ("ctr", "cvr", "ctcvr")
@@ -88,15 +88,8 @@ def funnel_study(
     )
 
 
-def _paths(results_path) -> dict[str, Path | None]:
-    if results_path is None:
-        return dict.fromkeys(("results", "calibration", "curves"))
-    path = Path(results_path)
-    return {
-        "results": path,
-        "calibration": path.with_suffix(".calibration.csv"),
-        "curves": path.with_suffix(".curves.csv"),
-    }
+def _paths(results_path) -> dict:
+    return {"results": results_path, **{k: companion(results_path, k) for k in ("calibration", "curves")}}
 
 
 def _one_run(data, profile, model_name, seed, options, settings) -> dict[str, pd.DataFrame]:

@@ -1,8 +1,10 @@
 """The long tables on a many-core machine or a GPU: each table's runs split into one job per model
 or strategy (all the profile's seeds together, trained seed-vectorized as one batched model where the
-run allows; `per_seed=True`: one job per seed), run by a pool of worker processes, each job writing its
-own CSV, and the CSVs merged into the file its experiment function resumes from (`results_path`). A
-notebook given that file builds the table without training again.
+run allows; `per_seed=True`: one job per seed), run by a pool of worker processes, each job storing its
+runs in the sweep's database (out/runs.sqlite, `store.RunsDatabase`: one record per table, profile tag
+and run, so no seed is ever stored twice), and each table exported to the CSV its experiment function
+resumes from (out/<table>.csv, `results_path`). A notebook given that file builds the table without
+training again.
 
     python -m mtlab sweep all --profile full --out runs/full            # every table of both papers
     python -m mtlab sweep table3 table4 pmtrec --profile full --workers 12 --out runs/full
@@ -11,9 +13,9 @@ Every job is an ordinary experiment-function call restricted to its seeds, so a 
 exactly what the notebook would, only in parallel. With a GPU, `gpu_workers` processes (default 2)
 run jobs on it (vectorized jobs: a step of these small models is hundreds of tiny kernels, so batching
 the seeds fills the device) while `workers` processes take jobs on one CPU core each, the cheapest
-first, leaving the dearest to the GPU. Runs per minute are reported. Jobs already finished (a `.done`
-marker beside their CSV) are skipped, and within a job the seeds its CSV holds, so an interrupted sweep
-resumes; `deadline_s` stops handing out new jobs after that many seconds.
+first, leaving the dearest to the GPU. Runs per minute are reported. Jobs that ran to their end (a
+record in the database) are skipped, and within a job the runs the database holds, so an interrupted
+sweep resumes; `deadline_s` stops handing out new jobs after that many seconds.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import pandas as pd
 
 from ..data.download import exclusive, write_atomic
 from .profiles import Profile
-from .store import write_csv_atomic
+from .store import RunsDatabase, Shelf, write_csv_atomic
+
+DATABASE = "runs.sqlite"  # in a sweep's --out: every run of every table
 
 PMTREC_STUDY_DATASET = "filmtrust"  # notebooks 11 and 12's default dataset
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -41,7 +45,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 @dataclass
 class Job:
     table: str
-    key: str  # names the job's CSV: table/key.csv
+    key: str  # names the job (its runs in the database are stored under it)
     cost: float  # a rough relative cost; the dearest jobs start first to shorten the sweep
     kwargs: dict = field(default_factory=dict)
 
@@ -354,23 +358,22 @@ def profile_tag(profile: Profile) -> str:
 
 
 def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
-    """In a worker process: run one job into out/table/<profile tag>/key.csv; mark it done.
-    Returns (key, seconds, error)."""
+    """In a worker process: run one job, its runs stored in out/runs.sqlite under its table and profile
+    tag; record it finished (with its seconds, for `estimate`). Returns (key, seconds, error)."""
     import torch
 
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
-    folder = Path(out) / job.table / profile_tag(job.kwargs["profile"])
-    folder.mkdir(parents=True, exist_ok=True)
+    tag = profile_tag(job.kwargs["profile"])
+    database = Path(out) / DATABASE
     start = time.perf_counter()
     try:
-        TABLES[job.table].runner(results_path=str(folder / f"{job.key}.csv"), **job.kwargs)
+        TABLES[job.table].runner(results_path=Shelf(database, job.table, tag, job.key), **job.kwargs)
+        seconds = time.perf_counter() - start
+        RunsDatabase(database).finish_job(job.table, tag, job.key, seconds)
     except Exception as err:  # noqa: BLE001 - one failed job must not end the sweep; its error is reported
         last = str(err).strip().splitlines()[-1][:300] if str(err).strip() else ""
         return f"{job.table}/{job.key}", time.perf_counter() - start, f"{type(err).__name__}: {last}"
-    seconds = time.perf_counter() - start
-    write_atomic(folder / f"{job.key}.seconds", f"{seconds:.3f}\n".encode())  # for `estimate`
-    (folder / f"{job.key}.done").touch()
-    return f"{job.table}/{job.key}", time.perf_counter() - start, None
+    return f"{job.table}/{job.key}", seconds, None
 
 
 def run_sweep(
@@ -403,10 +406,10 @@ def run_sweep(
 def _run_sweep(tables, profile, out, tag, workers, deadline_s, new_task, log, gpu_workers, per_seed, data):
     """`run_sweep` under its folder's lock."""
     slots = _device_slots(profile, workers, gpu_workers)
+    database = RunsDatabase(out / DATABASE)
+    finished_jobs = {table: database.finished_jobs(table, tag) for table in tables}
     jobs = [
-        j
-        for j in plan(tables, profile, new_task, per_seed=per_seed, data=data)
-        if not (out / j.table / tag / f"{j.key}.done").exists()
+        j for j in plan(tables, profile, new_task, per_seed=per_seed, data=data) if j.key not in finished_jobs[j.table]
     ]
     log(
         f"sweep: {len(jobs)} jobs ({sum(j.runs for j in jobs)} runs) to run with "
@@ -485,14 +488,14 @@ def estimate(
     scratch = Path(out) / "estimate"
     run_sweep(tables, capped, scratch, workers, log=log, gpu_workers=gpu_workers, data=data)
     tag, rows, measured = profile_tag(capped), [], f"seconds_{epochs}_epochs"
+    database = RunsDatabase(scratch / DATABASE)
     for job in plan(tables, capped, data=data):
-        folder = scratch / job.table / tag
-        seconds = float((folder / f"{job.key}.seconds").read_text())
+        seconds = database.finished_jobs(job.table, tag)[job.key]
         planned = profile.rec.epochs if TABLES[job.table].recommender else profile.epochs
         scaled = seconds * planned / epochs
-        history = folder / f"{job.key}.history.csv"
-        if history.exists():  # Table 2 keeps its epochs' times: scale those alone, not a preparation phase
-            scaled = seconds + (planned / epochs - 1) * float(pd.read_csv(history)["train_seconds"].sum())
+        history = database.rows(f"{job.table}.history", tag, job_prefix=job.key)
+        if not history.empty:  # Table 2 keeps its epochs' times: scale those alone, not a preparation phase
+            scaled = seconds + (planned / epochs - 1) * float(history["train_seconds"].sum())
         rows.append({"table": job.table, "job": job.key, "runs": job.runs, measured: seconds, "scaled_seconds": scaled})
     table = pd.DataFrame(rows).sort_values("scaled_seconds", ascending=False)
     loads = [0.0] * max(1, workers + (gpu_workers or 0))
@@ -545,21 +548,19 @@ def _one_thread_workers():
                 os.environ[var] = value
 
 
-def merge(out: str | Path, new_task: str = "education", tag: str = "*") -> dict[str, pd.DataFrame]:
-    """Concatenate every table's job CSVs of the profile `tag` into out/<table>.csv; Table 4 also gets
-    the runs that Table 3 trained for its new task. Table 3 takes only the jobs of `new_task` (its rows
-    do not name T3). A damaged job CSV is refused with its path and line."""
-    from .store import load_rows
-
+def merge(out: str | Path, new_task: str = "education", tag: str | None = None) -> dict[str, pd.DataFrame]:
+    """Export every table's runs of the profile `tag` (None: all) from out/runs.sqlite into
+    out/<table>.csv; Table 4 also gets the runs that Table 3 trained for its new task. Table 3 takes
+    only the jobs of `new_task` (its rows do not name T3). The database holds each run once, so no
+    exported table counts a seed twice."""
     out, merged = Path(out), {}
+    database = RunsDatabase(out / DATABASE)
     for table, spec in TABLES.items():
-        pattern = f"{new_task}-*.csv" if spec.only_new_task else "*.csv"
-        files = sorted(f for f in (out / table).glob(f"{tag}/{pattern}") if not f.name.endswith(".history.csv"))
-        parts = [load_rows(f) for f in files]
-        merged[table] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        histories = [load_rows(f.with_suffix(".history.csv")) for f in files if f.with_suffix(".history.csv").exists()]
-        if histories:  # Table 2's learning curves, beside its merged file (compare_models reads them there)
-            write_csv_atomic(pd.concat(histories, ignore_index=True), out / f"{table}.history.csv")
+        prefix = f"{new_task}-" if spec.only_new_task else ""
+        merged[table] = database.rows(table, tag, job_prefix=prefix)
+        histories = database.rows(f"{table}.history", tag, job_prefix=prefix)
+        if not histories.empty:  # Table 2's learning curves, beside its merged file (compare_models reads them there)
+            write_csv_atomic(histories, out / f"{table}.history.csv")
     for table, spec in TABLES.items():
         if spec.derived:
             extra = spec.derived(merged, new_task)
