@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.download import exclusive, write_atomic
+from ..data.download import exclusive
 from .profiles import Profile
 from .store import RunsDatabase, Shelf, write_csv_atomic
 
