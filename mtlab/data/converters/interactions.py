@@ -30,7 +30,7 @@ from ..tabular import DataError
 from .table import NAME, _frame, _line, numbers, run_conversion, stamp_digest
 
 FORMAT = "mtlab-interactions"
-VERSION = 2  # 2: the users' and items' ids (users.parquet, items.parquet)
+VERSION = 3  # 2: the users' and items' ids (users.parquet, items.parquet); 3: files_sha256
 
 
 def prepare_interactions(
@@ -215,7 +215,7 @@ def load_interactions(name: str, seed: int = 0, root: Path | None = None) -> Int
     a time column), side information, and a seeded 20 % of attributes and categories held out."""
     import pyarrow.parquet as pq
 
-    from .table import _manifest_or_none
+    from .table import _manifest_or_none, check_prepared_files
 
     folder = (root or data_dir()) / name
     manifest = _manifest_or_none(folder, FORMAT)
@@ -224,6 +224,7 @@ def load_interactions(name: str, seed: int = 0, root: Path | None = None) -> Int
             f"no prepared interactions {name!r} in {folder.parent}; prepare them with "
             f"`python -m mtlab.data prepare interactions --name {name} --ratings FILE …`"
         )
+    check_prepared_files(folder, manifest, f"prepare {name} again")
 
     def read(key: str) -> pd.DataFrame | None:
         path = folder / f"{key}.parquet"

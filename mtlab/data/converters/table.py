@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..download import data_dir, exclusive, sha256_of, swap_in
+from ..download import VERIFIED, check_files, data_dir, exclusive, file_sums, sha256_of, swap_in
 from ..encoding import Categorical, Encoding, Numeric, Target, as_text, check_distinct_columns, read_as_of
 from ..encoding import line_of as _line
 from ..encoding import numbers as numbers
@@ -47,7 +47,9 @@ from ..tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 from ..task_kinds import KINDS, TaskKind
 
 FORMAT = "mtlab-table"
-VERSION = 3  # 2: text values stripped, booleans spelled alike in every file; 3: the encoding in the manifest
+VERSION = (
+    4  # 2: text values stripped, booleans spelled alike in every file; 3: the encoding in the manifest; 4: files_sha256
+)
 NUMERIC_MIN_DISTINCT = 21  # a numeric column with fewer distinct values is taken as categorical
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -228,7 +230,9 @@ def run_conversion(folder: Path, stamp: dict, command: str, convert, tables) -> 
         if existing is not None and existing.get("stamp") == stamp:
             return {**existing, "up_to_date": True}
         if existing is not None:
-            foreign = sorted(f.name for f in folder.iterdir() if f.name != "manifest.json" and f.suffix != ".parquet")
+            foreign = sorted(
+                f.name for f in folder.iterdir() if f.name not in ("manifest.json", VERIFIED) and f.suffix != ".parquet"
+            )
             if foreign:
                 raise DataError(
                     f"{folder} holds files `{command}` did not write ({', '.join(foreign)}), which preparing again "
@@ -541,11 +545,26 @@ def write_folder(folder: Path, manifest: dict, tables: dict) -> None:
     try:
         for file_name, table in tables.items():
             pq.write_table(table, tmp / file_name)
+        manifest["files_sha256"] = file_sums(tmp, list(tables))  # checked before each use (check_files)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         swap_in(folder, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_prepared_files(folder: Path, manifest: dict, repair: str) -> None:
+    """The files a prepared table's or interactions' manifest lists are the ones written (sha256,
+    `download.check_files`); a folder prepared before manifests listed them is refused with `repair`."""
+    sums = manifest.get("files_sha256")
+    if not isinstance(sums, dict) or not all(isinstance(v, str) for v in sums.values()):
+        raise DataError(f"{folder} was prepared by an older mtlab (its manifest lists no checksums); {repair}")
+    names = [n for n in sums if not isinstance(n, str) or "/" in n or n.startswith(".") or not n.endswith(".parquet")]
+    if names:
+        raise DataError(
+            f"{folder / 'manifest.json'} lists files outside the folder or not its own ({names[:2]}); {repair}"
+        )
+    check_files(folder, sums, repair)
 
 
 def stamp_digest(manifest: dict) -> str:
@@ -580,6 +599,7 @@ def load_table(
             f"no prepared table {name!r} in {folder.parent}; prepare it with "
             f"`python -m mtlab.data prepare table --name {name} --train FILE --task COLUMN:KIND …`"
         )
+    check_prepared_files(folder, manifest, f"prepare {name} again")
     splits = {}
     for split in ("train", "valid", "test"):
         try:
