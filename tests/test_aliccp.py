@@ -190,3 +190,16 @@ def test_streamed_data_honour_the_subsample_and_open_each_shard_once_an_epoch(pr
     prepare(root / "raw", tiny, PrepareSettings(min_count=2, row_group_rows=16, shard_rows=1000), quiet=True)
     with pytest.warns(UserWarning, match="row groups under 128 rows"):
         ShardedSplit(tiny, "train")
+
+
+def test_a_subsample_whole_row_groups_cannot_honour_is_said(prepared, tmp_path):
+    """A streamed split of one row group kept every row for --subsample 0.1 without a word."""
+    from mtlab.data.funnel_shards import load_aliccp
+
+    root, _, _, _ = prepared
+    one = tmp_path / "one-group"
+    prepare(root / "raw", one, PrepareSettings(min_count=2, row_group_rows=65_536, shard_rows=100_000), quiet=True)
+    whole = load_aliccp(one, in_memory=False)
+    with pytest.warns(UserWarning, match=r"keeps .* by whole row groups.*smaller --row-group-rows"):
+        part = whole.subsample(0.1, seed=0)
+    assert len(part.train) == len(whole.train)  # what the warning says: the one group is kept whole

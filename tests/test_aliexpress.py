@@ -311,3 +311,47 @@ def test_a_users_folders_beside_out_and_a_symlinked_or_dot_out_are_kept(tmp_path
     assert (here / "manifest.json").is_file() and not (here / "..lock").exists()
     monkeypatch.chdir(here)  # the folder was replaced whole: a shell inside it is in the old one
     assert prepare(tmp_path / "raw", "NL", ".", settings, quiet=True)["up_to_date"]
+
+
+def test_a_read_only_out_is_refused_and_a_mount_point_out_has_its_contents_swapped(tmp_path, monkeypatch):
+    """Review: a read-only --out with a writable parent was replaced (its mode and owner lost); a mount
+    point as --out failed with EBUSY on its rename after the whole conversion."""
+    import stat
+
+    from mtlab.data import download
+    from mtlab.data.funnel_shards import load_funnel
+
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=8)
+    settings = PrepareSettings(min_count=1)
+    out = tmp_path / "prep"
+    prepare(tmp_path / "raw", "NL", out, settings, quiet=True)
+    out.chmod(0o555)
+    try:
+        with pytest.raises(DataError, match=r"prep is read-only \(mode dr-xr-xr-x\).*chmod u\+w"):
+            prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=2), quiet=True)
+    finally:
+        out.chmod(0o755)
+    out.chmod(0o750)
+    prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=2), quiet=True)  # replaced, its mode kept
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+
+    # a mount point cannot be renamed: the new version is made inside it and the contents swapped
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: str(p) == str(out) or real_ismount(p))
+    renamed = []
+    real_replace = download.os.replace
+
+    def replace(src, dst):
+        if str(src) == str(out):  # what the kernel answers for a mount point
+            raise OSError(16, "Device or resource busy")
+        renamed.append(dst)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(download.os, "replace", replace)
+    inode = out.stat().st_ino
+    manifest = prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=3), quiet=True)
+    assert out.stat().st_ino == inode and not manifest["up_to_date"]  # the same folder, new contents
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".verified.json"]  # nothing left
+    data = load_funnel(out, in_memory=True)
+    assert len(data.train) == manifest["rows"]["train"]
+    assert prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=3), quiet=True)["up_to_date"]

@@ -9,6 +9,7 @@ for the canonical source instead (`source="uci"`).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gzip
 import hashlib
@@ -553,13 +554,40 @@ def exclusive(lock: Path, busy: str, error: type[Exception] = DataError):
         yield
 
 
+def work_folder(folder: Path) -> Path:
+    """A new temporary folder for the next version of `folder`, on its file system: beside it, or inside
+    it where it is a mount point (a mount point cannot be renamed; `swap_in` then swaps its contents)."""
+    where = folder if folder.is_dir() and os.path.ismount(folder) else folder.parent
+    return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=where))
+
+
 def swap_in(folder: Path, new: Path) -> None:
-    """Put the whole folder `new` in place of `folder` (renames: a reader sees the old folder or the new
-    one); the old one, which the caller checked is mtlab's alone, is removed once the new one is there.
-    `new` gets a folder's usual permissions (mkdtemp makes it the owner's alone)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(new, 0o777 & ~mask)
+    """Put the whole folder `new` (from `work_folder`) in place of `folder` (renames: a reader sees the
+    old folder or the new one); the old one, which the caller checked is mtlab's alone, is removed once
+    the new one is there. `new` takes the old folder's mode and owner (or, for a new folder, the usual
+    permissions: mkdtemp makes it the owner's alone). Where `new` is inside `folder` (a mount point), the
+    contents are swapped instead, file by file, the manifest out first and in last: a reader meanwhile
+    finds no preparation (a clear error), never a mix."""
+    if folder.exists():
+        info = folder.stat()
+        os.chmod(new, info.st_mode & 0o7777)
+        if info.st_uid != os.geteuid() or info.st_gid != os.getegid():
+            with contextlib.suppress(OSError):  # keep the folder's owner where we may (as root)
+                os.chown(new, info.st_uid, info.st_gid)
+    else:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(new, 0o777 & ~mask)
+    if new.parent == folder:
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder))
+        leaving = sorted((e for e in folder.iterdir() if e not in (new, old)), key=lambda e: e.name != "manifest.json")
+        for entry in leaving:
+            os.replace(entry, old / entry.name)
+        for entry in sorted(new.iterdir(), key=lambda e: e.name == "manifest.json"):
+            os.replace(entry, folder / entry.name)
+        new.rmdir()
+        shutil.rmtree(old, ignore_errors=True)
+        return
     old = None
     if folder.exists():
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")

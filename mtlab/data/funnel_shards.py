@@ -104,6 +104,14 @@ class ShardedSplit:
             kept.append(k)
             rows += self.group_rows[k]
         kept.sort()
+        if rows > 1.5 * n:
+            warnings.warn(
+                f"{self.folder} ({self.split}): a subsample of {n:,} of {self.n_rows:,} rows keeps {rows:,} (a "
+                f"streamed split is subsampled by whole row groups, here {len(self.row_groups)} of "
+                f"{self.n_rows / len(self.row_groups):,.0f} rows on average); for a finer subsample prepare again "
+                "with a smaller --row-group-rows, or train without --stream",
+                stacklevel=2,
+            )
         part = copy.copy(self)
         part.row_groups = [self.row_groups[k] for k in kept]
         part.group_rows = [self.group_rows[k] for k in kept]

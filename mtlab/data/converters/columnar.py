@@ -223,8 +223,8 @@ def conversion(out: Path, stamp: dict, command: str):
     write is ever removed; an interrupted or failed conversion leaves `out` as it was (its temporary
     folder is removed, or by the next prepare)."""
     import shutil
-    import tempfile
 
+    from ..download import work_folder
     from ..tabular import DataError
     from .table import preparing, resolved
 
@@ -252,7 +252,7 @@ def conversion(out: Path, stamp: dict, command: str):
                     "again would remove; move them elsewhere, or choose another --out"
                 )
         try:
-            work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            work = work_folder(out)
         except OSError as err:
             raise DataError(f"cannot write into {out.parent} ({err.strerror}); choose a writable --out") from None
         try:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import re
 import shutil
-import tempfile
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..download import VERIFIED, check_files, data_dir, exclusive, file_sums, sha256_of, swap_in
+from ..download import VERIFIED, check_files, data_dir, exclusive, file_sums, sha256_of, swap_in, work_folder
 from ..encoding import Categorical, Encoding, Numeric, Target, as_text, check_distinct_columns, read_as_of
 from ..encoding import line_of as _line
 from ..encoding import numbers as numbers
@@ -199,10 +200,17 @@ def preparing(folder: Path, choose: str):
     with exclusive(folder.parent / f".{folder.name}.lock", busy):
         if folder.exists() and not folder.is_dir():
             raise DataError(f"{folder} is a file, not a folder; {choose}, or move it away")
-        # only folders named as mtlab names its own temporary ones (mkdtemp's 8 characters, or .old-PID):
-        # a user's .NAME.backup, or another prepare's .NAME.v2.…, is never touched
-        own = re.compile(rf"^\.{re.escape(folder.name)}\.([a-z0-9_]{{8}}|old-\d+)$")
-        for stale in folder.parent.glob(f".{glob.escape(folder.name)}.*"):
+        if folder.is_dir() and not folder.stat().st_mode & stat.S_IWUSR:
+            raise DataError(
+                f"{folder} is read-only (mode {stat.filemode(folder.stat().st_mode)}): mtlab does not replace a "
+                f"folder you protected; make it writable (chmod u+w {folder}), or {choose}"
+            )
+        # only folders named as mtlab names its own temporary ones (mkdtemp's 8 characters, .old-PID, or
+        # .old- and 8 characters inside a mount point): a user's .NAME.backup, or another prepare's
+        # .NAME.v2.…, is never touched
+        own = re.compile(rf"^\.{re.escape(folder.name)}\.([a-z0-9_]{{8}}|old-\d+|old-[a-z0-9_]{{8}})$")
+        places = [folder.parent, *([folder] if folder.is_dir() and os.path.ismount(folder) else [])]
+        for stale in (s for place in places for s in place.glob(f".{glob.escape(folder.name)}.*")):
             if stale.is_dir() and not stale.is_symlink() and own.match(stale.name):
                 shutil.rmtree(stale, ignore_errors=True)
         yield
@@ -541,7 +549,7 @@ def write_folder(folder: Path, manifest: dict, tables: dict) -> None:
     `folder`, renamed into place (the old conversion, mtlab's own, is removed once the new one is whole)."""
     import pyarrow.parquet as pq
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = work_folder(folder)
     try:
         for file_name, table in tables.items():
             pq.write_table(table, tmp / file_name)
