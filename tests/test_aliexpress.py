@@ -268,6 +268,10 @@ def test_unreadable_raw_files_stop_with_a_line_that_says_what_to_do(tmp_path):
     with pytest.raises(DataError, match="no valid row for the train, valid split: the raw file holds no rows"):
         prepare(tmp_path / "raw", "NL", tmp_path / "empty", PrepareSettings(min_count=1), quiet=True)
     assert not (tmp_path / "empty").exists() and not (tmp_path / "semicolons").exists()
+    (folder / "train.csv").write_bytes(text)
+    (folder / "test.csv").write_bytes(b"")  # 0 bytes: said so, not "the header is not the published one"
+    with pytest.raises(DataError, match=r"test.csv is empty \(0 bytes\)"):
+        prepare(tmp_path / "raw", "NL", tmp_path / "empty", PrepareSettings(min_count=1), quiet=True)
 
 
 def test_a_raw_file_edited_in_place_with_its_size_and_time_kept_is_prepared_again(tmp_path):
@@ -355,3 +359,48 @@ def test_a_read_only_out_is_refused_and_a_mount_point_out_has_its_contents_swapp
     data = load_funnel(out, in_memory=True)
     assert len(data.train) == manifest["rows"]["train"]
     assert prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=3), quiet=True)["up_to_date"]
+
+
+def test_ctrl_c_during_prepare_and_generate_over_raw_files_are_clear_stops(tmp_path, monkeypatch, capsys):
+    """Review: Ctrl-C during prepare ended in a KeyboardInterrupt traceback; generate wrote over raw files."""
+    from mtlab.data.converters import aliexpress
+
+    assert data_cli(["generate", "aliexpress", "--out", str(tmp_path / "raw"), "--impressions", "1000"]) == 0
+    before = (tmp_path / "raw" / "AliExpress_NL" / "train.csv").read_bytes()
+    capsys.readouterr()
+    assert data_cli(["generate", "aliexpress", "--out", str(tmp_path / "raw"), "--impressions", "200"]) == 1
+    assert "generate never writes over raw files" in capsys.readouterr().err
+    assert (tmp_path / "raw" / "AliExpress_NL" / "train.csv").read_bytes() == before
+    out = tmp_path / "prep"
+    assert (
+        data_cli(["prepare", "aliexpress", "--raw", str(tmp_path / "raw"), "--out", str(out), "--min-count", "1"]) == 0
+    )
+    manifest = (out / "manifest.json").read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aliexpress, "_encode", interrupted)
+    args = ["prepare", "aliexpress", "--raw", str(tmp_path / "raw"), "--out", str(out), "--min-count", "2"]
+    assert data_cli(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted (Ctrl-C)" in err and "is as it was" in err and "Traceback" not in err
+    assert (out / "manifest.json").read_text() == manifest  # the old preparation, untouched
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".prep.") and p.is_dir()]  # no temporary left
+
+
+def test_a_line_that_is_not_utf8_is_counted_and_skipped_not_the_whole_file(tmp_path):
+    """Issue: one invalid UTF-8 byte aborted the whole prepare (after deleting the old shards)."""
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1000, seed=9)
+    path = tmp_path / "raw" / "AliExpress_NL" / "train.csv"
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"\n", 5000) + 3
+    raw[at] = 0xFF
+    path.write_bytes(bytes(raw))
+    line = raw[:at].count(b"\n") + 1
+    manifest = prepare(tmp_path / "raw", "NL", tmp_path / "prep", PrepareSettings(min_count=1), quiet=True)
+    assert manifest["malformed"]["train.csv: not UTF-8 text"] == {"lines": 1, "first_line_numbers": [line]}
+    lines = raw.count(b"\n") - 1  # the header is not a row
+    assert manifest["rows"]["train"] + manifest["rows"]["valid"] == lines - 1 - sum(
+        v["lines"] for k, v in manifest["malformed"].items() if k.startswith("train.csv") and "UTF-8" not in k
+    )

@@ -136,6 +136,7 @@ def main(argv=None) -> int:
                 f"{manifest['malformed_lines']}"
             )
         elif args.command == "generate":
+            _refuse_overwrite(args)
             if args.dataset == "ali-ccp":
                 from .converters.aliccp import generate_raw
 
@@ -151,7 +152,37 @@ def main(argv=None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        said = {
+            "prepare": f"{getattr(args, 'out', None) or 'the prepared folder'} is as it was (a conversion is swapped "
+            "in only when whole); run the same command again",
+            "fetch": "files are verified before they are kept; run the same command again",
+        }.get(args.command, "run the same command again")
+        print(f"\ninterrupted (Ctrl-C); {said}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _refuse_overwrite(args) -> None:
+    """`generate` writes new files only: raw files already in --out (a download of the real data, or
+    files generated before) are never replaced."""
+    from pathlib import Path
+
+    if args.dataset == "ali-ccp":
+        from .converters.aliccp import RAW_FILES
+
+        files = [Path(args.out) / name for pair in RAW_FILES.values() for name in pair]
+    else:
+        from .funnel_shards import check_country
+
+        folder = Path(args.out) / f"AliExpress_{check_country(args.country)}"
+        files = [folder / "train.csv", folder / "test.csv"]
+    there = [str(f) for f in files if f.exists()]
+    if there:
+        raise DataError(
+            f"{', '.join(there)} already exist(s); generate never writes over raw files: choose another --out, "
+            "or delete them first"
+        )
 
 
 def _prepare_table(args) -> int:

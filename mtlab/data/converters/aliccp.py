@@ -201,11 +201,10 @@ def _vocabularies(raw: Path, settings: PrepareSettings, quiet: bool) -> dict[str
 
     counts: Counter = Counter()
     for name, names in ((RAW_FILES["train"][0], SKELETON), (RAW_FILES["train"][1], COMMON)):
-        bar = tqdm(disable=quiet, unit=" lines", desc=f"count {name}")
-        for rows, block_counts in in_parallel(partial(count, names=names), _blocks(raw / name, names, settings)):
-            counts.update(block_counts)
-            bar.update(rows)
-        bar.close()
+        with tqdm(disable=quiet, unit=" lines", desc=f"count {name}") as bar:
+            for rows, block_counts in in_parallel(partial(count, names=names), _blocks(raw / name, names, settings)):
+                counts.update(block_counts)
+                bar.update(rows)
     per_field: dict[str, Counter] = {f: Counter() for f in ALL_FIELDS}
     for key, n in counts.items():
         field, _, feature_id = key.partition("\x02")
@@ -274,20 +273,19 @@ def _encode_common(path: Path, codes: _Codes, settings: PrepareSettings, malform
 
     blocks, seen = _blocks(path, COMMON, settings), 0
     keys, singles, bags = [], [], {f: [] for f in USER_BAGS}
-    bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
-    for batch in blocks:
-        n = batch.num_rows
-        parsed = parse_feature_column(batch.column("feature_list"), n)
-        report_rows(malformed, blocks, "a feature without its \\x02 or \\x03 separator", parsed.bad, seen)
-        single, lists = _encode_fields(parsed, codes.of(parsed.keys), n, USER_FIELDS, USER_BAGS, settings.max_bag)
-        good = pa.array(~parsed.bad)
-        keys.append(batch.column("common_feature_index").filter(good))
-        singles.append(single[~parsed.bad])
-        for f in USER_BAGS:
-            bags[f].append(lists[f].filter(good))
-        seen += n
-        bar.update(n)
-    bar.close()
+    with tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}") as bar:
+        for batch in blocks:
+            n = batch.num_rows
+            parsed = parse_feature_column(batch.column("feature_list"), n)
+            report_rows(malformed, blocks, "a feature without its \\x02 or \\x03 separator", parsed.bad, seen)
+            single, lists = _encode_fields(parsed, codes.of(parsed.keys), n, USER_FIELDS, USER_BAGS, settings.max_bag)
+            good = pa.array(~parsed.bad)
+            keys.append(batch.column("common_feature_index").filter(good))
+            singles.append(single[~parsed.bad])
+            for f in USER_BAGS:
+                bags[f].append(lists[f].filter(good))
+            seen += n
+            bar.update(n)
     blocks.report_skipped(malformed, f"wrong number of fields (of {len(COMMON)})")
     return _Users(
         pa.concat_arrays(keys) if keys else pa.array([], pa.string()),
@@ -348,17 +346,16 @@ def _encode_skeleton(
 
     item_singles = ITEM_FIELDS + CONTEXT_FIELDS
     blocks = _blocks(path, SKELETON, settings)
-    bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
-    for table, held_out, faults, first_row, n in in_parallel(encode, numbered(blocks)):
-        for reason, rows in faults:
-            report_rows(malformed, blocks, reason, rows, first_row)
-        if held_out is None:
-            writer.add("test", table)
-        else:
-            writer.add("valid", table.filter(pa.array(held_out)))
-            writer.add("train", table.filter(pa.array(~held_out)))
-        bar.update(n)
-    bar.close()
+    with tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}") as bar:
+        for table, held_out, faults, first_row, n in in_parallel(encode, numbered(blocks)):
+            for reason, rows in faults:
+                report_rows(malformed, blocks, reason, rows, first_row)
+            if held_out is None:
+                writer.add("test", table)
+            else:
+                writer.add("valid", table.filter(pa.array(held_out)))
+                writer.add("train", table.filter(pa.array(~held_out)))
+            bar.update(n)
     blocks.report_skipped(malformed, f"wrong number of fields (of {len(SKELETON)})")
 
 

@@ -81,6 +81,8 @@ def prepared_dir(country: str, out: str | Path | None = None) -> Path:
 
 def _blocks(path: Path, settings: PrepareSettings) -> CsvBlocks:
     not_compressed(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty (0 bytes): not even its header; give the file as published, with its rows")
     with open(path, "rb") as handle:  # utf-8-sig: a byte order mark (as Excel writes one) is no part of the header
         header = handle.readline().decode("utf-8-sig", errors="replace").strip().split(",")
     if tuple(h.strip().strip('"') for h in header) != COLUMNS:
@@ -164,15 +166,14 @@ def _count(path: Path, settings: PrepareSettings, quiet: bool) -> dict[str, Coun
 
     counts = {c: Counter() for c in CATEGORICAL}
     blocks, seen = _blocks(path, settings), 0
-    bar = tqdm(disable=quiet, unit=" lines", desc=f"count {path.name}")
-    for batch in blocks:
-        valid = _check(batch, blocks, seen, Malformed())  # reported by the encoding pass
-        seen += batch.num_rows
-        batch = batch.filter(valid)
-        for c in CATEGORICAL:
-            counts[c].update(value_counts(batch.column(c)))
-        bar.update(batch.num_rows)
-    bar.close()
+    with tqdm(disable=quiet, unit=" lines", desc=f"count {path.name}") as bar:
+        for batch in blocks:
+            valid = _check(batch, blocks, seen, Malformed())  # reported by the encoding pass
+            seen += batch.num_rows
+            batch = batch.filter(valid)
+            for c in CATEGORICAL:
+                counts[c].update(value_counts(batch.column(c)))
+            bar.update(batch.num_rows)
     return counts
 
 
@@ -191,29 +192,30 @@ def _encode(
 
     value_sets = {c: pa.array(v, pa.string()) for c, v in vocab.items()}
     blocks, seen = _blocks(path, settings), 0
-    bar = tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}")
-    for batch in blocks:
-        valid = _check(batch, blocks, seen, malformed)
-        seen += batch.num_rows
-        batch = batch.filter(valid)
-        columns = {
-            "click": pc.cast(batch.column("click"), pa.int8()),
-            "conversion": pc.cast(batch.column("conversion"), pa.int8()),
-        }
-        for c in CATEGORICAL:
-            codes = pc.index_in(batch.column(c), value_set=value_sets[c])
-            columns[f"f{c}"] = pc.cast(pc.add(pc.fill_null(codes, -1), 1), pa.int32())
-        for c in NUMERICAL:
-            columns[f"n{c}"] = pc.cast(pc.cast(pc.utf8_trim_whitespace(batch.column(c)), pa.float64()), pa.float32())
-        table = pa.table(columns)
-        if split == "train":
-            held_out = holdout(pc.utf8_trim_whitespace(batch.column("search_id")), settings.valid_per_mille)
-            writer.add("valid", table.filter(pa.array(held_out)))
-            writer.add("train", table.filter(pa.array(~held_out)))
-        else:
-            writer.add("test", table)
-        bar.update(batch.num_rows)
-    bar.close()
+    with tqdm(disable=quiet, unit=" lines", desc=f"encode {path.name}") as bar:
+        for batch in blocks:
+            valid = _check(batch, blocks, seen, malformed)
+            seen += batch.num_rows
+            batch = batch.filter(valid)
+            columns = {
+                "click": pc.cast(batch.column("click"), pa.int8()),
+                "conversion": pc.cast(batch.column("conversion"), pa.int8()),
+            }
+            for c in CATEGORICAL:
+                codes = pc.index_in(batch.column(c), value_set=value_sets[c])
+                columns[f"f{c}"] = pc.cast(pc.add(pc.fill_null(codes, -1), 1), pa.int32())
+            for c in NUMERICAL:
+                columns[f"n{c}"] = pc.cast(
+                    pc.cast(pc.utf8_trim_whitespace(batch.column(c)), pa.float64()), pa.float32()
+                )
+            table = pa.table(columns)
+            if split == "train":
+                held_out = holdout(pc.utf8_trim_whitespace(batch.column("search_id")), settings.valid_per_mille)
+                writer.add("valid", table.filter(pa.array(held_out)))
+                writer.add("train", table.filter(pa.array(~held_out)))
+            else:
+                writer.add("test", table)
+            bar.update(batch.num_rows)
     blocks.report_skipped(malformed, f"wrong number of fields (of {len(COLUMNS)})")
 
 

@@ -43,12 +43,14 @@ class Malformed:
 
 class CsvBlocks:
     """A CSV file's record batches (every column a string), `block_bytes` at a time. A line with a
-    wrong number of fields is skipped and its line number kept in `skipped`; `line_of(rows)` gives
-    the file line numbers of rows (0-based positions among the rows read)."""
+    wrong number of fields is skipped and its line number kept in `skipped`, a line that is not UTF-8
+    text likewise in `undecodable` (one bad byte costs its line, not the file); `line_of(rows)` gives
+    the file line numbers of rows (0-based positions among the rows yielded)."""
 
     def __init__(self, path: Path, names: list[str], header: bool, block_bytes: int):
         self.path, self.names, self.header, self.block_bytes = Path(path), list(names), header, block_bytes
         self.skipped: list[int] = []
+        self.undecodable: list[int] = []
 
     def __iter__(self):
         import pyarrow as pa
@@ -66,12 +68,20 @@ class CsvBlocks:
             column_types={n: pa.string() for n in self.names},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
+            check_utf8=False,  # checked per line below: a bad byte skips its line, not the whole file
         )
         from ..tabular import DataError
 
         not_compressed(self.path)
         try:
-            yield from csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert)
+            yielded = 0
+            for batch in csv.open_csv(self.path, read_options=read, parse_options=parse, convert_options=convert):
+                bad = _undecodable(batch)
+                if bad is not None:
+                    self.undecodable += self.line_of(np.flatnonzero(bad) + yielded)
+                    batch = batch.filter(pa.array(~bad))
+                yielded += batch.num_rows
+                yield batch
         except pa.ArrowInvalid as err:
             said = str(err).strip().splitlines()[0][:200]
             if "Empty CSV file" in said:
@@ -81,7 +91,7 @@ class CsvBlocks:
 
     def line_of(self, rows) -> list[int]:
         first = 2 if self.header else 1
-        gaps = np.sort(np.asarray(self.skipped, dtype=np.int64))
+        gaps = np.sort(np.asarray(self.skipped + self.undecodable, dtype=np.int64))
         out = []
         for g in rows:
             line = int(g) + first
@@ -94,7 +104,32 @@ class CsvBlocks:
         return out
 
     def report_skipped(self, malformed: Malformed, reason: str) -> None:
+        """Report the lines skipped while reading: `reason` those of a wrong number of fields."""
         malformed.add(f"{self.path.name}: {reason}", len(self.skipped), sorted(self.skipped))
+        malformed.add(f"{self.path.name}: not UTF-8 text", len(self.undecodable), sorted(self.undecodable))
+
+
+def _undecodable(batch) -> np.ndarray | None:
+    """The rows of a batch of string columns (read without UTF-8 checks) holding bytes that are not
+    UTF-8, or None when every row is text. Arrow's full validation checks a column at C speed; only a
+    column that fails is decoded value by value to find its rows."""
+    import pyarrow as pa
+
+    bad = None
+    for column in batch.columns:
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        rows = np.zeros(batch.num_rows, bool)
+        for i, value in enumerate(column.cast(pa.binary()).to_pylist()):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                rows[i] = True
+        bad = rows if bad is None else bad | rows
+    return bad
 
 
 def not_compressed(path: Path) -> None:
