@@ -65,14 +65,17 @@ def reverse_gradient(x: torch.Tensor, strength: float) -> torch.Tensor:
     return GradientReversal.apply(x, strength)
 
 
-def dann_strength(progress: float, gamma: float = 10.0) -> float:
-    """λ(p) = 2 / (1 + exp(−γ p)) − 1: 0 at the start of training, → 1 at the end."""
+def dann_strength(progress, gamma: float = 10.0):
+    """λ(p) = 2 / (1 + exp(−γ p)) − 1: 0 at the start of training, → 1 at the end. `progress` a float,
+    or a 0-dim tensor (a compiled step reads it as data, so a new value is no new compile)."""
+    if isinstance(progress, torch.Tensor):
+        return 2.0 / (1.0 + torch.exp(-gamma * progress)) - 1.0
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
 
 
 @register("mpt_rec")
 class MPTRec(MultiTaskModel):
-    schedule = True  # the GRL strength follows the progress (DANN), the EM step the epoch
+    schedule = True  # the GRL strength follows the progress (DANN), the EM step the epoch (tensors in a compiled step)
 
     def __init__(
         self,
@@ -167,7 +170,11 @@ class MPTRec(MultiTaskModel):
         """E-step: c_i = argmin_k BCE_k(i) for this batch's rows on refresh epochs; random at first."""
         if self.task_assignment.numel() != step.n_rows:
             self.start_rows(step.n_rows, per_row_bce.device)
-        if step.epoch > 0 and step.epoch % self.assign_every == 0:
+        refresh = (step.epoch > 0) & (step.epoch % self.assign_every == 0)  # a bool, or a 0-dim tensor
+        if isinstance(refresh, torch.Tensor):  # branch-free: a compiled step does not specialize on the epoch
+            current = self.task_assignment[step.rows]
+            self.task_assignment[step.rows] = torch.where(refresh, per_row_bce.argmin(1), current)
+        elif refresh:
             self.task_assignment[step.rows] = per_row_bce.argmin(1)
         return self.task_assignment[step.rows]
 

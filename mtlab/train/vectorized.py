@@ -266,15 +266,18 @@ def _batched_losses(template, data, compile_on: str | bool):
         return batched
     mode = "reduce-overhead" if compile_on == "cuda" else None  # CUDA graphs on CUDA
     compiled = torch.compile(batched, mode=mode, dynamic=False)
-    if template.schedule:  # its loss reads epoch and progress: compiled anew as they change (once per value)
-        return compiled
 
-    def constant_step(params, buffers, drawn, rows, n, epoch, progress):
-        # a model without a schedule never reads them: constants, so the step compiles once (a Python float
-        # argument is specialized: a new progress every step was a new compile every step)
+    def compiled_step(params, buffers, drawn, rows, n, epoch, progress):
+        # A Python number argument is specialized: a new progress every step was a new compile every step.
+        # A model with a schedule reads them as 0-dim tensors (data, not constants: one compile); one
+        # without never reads them, so they are constants.
+        if template.schedule:
+            epoch = torch.tensor(epoch, device=rows.device)
+            progress = torch.tensor(progress, dtype=torch.float64, device=rows.device)
+            return compiled(params, buffers, drawn, rows, n, epoch, progress)
         return compiled(params, buffers, drawn, rows, n, 0, 0.0)
 
-    return constant_step
+    return compiled_step
 
 
 class _MemberStep(torch.nn.Module):

@@ -115,6 +115,9 @@ class PMTRec(Weighting):
         return full
 
     def mean_weights(self, n_tasks: int, like: torch.Tensor) -> torch.Tensor:
-        """The step's weights [T]: the mean over every row weighted (ones when none was)."""
-        rows = [w for w in self.last_weights if w.shape[1]]
-        return torch.cat(rows, 1).mean(1) if rows else like.new_ones(n_tasks)
+        """The step's weights [T]: the mean over the rows two or more tasks reach, where weighting happens
+        (a row one task reaches keeps that task's gradient, weight 1), so a separate run (the batch's
+        `TableRows`) and a seed-vectorized one (whole tables) report the same mean; ones when no row is."""
+        weights = torch.cat([w for w in self.last_weights if w.shape[1]] or [like.new_zeros(n_tasks, 0)], 1)
+        shared = weights[:, (weights > 0).sum(0) >= 2]
+        return shared.mean(1) if shared.shape[1] else like.new_ones(n_tasks)
