@@ -203,3 +203,15 @@ def test_a_subsample_whole_row_groups_cannot_honour_is_said(prepared, tmp_path):
     with pytest.warns(UserWarning, match=r"keeps .* by whole row groups.*smaller --row-group-rows"):
         part = whole.subsample(0.1, seed=0)
     assert len(part.train) == len(whole.train)  # what the warning says: the one group is kept whole
+
+
+def test_tab_separated_files_stop_naming_the_likely_cause(tmp_path):
+    """Issue: tab-separated Ali-CCP files "prepared" with exit 0 and 0 rows; training then said "Must pass
+    at least one table"."""
+    generate_raw(tmp_path / "raw", n_impressions=1000, seed=3)
+    for name in ("sample_skeleton_train.csv", "sample_skeleton_test.csv"):
+        path = tmp_path / "raw" / name
+        path.write_text(path.read_text().replace(",", "\t"))
+    with pytest.raises(DataError, match=r"no valid row .*malformed \(another separator than the published one"):
+        prepare(tmp_path / "raw", tmp_path / "prep", PrepareSettings(min_count=1), quiet=True)
+    assert not (tmp_path / "prep").exists()

@@ -82,6 +82,8 @@ def jupyter_lab(tmp_path):
             "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly",
+            # a workspace of its own: the user's (or an earlier test's) would reopen other notebooks beside
+            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -121,8 +123,8 @@ def plot_source(page) -> str:
 
 def open_and_run_all(page, base: str, token: str, notebook: str) -> None:
     """Open `notebook` in JupyterLab once its kernel is idle, and run all its cells."""
-    page.goto(f"{base}/lab/tree/{notebook}?token={token}")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}&reset")
+    page.wait_for_selector(".jp-Notebook >> visible=true", timeout=60_000)
     wait_kernel_idle(base, token)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()

@@ -132,3 +132,29 @@ def test_a_second_sweep_into_the_same_folder_stops_instead_of_storing_seeds_twic
         with pytest.raises(SweepError, match="another sweep is writing into"):
             run_sweep(["table4"], get_profile("quick", device="cpu"), tmp_path, workers=1, log=lambda *_: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".sweep.lock"]  # nothing run, nothing written
+
+
+def test_sweep_stops_say_what_to_do_ctrl_c_failing_estimate_and_a_file_as_out(tmp_path, capsys, monkeypatch):
+    """Issue: Ctrl-C on a sweep and `sweep --estimate` with failing jobs ended in tracebacks; review: an
+    --out that is a file or cannot be written did too."""
+    from mtlab import cli
+    from mtlab.experiments import sweep
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_sweep", interrupted)
+    args = ["sweep", "pmtrec_ablations", "--profile", "quick", "--workers", "1", "--out", str(tmp_path / "s")]
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted (Ctrl-C); finished jobs are kept in" in err and "run the same command again" in err
+    monkeypatch.undo()
+
+    monkeypatch.setenv("MTLAB_DATA_DIR", str(tmp_path / "no-data"))  # every job fails: its dataset is missing
+    assert cli.main([*args[:-1], str(tmp_path / "e"), "--estimate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "jobs failed" in err and "Traceback" not in err
+
+    (tmp_path / "afile").write_text("x")
+    assert cli.main([*args[:-1], str(tmp_path / "afile")]) == 1
+    assert "cannot write into" in capsys.readouterr().err
