@@ -404,3 +404,24 @@ def test_a_line_that_is_not_utf8_is_counted_and_skipped_not_the_whole_file(tmp_p
     assert manifest["rows"]["train"] + manifest["rows"]["valid"] == lines - 1 - sum(
         v["lines"] for k, v in manifest["malformed"].items() if k.startswith("train.csv") and "UTF-8" not in k
     )
+
+
+def test_edited_vocabularies_and_a_preparation_replaced_under_a_reader_are_stops(tmp_path):
+    """Review: an edited vocab.json gave silently wrong predictions (the saved encoding maps raw values
+    by it); a prepare while a streamed run read the folder made its later epochs read other shards."""
+    from mtlab.data.funnel_shards import load_funnel
+
+    generate_raw(tmp_path / "raw", "NL", n_impressions=1500, seed=10)
+    out = tmp_path / "prep"
+    prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=1), quiet=True)
+    vocab = json.loads((out / "vocab.json").read_text())
+    (out / "vocab.json").write_text(json.dumps({k: v[::-1] for k, v in vocab.items()}))
+    with pytest.raises(DataError, match="vocab.json is not the file this folder's manifest lists"):
+        load_funnel(out)
+    prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=2), quiet=True)  # repaired
+    data = load_funnel(out, in_memory=False)
+    batches = data.train.batches(256, torch.Generator().manual_seed(0))
+    next(batches)
+    prepare(tmp_path / "raw", "NL", out, PrepareSettings(min_count=3), quiet=True)  # meanwhile, prepared again
+    with pytest.raises(DataError, match="was prepared again while this run read it"):
+        list(data.train.batches(256, torch.Generator().manual_seed(1)))

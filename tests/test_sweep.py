@@ -108,7 +108,14 @@ def test_sweep_runs_jobs_in_worker_processes_and_resumes(fake_census, tmp_path):
     assert not any("FAILED" in line for line in lines), lines
     from mtlab.experiments.store import RunsDatabase
 
-    assert len(RunsDatabase(tmp_path / "runs.sqlite").finished_jobs("table4", profile_tag(fake_census))) == 10
+    tag = profile_tag(fake_census)
+    assert (
+        sum(
+            len(RunsDatabase(tmp_path / "runs.sqlite").finished_jobs("table4", f"{tag}/{t}"))
+            for t in ("education", "sex")
+        )
+        == 10
+    )
     stored = pd.read_csv(tmp_path / "table4.csv")
     assert len(stored) == len(table4)
     # the notebook's call with the merged file trains nothing and returns the same runs
@@ -158,3 +165,36 @@ def test_sweep_stops_say_what_to_do_ctrl_c_failing_estimate_and_a_file_as_out(tm
     (tmp_path / "afile").write_text("x")
     assert cli.main([*args[:-1], str(tmp_path / "afile")]) == 1
     assert "cannot write into" in capsys.readouterr().err
+
+
+def test_a_sweep_on_another_new_task_is_not_done_by_the_first_and_exports_keep_a_notebooks_rows(tmp_path):
+    """Review: runs keyed (strategy, seed) of one --data counted as done for another --data into the same
+    --out; exporting a table overwrote rows a notebook had resumed into its CSV; a foreign SQLite file
+    was written into."""
+    import sqlite3
+
+    from mtlab.experiments.store import ResultsFileError, ResultsStore, RunsDatabase, Shelf
+    from mtlab.experiments.sweep import Job, export, merge, scope
+
+    profile = get_profile("quick", device="cpu")
+    a, b = (Job("ablations", f"{t}-0_1", 1.0, dict(profile=profile, new_task=t)) for t in ("education", "sex"))
+    assert scope(a) != scope(b) and scope(a).startswith(profile_tag(profile) + "/")
+    db = tmp_path / "runs.sqlite"
+    ResultsStore(Shelf(db, "ablations", scope(a), a.key), ["seed"]).add([{"seed": 0, "auc": 0.7}])
+    assert ResultsStore(Shelf(db, "ablations", scope(b), b.key), ["seed"]).pending((), [0]) == [0]  # not done
+    merged = merge(tmp_path, tag=profile_tag(profile))
+    assert len(merged["ablations"]) == 1 and (tmp_path / "ablations.csv").exists()
+
+    path = tmp_path / "ablations.csv"
+    ResultsStore(path, ["seed"]).add([{"seed": 1, "auc": 0.8}])  # a notebook resumed into the export
+    with pytest.raises(ResultsFileError, match=r"holds 1 row\(s\) this sweep's database does not"):
+        export(merged["ablations"], path)
+    assert len(pd.read_csv(path)) == 2  # kept
+
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as con:
+        con.execute("CREATE TABLE customers (name TEXT)")
+    with pytest.raises(ResultsFileError, match="not mtlab's results"):
+        RunsDatabase(foreign).check()
+    with sqlite3.connect(foreign) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 0  # untouched

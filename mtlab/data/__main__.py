@@ -152,6 +152,17 @@ def main(argv=None) -> int:
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a full or failing disk: said, and what was kept
+        where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+        kept = {
+            "prepare": f"{getattr(args, 'out', None) or 'the prepared folder'} is as it was",
+            "fetch": "files already verified are kept",
+        }.get(args.command, "nothing was replaced")
+        print(
+            f"\nerror: {err.strerror or err}{where}; {kept}: free space (or fix the disk), then run again",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         said = {
             "prepare": f"{getattr(args, 'out', None) or 'the prepared folder'} is as it was (a conversion is swapped "

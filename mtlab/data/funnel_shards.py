@@ -81,6 +81,7 @@ class ShardedSplit:
                 f"{self.folder}: the {split} shards hold {sum(self.group_rows):,} rows and the manifest says "
                 f"{self.n_rows:,}: a shard of another preparation? Prepare again (python -m mtlab.data prepare …)"
             )
+        self.identity = _identity(self.folder)  # the preparation this split reads (see `_same_preparation`)
         self.largest_buffer = 0  # the most rows held at once (tests check the bound)
         self.opened = 0  # Parquet files opened for reading row groups (once per file and epoch)
         if len(self.row_groups) > 64 and self.n_rows / len(self.row_groups) < SMALL_ROW_GROUP:  # many tiny groups
@@ -107,7 +108,7 @@ class ShardedSplit:
         if rows > 1.5 * n:
             warnings.warn(
                 f"{self.folder} ({self.split}): a subsample of {n:,} of {self.n_rows:,} rows keeps {rows:,} (a "
-                f"streamed split is subsampled by whole row groups, here {len(self.row_groups)} of "
+                f"streamed split is subsampled by whole row groups, here {len(self.row_groups)} row group(s) of "
                 f"{self.n_rows / len(self.row_groups):,.0f} rows on average); for a finer subsample prepare again "
                 "with a smaller --row-group-rows, or train without --stream",
                 stacklevel=2,
@@ -155,6 +156,7 @@ class ShardedSplit:
         for position, k in enumerate(groups):
             path, group = self.row_groups[k]
             if path not in files:
+                _same_preparation(self)
                 files[path] = pq.ParquetFile(path, page_checksum_verification=True)
                 self.opened += 1
             table = read_group(path, files[path], group)
@@ -314,6 +316,7 @@ class StreamedSplit:
     def labels(self) -> torch.Tensor:
         import pyarrow.parquet as pq
 
+        _same_preparation(self.shards)
         files = {
             f: pq.ParquetFile(f, page_checksum_verification=True)
             for f in dict.fromkeys(path for path, _ in self.shards.row_groups)
@@ -443,6 +446,27 @@ def _whole(shards: ShardedSplit) -> FunnelBatch:
     files = {f: pq.ParquetFile(f, page_checksum_verification=True) for f in shards.files}
     groups = [read_group(f, file, g) for f, file in files.items() for g in range(file.metadata.num_row_groups)]
     return _to_batch(shards.fields, pa.concat_tables(groups))
+
+
+def _identity(folder: Path) -> tuple:
+    """What names one preparation of `folder`: its manifest's inode and modification time (a new
+    preparation is swapped in whole, with a new manifest.json)."""
+    info = (Path(folder) / "manifest.json").stat()
+    return info.st_ino, info.st_mtime_ns
+
+
+def _same_preparation(split) -> None:
+    """Stop a reader whose folder was prepared again while it read (its vocabularies and row counts
+    would no longer fit the shards it opens next)."""
+    try:
+        now = _identity(split.folder)
+    except OSError:
+        now = None
+    if now != split.identity:
+        raise DataError(
+            f"{split.folder} was prepared again while this run read it (the shards no longer fit what it "
+            "loaded); run again once the preparation is done, or prepare into another --out"
+        )
 
 
 def read_group(path, file, group: int, columns=None):

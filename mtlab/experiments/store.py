@@ -189,6 +189,12 @@ class RunsDatabase:
         try:
             con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             version = con.execute("PRAGMA user_version").fetchone()[0]
+            tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables - {"runs", "jobs"} or (version == 0 and tables):
+                raise ResultsFileError(
+                    f"{self.path} is a database that is not mtlab's results (it holds the tables "
+                    f"{sorted(tables)}); mtlab does not write into it: give another --out, or move that file away"
+                )
             if version == 0 and write:
                 con.execute(
                     "CREATE TABLE IF NOT EXISTS runs (tbl TEXT NOT NULL, tag TEXT NOT NULL, run TEXT NOT NULL, "
@@ -206,6 +212,13 @@ class RunsDatabase:
                 )
             yield con if version or write else None
             con.execute("COMMIT")
+        except sqlite3.OperationalError as err:  # the disk, not the file: full, read-only, locked too long
+            with contextlib.suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+            raise ResultsFileError(
+                f"cannot write the results database {self.path} ({err}); the runs stored so far are kept: free "
+                "space or make it writable, then run the same command again"
+            ) from None
         except sqlite3.DatabaseError as err:
             with contextlib.suppress(sqlite3.Error):
                 con.execute("ROLLBACK")
@@ -241,19 +254,32 @@ class RunsDatabase:
                     already.append(run)
         return already
 
-    def rows(self, table: str, tag: str | None = None, job_prefix: str = "") -> pd.DataFrame:
-        """The rows of `table` (of one profile tag, or all; of jobs named `job_prefix`…), runs in the
-        order written, each run's rows in their order."""
+    def rows(self, table: str, tag: str | None = None, job_prefix: str = "", within: bool = False) -> pd.DataFrame:
+        """The rows of `table` (of one tag, or all; of jobs named `job_prefix`…), runs in the order
+        written, each run's rows in their order. within=True: also the tags `tag`/… (a profile tag's
+        scopes: its datasets or new tasks)."""
         with self._connect(write=False) as con:
             if con is None:
                 return pd.DataFrame()
             found = con.execute(
-                "SELECT rows FROM runs WHERE tbl = ? AND (? IS NULL OR tag = ?) AND substr(job, 1, ?) = ? "
-                "ORDER BY written, rowid",
-                (table, tag, tag, len(job_prefix), job_prefix),
+                "SELECT rows FROM runs WHERE tbl = ? AND (? IS NULL OR tag = ? OR (? AND substr(tag, 1, ?) = ?)) "
+                "AND substr(job, 1, ?) = ? ORDER BY written, rowid",
+                (table, tag, tag, within, len(tag or "") + 1, f"{tag}/", len(job_prefix), job_prefix),
             ).fetchall()
-        records = [row for (rows,) in found for row in json.loads(rows)]
+        try:
+            records = [row for (rows,) in found for row in json.loads(rows)]
+        except ValueError as err:
+            raise ResultsFileError(
+                f"results database {self.path}: a stored run of {table} is not readable ({err}): edited or damaged. "
+                "It is not reused: move the database away to run its jobs again, or give another --out"
+            ) from None
         return pd.DataFrame(records)
+
+    def check(self) -> None:
+        """Open the database for writing once (created, or checked as mtlab's of this format) before any
+        job trains: a foreign or newer file is refused at the start, not after the work."""
+        with self._connect(write=True):
+            pass
 
     def finish_job(self, table: str, tag: str, job: str, seconds: float) -> None:
         """Record that a job ran to its end (the sweep skips it from then on), with its seconds."""

@@ -357,13 +357,22 @@ def profile_tag(profile: Profile) -> str:
     return f"{profile.name}-{hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:10]}"
 
 
+def scope(job: Job) -> str:
+    """Where a job's runs live in the database: its profile tag, and the dataset or new task it trains
+    on (`tag`/NAME), which the runs' keys do not all name (a leaderboard's (strategy, seed)): a sweep
+    on another --data or --new-task into the same --out is another scope, never "done" by the first."""
+    tag = profile_tag(job.kwargs["profile"])
+    on = job.kwargs.get("dataset") or job.kwargs.get("new_task")
+    return f"{tag}/{on}" if on else tag
+
+
 def _run_job(job: Job, out: str) -> tuple[str, float, str | None]:
     """In a worker process: run one job, its runs stored in out/runs.sqlite under its table and profile
     tag; record it finished (with its seconds, for `estimate`). Returns (key, seconds, error)."""
     import torch
 
     torch.set_num_threads(1)  # one core per worker: the pool is the parallelism
-    tag = profile_tag(job.kwargs["profile"])
+    tag = scope(job)
     database = Path(out) / DATABASE
     start = time.perf_counter()
     try:
@@ -407,10 +416,10 @@ def _run_sweep(tables, profile, out, tag, workers, deadline_s, new_task, log, gp
     """`run_sweep` under its folder's lock."""
     slots = _device_slots(profile, workers, gpu_workers)
     database = RunsDatabase(out / DATABASE)
-    finished_jobs = {table: database.finished_jobs(table, tag) for table in tables}
-    jobs = [
-        j for j in plan(tables, profile, new_task, per_seed=per_seed, data=data) if j.key not in finished_jobs[j.table]
-    ]
+    database.check()  # a foreign or newer file is refused before any job trains
+    planned = plan(tables, profile, new_task, per_seed=per_seed, data=data)
+    finished = {(j.table, scope(j)): database.finished_jobs(j.table, scope(j)) for j in planned}
+    jobs = [j for j in planned if j.key not in finished[j.table, scope(j)]]
     log(
         f"sweep: {len(jobs)} jobs ({sum(j.runs for j in jobs)} runs) to run with "
         f"{', '.join(f'{n} on {d}' for d, n in slots.items() if n)} worker(s) into {out}"
@@ -487,13 +496,13 @@ def estimate(
     capped = replace(profile, epochs=epochs, patience=0, rec=replace(profile.rec, epochs=epochs, patience=0))
     scratch = Path(out) / "estimate"
     run_sweep(tables, capped, scratch, workers, log=log, gpu_workers=gpu_workers, data=data)
-    tag, rows, measured = profile_tag(capped), [], f"seconds_{epochs}_epochs"
+    rows, measured = [], f"seconds_{epochs}_epochs"
     database = RunsDatabase(scratch / DATABASE)
     for job in plan(tables, capped, data=data):
-        seconds = database.finished_jobs(job.table, tag)[job.key]
+        seconds = database.finished_jobs(job.table, scope(job))[job.key]
         planned = profile.rec.epochs if TABLES[job.table].recommender else profile.epochs
         scaled = seconds * planned / epochs
-        history = database.rows(f"{job.table}.history", tag, job_prefix=job.key)
+        history = database.rows(f"{job.table}.history", scope(job), job_prefix=job.key)
         if not history.empty:  # Table 2 keeps its epochs' times: scale those alone, not a preparation phase
             scaled = seconds + (planned / epochs - 1) * float(history["train_seconds"].sum())
         rows.append({"table": job.table, "job": job.key, "runs": job.runs, measured: seconds, "scaled_seconds": scaled})
@@ -557,10 +566,10 @@ def merge(out: str | Path, new_task: str = "education", tag: str | None = None) 
     database = RunsDatabase(out / DATABASE)
     for table, spec in TABLES.items():
         prefix = f"{new_task}-" if spec.only_new_task else ""
-        merged[table] = database.rows(table, tag, job_prefix=prefix)
-        histories = database.rows(f"{table}.history", tag, job_prefix=prefix)
+        merged[table] = database.rows(table, tag, job_prefix=prefix, within=True)
+        histories = database.rows(f"{table}.history", tag, job_prefix=prefix, within=True)
         if not histories.empty:  # Table 2's learning curves, beside its merged file (compare_models reads them there)
-            write_csv_atomic(histories, out / f"{table}.history.csv")
+            export(histories, out / f"{table}.history.csv")
     for table, spec in TABLES.items():
         if spec.derived:
             extra = spec.derived(merged, new_task)
@@ -568,5 +577,32 @@ def merge(out: str | Path, new_task: str = "education", tag: str | None = None) 
                 merged[table] = pd.concat([merged[table], extra], ignore_index=True)
     for table, frame in merged.items():
         if not frame.empty:
-            write_csv_atomic(frame, out / f"{table}.csv")
+            export(frame, out / f"{table}.csv")
     return merged
+
+
+def export(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table's runs from the database to `path`, under the CSV's writer lock. A file holding rows
+    the database does not (a notebook resumed into it) is refused, never overwritten: those runs would
+    be lost."""
+    from .store import ResultsFileError, _writer_lock, load_rows
+
+    with _writer_lock(path):
+        if path.exists():
+            there = load_rows(path)
+            if set(there.columns) != set(frame.columns):
+                extra = sorted(set(there.columns) - set(frame.columns))
+                unknown = len(there) if extra else 0
+            else:
+                ours = set(frame.to_csv(index=False, header=False).splitlines())
+                unknown = sum(
+                    line not in ours
+                    for line in there[list(frame.columns)].to_csv(index=False, header=False).splitlines()
+                )
+            if unknown:
+                raise ResultsFileError(
+                    f"{path} holds {unknown} row(s) this sweep's database does not (a notebook resumed into it?); "
+                    "exporting would overwrite them: move that file away (or give the notebook another "
+                    "results_path), then run the same command again"
+                )
+        write_csv_atomic(frame, path)

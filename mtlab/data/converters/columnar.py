@@ -319,7 +319,10 @@ def finish_conversion(
         )
         raise DataError(f"{label}: no valid row for the {', '.join(empty)} split: {cause}; {out} is left as it was")
     write_atomic(Path(work) / "vocab.json", json.dumps({f: list(v) for f, v in vocab.items()}).encode())
-    manifest["shard_sha256"] = file_sums(work, [n for names in manifest["shards"].values() for n in names])
+    # every shard's sha256, and the vocabularies' (a saved model's encoding is read from them)
+    manifest["shard_sha256"] = file_sums(
+        work, [*(n for names in manifest["shards"].values() for n in names), "vocab.json"]
+    )
     write_atomic(Path(work) / "manifest.json", json.dumps(manifest, indent=1).encode())
     from .table import resolved
 
