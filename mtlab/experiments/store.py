@@ -212,20 +212,20 @@ class RunsDatabase:
                 )
             yield con if version or write else None
             con.execute("COMMIT")
-        except sqlite3.OperationalError as err:  # the disk, not the file: full, read-only, locked too long
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise ResultsFileError(
-                f"cannot write the results database {self.path} ({err}); the runs stored so far are kept: free "
-                "space or make it writable, then run the same command again"
-            ) from None
         except sqlite3.DatabaseError as err:
             with contextlib.suppress(sqlite3.Error):
                 con.execute("ROLLBACK")
-            raise ResultsFileError(
-                f"results database {self.path}: {err} (damaged, or not mtlab's). It is not reused: move it away "
-                "to run its jobs again, or give another --out"
-            ) from None
+            if isinstance(err, sqlite3.OperationalError):  # the disk, not the file: full, read-only, locked too long
+                said = (
+                    f"cannot write the results database {self.path} ({err}); the runs stored so far are kept: "
+                    "free space or make it writable, then run the same command again"
+                )
+            else:
+                said = (
+                    f"results database {self.path}: {err} (damaged, or not mtlab's). It is not reused: move it "
+                    "away to run its jobs again, or give another --out"
+                )
+            raise ResultsFileError(said) from None
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 con.execute("ROLLBACK")
