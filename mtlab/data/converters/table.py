@@ -48,9 +48,8 @@ from ..tabular import DataError, FeatureSpec, MultiTaskData, TabularSplit
 from ..task_kinds import KINDS, TaskKind
 
 FORMAT = "mtlab-table"
-VERSION = (
-    4  # 2: text values stripped, booleans spelled alike in every file; 3: the encoding in the manifest; 4: files_sha256
-)
+# 2: text values stripped, booleans spelled alike in every file; 3: the encoding in the manifest; 4: files_sha256
+VERSION = 4
 NUMERIC_MIN_DISTINCT = 21  # a numeric column with fewer distinct values is taken as categorical
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
