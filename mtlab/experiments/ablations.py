@@ -66,7 +66,9 @@ def prompt_ablations(
             rows.append({"figure": figure, "variant": variant, "seed": seed, "t3_auc": auc})
         store.add(rows)
     runs = store.frame(seed=profile.seeds)
-    return titled("ablations", runs, "MPT-Rec Figs. 4-5: T3 AUC per variant and seed")
+    return titled(
+        "ablations", runs, "MPT-Rec Figs. 4-5: T3 AUC per variant and seed", keys=("figure", "variant", "seed")
+    )
 
 
 @torch.no_grad()
@@ -120,5 +122,10 @@ def tsne_study(
         scores.append({"model": name, **separation(vectors, kinds, seed)})
     return (
         pd.concat(points, ignore_index=True),
-        titled("tsne_separation", pd.DataFrame(scores), "Fig. 6: separation of shared and specific representations"),
+        titled(
+            "tsne_separation",
+            pd.DataFrame(scores),
+            "Fig. 6: separation of shared and specific representations",
+            keys=("model",),
+        ),
     )

@@ -20,9 +20,19 @@ ENV = "MTLAB_ARTIFACTS"
 KEY = "report"  # frame.attrs[KEY] = {"name": …, "title": …}
 
 
-def titled(name: str, frame: pd.DataFrame, title: str = "") -> pd.DataFrame:
-    """Name `frame` for the report (in `frame.attrs`, no copy, no I/O) and return it."""
-    frame.attrs[KEY] = {"name": name, "title": title or name.replace("_", " ")}
+def titled(name: str, frame: pd.DataFrame, title: str = "", keys=()) -> pd.DataFrame:
+    """Name `frame` for the report (in `frame.attrs`, no copy, no I/O) and return it.
+
+    keys: the columns that identify a row (e.g. ("model", "seed", "task")); `mtlab report A B` joins the
+    same table of two runs on them. An indexed table (a correlation matrix) is keyed by its index and
+    needs none; a table with neither is compared row by row, in order.
+    Raises ValueError naming a key that is not a column of `frame`."""
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"titled({name!r}): keys {missing} are not columns of the table; its columns: {list(map(str, frame.columns))}"
+        )
+    frame.attrs[KEY] = {"name": name, "title": title or name.replace("_", " "), "keys": list(keys)}
     return frame
 
 
@@ -48,7 +58,7 @@ def keep(*frames: pd.DataFrame) -> None:
         _write(Path(folder), frame, **frame.attrs[KEY])
 
 
-def _write(folder: Path, frame: pd.DataFrame, name: str, title: str) -> None:
+def _write(folder: Path, frame: pd.DataFrame, name: str, title: str, keys=()) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else []
@@ -66,6 +76,7 @@ def _write(folder: Path, frame: pd.DataFrame, name: str, title: str) -> None:
             "rows": len(frame),
             "columns": [str(c) for c in frame.columns],
             "indexed": indexed,
+            "keys": list(keys),
         }
     )
     manifest_path.write_text(json.dumps(manifest, indent=1))

@@ -72,9 +72,17 @@ def compare_models(
             results.add(new)
             histories.add(history)
     return (
-        titled("results", results.frame(model=models, seed=profile.seeds), "test metrics per model, seed and task"),
         titled(
-            "histories", histories.frame(model=models, seed=profile.seeds), "learning curves per model, seed and epoch"
+            "results",
+            results.frame(model=models, seed=profile.seeds),
+            "test metrics per model, seed and task",
+            keys=("model", "seed", "task"),
+        ),
+        titled(
+            "histories",
+            histories.frame(model=models, seed=profile.seeds),
+            "learning curves per model, seed and epoch",
+            keys=("model", "seed", "epoch"),
         ),
     )
 
@@ -174,6 +182,9 @@ def delta_m(
     return per_run.reset_index()
 
 
+DELTA_M_COLUMNS = ["delta_m_mean", "delta_m_std", "seeds", "Δm % (mean ± std)", "p_paired"]
+
+
 def delta_m_table(
     results: pd.DataFrame,
     baseline: str = "single_task",
@@ -202,7 +213,12 @@ def delta_m_table(
                 "p_paired": float("nan") if where[method] == baseline else paired_p(mine, base),
             }
         )
-    return titled("delta_m", pd.DataFrame(rows), f"Δm (%) over {baseline}, mean ± std over seeds, paired t-test")
+    return titled(
+        "delta_m",
+        pd.DataFrame(rows, columns=[*within, method, *DELTA_M_COLUMNS]),
+        f"Δm (%) over {baseline}, mean ± std over seeds, paired t-test",
+        keys=(*within, method),
+    )
 
 
 def _matches(frame: pd.DataFrame, columns, where: dict) -> pd.Series:

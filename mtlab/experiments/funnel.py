@@ -82,9 +82,21 @@ def funnel_study(
                 stores[key].add(frame)
     out = {key: store.frame(model=models, seed=profile.seeds) for key, store in stores.items()}
     return (
-        titled("funnel_results", out["results"], "test AUC and log loss per model, seed and funnel task"),
-        titled("funnel_calibration", out["calibration"], "pCVR calibration on the clicked test impressions"),
-        titled("funnel_curves", out["curves"], "pCVR reliability curves (quantile bins)"),
+        titled(
+            "funnel_results",
+            out["results"],
+            "test AUC and log loss per model, seed and funnel task",
+            keys=("model", "seed", "task"),
+        ),
+        titled(
+            "funnel_calibration",
+            out["calibration"],
+            "pCVR calibration on the clicked test impressions",
+            keys=("model", "seed"),
+        ),
+        titled(
+            "funnel_curves", out["curves"], "pCVR reliability curves (quantile bins)", keys=("model", "seed", "bin")
+        ),
     )
 
 
@@ -147,6 +159,7 @@ def funnel_summary(results: pd.DataFrame, calib: pd.DataFrame, baseline: str = "
         "funnel_summary",
         pd.DataFrame(rows),
         f"funnel tasks' test AUC and pCVR calibration, mean ± std over seeds, paired t-tests against {baseline}",
+        keys=("model",),
     )
 
 
@@ -188,4 +201,4 @@ def funnel_overview(data: MultiTaskData) -> pd.DataFrame:
                 "cvr labels (clicked)": int((~cvr.isnan()).sum()),
             }
         )
-    return titled("funnel_overview", pd.DataFrame(rows), "impressions and label rates per split")
+    return titled("funnel_overview", pd.DataFrame(rows), "impressions and label rates per split", keys=("split",))

@@ -158,8 +158,18 @@ def conflict_study(
                     )
                 histories.append(history.assign(rho=rho, n_tasks=n_tasks, strategy=strategy, seed=seed))
     return (
-        titled("conflict_runs", pd.DataFrame(runs), "synthetic conflict study: test AUC and gradient conflict"),
-        titled("conflict_histories", pd.concat(histories, ignore_index=True), "per epoch, with diagnostics"),
+        titled(
+            "conflict_runs",
+            pd.DataFrame(runs),
+            "synthetic conflict study: test AUC and gradient conflict",
+            keys=("rho", "strategy", "seed", "task"),
+        ),
+        titled(
+            "conflict_histories",
+            pd.concat(histories, ignore_index=True),
+            "per epoch, with diagnostics",
+            keys=("rho", "strategy", "seed", "epoch"),
+        ),
     )
 
 
@@ -177,7 +187,7 @@ def conflict_summary(runs: pd.DataFrame) -> pd.DataFrame:
     )
     if ew is not None:
         table["EW Δm % over Single Task"] = ew.reindex(table.index)
-    return titled("conflict_summary", table.reset_index(), "gradient conflict by task correlation ρ")
+    return titled("conflict_summary", table.reset_index(), "gradient conflict by task correlation ρ", keys=("rho",))
 
 
 def lab_delta_m(runs: pd.DataFrame) -> pd.DataFrame:
@@ -272,7 +282,8 @@ def leaderboard(
             store.add(new)
     runs = store.frame(strategy=names, seed=profile.seeds)
     label = "census-income (MMoE)" if census else f"{settings.rec_dataset} (MF)"
-    return titled(f"leaderboard_{dataset}", runs, f"every strategy on {label}: test metrics per seed")
+    keys = ("strategy", "seed", "task") if "task" in runs else ("strategy", "seed")
+    return titled(f"leaderboard_{dataset}", runs, f"every strategy on {label}: test metrics per seed", keys=keys)
 
 
 LEADERBOARD_DATASETS = ("census-income", "movielens")
@@ -370,6 +381,7 @@ def leaderboard_table(runs: pd.DataFrame, metrics: dict[str, bool] | None = None
         "leaderboard",
         table.rename_axis("strategy").reset_index(),
         "Δm over the single-task model, mean ± std over seeds, paired t-tests",
+        keys=("strategy",),
     )
 
 

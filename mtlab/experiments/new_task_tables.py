@@ -199,7 +199,7 @@ def new_task_table(
     table["params_pct_of_full"] = 100 * table["trainable_params"] / table["full_params"]
     table["flops_pct_of_full"] = 100 * table["train_flops_per_sample"] / table["full_train_flops_per_sample"]
     table["t3_auc_pct_of_full"] = 100 * table["t3_auc"] / table["full_t3_auc"]
-    return titled("table3_runs", table, "new task: every scheme and seed")
+    return titled("table3_runs", table, "new task: every scheme and seed", keys=("model", "seed"))
 
 
 def _maml_reference(table: pd.DataFrame) -> pd.DataFrame:
@@ -245,6 +245,7 @@ def summarize_new_task(table: pd.DataFrame, dataset: str = "census-income") -> p
         "table3_vs_paper",
         out.reset_index().merge(paper, on="model", how="left"),
         "MPT-Rec Table 3: ours beside the paper",
+        keys=("model",),
     )
 
 
@@ -296,8 +297,13 @@ def negative_transfer(
                 store.add(new)
     runs = store.frame(new_task=new_tasks, model=models, seed=profile.seeds)
     return (
-        titled("table4_runs", runs, "negative transfer: every run"),
-        titled("label_correlations", pd.DataFrame(corrs), "Pearson correlation of task labels, ours and the paper's"),
+        titled("table4_runs", runs, "negative transfer: every run", keys=("new_task", "model", "seed", "task")),
+        titled(
+            "label_correlations",
+            pd.DataFrame(corrs),
+            "Pearson correlation of task labels, ours and the paper's",
+            keys=("new_task",),
+        ),
     )
 
 
@@ -356,7 +362,12 @@ def summarize_negative_transfer(runs: pd.DataFrame, alpha: float = 0.05) -> pd.D
     ]
     out = out.merge(PAPER_TABLE4, on=["new_task", "task", "model"], how="left")
     out["same_sign"] = (out["our_sign"] == out["paper_sign"]).astype("boolean").where(out["paper_sign"].notna())
-    return titled("table4_vs_paper", out, "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's")
+    return titled(
+        "table4_vs_paper",
+        out,
+        "MPT-Rec Table 4: change of T1/T2 AUC, our sign beside the paper's",
+        keys=("new_task", "task", "model"),
+    )
 
 
 def new_task_settings(

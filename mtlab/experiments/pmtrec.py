@@ -109,7 +109,9 @@ def pmtrec_benchmark(
                 }
                 store.add([row])
     runs = store.frame(dataset=datasets, strategy=strategies, seed=profile.seeds)
-    return titled("pmtrec_benchmark", runs, "every strategy, dataset and seed: test metrics")
+    return titled(
+        "pmtrec_benchmark", runs, "every strategy, dataset and seed: test metrics", keys=("dataset", "strategy", "seed")
+    )
 
 
 def mean_pm_std(grouped) -> pd.DataFrame:
@@ -128,7 +130,12 @@ def summarize_benchmark(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) ->
         table = table.merge(
             delta[["dataset", "strategy", "Δm % (mean ± std)", "p_paired"]], how="left", on=["dataset", "strategy"]
         )
-    return titled("pmtrec_summary", table, "test metrics, mean ± std over seeds; Δm over single-task MF")
+    return titled(
+        "pmtrec_summary",
+        table,
+        "test metrics, mean ± std over seeds; Δm over single-task MF",
+        keys=("dataset", "strategy"),
+    )
 
 
 def pmtrec_gains(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
@@ -148,24 +155,28 @@ def pmtrec_gains(runs: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.Dat
                     },
                 }
             )
-    return titled("pmtrec_gain", pd.DataFrame(gains), "PMTRec's change over the best baseline")
+    return titled(
+        "pmtrec_gain",
+        pd.DataFrame(gains, columns=["dataset", *(f"PMTRec vs best baseline, {m}" for m in metrics)]),
+        "PMTRec's change over the best baseline",
+        keys=("dataset",),
+    )
 
 
 GRID_ALPHAS, GRID_TAUS = (1.0, 1.1, 1.2, 1.3, 1.5), (0.5, 1.0, 2.0, 5.0)  # notebook 11's grid
 
 
-def alpha_tau_grid(
+def alpha_tau_runs(
     data: InteractionData,
     profile: Profile,
     alphas=GRID_ALPHAS,
     taus=GRID_TAUS,
-    metric: str = "ndcg@40",
     results_path=None,
     **overrides,
 ) -> pd.DataFrame:
-    """`metric` of PMTRec for every (α, τ), mean over the profile's seeds: rows α, columns τ.
-    results_path: a CSV of one row per (α, τ, seed) that every finished cell is appended to; cells and
-    seeds already there are not run again (`mtlab sweep pmtrec_grid` fills it in parallel)."""
+    """PMTRec's test metrics for every (α, τ) and seed of the profile: one row per (α, τ, seed).
+    results_path: a CSV of such rows that every finished cell is appended to; cells and seeds already
+    there are not run again (`mtlab sweep pmtrec_grid` fills it in parallel)."""
     store = ResultsStore(results_path, ["alpha", "tau", "seed"])
     for alpha in alphas:
         for tau in taus:
@@ -180,10 +191,34 @@ def alpha_tau_grid(
             ]
             store.add(new)
     runs = store.frame(alpha=alphas, tau=taus, seed=profile.seeds)
+    return titled("alpha_tau_runs", runs, "PMTRec over α × τ: test metrics per seed", keys=("alpha", "tau", "seed"))
+
+
+def grid_from_runs(runs: pd.DataFrame, metric: str = "ndcg@40", alphas=None, taus=None) -> pd.DataFrame:
+    """`metric` of `alpha_tau_runs`, mean over seeds: rows α, columns τ (in the order given; default
+    sorted)."""
     grid = (
         runs.groupby(["alpha", "tau"])[metric].mean().reset_index().pivot(index="alpha", columns="tau", values=metric)
     )
-    return titled("alpha_tau_grid", grid.loc[list(alphas), list(taus)], f"PMTRec {metric} over α (rows) × τ (columns)")
+    grid = grid.loc[
+        list(alphas) if alphas is not None else grid.index, list(taus) if taus is not None else grid.columns
+    ]
+    return titled("alpha_tau_grid", grid, f"PMTRec {metric} over α (rows) × τ (columns), mean over seeds")
+
+
+def alpha_tau_grid(
+    data: InteractionData,
+    profile: Profile,
+    alphas=GRID_ALPHAS,
+    taus=GRID_TAUS,
+    metric: str = "ndcg@40",
+    results_path=None,
+    **overrides,
+) -> pd.DataFrame:
+    """`metric` of PMTRec for every (α, τ), mean over the profile's seeds: rows α, columns τ
+    (`alpha_tau_runs`, then `grid_from_runs`)."""
+    runs = alpha_tau_runs(data, profile, alphas, taus, results_path, **overrides)
+    return grid_from_runs(runs, metric, alphas, taus)
 
 
 ABLATIONS = {
@@ -213,7 +248,7 @@ def pmtrec_ablations(
         ]
         store.add(new)
     runs = store.frame(variant=variants, seed=profile.seeds)
-    return titled("pmtrec_ablations", runs, "PMTRec ablations: test metrics per seed")
+    return titled("pmtrec_ablations", runs, "PMTRec ablations: test metrics per seed", keys=("variant", "seed"))
 
 
 def weight_trajectory(data: InteractionData, profile: Profile, seed: int = 0, **overrides) -> pd.DataFrame:
@@ -250,7 +285,9 @@ def weight_summary(trajectory: pd.DataFrame) -> pd.DataFrame:
     the spread (std) of a task's weight across users."""
     table = trajectory.groupby(["epoch", "task"], sort=False)["weight"].describe()
     table = table[["mean", "std", "25%", "50%", "75%"]].reset_index()
-    return titled("pmtrec_weights", table, "per-user task weights: mean, spread and quartiles per epoch")
+    return titled(
+        "pmtrec_weights", table, "per-user task weights: mean, spread and quartiles per epoch", keys=("epoch", "task")
+    )
 
 
 def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40")) -> pd.DataFrame:
@@ -260,7 +297,12 @@ def summarize_ablations(ablations: pd.DataFrame, metrics=("recall@40", "ndcg@40"
     if single in set(ablations["variant"]):
         delta = delta_m_table(ablations.assign(task="rec"), single, {m: True for m in metrics}, method="variant")
         table = table.merge(delta[["variant", "Δm % (mean ± std)", "p_paired"]], how="left", on="variant")
-    return titled("pmtrec_ablations_summary", table, "PMTRec ablations, mean ± std over seeds; Δm over single task")
+    return titled(
+        "pmtrec_ablations_summary",
+        table,
+        "PMTRec ablations, mean ± std over seeds; Δm over single task",
+        keys=("variant",),
+    )
 
 
 def auxiliary_task_study(
@@ -287,7 +329,12 @@ def auxiliary_task_study(
     table = runs.groupby(["tasks", "strategy"], sort=False)[["recall@40", "ndcg@40"]].mean()
     alone = table.loc[("rec alone", "-"), "ndcg@40"]
     table["ndcg@40 change vs rec alone"] = (100 * (table["ndcg@40"] / alone - 1)).map("{:+.1f} %".format)
-    return titled("pmtrec_auxiliary_tasks", table.round(4).reset_index(), "each auxiliary task beside rec alone")
+    return titled(
+        "pmtrec_auxiliary_tasks",
+        table.round(4).reset_index(),
+        "each auxiliary task beside rec alone",
+        keys=("tasks", "strategy"),
+    )
 
 
 def best_cell(grid: pd.DataFrame) -> dict:
@@ -326,6 +373,8 @@ __all__ = [
     "BENCHMARK_DATASETS",
     "PAPER_HEADLINE",
     "alpha_tau_grid",
+    "alpha_tau_runs",
+    "grid_from_runs",
     "auxiliary_task_study",
     "best_cell",
     "headline_statement",

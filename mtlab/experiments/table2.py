@@ -115,7 +115,12 @@ def significance(results: pd.DataFrame, baseline: str = "single_task", metric: s
         delta = delta_m_table(results, baseline, {metric: HIGHER_IS_BETTER.get(metric, True)}).set_index("model")
         table["Δm % (mean ± std)"] = table["model"].astype(str).map(delta["Δm % (mean ± std)"])
         table[f"p (Δm vs {baseline})"] = table["model"].astype(str).map(delta["p_paired"])
-    return titled("significance", table, "mean ± std, gain over the baseline, paired t-tests across seeds, Δm")
+    return titled(
+        "significance",
+        table,
+        "mean ± std, gain over the baseline, paired t-tests across seeds, Δm",
+        keys=("model", "task"),
+    )
 
 
 def beside_paper(results: pd.DataFrame, dataset: str = "census-income") -> pd.DataFrame:
@@ -132,7 +137,7 @@ def beside_paper(results: pd.DataFrame, dataset: str = "census-income") -> pd.Da
     both["paper_rank"] = both.groupby("task")["paper_auc"].rank(ascending=False)
     both.insert(0, "method", both["model"].map(DISPLAY_NAMES).fillna(both["model"]))
     table = both[["method", "model", "task", "mean ± std", "paper_auc", "difference", "our_rank", "paper_rank"]]
-    return titled("table2_vs_paper", table, "MPT-Rec Table 2: ours beside the paper")
+    return titled("table2_vs_paper", table, "MPT-Rec Table 2: ours beside the paper", keys=("model", "task"))
 
 
 def ordering_agreement(results: pd.DataFrame, dataset: str = "census-income") -> pd.DataFrame:
@@ -186,7 +191,10 @@ def synthetic_correlation_study(
         gains["auc"] - single.reindex(list(zip(gains.rho, gains.seed, gains.task))).to_numpy()
     )
     return results, titled(
-        "synthetic_gains", gains, "synthetic study: AUC gain over Single Task (same seed) by task correlation, per seed"
+        "synthetic_gains",
+        gains,
+        "synthetic study: AUC gain over Single Task (same seed) by task correlation, per seed",
+        keys=("rho", "model", "seed", "task"),
     )
 
 

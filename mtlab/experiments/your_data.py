@@ -64,7 +64,12 @@ def task_summary(data: MultiTaskData) -> pd.DataFrame:
                 row["majority class"] = kind.classes[int(counts.argmax())]
                 row["majority share"] = float(counts.max() / max(1, counts.sum()))
             rows.append(row)
-    return titled("task_summary", pd.DataFrame(rows), "every task's labels per split, in the target's own terms")
+    return titled(
+        "task_summary",
+        pd.DataFrame(rows),
+        "every task's labels per split, in the target's own terms",
+        keys=("task", "split"),
+    )
 
 
 def target_values(data: MultiTaskData, split: str = "train") -> pd.DataFrame:
@@ -155,7 +160,10 @@ def compare_strategies(
         )
         parts.append(results.assign(method=f"{model} · {strategy}", strategy=strategy))
     return titled(
-        "strategy_results", pd.concat(parts, ignore_index=True), f"test metrics of {model} per strategy and seed"
+        "strategy_results",
+        pd.concat(parts, ignore_index=True),
+        f"test metrics of {model} per strategy and seed",
+        keys=("method", "seed", "task"),
     )
 
 
