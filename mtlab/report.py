@@ -46,7 +46,7 @@ td.text{text-align:left}.failed,.interrupted{color:#b00;font-weight:bold}.ok{col
 .front h2{margin-top:.2rem}.v{white-space:nowrap;font-weight:600}.nowrap{white-space:nowrap}
 .v-reproduced{color:#06702b}.v-better{color:#0a4fa8}.v-worse,.v-contradicted{color:#b3261e}
 .v-within{color:#666}.v-notrun{color:#999;font-weight:normal;font-style:italic}
-.figures{display:grid;grid-template-columns:repeat(3,1fr);gap:.6rem}.figures img{width:100%}figure{margin:0}
+.figures{display:grid;grid-template-columns:repeat(3,1fr);gap:.6rem}.figures img{max-width:100%;max-height:330px;object-fit:contain}figure{margin:0}
 .table2 th[colspan]{text-align:center}
 img{max-width:100%;border:1px solid #eee;margin:.3rem 0}summary{margin:.4rem 0;cursor:pointer}
 details.notebook>summary{font-size:1rem;font-weight:600}details.notebook{border-top:1px solid #eee}

@@ -191,3 +191,51 @@ def test_explorer_trains_the_recommender_with_pmtrec_in_a_real_browser(jupyter_l
         page.screenshot(path=str(shots / "90_explorer_mf_pmtrec.png"), full_page=False)
         browser.close()
     assert (shots / "90_explorer_mf_pmtrec.png").stat().st_size > 10_000
+
+
+def test_batch_report_and_comparison_in_a_real_browser(tmp_path):
+    """report.html of a run folder and the comparison of two runs, opened from disk with the network
+    cut: the front page (Table 2 and PMTRec's claims with their verdicts) lies within the first
+    1400 × 900 screen, every figure loads offline, and a notebook's section folds and unfolds."""
+    from test_report import kept_run
+
+    from mtlab.report import compare_runs, write_report
+
+    a, b = kept_run(tmp_path / "A"), kept_run(tmp_path / "B", shift=0.02)
+    report, comparison = write_report(a), compare_runs(a, b)
+    shots = ROOT / "runs" / "browser" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    shots.mkdir(parents=True, exist_ok=True)
+    fetched = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, offline=True)
+        context.route("http*://**/*", lambda route: (fetched.append(route.request.url), route.abort()))
+        page = context.new_page()
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        for headline in (
+            page.locator("table.table2"),
+            page.get_by_text("filmtrust: PMTRec's ndcg@40 above the best baseline", exact=False),
+            page.locator(".v").first,
+        ):
+            box = headline.bounding_box()
+            assert box is not None and box["y"] + box["height"] <= 900, box  # above the fold
+        assert page.locator(".v-better, .v-reproduced, .v-worse").count() >= 16
+        figures = page.locator(".figures img")
+        assert figures.count() >= 2
+        for i in range(figures.count()):  # decoded in the browser, not only present in the file
+            assert figures.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        page.screenshot(path=str(shots / "report_front_page.png"))
+        section = page.locator("details[id='01_mtl_benchmark']")
+        table = section.locator("table").first
+        assert section.get_attribute("open") is None and not table.is_visible()  # folded by default
+        section.locator("summary").click()
+        assert table.is_visible() and section.get_attribute("open") is not None
+        section.locator("summary").click()
+        assert not table.is_visible()
+        page.goto(comparison.as_uri())
+        moved = page.locator("details[open] > summary", has_text="01_mtl_benchmark · results")
+        assert moved.is_visible() and page.get_by_text("mpt_rec").first.is_visible()
+        page.screenshot(path=str(shots / "report_comparison.png"))
+        browser.close()
+    assert not fetched, fetched  # nothing asked of the network

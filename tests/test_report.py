@@ -70,7 +70,7 @@ def _results(shift: float = 0.0, seeds=SEEDS) -> pd.DataFrame:
     return titled("results", pd.DataFrame(rows), "test metrics", keys=("model", "seed", "task"))
 
 
-def _kept_run(folder: Path, shift: float = 0.0, seeds=SEEDS, failed: str | None = None) -> Path:
+def kept_run(folder: Path, shift: float = 0.0, seeds=SEEDS, failed: str | None = None) -> Path:
     """A run folder with the tables the front page reads, kept by `keep` under $MTLAB_ARTIFACTS as in a batch."""
     tables = {
         "01_mtl_benchmark": [
@@ -202,7 +202,7 @@ def test_table2_rows_carry_the_paper_ours_and_a_verdict(tmp_path):
 
 
 def test_claims_read_the_kept_tables_and_say_what_did_not_run(tmp_path):
-    tables = _tables(_kept_run(tmp_path / "run"))
+    tables = _tables(kept_run(tmp_path / "run"))
     mpt = hl.mpt_rec_claims(tables, "quick").set_index("claim")
     assert mpt.loc["Table 3: new task (T3) AUC, MPT-Rec", "verdict"] == hl.WORSE  # 0.05 below the paper
     share = mpt.filter(like="trainable parameters", axis=0).iloc[0]
@@ -224,7 +224,7 @@ def test_claims_read_the_kept_tables_and_say_what_did_not_run(tmp_path):
 
 
 def test_the_report_opens_with_the_front_page_and_folds_the_raw_tables(tmp_path):
-    folder = _kept_run(tmp_path / "run", failed="13_gradient_lab")
+    folder = kept_run(tmp_path / "run", failed="13_gradient_lab")
     report = write_report(folder).read_text()
     body = report.split("<body>")[1]
     order = [
@@ -271,14 +271,14 @@ def test_table_changes_pair_seeds_and_list_new_and_missing_rows():
 
 
 def test_mtlab_report_compares_two_runs_and_rewrites_one(tmp_path, capsys):
-    a = _kept_run(tmp_path / "A")
-    b = _kept_run(tmp_path / "B", shift=0.02)  # MPT-Rec's income AUC +0.02, nothing else
+    a = kept_run(tmp_path / "A")
+    b = kept_run(tmp_path / "B", shift=0.02)  # MPT-Rec's income AUC +0.02, nothing else
     assert main(["report", str(a), str(b)]) == 0
     page = (b / "compare-A.html").read_text()
     assert "1 moved, 0 changed within noise, 31 same" in page  # 8 models × 2 tasks × (auc, logloss) − 1
     assert "<details open><summary><b>01_mtl_benchmark · results</b>" in page  # a table that moved is unfolded
     assert page.count("0 moved, 0 changed within noise") == 2 * 6  # the other tables did not move (overview, section)
-    c = _kept_run(tmp_path / "C", seeds=(0, 1, 2, 3))  # one seed more: new rows, the shared seeds the same
+    c = kept_run(tmp_path / "C", seeds=(0, 1, 2, 3))  # one seed more: new rows, the shared seeds the same
     page = compare_runs(a, c).read_text()
     assert "0 moved, 16 changed within noise, 16 same; 16 new rows" in page and "Rows new in B" in page
     assert main(["report", str(a)]) == 0 and (a / "report.html").exists()
