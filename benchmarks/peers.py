@@ -129,7 +129,10 @@ def main(argv=None) -> pd.DataFrame:
                 for lib in order:
                     out = time_one(pythons[lib], lib, model, batch, args.epochs, rows, args.device)
                     records += [{**out, "repeat": repeat, "epoch_s": s} for s in out["epoch_seconds"]]
-                    print(f"  {model} batch {batch} {lib}: {['%.2f' % s for s in out['epoch_seconds']]} s", flush=True)
+                    print(
+                        f"  {model} batch {batch} {lib}: {' '.join(f'{s:.2f}' for s in out['epoch_seconds'])} s",
+                        flush=True,
+                    )
     frame = pd.DataFrame(records)
     table = frame.groupby(["model", "batch", "lib"], sort=False).agg(s_per_epoch=("epoch_s", "median")).reset_index()
     last = frame.drop_duplicates(["model", "batch", "lib"], keep="last").set_index(["model", "batch", "lib"])["auc"]
