@@ -4,17 +4,27 @@ MF (EW, every auxiliary task) on MovieLens-1M. Aims: on 2 CPU cores, 5 seeds vec
 2.5x faster than one by one; on one H100, 5 seeds in at most 1.3x the time of one.
 
     python benchmarks/many_runs.py [--seeds 1 5 10] [--epochs 1] [--device auto] [--compile]
-                                   [--cases census,ml-1m] [--subsample 1.0]
+                                   [--cases census,ml-1m] [--subsample 1.0] [--busy 0 1 2]
+                                   [--threads auto 2 1]
 
 Every run trains `--epochs` epochs without early stopping (patience 0), each epoch validated, as a
 table's run is; the seconds are the wall time of the fit calls (building the models and the final
 test evaluation not counted), measured side by side in one process. Columns: one_by_one_s,
 vectorized_s, speedup (one by one / vectorized), and vs_one_seed (vectorized S seeds / one seed).
+
+--busy N: also with N busy processes beside (each trains an MMoE on synthetic rows, one model after
+another, with torch's default threads, as another notebook or sweep would), started before and stopped
+after that setting's timings; a row per setting. --threads: the intra-op thread policy of the timed
+runs: "auto" (mtlab's: the cores free at each epoch, mtlab.train.device.usable_cores) or a number
+pinned through $MTLAB_THREADS; a row per policy.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -64,6 +74,35 @@ def seconds(data, build, seeds: int, vectorized: bool, compile_step: bool, **set
     return time.perf_counter() - start
 
 
+def busy_worker() -> None:
+    """A busy neighbour: MMoE on synthetic rows trained one model after another until killed."""
+    from mtlab.data import make_synthetic
+
+    data = make_synthetic(n_samples=20_000, rho=0.5, seed=0)
+    seed = 0
+    while True:
+        model = _seeded(seed, lambda: build_model("mmoe", data.features, data.tasks))
+        fit(model, data, TrainConfig(epochs=1, batch_size=256, patience=0, quiet=True, seed=seed))
+        seed += 1
+
+
+def start_busy(n: int) -> list[subprocess.Popen]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--busy-worker"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(n)
+    ]
+    time.sleep(8 if n else 0)  # imported and training before the timings start
+    return procs
+
+
+def stop_busy(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 5, 10])
@@ -72,7 +111,12 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--compile", action="store_true", help="compile the vectorized step (CUDA graphs on CUDA)")
     parser.add_argument("--cases", default="census,ml-1m", help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--subsample", type=float, default=None, help="fraction of Census-Income's rows (default all)")
+    parser.add_argument("--busy", type=int, nargs="+", default=[0], help="busy processes beside the timings (0: quiet)")
+    parser.add_argument("--threads", nargs="+", default=["auto"], help='"auto" (mtlab\'s choice) or a pinned count')
+    parser.add_argument("--busy-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.busy_worker:
+        busy_worker()
     device = resolve_device(args.device)
     cases = args.cases.split(",")
     unknown = [c for c in cases if c not in CASES]
@@ -91,22 +135,35 @@ def main(argv=None) -> pd.DataFrame:
         seconds(
             data, build, 1, True, False, **{**settings, "epochs": 1}
         )  # warm-up: first-call costs out of the figures
-        one = None
-        for n in args.seeds:
-            vectorized = seconds(data, build, n, True, args.compile, **settings)
-            one_by_one = seconds(data, build, n, False, False, **settings)
-            one = vectorized if n == 1 else one
-            rows.append(
-                {
-                    "case": title,
-                    "seeds": n,
-                    "one_by_one_s": round(one_by_one, 2),
-                    "vectorized_s": round(vectorized, 2),
-                    "speedup": round(one_by_one / vectorized, 2),
-                    "vs_one_seed": round(vectorized / one, 2) if one else float("nan"),
-                }
-            )
-            print(rows[-1], flush=True)
+        for busy in args.busy:
+            neighbours = start_busy(busy)
+            try:
+                for threads in args.threads:
+                    if threads == "auto":
+                        os.environ.pop("MTLAB_THREADS", None)
+                    else:
+                        os.environ["MTLAB_THREADS"] = threads
+                    one = None
+                    for n in args.seeds:
+                        vectorized = seconds(data, build, n, True, args.compile, **settings)
+                        one_by_one = seconds(data, build, n, False, False, **settings)
+                        one = vectorized if n == 1 else one
+                        rows.append(
+                            {
+                                "case": title,
+                                "busy": busy,
+                                "threads": threads,
+                                "seeds": n,
+                                "one_by_one_s": round(one_by_one, 2),
+                                "vectorized_s": round(vectorized, 2),
+                                "speedup": round(one_by_one / vectorized, 2),
+                                "vs_one_seed": round(vectorized / one, 2) if one else float("nan"),
+                            }
+                        )
+                        print(rows[-1], flush=True)
+            finally:
+                stop_busy(neighbours)
+                os.environ.pop("MTLAB_THREADS", None)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     return table

@@ -44,6 +44,59 @@ def test_deterministic_under_seed(synthetic):
     assert not a.history[cols].equals(c.history[cols])
 
 
+@pytest.mark.parametrize("name", ["mmoe", "mpt_rec"])
+def test_the_thread_count_changes_the_time_not_the_weights(synthetic, name, monkeypatch):
+    """Each epoch runs on the cores free at its start (device.usable_cores): a busy machine may train on
+    one thread where a quiet one trains on two, and a seed must give the same model either way."""
+    from mtlab.train.vectorized import fit_members
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(2, before))  # two threads possible: MTLAB_THREADS only lowers torch's setting
+    weights = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("MTLAB_THREADS", threads)
+        seed_everything(0)
+        single = fit(
+            build_model(name, synthetic.features, synthetic.tasks),
+            synthetic,
+            TrainConfig(**{**FAST, "batch_size": 2048, "epochs": 2}),
+        )
+        stacked = []
+        for seed in (0, 1):
+            seed_everything(seed)
+            stacked.append(build_model(name, synthetic.features, synthetic.tasks))
+        fit_members(
+            stacked, synthetic, [TrainConfig(**{**FAST, "seed": s, "batch_size": 2048, "epochs": 2}) for s in (0, 1)]
+        )
+        weights[threads] = [single.model.state_dict(), stacked[0].state_dict(), stacked[1].state_dict()]
+        assert torch.get_num_threads() == max(2, before)  # each epoch's choice was undone after it
+    torch.set_num_threads(before)
+    for one, two in zip(weights["1"], weights["2"]):
+        assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_training_threads_follow_the_free_cores_or_mtlab_threads(monkeypatch):
+    from mtlab.train import device
+
+    monkeypatch.setenv("MTLAB_THREADS", "1")
+    assert device.training_threads() == 1
+    monkeypatch.setenv("MTLAB_THREADS", "zero")
+    with pytest.raises(ValueError, match="positive number of threads"):
+        device.training_threads()
+    monkeypatch.delenv("MTLAB_THREADS")
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    loads = iter(["0.50 0.40 0.30 3/200 1", "0.50 0.40 0.30 3/200 1", "0.50 0.40 0.30 1/200 1"] * 3)
+    monkeypatch.setattr(device, "open", lambda *a, **k: __import__("io").StringIO(next(loads)), raising=False)
+    assert device.usable_cores(samples=3, interval=0) == 1  # two others running: one core left (never zero)
+    loads = iter(["0.5 0.4 0.3 1/200 1"] * 3)
+    assert device.usable_cores(samples=3, interval=0) == 2  # only the reader itself running
+    before = torch.get_num_threads()
+    monkeypatch.setenv("MTLAB_THREADS", "1")
+    with device.epoch_threads(torch.device("cpu")) as threads:
+        assert threads == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before  # restored after the epoch
+
+
 def test_early_stopping_restores_best_weights(synthetic):
     result = train(synthetic, epochs=12, patience=2, lr=0.05)  # a high lr makes validation AUC wobble
     hist = result.history

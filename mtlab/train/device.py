@@ -1,8 +1,12 @@
-"""Device choice and seeding."""
+"""Device choice, seeding, and the CPU threads a training epoch uses."""
 
 from __future__ import annotations
 
+import os
 import random
+import statistics
+import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -32,3 +36,64 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+THREADS_ENV = "MTLAB_THREADS"  # a positive integer pins the intra-op threads of every training epoch
+
+
+def usable_cores(samples: int = 5, interval: float = 0.002) -> int:
+    """The cores this process can get now: those its CPU affinity allows (os.sched_getaffinity), less
+    the threads of other processes that are running or waiting to run — the first number of the 4th
+    field of /proc/loadavg, its median over `samples` readings `interval` seconds apart, less the
+    reading thread itself. At least 1. Where there is no /proc (macOS), the affinity (or cpu_count).
+
+    Why: a parallel operator waits for its slowest thread; beside other busy processes one of two
+    threads loses its core and every stacked operator then waits for it (seed-vectorized MMoE on 2
+    cores beside two trainings: 36 s against 7.9 s one by one; docs/benchmarks.md)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    readings = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                readings.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return allowed
+        if i + 1 < samples:
+            time.sleep(interval)
+    others = statistics.median_low(readings)
+    return max(1, allowed - max(0, others))
+
+
+def training_threads() -> int:
+    """The intra-op threads for the next training epoch on the CPU: $MTLAB_THREADS where set, else
+    usable_cores(), never more than torch's own setting (torch.get_num_threads()).
+    Raises ValueError for an MTLAB_THREADS that is not a positive integer."""
+    pinned = os.environ.get(THREADS_ENV, "").strip()
+    if pinned:
+        if not pinned.isdigit() or int(pinned) < 1:
+            raise ValueError(f"{THREADS_ENV}={pinned!r}: give a positive number of threads, or unset it")
+        return int(pinned)
+    return min(torch.get_num_threads(), usable_cores())
+
+
+@contextmanager
+def epoch_threads(device: torch.device):
+    """Run a training epoch on `training_threads()` intra-op threads (CPU only), torch's setting
+    restored afterwards. The arithmetic does not depend on the thread count for mtlab's models (each
+    thread computes whole rows or whole elements; tests/test_train.py trains with 1 and 2 threads and
+    compares the weights bitwise), so a busy machine changes the time, not the result."""
+    if device.type != "cpu":
+        yield None
+        return
+    before = torch.get_num_threads()
+    threads = training_threads()
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from .config import check_finite, check_monitor, history_row
+from .device import epoch_threads
 
 OnEpoch = Callable[[dict, torch.nn.Module], "bool | None"]
 
@@ -82,6 +83,7 @@ class Learner(Protocol):
     """What `run_epochs` needs of one run or of S runs trained together."""
 
     size: int  # S, the members
+    device: torch.device
     tasks: tuple[str, ...]
     configs: list  # one TrainConfig per member
     description: str  # the progress bar's label
@@ -132,7 +134,8 @@ def run_epochs(
     )
     for epoch in bar:
         epoch_start = time.perf_counter()
-        stats = learner.train_epoch(epoch, first=any(r.initial_loss is None for r in records))
+        with epoch_threads(learner.device):  # the cores free now (device.usable_cores), CPU only
+            stats = learner.train_epoch(epoch, first=any(r.initial_loss is None for r in records))
         train_seconds = (time.perf_counter() - epoch_start) / n  # the losses are read: timing is honest
         for s, record in enumerate(records):
             if record.stopped:
