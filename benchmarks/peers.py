@@ -67,6 +67,33 @@ def peer_python() -> Path:
     return python
 
 
+def peers_from_wheels(wheels: Path) -> dict:
+    """Offline (a GPU machine that reaches no package index): install the peers' wheels found in
+    `wheels` (`pip download --no-deps torch-rechub==0.9.0 deepctr-torch==0.3.0 -d DIR`) into
+    benchmarks/.peers/site without their dependencies, and return the environment for a worker run by
+    this Python (whose torch, pandas, scikit-learn, tqdm and requests they then use)."""
+    site = STATE / "site"
+    found = sorted(Path(wheels).glob("*.whl"))
+    if not found:
+        raise SystemExit(f"--peers-from {wheels}: no .whl files there")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--target",
+            str(site),
+            *map(str, found),
+        ],
+        check=True,
+    )
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
 def shared_rows() -> Path:
     """Census-Income's training and test rows as mtlab splits them (full profile), as arrays in one .npz
     every library reads: categorical codes, numeric columns, the two labels, each field's vocabulary."""
@@ -90,9 +117,11 @@ def shared_rows() -> Path:
     return path
 
 
-def time_one(python: Path, lib: str, model: str, batch: int, epochs: int, rows: Path, device: str) -> dict:
+def time_one(
+    python: Path, lib: str, model: str, batch: int, epochs: int, rows: Path, device: str, env: dict | None = None
+) -> dict:
     command = [str(python), str(WORKER), lib, model, str(batch), str(epochs), str(rows), device]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=ROOT)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, cwd=ROOT, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         raise RuntimeError(f"{lib} {model} batch {batch} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -107,12 +136,21 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--peers-from",
+        type=Path,
+        default=None,
+        help="a folder of the peers' wheels: offline, run them with this Python",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device here")
     rows = shared_rows()
     pythons = {lib: Path(sys.executable) for lib in args.libs}
-    if set(args.libs) & set(PEERS):
+    envs: dict = {}
+    if set(args.libs) & set(PEERS) and args.peers_from:
+        envs = dict.fromkeys(PEERS, peers_from_wheels(args.peers_from))
+    elif set(args.libs) & set(PEERS):
         peer = peer_python()
         pythons.update({lib: peer for lib in args.libs if lib in PEERS})
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor() or "CPU"
@@ -127,7 +165,7 @@ def main(argv=None) -> pd.DataFrame:
             for repeat in range(args.repeats):
                 order = args.libs[repeat % len(args.libs) :] + args.libs[: repeat % len(args.libs)]
                 for lib in order:
-                    out = time_one(pythons[lib], lib, model, batch, args.epochs, rows, args.device)
+                    out = time_one(pythons[lib], lib, model, batch, args.epochs, rows, args.device, envs.get(lib))
                     records += [{**out, "repeat": repeat, "epoch_s": s} for s in out["epoch_seconds"]]
                     print(
                         f"  {model} batch {batch} {lib}: {' '.join(f'{s:.2f}' for s in out['epoch_seconds'])} s",
