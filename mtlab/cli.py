@@ -538,12 +538,18 @@ def cmd_report(args) -> int:
 
     if len(args.runs) > 2:
         raise ValueError(f"give one run folder (its report) or two (A B: what moved), not {len(args.runs)}")
-    if len(args.runs) == 1:
-        if args.out:
-            raise ValueError("--out is for the comparison of two runs; a run's report is always RUN/report.html")
-        print(f"report: {write_report(args.runs[0])}")
-    else:
-        print(f"comparison: {compare_runs(args.runs[0], args.runs[1], args.out)}")
+    try:
+        if len(args.runs) == 1:
+            if args.out:
+                raise ValueError("--out is for the comparison of two runs; a run's report is always RUN/report.html")
+            print(f"report: {write_report(args.runs[0])}")
+        else:
+            print(f"comparison: {compare_runs(args.runs[0], args.runs[1], args.out)}")
+    except OSError as err:  # a read-only run folder, a full disk: said, with what to do
+        raise ValueError(
+            f"cannot write the page ({err.strerror or err}: {err.filename or ''}); make the folder writable or, "
+            "for a comparison, give --out elsewhere"
+        ) from err
     return 0
 
 

@@ -128,37 +128,66 @@ def read_summary(run_dir: Path) -> pd.DataFrame:
         ) from err
     if not {"notebook", "status", "seconds"} <= set(summary.columns):
         raise ValueError(f"{path} is not the summary of `mtlab run` (columns {list(summary.columns)})")
+    summary = summary.reindex(columns=[*summary.columns, *(c for c in ("output", "error") if c not in summary)])
+    for column in ("notebook", "status", "output", "error"):
+        summary[column] = summary[column].fillna("").astype(str)
+    summary["status"] = summary["status"].str.strip().str.lower()
+    summary["notebook"] = [Path(n).name for n in summary["notebook"]]  # never a path out of the folder
     return summary
 
 
-def kept_tables(folder: Path) -> list[tuple[dict, pd.DataFrame]]:
-    """A notebook's kept tables in the order kept: (manifest entry, frame); a table that cannot be read
-    is left out (a batch cut short)."""
+def read_kept(folder: Path) -> tuple[list[tuple[dict, pd.DataFrame]], list[str]]:
+    """A notebook's kept tables in the order kept, (manifest entry, frame), and a line for each that
+    could not be read (an unreadable manifest or CSV: a batch cut short, a file edited by hand). A
+    notebook that kept nothing has no manifest and no problem."""
+    folder = Path(folder)
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        return [], []
     try:
-        entries = json.loads((Path(folder) / "manifest.json").read_text())
-    except (OSError, ValueError):  # absent, or cut short by an interrupted batch: no tables from it
-        return []
-    out = []
-    for entry in entries if isinstance(entries, list) else []:
+        entries = json.loads(manifest.read_text())
+        if not isinstance(entries, list):
+            raise ValueError("not a list of tables")
+    except (OSError, ValueError) as err:
+        return [], [f"{folder.name}/manifest.json is unreadable ({type(err).__name__}: {str(err)[:120]})"]
+    out, problems = [], []
+    for entry in entries:
         try:
-            frame = pd.read_csv(Path(folder) / entry["file"], index_col=0 if entry.get("indexed") else None)
-        except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError):
+            frame = pd.read_csv(folder / entry["file"], index_col=0 if entry.get("indexed") else None)
+        except (OSError, ValueError, KeyError, TypeError, pd.errors.ParserError) as err:
+            name = entry.get("file", "?") if isinstance(entry, dict) else "?"
+            problems.append(f"{folder.name}/{name} is unreadable ({type(err).__name__}: {str(err)[:120]})")
             continue
         out.append((entry, frame))
-    return out
+    return out, problems
+
+
+def kept_tables(folder: Path) -> list[tuple[dict, pd.DataFrame]]:
+    """The readable kept tables of a notebook (read_kept without the problems)."""
+    return read_kept(folder)[0]
 
 
 def run_tables(run_dir: Path, summary: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
-    """{notebook stem: {table name: frame}} of every notebook in the summary."""
+    """{notebook stem: {table name: frame}} of the notebooks that ran to the end ("ok"): the tables a
+    failed or interrupted notebook kept before it stopped are partial, and the front page leaves them
+    out (its rows say why)."""
     return {
         Path(nb).stem: {
             entry.get("name", entry["file"]): frame for entry, frame in kept_tables(run_dir / Path(nb).stem)
         }
-        for nb in summary["notebook"]
+        for nb, status in zip(summary["notebook"], summary["status"])
+        if status == "ok"
     }
 
 
 # --- pieces of HTML -------------------------------------------------------------------------------
+
+
+def _href(relative: str) -> str:
+    """A relative link to a file of the run folder: URL-quoted (a '#' or '?' in a name), then escaped."""
+    from urllib.parse import quote
+
+    return html.escape(quote(relative))
 
 
 def _number(v: float) -> str:
@@ -175,9 +204,9 @@ VERDICT_CLASS = {"reproduced": "reproduced", "better": "better", "worse": "worse
 
 
 def _verdict_html(text: str) -> str:
-    if text.startswith("not run"):
+    if text.startswith(("not ", "notebook ", "table unreadable")):
         kind = "notrun"
-    elif text.startswith("within"):
+    elif text.startswith(("within", "inconclusive")):
         kind = "within"
     else:
         kind = VERDICT_CLASS.get(text.split(" (")[0], "within")
@@ -285,14 +314,45 @@ def render_notebook(executed: Path) -> Path | None:
     except Exception:  # absent, truncated JSON, or nbconvert missing: the report links the .ipynb instead
         return None
     target = executed.with_suffix(".html")
-    _write_atomic(target, body)
+    try:
+        _write_atomic(target, body, page=False)
+    except ValueError:
+        return None
     return target
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+GENERATOR = "<meta name='generator' content='mtlab report'>"  # marks a page this module wrote
+
+
+def _ours(path: Path) -> bool:
+    """Whether `path` is absent or a page mtlab wrote (its generator mark, or an older report's title)."""
     try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return GENERATOR in head or head.startswith("<!doctype html><html><head><meta charset='utf-8'><title>mtlab")
+
+
+def _write_atomic(path: Path, text: str, page: bool = True) -> None:
+    """Write `text` whole: a temporary file beside `path`, flushed, renamed over it, with the
+    permissions a plain write would give (the umask's). A page never replaces a file mtlab did not write.
+    Raises ValueError naming the file and what to do."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"{path.parent} is not a folder: give a file in an existing folder")
+    if page and not _ours(path):
+        raise ValueError(f"{path} exists and is not a page mtlab wrote; give another file (it is left as it is)")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise ValueError(f"cannot write in {path.parent} ({err.strerror}); give a writable place") from err
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)  # mkstemp makes 0600: others could not read a shared report
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -303,10 +363,18 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+# a link to a folded section (#01_mtl_benchmark) unfolds it; inline, so the page stays one offline file
+OPEN_ON_LINK = (
+    "<script>function openTarget(){var e=document.getElementById(decodeURIComponent(location.hash.slice(1)));"
+    "if(e&&e.tagName==='DETAILS'){e.open=true;e.scrollIntoView();}}"
+    "window.addEventListener('hashchange',openTarget);openTarget();</script>"
+)
+
+
 def _page(title: str, parts: list[str]) -> str:
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>{GENERATOR}"
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + f"\n{OPEN_ON_LINK}</body></html>"
     )
 
 
@@ -332,14 +400,41 @@ def _profile_banner(profile: str) -> str:
     )
 
 
-def _front_page(tables, profile: str) -> list[str]:
-    from .experiments.headlines import front_page
+WHY_NOT_RUN = {  # a notebook's status → what its front-page rows say in place of "not run in this profile"
+    "failed": "notebook failed",
+    "interrupted": "notebook interrupted",
+    "not run": "not run (the batch stopped)",
+}
+
+
+def _why_missing(statuses: dict[str, str], notebook: str) -> str | None:
+    """What a row of `notebook` says when its tables are missing; None: "not run in this profile"
+    stands (the notebook ran and did not run this part in this profile)."""
+    if notebook not in statuses:
+        return "not in this batch"
+    status = statuses[notebook]
+    return None if status == "ok" else WHY_NOT_RUN.get(status, f"notebook {status}")
+
+
+def _front_page(tables, profile: str, statuses: dict[str, str]) -> list[str]:
+    from .experiments.headlines import NOT_RUN, front_page
 
     page = front_page(tables, profile)
-    claims = page["claims"]
-    table2 = page["table2"]
+    claims = {
+        section: frame.assign(
+            verdict=[
+                (_why_missing(statuses, nb) or v) if v == NOT_RUN else v
+                for v, nb in zip(frame["verdict"], frame["notebook"])
+            ]
+        )
+        for section, frame in page["claims"].items()
+    }
+    table2 = page["table2"].replace(NOT_RUN, _why_missing(statuses, "01_mtl_benchmark") or NOT_RUN)
+    results = tables.get("01_mtl_benchmark", {}).get("results")
+    seeds = f" · {results['seed'].nunique()} seed(s)" if results is not None and "seed" in results else ""
     left = [
         "<section><h2>MPT-Rec (Table 2: Census-Income, test AUC)</h2>",
+        f"<p class='note'>{html.escape(profile)} profile{seeds} · <a href='#01_mtl_benchmark'>01_mtl_benchmark</a></p>",
         _table2_html(table2),
         "<h3>MPT-Rec: Tables 3 and 4</h3>",
         _cells_html(claims["MPT-Rec"].drop(columns="paper"), {"verdict"}, "notebook"),
@@ -361,7 +456,9 @@ def _front_page(tables, profile: str) -> list[str]:
             parts.append(f"<figure>{image}<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
         parts.append("</div>")
     if page["findings"]:
-        parts.append("<h2>Findings (each from a paired test over seeds)</h2><ul class='findings'>")
+        parts.append(
+            "<h2>Findings (the sentences the notebooks print from their tests over seeds)</h2><ul class='findings'>"
+        )
         parts += [f"<li>{html.escape(line)}</li>" for line in page["findings"]]
         parts.append("</ul>")
     return parts
@@ -374,15 +471,15 @@ def _raw_section(run_dir: Path, stem: str, status: str, seconds, rendered: Path 
     ]
     links = []
     if rendered:
-        links.append(f"<a href='{html.escape(rendered.name)}'>the executed notebook (HTML)</a>")
+        links.append(f"<a href='{_href(rendered.name)}'>the executed notebook (HTML)</a>")
     if (run_dir / f"{stem}.ipynb").exists():
-        links.append(f"<a href='{html.escape(stem)}.ipynb'>{html.escape(stem)}.ipynb</a>")
+        links.append(f"<a href='{_href(stem + '.ipynb')}'>{html.escape(stem)}.ipynb</a>")
     if links:
         parts.append(f"<p class='note'>{' · '.join(links)}</p>")
     for entry, frame in kept_tables(run_dir / stem):
         shown = frame.head(SHOWN_ROWS)
         more = len(frame) - len(shown)
-        link = f"<a href='{html.escape(stem)}/{html.escape(entry['file'])}'>{html.escape(entry['file'])}</a>"
+        link = f"<a href='{_href(stem + '/' + entry['file'])}'>{html.escape(entry['file'])}</a>"
         parts.append(
             f"<h3>{html.escape(entry.get('title', entry['file']))}</h3>{_table_html(shown)}"
             f"<p class='note'>{len(frame)} rows × {frame.shape[1]} columns"
@@ -402,8 +499,11 @@ def write_report(run_dir: Path, summary: pd.DataFrame | None = None, profile: st
     summary = read_summary(run_dir) if summary is None else summary
     info = run_info(run_dir)
     profile = profile or info.get("profile", "unknown")
-    env = {k: v for k, v in info.items() if k not in ("profile",)} or environment()
+    env = {k: v for k, v in info.items() if k not in ("profile",)}
+    if not env:  # a run folder from before run.json: say whose environment the header shows
+        env = {**environment(), "note": "the run recorded no environment: this is the report writer's"}
     tables = run_tables(run_dir, summary)
+    problems = [line for nb in summary["notebook"] for line in read_kept(run_dir / Path(nb).stem)[1]]
     total = pd.to_numeric(summary["seconds"], errors="coerce").sum()
     counts = summary["status"].value_counts()
     parts = [
@@ -422,9 +522,9 @@ def write_report(run_dir: Path, summary: pd.DataFrame | None = None, profile: st
         )
         + " · <a href='#notebooks'>notebooks</a> · <a href='#environment'>environment</a></p>",
     ]
-    failed = summary[summary["status"].isin(["failed", "interrupted"])]
-    skipped = summary[~summary["status"].isin(["ok", "failed", "interrupted"])]
-    if len(failed) or len(skipped):
+    failed = summary[~summary["status"].isin(["ok", "not run"])]
+    skipped = summary[summary["status"] == "not run"]
+    if len(failed) or len(skipped) or problems:
         items = [
             f"<li><a href='#{html.escape(Path(r.notebook).stem)}'>{html.escape(r.notebook)}</a> "
             f"<span class='{html.escape(r.status)}'>{html.escape(r.status)}</span>: {html.escape(str(r.error or ''))}</li>"
@@ -434,12 +534,14 @@ def write_report(run_dir: Path, summary: pd.DataFrame | None = None, profile: st
             why = str(skipped["error"].iloc[0] or skipped["status"].iloc[0])
             names = ", ".join(html.escape(Path(n).stem) for n in skipped["notebook"])
             items.append(f"<li>{len(skipped)} not run ({html.escape(why)}): {names}</li>")
+        items += [f"<li>{html.escape(line)}</li>" for line in problems]
         parts.append(
-            "<div class='alert'><b>Not every notebook ran to the end</b>; the rows they feed say \"not run in this "
-            f'profile".<ul>{"".join(items)}</ul></div>'
+            "<div class='alert'><b>Not every notebook ran to the end, or not every table could be read</b>; the "
+            f"rows they feed say so.<ul>{''.join(items)}</ul></div>"
         )
     parts.append(_profile_banner(profile))
-    parts += _front_page(tables, profile)
+    statuses = {Path(nb).stem: status for nb, status in zip(summary["notebook"], summary["status"])}
+    parts += _front_page(tables, profile, statuses)
     rendered = {Path(nb).stem: render_notebook(run_dir / nb) for nb in summary["notebook"]}
     parts.append(
         "<h2 id='notebooks'>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>seconds</th>"
@@ -488,6 +590,8 @@ def compare_runs(a_dir: Path, b_dir: Path, out: Path | None = None) -> Path:
     out = Path(out) if out else b_dir / f"compare-{a_dir.name}.html"
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name such as {out / 'compare.html'}")
+    if not _ours(out):
+        raise ValueError(f"--out {out} exists and is not a page mtlab wrote; give another file (it is left as it is)")
     infos = {"A": run_info(a_dir), "B": run_info(b_dir)}
     parts = [
         "<h1>What moved from run A to run B</h1><table><tr><th></th><th>folder</th><th>profile</th>"
@@ -527,8 +631,9 @@ def compare_runs(a_dir: Path, b_dir: Path, out: Path | None = None) -> Path:
             keys = entry_b.get("keys") or entry_a.get("keys") or []
             try:
                 found = table_changes(frame_a, frame_b, keys, indexed=bool(entry_b.get("indexed")))
-            except ValueError as err:
-                overview.append({"notebook": stem, "table": name, "compared on": "–", "moved": str(err)})
+            except (ValueError, KeyError, TypeError, IndexError) as err:  # one odd table never sinks the page
+                why = f"not compared: {type(err).__name__}: {str(err)[:200]}"
+                overview.append({"notebook": stem, "table": name, "compared on": "–", "moved": why})
                 continue
             moved = found.moved
             overview.append(

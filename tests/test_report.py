@@ -38,6 +38,8 @@ def test_a_number_is_reproduced_within_seed_noise_else_better_or_worse():
     assert hl.verdict_vs_number([0.9300, 0.9310, 0.9305], 0.9494) == hl.WORSE
     assert hl.verdict_vs_number([0.9300, 0.9310], 0.9494, higher_is_better=False) == hl.BETTER  # e.g. a log loss
     assert hl.verdict_vs_number([0.95], 0.9494) == "better (1 seed)"  # no spread to test against
+    # two seeds 0.0066 apart: the paper's number is inside a ±0.04 interval, which says nothing
+    assert hl.verdict_vs_number([0.8757, 0.8823], 0.8563) == hl.INCONCLUSIVE
     assert hl.verdict_vs_number([9.3, 9.3], 9.3, higher_is_better=False, precision=0.05) == hl.REPRODUCED
     assert hl.verdict_vs_number([5.0, 5.0], 9.3, higher_is_better=False, precision=0.05) == hl.BETTER  # fewer params
     assert hl.verdict_vs_number([], 0.9494) == hl.NOT_RUN
@@ -47,7 +49,9 @@ def test_a_claimed_direction_is_reproduced_contradicted_or_within_noise():
     assert hl.verdict_of_direction([0.010, 0.012, 0.011]) == hl.REPRODUCED
     assert hl.verdict_of_direction([-0.010, -0.012, -0.011]) == hl.CONTRADICTED
     assert hl.verdict_of_direction([-0.010, -0.012, -0.011], claimed_positive=False) == hl.REPRODUCED
-    assert hl.verdict_of_direction([0.010, -0.012, 0.004]) == hl.WITHIN
+    assert hl.verdict_of_direction([0.0001, -0.0002, 0.0001]) == hl.WITHIN  # no effect, and a tight interval
+    assert hl.verdict_of_direction([0.010, -0.012, 0.004]) == hl.INCONCLUSIVE  # no effect shown, none excluded
+    assert hl.verdict_of_direction([-0.08, -0.03]) == hl.INCONCLUSIVE  # −5.5 points on two seeds: p = 0.27
     assert hl.verdict_of_direction([0.01]) == "reproduced (1 seed)"
     assert hl.verdict_of_direction([0.01, 0.01]) == hl.REPRODUCED  # the same shift on every seed: no noise at all
 
@@ -213,7 +217,7 @@ def test_claims_read_the_kept_tables_and_say_what_did_not_run(tmp_path):
     gain = pmtrec[pmtrec["claim"].str.contains("filmtrust")].iloc[0]
     assert "(rlw)" in gain["claim"] and gain["verdict"] == hl.REPRODUCED and gain["ours"].startswith("+6.")
     cell = pmtrec[pmtrec["claim"].str.startswith("α × τ")].iloc[0]
-    assert "best α = 1.2" in cell["ours"] and cell["verdict"] == hl.REPRODUCED  # above the default (1.1, 1)
+    assert "best α = 1.2" in cell["ours"] and cell["verdict"] == hl.WORSE  # the default (1.1, 1) is below it
     lab = hl.gradient_lab_claims(tables, "quick").iloc[0]
     assert "ρ = 0 than at ρ = 0.9" in lab["claim"] and lab["verdict"] == hl.REPRODUCED
     funnel = hl.funnel_claims(tables, "quick").iloc[0]  # 20_funnel did not run here
@@ -239,7 +243,7 @@ def test_the_report_opens_with_the_front_page_and_folds_the_raw_tables(tmp_path)
         body.index("<details class='notebook' id='01_mtl_benchmark'>"),  # folded: no `open`
     ]
     assert order == sorted(order)
-    assert "conflicts rise as ρ falls" in body and "not run in this profile" in body  # 13 failed
+    assert "conflicts rise as ρ falls" in body and "notebook failed" in body  # 13 failed: its rows say so
     assert body.count("data:image/png;base64,") >= 2  # gain bars and the α × τ grid, drawn from the tables
     # a long table shows its first rows and links its CSV
     assert "the first 12 shown, all 48 in <a href='01_mtl_benchmark/results.csv'>" in body
@@ -294,3 +298,36 @@ def test_mtlab_report_compares_two_runs_and_rewrites_one(tmp_path, capsys):
 def test_keys_must_be_columns():
     with pytest.raises(ValueError, match=r"keys \['seed'\] are not columns"):
         titled("x", pd.DataFrame({"model": ["a"]}), keys=("model", "seed"))
+
+
+def test_damaged_or_partial_tables_are_named_never_fatal(tmp_path):
+    """A failed notebook's partial tables give no verdict; an unreadable manifest or a table of another
+    shape is named on the page; nothing raises."""
+    folder = kept_run(tmp_path / "run", failed="10_pmtrec_benchmark")
+    os.environ.pop(ENV, None)
+    (folder / "10_pmtrec_benchmark").mkdir(exist_ok=True)
+    keep_path = folder / "10_pmtrec_benchmark" / "manifest.json"
+    assert not keep_path.exists()  # the failed notebook kept nothing here; give it a partial table
+    table = folder / "10_pmtrec_benchmark" / "pmtrec_benchmark.csv"
+    table.write_text("dataset,strategy,seed,ndcg@40\nfilmtrust,pmtrec,0,0.9\nfilmtrust,ew,0,0.1\n")
+    keep_path.write_text(json.dumps([{"file": "pmtrec_benchmark.csv", "name": "pmtrec_benchmark", "title": "x"}]))
+    (folder / "13_gradient_lab" / "manifest.json").write_text("{not json")
+    results = folder / "03_new_task_prompt_tuning" / "table3_runs.csv"
+    pd.read_csv(results).drop(columns="model").to_csv(results, index=False)
+    body = write_report(folder).read_text().split("<body>")[1]
+    assert "notebook failed" in body  # PMTRec's row: not the partial table's +800 %
+    assert "+800" not in body.split("id='notebooks'")[0]
+    assert "13_gradient_lab/manifest.json is unreadable" in body
+    assert "table unreadable" in body and "KeyError" in body  # 03's table has no model column
+    assert (folder / "report.html").stat().st_mode & 0o044  # readable by others, as a plain write is
+    (folder / "notes.html").write_text("my own notes")
+    with pytest.raises(ValueError, match="not a page mtlab wrote"):
+        compare_runs(folder, kept_run(tmp_path / "B"), folder / "notes.html")
+    assert (folder / "notes.html").read_text() == "my own notes"
+
+
+def test_a_text_column_with_missing_values_compares():
+    a = pd.DataFrame({"strategy": ["ew", "mgda"], "seed": [0, 0], "task": ["rec", None], "skipped": [None, "n/a"]})
+    b = a.assign(skipped=[None, "other reason"])
+    found = table_changes(a.assign(v=[1.0, 2.0]), b.assign(v=[1.0, 2.0]), ["strategy", "seed", "task"])
+    assert found.changes[["strategy", "column", "B"]].values.tolist() == [["mgda", "skipped", "other reason"]]

@@ -5,6 +5,10 @@ Where `seed` is a key the rows of each run are first gathered over seeds: every 
 mean ± std per group, Δ = mean_B − mean_A, with the paired t-test over the seeds both ran (Eq. 1,
 t = d̄ / (s_d / √n) on the per-seed differences d_s = B_s − A_s); a Welch test where no seed is shared.
 Elsewhere row meets row: Δ per numeric cell, and a text cell that differs shown as A → B.
+A table's p-values are adjusted for the number of its tests (Benjamini–Hochberg, scipy's
+`false_discovery_control`): "moved" means an adjusted p < ALPHA, so a table of a thousand cells does not
+"move" fifty of them by chance. Timings (a column whose name ends in "seconds", as every timing of
+mtlab's tables is named) are compared but never "moved": they measure the machine, not the method.
 Nothing is read or written here (mtlab.report reads the run folders and writes the page).
 """
 
@@ -20,6 +24,12 @@ from .seed_stats import paired_p
 
 ALPHA = 0.05
 SEED = "seed"
+RTOL, ATOL = 1e-6, 1e-9  # closer than this is float noise (a reduction summed in another order): "same"
+
+
+def is_timing(column) -> bool:
+    """mtlab names every timing column "...seconds" (seconds, train_seconds): compared, never "moved"."""
+    return str(column).endswith("seconds")
 
 
 @dataclass
@@ -113,8 +123,8 @@ def _over_seeds(a: pd.DataFrame, b: pd.DataFrame, group: list[str], shared: list
             xa, xb = part_a.set_index(SEED)[column], part_b.set_index(SEED)[column]
             ma, mb = xa.mean(), xb.mean()
             common = xa.index.intersection(xb.index)
-            same_mean = np.isclose(ma, mb, rtol=1e-12, atol=0) or (np.isnan(ma) and np.isnan(mb))
-            if same_mean and xa.loc[common].equals(xb.loc[common]):
+            same_mean = np.isclose(ma, mb, rtol=RTOL, atol=ATOL) or (np.isnan(ma) and np.isnan(mb))
+            if same_mean and np.allclose(xa.loc[common], xb.loc[common], rtol=RTOL, atol=ATOL, equal_nan=True):
                 unchanged += 1  # the same mean, and the same value on every seed both ran
                 continue
             if len(common) >= 2:
@@ -139,8 +149,8 @@ def _over_seeds(a: pd.DataFrame, b: pd.DataFrame, group: list[str], shared: list
                 }
             )
         for column in texts:
-            va = ", ".join(dict.fromkeys(part_a[column].astype(str)))
-            vb = ", ".join(dict.fromkeys(part_b[column].astype(str)))
+            va = ", ".join(dict.fromkeys(map(str, part_a[column])))  # NaN too: map(str), not astype(str)
+            vb = ", ".join(dict.fromkeys(map(str, part_b[column])))
             if va == vb:
                 unchanged += 1
                 continue
@@ -159,6 +169,14 @@ def _row_by_row(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], shared: list[
             va, vb = record[f"{column} A"], record[f"{column} B"]
             numeric = _numeric(a, column) and _numeric(b, column)
             if (pd.isna(va) and pd.isna(vb)) or (not pd.isna(va) and not pd.isna(vb) and va == vb):
+                unchanged += 1
+                continue
+            if (
+                numeric
+                and not pd.isna(va)
+                and not pd.isna(vb)
+                and np.isclose(float(va), float(vb), rtol=RTOL, atol=ATOL)
+            ):
                 unchanged += 1
                 continue
             delta = float(vb) - float(va) if numeric else np.nan
@@ -180,6 +198,18 @@ def _row_by_row(a: pd.DataFrame, b: pd.DataFrame, keys: list[str], shared: list[
 def _frame(rows: list[dict], keys: list[str]) -> pd.DataFrame:
     columns = [*keys, "column", "A", "B", "Δ", "Δ %", "p", "moved"]
     frame = pd.DataFrame(rows, columns=columns)
-    if len(frame):  # the largest relative moves first
-        frame = frame.iloc[np.argsort(-frame["Δ %"].abs().fillna(-1).to_numpy(), kind="stable")].reset_index(drop=True)
+    tested = frame["p"].notna() & ~frame["column"].map(is_timing)
+    if tested.any():  # Benjamini–Hochberg over the table's tests (see the module's text)
+        frame.loc[tested, "p"] = stats.false_discovery_control(frame.loc[tested, "p"].astype(float).to_numpy())
+        frame.loc[tested, "moved"] = frame.loc[tested, "p"] < ALPHA
+    frame.loc[frame["column"].map(is_timing), "moved"] = False
+    if len(frame):  # what moved first, then the largest relative changes; timings last
+        order = np.lexsort(
+            (
+                -frame["Δ %"].abs().fillna(-1).to_numpy(),
+                frame["column"].map(is_timing).to_numpy(),
+                ~frame["moved"].to_numpy(bool),
+            )
+        )
+        frame = frame.iloc[order].reset_index(drop=True)
     return frame

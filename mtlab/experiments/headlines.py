@@ -6,16 +6,20 @@ and returns DataFrames or sentences; nothing is read or written. A notebook's ta
 `{table name: DataFrame}`; a notebook that did not run (or failed before keeping them) gives `{}`,
 and its rows say "not run in this profile".
 
-Verdicts (`VERDICTS`), each from a test over seeds at level ALPHA = 0.05:
+Verdicts (`VERDICTS`), each from our per-seed values at level ALPHA = 0.05, with the 95 % confidence
+interval of our mean (Eq. 3, x̄ ± t_{0.975, n−1} · s / √n) and an equivalence margin δ (MARGIN: 0.002 of
+AUC or NDCG, the largest difference still called "the same"):
 
-- a number the paper reports (an AUC): one-sample t-test of our per-seed values against it (Eq. 1,
-  t = (x̄ − μ_paper) / (s / √n), n − 1 degrees of freedom): "reproduced" where p ≥ ALPHA (within seed
-  noise), else "better" or "worse" (for a metric where higher is better);
-- a direction the paper claims (PMTRec above the best baseline, the sign of an AUC change): paired
-  t-test of the per-seed differences against 0 (Eq. 2, the same t on differences d_s = a_s − b_s):
-  "reproduced" where the claimed direction holds with p < ALPHA, "contradicted" where the opposite
-  does, "within seed noise" otherwise;
-- with one seed there is no noise estimate: the sign of the difference, marked "(1 seed)".
+- a number the paper reports (an AUC): "better" or "worse" where the interval excludes it (Eq. 1, a
+  one-sample t-test, t = (x̄ − μ_paper) / (s / √n)); "reproduced" where it lies inside an interval no
+  wider than ±δ; "inconclusive (too few seeds)" where the interval holds it but is wider than ±δ;
+- a direction the paper claims (PMTRec above the best baseline, the sign of an AUC change): the same on
+  the per-seed differences d_s = a_s − b_s against 0 (Eq. 2): "reproduced" where the claimed direction
+  holds significantly, "contradicted" where the opposite does, "within seed noise" where the interval
+  holds 0 and is no wider than ±δ, else "inconclusive (too few seeds)";
+- with one seed there is no interval: the sign of the difference, marked "(1 seed)";
+- a row whose tables are missing: "not run in this profile" (mtlab.report says why: the notebook
+  failed, was interrupted or was not in the batch).
 """
 
 from __future__ import annotations
@@ -27,7 +31,18 @@ from scipy import stats
 ALPHA = 0.05
 REPRODUCED, BETTER, WORSE = "reproduced", "better", "worse"
 WITHIN, CONTRADICTED, NOT_RUN = "within seed noise", "contradicted", "not run in this profile"
-VERDICTS = (REPRODUCED, BETTER, WORSE, WITHIN, CONTRADICTED, NOT_RUN)
+INCONCLUSIVE = "inconclusive (too few seeds)"
+VERDICTS = (REPRODUCED, BETTER, WORSE, WITHIN, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+MARGIN = 0.002  # δ: AUC or NDCG differences up to this are "the same" (the issue's bar for a speed-up's AUC)
+
+
+def _half_width(values: np.ndarray) -> float:
+    """Half the 95 % confidence interval of the mean (Eq. 3); inf for fewer than two values."""
+    if len(values) < 2:
+        return float("inf")
+    return float(stats.t.ppf(1 - ALPHA / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
 CLAIM_COLUMNS = ["paper", "claim", "paper's figure", "ours", "verdict", "profile", "notebook"]
 
 
@@ -40,10 +55,13 @@ def _t_p(values: np.ndarray, reference: float) -> float:
     return float(stats.ttest_1samp(values, reference).pvalue)
 
 
-def verdict_vs_number(values, reference: float, higher_is_better: bool = True, precision: float = 5e-5) -> str:
-    """Our per-seed `values` against the paper's `reference` (Eq. 1): reproduced / better / worse.
-    Values without spread (one seed, or a count such as a parameter share) are "reproduced" where they
-    equal the reference to within `precision` (half the paper's last printed digit)."""
+def verdict_vs_number(
+    values, reference: float, higher_is_better: bool = True, precision: float = 5e-5, margin: float = MARGIN
+) -> str:
+    """Our per-seed `values` against the paper's `reference` (Eq. 1, Eq. 3): reproduced / better /
+    worse / inconclusive. Values without spread (one seed, or a count such as a parameter share) are
+    "reproduced" where they equal the reference to within `precision` (half the paper's last printed
+    digit), else better or worse."""
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     if not len(values) or reference is None or np.isnan(reference):
@@ -53,14 +71,15 @@ def verdict_vs_number(values, reference: float, higher_is_better: bool = True, p
         if abs(values.mean() - reference) <= precision:
             return REPRODUCED
         return (BETTER if above else WORSE) + (" (1 seed)" if len(values) == 1 else "")
-    if _t_p(values, reference) >= ALPHA:
-        return REPRODUCED
-    return BETTER if above else WORSE
+    if _t_p(values, reference) < ALPHA:
+        return BETTER if above else WORSE
+    return REPRODUCED if _half_width(values) <= margin else INCONCLUSIVE
 
 
-def verdict_of_direction(differences, claimed_positive: bool = True) -> str:
-    """Per-seed paired differences against 0 (Eq. 2): reproduced where the claimed sign holds
-    significantly, contradicted where the opposite does, else within seed noise."""
+def verdict_of_direction(differences, claimed_positive: bool = True, margin: float = MARGIN) -> str:
+    """Per-seed paired differences against 0 (Eq. 2, Eq. 3): reproduced where the claimed sign holds
+    significantly, contradicted where the opposite does, within seed noise where the interval holds 0
+    and lies within ±margin, else inconclusive."""
     d = np.asarray(differences, dtype=float)
     d = d[~np.isnan(d)]
     if not len(d):
@@ -71,9 +90,9 @@ def verdict_of_direction(differences, claimed_positive: bool = True) -> str:
     p = _t_p(d, 0.0)
     if np.isnan(p):  # no spread: every seed moved the same way by the same amount
         p = 0.0 if d.mean() != 0 else 1.0
-    if p >= ALPHA:
-        return WITHIN
-    return REPRODUCED if holds else CONTRADICTED
+    if p < ALPHA:
+        return REPRODUCED if holds else CONTRADICTED
+    return WITHIN if _half_width(d) + abs(d.mean()) <= margin else INCONCLUSIVE
 
 
 def _p(values, reference: float = 0.0) -> str:
@@ -181,14 +200,16 @@ def mpt_rec_claims(tables: dict[str, dict[str, pd.DataFrame]], profile: str) -> 
             verdict_of_direction(part["delta"], claimed_positive=sign == "+")
             for (_, _, _, sign), part in merged.groupby(["new_task", "task", "model", "paper_sign"], sort=False)
         ]
-        counts = {v: sum(x.startswith(v) for x in verdicts) for v in (REPRODUCED, CONTRADICTED, WITHIN)}
-        verdict = max((WITHIN, REPRODUCED, CONTRADICTED), key=counts.get)  # the most cells' verdict; ties: noise
+        counts = {v: sum(x.startswith(v) for x in verdicts) for v in (REPRODUCED, CONTRADICTED, WITHIN, INCONCLUSIVE)}
+        # the most cells' verdict; ties go to the weaker statement (noise, then inconclusive)
+        verdict = max((WITHIN, INCONCLUSIVE, REPRODUCED, CONTRADICTED), key=counts.get)
         rows.append(
             _claim(
                 "MPT-Rec",
                 "Table 4: sign of the old tasks' AUC change when a new task joins (the verdict of most cells' paired tests)",
                 f"{len(verdicts)} signs",
-                f"{counts[REPRODUCED]} same, {counts[CONTRADICTED]} opposite, {counts[WITHIN]} within seed noise",
+                f"{counts[REPRODUCED]} same, {counts[CONTRADICTED]} opposite, {counts[WITHIN]} within seed noise"
+                + (f", {counts[INCONCLUSIVE]} inconclusive" if counts[INCONCLUSIVE] else ""),
                 verdict,
                 f"{profile} · {t4['seed'].nunique()} seed(s)",
                 "02_negative_transfer",
@@ -198,6 +219,16 @@ def mpt_rec_claims(tables: dict[str, dict[str, pd.DataFrame]], profile: str) -> 
 
 
 # --- PMTRec --------------------------------------------------------------------------------------
+
+
+def _pmtrec_defaults() -> tuple[float, float]:
+    """(α, τ) as PMTRec's constructor defaults them (one source of truth)."""
+    import inspect
+
+    from ..weighting.pmtrec import PMTRec
+
+    parameters = inspect.signature(PMTRec.__init__).parameters
+    return float(parameters["alpha"].default), float(parameters["tau"].default)
 
 
 def pmtrec_claims(tables: dict[str, dict[str, pd.DataFrame]], profile: str, metric: str = "ndcg@40") -> pd.DataFrame:
@@ -246,22 +277,26 @@ def pmtrec_claims(tables: dict[str, dict[str, pd.DataFrame]], profile: str, metr
     else:
         wide = grid_runs.pivot_table(index="seed", columns=["alpha", "tau"], values=metric)
         best = wide.mean().idxmax()
-        default = (1.1, 1.0)
-        if default in wide.columns and default != best:
-            verdict = verdict_of_direction(wide[best] - wide[default])
-            ours = (
-                f"best α = {best[0]:g}, τ = {best[1]:g}: {wide[best].mean():.4f}; default α = 1.1, τ = 1: "
-                f"{wide[default].mean():.4f}{_p(wide[best] - wide[default])}"
-            )
-            claim = "α × τ: the best cell above the default (α = 1.1, τ = 1)"
+        default = _pmtrec_defaults()
+        claim = f"α × τ: the default (α = {default[0]:g}, τ = {default[1]:g}) against the grid's best cell"
+        if default not in wide.columns:
+            verdict, ours = NOT_RUN, f"the grid has no default cell; best α = {best[0]:g}, τ = {best[1]:g}"
+        elif default == best:
+            verdict, ours = WITHIN, f"the default is the best cell: {wide[best].mean():.4f}"
         else:
-            verdict, ours = REPRODUCED, f"best α = {best[0]:g}, τ = {best[1]:g}: {wide[best].mean():.4f}"
-            claim = "α × τ: the best cell is the default (α = 1.1, τ = 1)" if default == best else "α × τ: best cell"
+            # the default's shortfall from the best cell, paired over seeds: "worse" where significant
+            shortfall = wide[default] - wide[best]
+            verdict = verdict_of_direction(shortfall, claimed_positive=False)
+            verdict = {REPRODUCED: WORSE, CONTRADICTED: BETTER}.get(verdict.split(" (")[0], verdict)
+            ours = (
+                f"default {wide[default].mean():.4f}; best α = {best[0]:g}, τ = {best[1]:g}: {wide[best].mean():.4f}"
+                f"{_p(shortfall)}"
+            )
         rows.append(
             _claim(
                 "PMTRec",
                 claim,
-                "α > 1 and a moderate τ (sensitivity figure)",
+                "– (the paper's sensitivity figure gives no numbers)",
                 ours,
                 verdict,
                 f"{profile} · {len(wide)} seed(s)",
@@ -326,7 +361,7 @@ def gradient_lab_claims(tables: dict[str, dict[str, pd.DataFrame]], profile: str
             f"conflicting gradients more frequent at ρ = {low:g} than at ρ = {high:g}",
             "–",
             f"{wide[low].mean():.1%} vs {wide[high].mean():.1%}{_p(wide[low] - wide[high])}",
-            verdict_of_direction(wide[low] - wide[high]),
+            verdict_of_direction(wide[low] - wide[high], margin=0.02),  # a share of steps: 2 points
             f"{profile} · {len(wide)} strategy × seed runs",
             "13_gradient_lab",
         )
@@ -340,11 +375,11 @@ def gradient_lab_claims(tables: dict[str, dict[str, pd.DataFrame]], profile: str
             rows.append(
                 _claim(
                     "gradient lab",
-                    f"ρ = {rho:g}: does a strategy beat Single Task (Δm, paired over seeds)?",
+                    f"ρ = {rho:g}: more strategies above Single Task than below (Δm, paired over seeds)?",
                     "–",
                     f"{len(better)} above, {len(worse)} below, {len(part) - len(better) - len(worse)} within noise"
                     + (f"; top: {top['strategy']} ({top['delta_m_mean']:+.2f} %)" if top is not None else ""),
-                    BETTER if len(better) else WORSE if len(worse) else WITHIN,
+                    BETTER if len(better) > len(worse) else WORSE if len(worse) > len(better) else WITHIN,
                     f"{profile} · {int(part['seeds'].max()) if 'seeds' in part and len(part) else '?'} seed(s)",
                     "13_gradient_lab",
                 )
@@ -396,16 +431,42 @@ def _table4_sentence(table: pd.DataFrame) -> str:
     )
 
 
+UNREADABLE = "table unreadable"
+SHAPE_ERRORS = (KeyError, ValueError, TypeError, IndexError, AttributeError)  # a kept table of another shape
+
+
 def front_page(tables: dict[str, dict[str, pd.DataFrame]], profile: str) -> dict:
     """Everything the front page shows: {"table2": wide Table 2, "claims": {section: rows}, "findings":
-    sentences}."""
+    sentences}. A table of another shape than the code expects (an older run, a file edited by hand)
+    gives its section one row saying so ("table unreadable", with the error), never an exception."""
+
+    def guarded(section, notebook, make):
+        try:
+            return make()
+        except SHAPE_ERRORS as err:
+            why = f"{type(err).__name__}: {err}"[:200]
+            return pd.DataFrame(
+                [
+                    _claim(
+                        section, f"the tables of {notebook} could not be read", "–", why, UNREADABLE, profile, notebook
+                    )
+                ],
+                columns=CLAIM_COLUMNS,
+            )
+
+    try:
+        table2 = table2_headline(tables.get("01_mtl_benchmark", {}).get("results"))
+    except SHAPE_ERRORS:
+        table2 = table2_headline(None).replace(NOT_RUN, UNREADABLE)
     return {
-        "table2": table2_headline(tables.get("01_mtl_benchmark", {}).get("results")),
+        "table2": table2,
         "claims": {
-            "MPT-Rec": mpt_rec_claims(tables, profile),
-            "PMTRec": pmtrec_claims(tables, profile),
-            "the funnel (ESMM, ESCM², AITM)": funnel_claims(tables, profile),
-            "the gradient lab": gradient_lab_claims(tables, profile),
+            "MPT-Rec": guarded("MPT-Rec", "02_negative_transfer", lambda: mpt_rec_claims(tables, profile)),
+            "PMTRec": guarded("PMTRec", "10_pmtrec_benchmark", lambda: pmtrec_claims(tables, profile)),
+            "the funnel (ESMM, ESCM², AITM)": guarded("funnel", "20_funnel", lambda: funnel_claims(tables, profile)),
+            "the gradient lab": guarded(
+                "gradient lab", "13_gradient_lab", lambda: gradient_lab_claims(tables, profile)
+            ),
         },
         "findings": findings(tables),
     }

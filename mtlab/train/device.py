@@ -82,9 +82,11 @@ def training_threads() -> int:
 @contextmanager
 def epoch_threads(device: torch.device):
     """Run a training epoch on `training_threads()` intra-op threads (CPU only), torch's setting
-    restored afterwards. The arithmetic does not depend on the thread count for mtlab's models (each
-    thread computes whole rows or whole elements; tests/test_train.py trains with 1 and 2 threads and
-    compares the weights bitwise), so a busy machine changes the time, not the result."""
+    restored afterwards. For MMoE and MPT-Rec the weights do not depend on the thread count
+    (tests/test_train.py trains with 1 and 2 threads and compares them bitwise); elsewhere a reduction
+    summed in another order may move the last float bits (PMTRec's per-user weight summary moved by
+    1e-8 between a quiet and a busy run), never a table's rounded figures. MTLAB_THREADS pins the count
+    where bit-for-bit repeats across loads matter."""
     if device.type != "cpu":
         yield None
         return
