@@ -87,6 +87,7 @@ def test_training_threads_follow_the_free_cores_or_mtlab_threads(monkeypatch):
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     loads = iter(["0.50 0.40 0.30 3/200 1", "0.50 0.40 0.30 3/200 1", "0.50 0.40 0.30 1/200 1"] * 3)
     monkeypatch.setattr(device, "open", lambda *a, **k: __import__("io").StringIO(next(loads)), raising=False)
+    monkeypatch.setattr(device, "_own_running", lambda: 1)  # the reader alone (its own spinning threads excluded)
     assert device.usable_cores(samples=3, interval=0) == 1  # two others running: one core left (never zero)
     loads = iter(["0.5 0.4 0.3 1/200 1"] * 3)
     assert device.usable_cores(samples=3, interval=0) == 2  # only the reader itself running

@@ -7,6 +7,7 @@ import random
 import statistics
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,11 +42,25 @@ def seed_everything(seed: int) -> None:
 THREADS_ENV = "MTLAB_THREADS"  # a positive integer pins the intra-op threads of every training epoch
 
 
+def _own_running() -> int:
+    """Threads of this process running or runnable now (state R in /proc/self/task/*/stat): the
+    reader itself, and any of our own intra-op threads still spinning after a parallel region."""
+    running = 0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended while we looked
+            continue
+        running += text[text.rfind(")") + 2 :].startswith("R")  # the state follows the (command)
+    return max(1, running)
+
+
 def usable_cores(samples: int = 5, interval: float = 0.002) -> int:
     """The cores this process can get now: those its CPU affinity allows (os.sched_getaffinity), less
     the threads of other processes that are running or waiting to run — the first number of the 4th
-    field of /proc/loadavg, its median over `samples` readings `interval` seconds apart, less the
-    reading thread itself. At least 1. Where there is no /proc (macOS), the affinity (or cpu_count).
+    field of /proc/loadavg less this process's own running threads (`_own_running`), its median over
+    `samples` readings `interval` seconds apart. At least 1. Where there is no /proc (macOS), the
+    affinity (or cpu_count).
 
     Why: a parallel operator waits for its slowest thread; beside other busy processes one of two
     threads loses its core and every stacked operator then waits for it (seed-vectorized MMoE on 2
@@ -58,7 +73,8 @@ def usable_cores(samples: int = 5, interval: float = 0.002) -> int:
     for i in range(samples):
         try:
             with open("/proc/loadavg") as f:
-                readings.append(int(f.read().split()[3].split("/")[0]) - 1)
+                runnable = int(f.read().split()[3].split("/")[0])
+            readings.append(runnable - _own_running())
         except (OSError, ValueError, IndexError):
             return allowed
         if i + 1 < samples:
