@@ -74,6 +74,7 @@ class CountingLearner:
 
     def __init__(self, scores, patience=1, losses=None):
         self.size, self.tasks, self.scores = len(scores), ("a",), scores
+        self.device = torch.device("cpu")
         self.configs = [
             TrainConfig(epochs=len(scores[0]), patience=patience, quiet=True, seed=s) for s in range(self.size)
         ]
