@@ -12,9 +12,10 @@ table's run is; the seconds are the wall time of the fit calls (building the mod
 test evaluation not counted), measured side by side in one process. Columns: one_by_one_s,
 vectorized_s, speedup (one by one / vectorized), and vs_one_seed (vectorized S seeds / one seed).
 
---busy N: also with N busy processes beside (each trains an MMoE on synthetic rows, one model after
-another, with torch's default threads, as another notebook or sweep would), started before and stopped
-after that setting's timings; a row per setting. --threads: the intra-op thread policy of the timed
+--busy N: also with N busy processes beside (each trains an MMoE on synthetic rows with mtlab's `fit`,
+one model after another, as another notebook or sweep would: mtlab's thread choice and OpenMP's
+passive wait), started before and stopped after that setting's timings; a row per setting. Each cell is
+one timing, vectorized first: repeat the command to see the spread. --threads: the intra-op thread policy of the timed
 runs: "auto" (mtlab's: the cores free at each epoch, mtlab.train.device.usable_cores) or a number
 pinned through $MTLAB_THREADS; a row per policy.
 """
@@ -132,9 +133,8 @@ def main(argv=None) -> pd.DataFrame:
         data, build, settings = make(args.subsample)
         settings = {**settings, "epochs": args.epochs, "device": str(device)}
         print(f"{title}: {len(data.train)} training rows", flush=True)
-        seconds(
-            data, build, 1, True, False, **{**settings, "epochs": 1}
-        )  # warm-up: first-call costs out of the figures
+        # warm-up: first-call costs (and with --compile the compile itself) out of the figures
+        seconds(data, build, min(args.seeds), True, args.compile, **{**settings, "epochs": 1})
         for busy in args.busy:
             neighbours = start_busy(busy)
             try:

@@ -51,7 +51,7 @@ def test_the_thread_count_changes_the_time_not_the_weights(synthetic, name, monk
     from mtlab.train.vectorized import fit_members
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(2, before))  # two threads possible: MTLAB_THREADS only lowers torch's setting
+    torch.set_num_threads(max(2, before))  # two threads possible: MTLAB_THREADS never exceeds torch's setting
     weights = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("MTLAB_THREADS", threads)
@@ -85,17 +85,32 @@ def test_training_threads_follow_the_free_cores_or_mtlab_threads(monkeypatch):
         device.training_threads()
     monkeypatch.delenv("MTLAB_THREADS")
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(device, "_cpu_quota", lambda: None)
     loads = iter(["0.50 0.40 0.30 3/200 1", "0.50 0.40 0.30 3/200 1", "0.50 0.40 0.30 1/200 1"] * 3)
     monkeypatch.setattr(device, "open", lambda *a, **k: __import__("io").StringIO(next(loads)), raising=False)
     monkeypatch.setattr(device, "_own_running", lambda: 1)  # the reader alone (its own spinning threads excluded)
     assert device.usable_cores(samples=3, interval=0) == 1  # two others running: one core left (never zero)
     loads = iter(["0.5 0.4 0.3 1/200 1"] * 3)
     assert device.usable_cores(samples=3, interval=0) == 2  # only the reader itself running
+    loads = iter(["0.5 0.4 0.3 9/200 1"] * 3)  # 8 others on a 64-CPU host, of which we may use 2
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 64)
+    assert device.usable_cores(samples=3, interval=0) == 2  # our share of them: 8 · 2/64, rounded to 0
     before = torch.get_num_threads()
-    monkeypatch.setenv("MTLAB_THREADS", "1")
-    with device.epoch_threads(torch.device("cpu")) as threads:
-        assert threads == 1 and torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before  # restored after the epoch
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.setenv("MTLAB_THREADS", "8")
+        assert device.training_threads() == 2  # never more than torch's own setting (a sweep worker's 1 stays 1)
+        monkeypatch.setenv("MTLAB_THREADS", "1")
+        first, second = device.epoch_threads(torch.device("cpu")), device.epoch_threads(torch.device("cpu"))
+        assert first.__enter__() == 1 and torch.get_num_threads() == 1
+        assert second.__enter__() == 1  # an epoch beside it (a panel's thread) changes nothing
+        first.__exit__(None, None, None)
+        assert torch.get_num_threads() == 1  # the other epoch still runs
+        second.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2  # restored when the last epoch ends
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_early_stopping_restores_best_weights(synthetic):

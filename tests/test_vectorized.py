@@ -220,6 +220,7 @@ def test_a_compiled_step_gives_the_same_members(tabular):
         assert all(abs(ours[t]["auc"] - theirs[t]["auc"]) < TOLERANCE for t in ours)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graphs_step_on_the_gpu(tabular):
     config = configs(seeds=(0, 1), epochs=1, device="cuda", batch_size=len(tabular.train))
